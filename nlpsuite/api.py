@@ -1,0 +1,107 @@
+"""The Python API: one Suite holds one backbone and runs every registered task on it."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from . import config
+from .catalog import Catalog
+from .errors import NlpsuiteError
+from .loader import Report, ensure_model
+from .plugins import Registry, registry
+from .runtime.generation import Completion, OnText
+from .runtime.sampling import SamplingParams
+
+
+class Suite:
+    """``Suite(model=..., device=...)``: loads the backbone once, lazily, and shares it across tasks."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str | None = None,
+        precision: str = "fp32",
+        report: Report | None = None,
+        quiet: bool = True,
+        plugins: Registry | None = None,
+    ) -> None:
+        self.model_name = model or config.default_model()
+        self.device_request = device or config.default_device()
+        self.precision = precision
+        self.report = report or (lambda _msg: None)
+        self.quiet = quiet
+        self.registry = plugins or registry()
+        self._heads: dict[str, Any] = {}
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        catalog = Catalog()
+        for name, entry in self.registry.models.items():
+            catalog.add(name, entry["source"], entry["description"], entry["aliases"])
+        return catalog
+
+    @cached_property
+    def source(self):
+        return self.catalog.resolve(self.model_name)
+
+    @cached_property
+    def backbone(self):
+        from .runtime.backbone import Backbone
+
+        folder = ensure_model(self.source, self.precision, self.report, self.quiet)
+        return Backbone(folder, self.device_request)
+
+    @cached_property
+    def tokenizer(self):
+        from .runtime.tokenizer import Tokenizer
+
+        return Tokenizer(self.backbone.folder, self.backbone.manifest.get("special_tokens", {}))
+
+    @cached_property
+    def chat_template(self):
+        from .runtime.tokenizer import ChatTemplate
+
+        tok = self.tokenizer
+        return ChatTemplate(self.backbone.manifest.get("chat_template"), tok.bos_token, tok.eos_token)
+
+    def head(self, name: str):
+        """The named head, built once per Suite."""
+        if name not in self._heads:
+            factory = self.registry.heads.get(name)
+            if factory is None:
+                raise NlpsuiteError(f"no head named {name!r} (installed: {', '.join(sorted(self.registry.heads))})")
+            self._heads[name] = factory(self)
+        return self._heads[name]
+
+    def run(self, task: str, *args, **kwargs):
+        """Run any registered task by name, e.g. ``suite.run("haiku", "autumn")``."""
+        found = self.registry.tasks.get(task)
+        if found is None:
+            raise NlpsuiteError(f"no task named {task!r} (installed: {', '.join(sorted(self.registry.tasks))})")
+        return found.run(self, *args, **kwargs)
+
+    def complete(
+        self,
+        prompt: str | list[str],
+        *,
+        raw: bool = False,
+        system: str | None = None,
+        on_text: OnText | None = None,
+        **sampling,
+    ) -> Completion | list[Completion]:
+        """Completions with token counts and timings; list in, list out."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        done = self.head("generation").complete(prompts, SamplingParams(**sampling), raw, system, on_text)
+        return done[0] if isinstance(prompt, str) else done
+
+    def generate(self, prompt: str | list[str], **kwargs) -> str | list[str]:
+        """Generated text; str in, str out; list in, list out."""
+        done = self.complete(prompt, **kwargs)
+        return done.text if isinstance(done, Completion) else [c.text for c in done]
+
+    def chat(self, messages: str | list[dict], *, on_text: OnText | None = None, **sampling) -> str:
+        """The assistant's reply to a message or a list of ``{"role", "content"}`` messages."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        return self.head("generation").chat(messages, SamplingParams(**sampling), on_text).text

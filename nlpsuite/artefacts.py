@@ -1,0 +1,19 @@
+"""Names of the files and graph inputs/outputs that make up a converted backbone."""
+
+from __future__ import annotations
+
+MODEL_FILE = "model.onnx"
+WEIGHTS_FILE = "model.onnx.data"
+TOKENIZER_FILE = "tokenizer.json"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
+
+PRECISIONS = ("fp32", "int8")
+
+
+def io_names(num_layers: int) -> list[tuple[str, str, str, str]]:
+    """(past key, past value, present key, present value) names for each layer."""
+    return [
+        (f"past_key_values.{i}.key", f"past_key_values.{i}.value", f"present.{i}.key", f"present.{i}.value")
+        for i in range(num_layers)
+    ]

@@ -1,0 +1,1 @@
+"""Command-line interface (Typer): parsing and printing only; the work happens in the API below."""

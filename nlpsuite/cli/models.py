@@ -1,0 +1,113 @@
+"""`nlpsuite models list | pull | info | rm`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import config
+from ..errors import NlpsuiteError
+from .options import Json, Precision, Quiet, err, print_json
+
+app = typer.Typer(help="List, fetch, inspect and remove models.", no_args_is_help=True)
+Name = Annotated[str, typer.Argument(help="Catalog name, local path or hub id.")]
+
+
+def _catalog():
+    from ..api import Suite
+
+    return Suite().catalog
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+@app.command("list")
+def list_models(json: Json = False, quiet: Quiet = False) -> None:
+    """Catalog models and converted models in the cache."""
+    from ..loader import cached_models
+
+    rows = {
+        name: {"name": name, "description": e.get("description", ""), "cached": []}
+        for name, e in sorted(_catalog().entries.items())
+    }
+    for c in cached_models():
+        where = c.manifest.get("source", {}).get("location", "")
+        rows.setdefault(c.key, {"name": c.key, "description": where, "cached": []})["cached"].append(c.precision)
+    rows = list(rows.values())
+    if json:
+        print_json({"cache_dir": str(config.models_dir()), "models": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "cached", "description", box=None)
+    for r in rows:
+        table.add_row(r["name"], ",".join(r["cached"]) or "-", r["description"])
+    Console().print(table)
+
+
+@app.command("pull")
+def pull(name: Name, precision: Precision = "fp32", json: Json = False, quiet: Quiet = False) -> None:
+    """Fetch and convert a model now (otherwise the first use does it)."""
+    from ..loader import ensure_model, resolve
+
+    source = resolve(name, _catalog())
+    report = (lambda _m: None) if quiet else (lambda m: err(f"[dim]{m}[/dim]"))
+    folder = ensure_model(source, precision, report, quiet)
+    if json:
+        print_json({"name": source.key, "precision": precision, "path": str(folder)})
+    elif not quiet:
+        err(f"[green]ready:[/green] {source.key} ({precision}) in {folder}")
+
+
+@app.command("info")
+def info(name: Name, json: Json = False, quiet: Quiet = False) -> None:
+    """Show a model's source and, if converted, its manifest."""
+    from ..loader import resolve, store
+
+    source = resolve(name, _catalog())
+    versions = {p: c.manifest for p in ("fp32", "int8") if (c := store().get(source.key, p))}
+    data = {
+        "name": source.key,
+        "kind": source.kind,
+        "location": source.location,
+        "description": source.description,
+        "converted": versions,
+    }
+    if json:
+        print_json(data)
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"[bold]{source.key}[/bold]  {source.description}")
+    if not versions:
+        console.print("not converted yet: 'nlpsuite models pull' or the first use converts it")
+    for precision, manifest in versions.items():
+        arch = manifest.get("architecture", {})
+        console.print(
+            f"  {precision}: {arch.get('model_type')} {arch.get('num_layers')} layers, "
+            f"hidden {arch.get('hidden_size')}, vocab {arch.get('vocab_size')}, "
+            f"context {arch.get('context_length')}, {_size(sum(manifest['files'].values()))}, "
+            f"created {manifest.get('created')}"
+        )
+
+
+@app.command("rm")
+def rm(name: Name, json: Json = False, quiet: Quiet = False) -> None:
+    """Delete a model's converted files from the cache."""
+    from ..loader import resolve, store
+
+    try:
+        key = resolve(name, _catalog()).key
+    except NlpsuiteError:
+        key = name  # a cache key whose source is gone
+    if not store().remove(key):
+        raise NlpsuiteError(f"{key} is not in the cache")
+    if json:
+        print_json({"removed": key})
+    elif not quiet:
+        err(f"removed {key}")

@@ -1,0 +1,79 @@
+"""Options every command shares, declared once, plus the small I/O helpers commands use.
+
+Plugin authors may import from here: it is part of the public plugin API.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import config
+from ..errors import NlpsuiteError
+
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="NLPSUITE_MODEL",
+        show_envvar=True,
+        help=f"Catalog name, local .gguf file, Hugging Face folder or hub id [default: {config.DEFAULT_MODEL}].",
+    ),
+]
+Device = Annotated[str, typer.Option("--device", envvar="NLPSUITE_DEVICE", show_envvar=True, help="auto | cpu | cuda.")]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 weights.")]
+
+MaxTokens = Annotated[int, typer.Option("--max-tokens", "-n", help="Most new tokens to generate.")]
+Temperature = Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy.")]
+TopK = Annotated[int, typer.Option("--top-k", help="Sample from the k likeliest tokens (0 = off).")]
+TopP = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")]
+RepetitionPenalty = Annotated[float, typer.Option("--repetition-penalty", help="> 1 discourages repeats.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed for sampling.")]
+Stop = Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")]
+IgnoreEos = Annotated[bool, typer.Option("--ignore-eos", help="Keep generating past end-of-sequence.")]
+System = Annotated[str | None, typer.Option("--system", help="System prompt.")]
+
+
+def err(message: str) -> None:
+    """A status line on stderr (never mixed into results on stdout)."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(message)
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def read_text(argument: str | None, what: str = "prompt") -> str:
+    """The argument, or stdin when it is '-' or absent and stdin is not a terminal."""
+    if argument is not None and argument != "-":
+        text = argument
+    elif not sys.stdin.isatty():
+        try:
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise NlpsuiteError(f"the {what} on stdin is not valid UTF-8 text") from None
+    else:
+        raise NlpsuiteError(f"no {what}: pass it as an argument or pipe it on stdin")
+    if not text.strip():
+        raise NlpsuiteError(f"empty {what}")
+    return text
+
+
+def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: bool = False):
+    """A Suite that reports conversion progress and the device it really runs on (unless quiet)."""
+    from ..api import Suite
+
+    report = (lambda _m: None) if quiet else (lambda m: err(f"[dim]{m}[/dim]"))
+    suite = Suite(model=model, device=device, precision=precision, report=report, quiet=quiet)
+    backbone = suite.backbone
+    if backbone.device_note and not quiet:
+        err(f"[yellow]{backbone.device_note}[/yellow]")
+    return suite

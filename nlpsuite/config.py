@@ -1,0 +1,43 @@
+"""Where state lives and which defaults apply; environment variables override both."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def home() -> Path:
+    """The root of nlpsuite's cache and state (``NLPSUITE_HOME`` overrides the platform dir)."""
+    override = os.environ.get("NLPSUITE_HOME")
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_path
+
+    return user_cache_path("nlpsuite", appauthor=False)
+
+
+def models_dir() -> Path:
+    return home() / "models"
+
+
+def downloads_dir() -> Path:
+    return home() / "downloads"
+
+
+def state_dir() -> Path:
+    """Chat history, transcripts and other small user state."""
+    return home() / "state"
+
+
+def default_model() -> str:
+    return os.environ.get("NLPSUITE_MODEL") or DEFAULT_MODEL
+
+
+def default_device() -> str:
+    return os.environ.get("NLPSUITE_DEVICE") or "auto"
+
+
+def strict_plugins() -> bool:
+    return os.environ.get("NLPSUITE_STRICT_PLUGINS", "") not in ("", "0", "false", "no")

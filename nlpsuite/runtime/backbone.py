@@ -1,0 +1,89 @@
+"""One ONNX Runtime session over a converted backbone, driven only through the backbone contract."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..artefacts import MODEL_FILE
+from ..errors import NlpsuiteError
+from ..store import read_manifest
+from .device import check_session, plan, quiet_onnxruntime
+
+State = dict[str, np.ndarray]
+
+
+@dataclass
+class Step:
+    """What one forward pass returns."""
+
+    logits: np.ndarray  # [batch, kept positions, vocab]
+    hidden: np.ndarray | None  # [batch, seq, hidden]
+    state: State  # keyed by the state *input* names, ready to feed back
+
+
+class Backbone:
+    """A converted model: session, manifest and the recurrent state it threads between steps."""
+
+    def __init__(self, folder: Path, device: str = "auto") -> None:
+        self.folder = Path(folder)
+        manifest = read_manifest(self.folder)
+        if manifest is None:
+            raise NlpsuiteError(f"{self.folder} holds no complete converted model (manifest missing or stale)")
+        self.manifest = manifest
+        self.precision = manifest.get("precision", "fp32")
+        ort = quiet_onnxruntime()
+        device_plan = plan(device)
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        threads = os.environ.get("NLPSUITE_THREADS")
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        started = time.perf_counter()
+        try:
+            self.session = ort.InferenceSession(str(self.folder / MODEL_FILE), options, providers=device_plan.providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
+            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
+        self.load_s = time.perf_counter() - started
+        self.device, self.device_note = check_session(device_plan, self.session)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.state_spec = manifest["state"]
+        self._to_input = {s["output"]: s["input"] for s in self.state_spec}
+
+    @property
+    def context_length(self) -> int:
+        return int(self.manifest["architecture"]["context_length"])
+
+    def empty_state(self, batch: int) -> State:
+        state = {}
+        for spec in self.state_spec:
+            shape = [batch if d is None else d for d in spec["shape"]]
+            state[spec["input"]] = np.zeros(shape, dtype=np.float32)
+        return state
+
+    def forward(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        position_ids: np.ndarray,
+        state: State,
+        num_logits: int = 1,
+        want_hidden: bool = False,
+    ) -> Step:
+        feed = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+            "num_logits_to_keep": np.array(num_logits, dtype=np.int64),
+            **state,
+        }
+        feed = {k: v for k, v in feed.items() if k in self.input_names}
+        wanted = [n for n in self.output_names if n != "last_hidden_state" or want_hidden]
+        values = dict(zip(wanted, self.session.run(wanted, feed)))
+        new_state = {self._to_input[name]: values[name] for name in self._to_input}
+        return Step(values["logits"], values.get("last_hidden_state"), new_state)

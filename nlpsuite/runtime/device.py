@@ -1,0 +1,71 @@
+"""Pick ONNX Runtime execution providers and say, in one line, what really runs and why."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+
+from ..errors import DeviceError
+
+DEVICES = ("auto", "cpu", "cuda")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    requested: str
+    providers: list[str]
+    note: str  # why this plan; empty when nothing needs saying
+
+
+def quiet_onnxruntime():
+    """Import onnxruntime with its own logging limited to fatal errors (we report problems ourselves)."""
+    import onnxruntime as ort
+
+    ort.set_default_logger_severity(4)
+    return ort
+
+
+def cuda_driver_problem() -> str | None:
+    """Why CUDA cannot work on this machine, or None if a driver is present."""
+    try:
+        ctypes.CDLL("nvcuda.dll" if os.name == "nt" else "libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver found (libcuda could not be loaded)"
+    return None
+
+
+def plan(requested: str) -> DevicePlan:
+    if requested not in DEVICES:
+        raise DeviceError(f"unknown device {requested!r}: choose one of {', '.join(DEVICES)}")
+    if requested == "cpu":
+        return DevicePlan(requested, [CPU], "")
+    ort = quiet_onnxruntime()
+    problem = None
+    if CUDA not in ort.get_available_providers():
+        problem = "this onnxruntime build has no CUDA support (install onnxruntime-gpu)"
+    else:
+        problem = cuda_driver_problem()
+    if problem:
+        if requested == "cuda":
+            raise DeviceError(f"--device cuda is not usable: {problem}")
+        return DevicePlan(requested, [CPU], f"running on CPU: {problem}")
+    if hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls()  # picks up CUDA/cuDNN from the nvidia-* pip packages when present
+        except Exception:  # noqa: BLE001 - a failed preload shows up as a CPU fallback below
+            pass
+    return DevicePlan(requested, [CUDA, CPU], "")
+
+
+def check_session(device_plan: DevicePlan, session) -> tuple[str, str]:
+    """(device that really runs, note) after the session exists; CUDA requested but absent is an error."""
+    active = session.get_providers()
+    if device_plan.providers[0] == CUDA and (not active or active[0] != CUDA):
+        why = "ONNX Runtime could not load its CUDA libraries (CUDA 12 runtime, cuBLAS, cuDNN 9)"
+        if device_plan.requested == "cuda":
+            raise DeviceError(f"--device cuda is not usable: {why}")
+        return "cpu", f"running on CPU: {why}"
+    return ("cuda" if active and active[0] == CUDA else "cpu"), device_plan.note

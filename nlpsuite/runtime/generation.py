@@ -1,0 +1,156 @@
+"""The decoding loop: batched prefill, then one token per step, feeding the backbone's state back.
+
+It never looks inside the state, so the same loop drives transformers (KV cache) and recurrent
+backbones (hidden/cell state) alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import NlpsuiteError
+from .backbone import Backbone
+from .sampling import Sampler, SamplingParams
+from .tokenizer import Tokenizer
+
+OnText = Callable[[int, str], None]  # (sequence index, newly final text)
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    prompt_tokens: int
+    finish_reason: str  # "stop" (EOS or stop string) | "length" | "interrupted"
+    prefill_ms: float = 0.0
+    decode_tokens_per_s: float = 0.0
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.token_ids)
+
+
+@dataclass
+class _Stream:
+    """Incremental detokenization of one sequence with stop-string handling."""
+
+    stop: list[str]
+    ids: list[int] = field(default_factory=list)
+    text: str = ""
+    emitted: int = 0
+    done: bool = False
+    reason: str = "length"
+
+    def push(self, token: int, tokenizer: Tokenizer) -> str:
+        self.ids.append(token)
+        text = tokenizer.decode(self.ids)
+        for stop in self.stop:
+            cut = text.find(stop, max(0, self.emitted - len(stop)))
+            if cut != -1:
+                self.text, self.done, self.reason = text[:cut], True, "stop"
+                return self._release(len(self.text))
+        self.text = text
+        safe = len(text)
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+            safe = len(text.rstrip("\ufffd"))
+        for stop in self.stop:  # hold back a suffix that may still grow into a stop string
+            for n in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:n]):
+                    safe = min(safe, len(text) - n)
+                    break
+        return self._release(safe)
+
+    def finish(self, reason: str) -> str:
+        self.done, self.reason = True, reason
+        return self._release(len(self.text))
+
+    def _release(self, upto: int) -> str:
+        if upto <= self.emitted:
+            return ""
+        out, self.emitted = self.text[self.emitted : upto], upto
+        return out
+
+
+class Generator:
+    """Generates continuations of token-id prompts on one backbone."""
+
+    def __init__(self, backbone: Backbone, tokenizer: Tokenizer) -> None:
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+
+    def generate(
+        self, prompts: list[list[int]], params: SamplingParams, on_text: OnText | None = None
+    ) -> list[Completion]:
+        params.check()
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise NlpsuiteError("empty prompt")
+        context = self.backbone.context_length
+        longest = max(len(p) for p in prompts)
+        if longest >= context:
+            raise NlpsuiteError(f"the prompt is {longest} tokens; this model's context window is {context} tokens")
+        budget = min(params.max_tokens, context - longest)
+        batch = len(prompts)
+        pad = self.tokenizer.pad_token_id
+        ids = np.full((batch, longest), pad, dtype=np.int64)
+        mask = np.zeros((batch, longest), dtype=np.int64)
+        for row, prompt in enumerate(prompts):  # left padding keeps every sequence's last token aligned
+            ids[row, longest - len(prompt) :] = prompt
+            mask[row, longest - len(prompt) :] = 1
+        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        sampler = Sampler(params)
+        eos = set() if params.ignore_eos else set(self.tokenizer.eos_token_ids)
+        streams = [_Stream(list(params.stop)) for _ in prompts]
+        seen = [list(p) for p in prompts]
+
+        started = time.perf_counter()
+        step = self.backbone.forward(ids, mask, positions, self.backbone.empty_state(batch))
+        prefill_s = time.perf_counter() - started
+        decode_started = time.perf_counter()
+        steps = 0
+        reason_all = None
+        try:
+            for produced in range(budget):
+                tokens = sampler(step.logits[:, -1, :], seen)
+                for row, token in enumerate(tokens):
+                    stream = streams[row]
+                    if stream.done:
+                        continue
+                    token = int(token)
+                    if token in eos:
+                        delta = stream.finish("stop")
+                    else:
+                        seen[row].append(token)
+                        delta = stream.push(token, self.tokenizer)
+                    if delta and on_text:
+                        on_text(row, delta)
+                if all(s.done for s in streams) or produced == budget - 1:
+                    break
+                next_ids = np.array([[int(t) if not s.done else pad] for t, s in zip(tokens, streams)], np.int64)
+                mask = np.concatenate([mask, np.ones((batch, 1), np.int64)], axis=1)
+                positions = positions[:, -1:] + 1
+                step = self.backbone.forward(next_ids, mask, positions, step.state)
+                steps += 1
+        except KeyboardInterrupt:
+            reason_all = "interrupted"
+        decode_s = time.perf_counter() - decode_started
+        results = []
+        for row, stream in enumerate(streams):
+            if not stream.done:
+                delta = stream.finish(reason_all or "length")
+                if delta and on_text:
+                    on_text(row, delta)
+            results.append(
+                Completion(
+                    text=stream.text,
+                    token_ids=stream.ids,
+                    prompt_tokens=len(prompts[row]),
+                    finish_reason=stream.reason,
+                    prefill_ms=prefill_s * 1000,
+                    decode_tokens_per_s=steps / decode_s if steps and decode_s > 0 else 0.0,
+                )
+            )
+        return results

@@ -1,0 +1,69 @@
+"""Turn next-token logits into token ids: greedy, or sampling with temperature, top-k and top-p."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import NlpsuiteError
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0 means greedy
+    top_k: int = 0  # 0 means no limit
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    ignore_eos: bool = False
+
+    def check(self) -> None:
+        if self.max_tokens < 1:
+            raise NlpsuiteError("--max-tokens must be at least 1")
+        if self.temperature < 0:
+            raise NlpsuiteError("--temperature must be 0 (greedy) or positive")
+        if self.top_k < 0:
+            raise NlpsuiteError("--top-k must be 0 (off) or positive")
+        if not 0 < self.top_p <= 1:
+            raise NlpsuiteError("--top-p must be in (0, 1]")
+        if self.repetition_penalty <= 0:
+            raise NlpsuiteError("--repetition-penalty must be positive")
+
+
+class Sampler:
+    """Chooses the next token of each sequence in a batch."""
+
+    def __init__(self, params: SamplingParams) -> None:
+        self.params = params
+        self.rng = np.random.default_rng(params.seed)
+
+    def __call__(self, logits: np.ndarray, seen: list[list[int]]) -> np.ndarray:
+        """logits [batch, vocab]; seen: the prompt and generated ids of each sequence."""
+        p = self.params
+        logits = logits.astype(np.float64, copy=True)
+        if p.repetition_penalty != 1.0:
+            for row, ids in zip(logits, seen):
+                idx = np.unique(np.asarray(ids, dtype=np.int64))
+                vals = row[idx]
+                row[idx] = np.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
+        if p.temperature == 0:
+            return logits.argmax(axis=-1)
+        logits /= p.temperature
+        if p.top_k and p.top_k < logits.shape[-1]:
+            kth = np.partition(logits, -p.top_k, axis=-1)[:, -p.top_k][:, None]
+            logits = np.where(logits < kth, -np.inf, logits)
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        if p.top_p < 1.0:
+            order = np.argsort(-probs, axis=-1)
+            sorted_probs = np.take_along_axis(probs, order, axis=-1)
+            # Keep the smallest prefix whose mass reaches top_p (always at least one token).
+            drop_sorted = np.cumsum(sorted_probs, axis=-1) - sorted_probs >= p.top_p
+            drop = np.zeros_like(drop_sorted)
+            np.put_along_axis(drop, order, drop_sorted, axis=-1)
+            probs = np.where(drop, 0.0, probs)
+            probs /= probs.sum(axis=-1, keepdims=True)
+        return np.array([self.rng.choice(len(row), p=row) for row in probs])

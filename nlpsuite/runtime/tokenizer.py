@@ -1,0 +1,78 @@
+"""Tokenization with `tokenizers` and chat templates rendered in jinja2's sandbox."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from functools import cached_property
+from pathlib import Path
+
+from ..artefacts import TOKENIZER_FILE
+from ..errors import NlpsuiteError
+
+# Used when a model ships no chat template (e.g. a model trained with `nlpsuite train`).
+PLAIN_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+class Tokenizer:
+    """Text <-> token ids for one converted model."""
+
+    def __init__(self, folder: Path, special: dict) -> None:
+        from tokenizers import Tokenizer as _Tokenizer
+
+        self._tok = _Tokenizer.from_file(str(Path(folder) / TOKENIZER_FILE))
+        self.bos_token_id = special.get("bos_token_id")
+        self.eos_token_ids = [i for i in special.get("eos_token_ids", []) if i is not None]
+        self.pad_token_id = special.get("pad_token_id") or 0
+        self.bos_token = special.get("bos_token") or ""
+        self.eos_token = special.get("eos_token") or ""
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tok.decode(ids, skip_special_tokens=True)
+
+
+class ChatTemplate:
+    """A model's chat template; untrusted text, so it runs in an immutable sandbox."""
+
+    def __init__(self, source: str | None, bos_token: str = "", eos_token: str = "") -> None:
+        self.source = source or PLAIN_TEMPLATE
+        self.is_plain = source is None
+        self.bos_token, self.eos_token = bos_token, eos_token
+
+    @cached_property
+    def _template(self):
+        from jinja2 import TemplateError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        def raise_exception(message):
+            raise TemplateError(message)
+
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        )
+        env.filters["tojson"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent)
+        env.globals["raise_exception"] = raise_exception
+        env.globals["strftime_now"] = lambda fmt: _dt.datetime.now().strftime(fmt)
+        try:
+            return env.from_string(self.source)
+        except TemplateError as exc:
+            raise NlpsuiteError(f"the model's chat template does not parse: {exc}") from None
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        from jinja2 import TemplateError
+
+        try:
+            return self._template.render(
+                messages=messages,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        except TemplateError as exc:
+            raise NlpsuiteError(f"the model's chat template failed: {exc}") from None

@@ -1,0 +1,107 @@
+"""The cache of converted backbones: one folder per (model, precision), published atomically.
+
+A folder is trusted only when its manifest exists, has the current format version and every file
+it lists has the recorded size. Anything else (an interrupted conversion, a truncated file) is
+treated as missing and rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .artefacts import MANIFEST_FILE, MANIFEST_VERSION
+from .fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    key: str
+    precision: str
+    path: Path
+    manifest: dict
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(self.manifest.get("files", {}).values())
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The manifest of a complete converted folder, or None if the folder can't be trusted."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != MANIFEST_VERSION:
+        return None
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return None
+    for name, size in files.items():
+        try:
+            if (folder / name).stat().st_size != size:
+                return None
+        except OSError:
+            return None
+    return manifest
+
+
+class ModelStore:
+    """Converted models under ``root/<key>/<precision>/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, key: str, precision: str) -> Path:
+        return self.root / key / precision
+
+    def get(self, key: str, precision: str) -> CachedModel | None:
+        folder = self.folder(key, precision)
+        manifest = read_manifest(folder)
+        return CachedModel(key, precision, folder, manifest) if manifest else None
+
+    def build(self, key: str, precision: str, write: Callable[[Path], dict]) -> CachedModel:
+        """Run ``write(tmp_folder) -> manifest`` unless another process already built it, then publish."""
+        final = self.folder(key, precision)
+        ensure_writable_dir(final.parent)
+        with atomic_dir_lock(final):
+            cached = self.get(key, precision)
+            if cached:
+                return cached
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{precision}-partial-"))
+            try:
+                manifest = write(tmp)
+                manifest["format_version"] = MANIFEST_VERSION
+                manifest["files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+                write_json_atomic(tmp / MANIFEST_FILE, manifest)
+                if final.exists():
+                    shutil.rmtree(final)
+                tmp.rename(final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        cached = self.get(key, precision)
+        assert cached is not None, "a freshly published model failed validation"
+        return cached
+
+    def entries(self) -> list[CachedModel]:
+        found = []
+        if not self.root.is_dir():
+            return found
+        for key_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for prec_dir in sorted(p for p in key_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                cached = self.get(key_dir.name, prec_dir.name)
+                if cached:
+                    found.append(cached)
+        return found
+
+    def remove(self, key: str) -> bool:
+        target = self.root / key
+        if not target.is_dir():
+            return False
+        with atomic_dir_lock(target):
+            shutil.rmtree(target)
+        return True
