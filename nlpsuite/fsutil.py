@@ -14,8 +14,8 @@ from .errors import NlpsuiteError
 def ensure_writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-")
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
     except OSError as exc:
         raise NlpsuiteError(
             f"cannot write to {path} ({exc.strerror or exc}); set NLPSUITE_HOME to a writable folder"

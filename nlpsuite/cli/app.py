@@ -23,7 +23,7 @@ def build_app() -> typer.Typer:
     app.command("plugins")(info.plugins)
     app.command("doctor")(info.doctor)
     taken = {"models", "plugins", "doctor"}
-    for target, name, plugin in registry().commands:
+    for target, name, _plugin in registry().commands:
         if isinstance(target, typer.Typer):
             cmd_name = name or target.info.name
             if cmd_name in taken:

@@ -84,6 +84,6 @@ class Backbone:
         }
         feed = {k: v for k, v in feed.items() if k in self.input_names}
         wanted = [n for n in self.output_names if n != "last_hidden_state" or want_hidden]
-        values = dict(zip(wanted, self.session.run(wanted, feed)))
+        values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))
         new_state = {self._to_input[name]: values[name] for name in self._to_input}
         return Step(values["logits"], values.get("last_hidden_state"), new_state)

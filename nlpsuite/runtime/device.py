@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 from dataclasses import dataclass
@@ -53,10 +54,9 @@ def plan(requested: str) -> DevicePlan:
             raise DeviceError(f"--device cuda is not usable: {problem}")
         return DevicePlan(requested, [CPU], f"running on CPU: {problem}")
     if hasattr(ort, "preload_dlls"):
-        try:
-            ort.preload_dlls()  # picks up CUDA/cuDNN from the nvidia-* pip packages when present
-        except Exception:  # noqa: BLE001 - a failed preload shows up as a CPU fallback below
-            pass
+        # Picks up CUDA/cuDNN from the nvidia-* pip packages; a failure shows up as a CPU fallback later.
+        with contextlib.suppress(Exception):
+            ort.preload_dlls()
     return DevicePlan(requested, [CUDA, CPU], "")
 
 

@@ -129,7 +129,9 @@ class Generator:
                         on_text(row, delta)
                 if all(s.done for s in streams) or produced == budget - 1:
                     break
-                next_ids = np.array([[int(t) if not s.done else pad] for t, s in zip(tokens, streams)], np.int64)
+                next_ids = np.array(
+                    [[int(t) if not s.done else pad] for t, s in zip(tokens, streams, strict=True)], np.int64
+                )
                 mask = np.concatenate([mask, np.ones((batch, 1), np.int64)], axis=1)
                 positions = positions[:, -1:] + 1
                 step = self.backbone.forward(next_ids, mask, positions, step.state)

@@ -45,7 +45,7 @@ class Sampler:
         p = self.params
         logits = logits.astype(np.float64, copy=True)
         if p.repetition_penalty != 1.0:
-            for row, ids in zip(logits, seen):
+            for row, ids in zip(logits, seen, strict=True):
                 idx = np.unique(np.asarray(ids, dtype=np.int64))
                 vals = row[idx]
                 row[idx] = np.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
