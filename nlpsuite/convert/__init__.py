@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import socket
 from importlib import metadata
 from pathlib import Path
 
@@ -23,12 +24,29 @@ def _versions(*names: str) -> dict[str, str]:
     return found
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers; asked once so offline users wait seconds, not minutes."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return False
+    try:
+        socket.create_connection((urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_transformers(source: str, gguf_file: str | None = None):
-    """Load (model, tokenizer) in fp32 from a folder, a GGUF file or a hub id."""
+    """Load (model, tokenizer) in fp32 from a folder, a GGUF file or a hub id (its local cache when offline)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    if not os.path.exists(source) and not hub_reachable():
+        kwargs["local_files_only"] = True
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)

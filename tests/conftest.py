@@ -1,0 +1,126 @@
+"""Shared fixtures: an isolated NLPSUITE_HOME per test and a tiny random Llama built in the tests."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: it reads this once
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "a small model speaks in short sentences",
+    "hello world, this is a tiny test corpus",
+    "numbers like 1 2 3 and words like cat dog bird",
+    "Ünïcödé text: naïve café, 東京, emoji 🙂",
+] * 20
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_llama(folder: Path, layers: int = 2, kv_heads: int = 2, seed: int = 0, context: int = 128) -> Path:
+    """A random LlamaForCausalLM with a BPE tokenizer trained here, saved as a Hugging Face folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>", unk_token="<unk>", pad_token="</s>"
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=context,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        tie_word_embeddings=True,
+        rope_theta=10000.0,
+    )
+    model = LlamaForCausalLM(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def make_tiny_llama():
+    return build_tiny_llama
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A cache shared by tests that only read converted tiny models (conversion runs once)."""
+    return tmp_path_factory.mktemp("nlpsuite-home")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch, request):
+    """Each test gets its own NLPSUITE_HOME unless it asks for the shared tiny cache."""
+    home = request.getfixturevalue("tiny_cache") if "shared_cache" in request.keywords else tmp_path / "home"
+    monkeypatch.setenv("NLPSUITE_HOME", str(home))
+    for var in ("NLPSUITE_MODEL", "NLPSUITE_DEVICE", "NLPSUITE_STRICT_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from nlpsuite import plugins
+
+    plugins.reset()
+    yield home
+    plugins.reset()
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the nlpsuite CLI in-process: cli(["generate", ...], stdin=b"...") -> CliResult."""
+    from nlpsuite.cli.app import main
+
+    def run(args: list[str], stdin: bytes | None = None) -> CliResult:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+        capsys.readouterr()
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

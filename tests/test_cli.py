@@ -1,0 +1,145 @@
+"""The CLI and the chat REPL, driven as a user would, on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.shared_cache
+
+
+@pytest.fixture
+def tiny(tiny_llama):
+    return ["--model", str(tiny_llama), "--device", "cpu"]
+
+
+def test_generate_json_has_the_documented_schema(cli, tiny):
+    result = cli(["generate", "hello world", "--max-tokens", "5", "--ignore-eos", "--json", *tiny])
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert set(data) >= {"text", "model", "device", "precision", "usage", "timings"}
+    assert data["usage"]["completion_tokens"] == 5 and data["usage"]["prompt_tokens"] > 2
+    assert set(data["timings"]) == {"load_s", "prefill_ms", "decode_tokens_per_s"}
+    assert data["device"] == "cpu" and data["precision"] == "fp32"
+
+
+def test_generate_is_deterministic_when_greedy_and_reads_stdin(cli, tiny):
+    args = ["generate", "--raw", "--max-tokens", "8", "--ignore-eos", "--json", *tiny]
+    a = json.loads(cli([*args, "the quick brown"]).out)["text"]
+    b = json.loads(cli(args, stdin=b"the quick brown").out)["text"]
+    assert a == b
+
+
+def test_seeded_sampling_is_reproducible(cli, tiny):
+    args = ["generate", "hello", "-n", "12", "--ignore-eos", "--temperature", "1.5", "--json", *tiny]
+    first = json.loads(cli([*args, "--seed", "3"]).out)["text"]
+    assert first == json.loads(cli([*args, "--seed", "3"]).out)["text"]
+
+
+def test_stop_string_ends_generation(cli, tiny):
+    base = json.loads(cli(["generate", "cat", "-n", "20", "--ignore-eos", "--raw", "--json", *tiny]).out)["text"]
+    stop = base.strip()[2:4]
+    cut = json.loads(cli(["generate", "cat", "-n", "20", "--ignore-eos", "--raw", "--json", "--stop", stop, *tiny]).out)
+    assert stop not in cut["text"] and base.startswith(cut["text"]) and cut["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["generate", ""], None, "error: empty prompt"),
+        (["generate"], b"   \n", "error: empty prompt"),
+        (["generate"], b"\xff\xfe bad bytes", "error: the prompt on stdin is not valid UTF-8 text"),
+        (["generate", "hi", "--model", "no-such-model"], None, "error: unknown model 'no-such-model'"),
+        (["generate", "hi", "--max-tokens", "0"], None, "error: --max-tokens must be at least 1"),
+        (["generate", "hi", "--device", "tpu"], None, "error: unknown device 'tpu'"),
+        (["generate", "hi", "--precision", "fp8"], None, "error: unknown precision 'fp8'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(cli, tiny, args, stdin, message):
+    result = cli([args[0], *tiny, *args[1:]], stdin=stdin)  # the later option wins
+    assert result.code == 1
+    assert result.err.strip().startswith(message)
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_prompt_longer_than_the_context_window_is_refused(cli, tiny):
+    result = cli(["generate", "word " * 400, *tiny])
+    assert result.code == 1 and "context window is 128 tokens" in result.err
+
+
+def test_cuda_without_a_gpu_is_an_explained_error(cli, tiny, monkeypatch):
+    from nlpsuite.runtime import device
+
+    monkeypatch.setattr(device, "cuda_driver_problem", lambda: "no NVIDIA driver found (test)")
+    monkeypatch.setattr(device, "CUDA", "CUDAExecutionProvider")
+    result = cli(["generate", "hi", *tiny[:2], "--device", "cuda"])
+    assert result.code == 1 and result.err.startswith("error: --device cuda is not usable:")
+
+
+def test_hub_id_offline_says_how_to_use_a_local_path(cli):
+    result = cli(["generate", "hi", "--model", "someone/some-model-that-is-not-cached"])
+    assert result.code == 1
+    assert "could not fetch" in result.err and "--model PATH" in result.err
+
+
+def test_models_pull_list_info_rm(cli, tiny_llama, tmp_path, monkeypatch):
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path / "own-cache"))
+    assert cli(["models", "pull", str(tiny_llama), "--quiet"]).code == 0
+    listed = json.loads(cli(["models", "list", "--json"]).out)
+    ours = [m for m in listed["models"] if m["cached"]]
+    assert len(ours) == 1 and ours[0]["cached"] == ["fp32"]
+    assert any(m["name"] == "smollm2-135m-instruct" for m in listed["models"])
+    info = json.loads(cli(["models", "info", str(tiny_llama), "--json"]).out)
+    assert info["converted"]["fp32"]["architecture"]["num_layers"] == 2
+    assert cli(["models", "rm", str(tiny_llama)]).code == 0
+    assert not [m for m in json.loads(cli(["models", "list", "--json"]).out)["models"] if m["cached"]]
+    assert cli(["models", "rm", str(tiny_llama)]).code == 1
+
+
+def test_doctor_json(cli):
+    result = cli(["doctor", "--json", "--device", "cpu"])
+    data = json.loads(result.out)
+    assert data["device"] == "cpu" and "CPUExecutionProvider" in data["providers_available"]
+    assert {"onnxruntime-gpu", "numpy"} & set(data["versions"]) and data["cache_dir"]
+
+
+def test_chat_repl_scripted_through_stdin(cli, tiny, tmp_path):
+    transcript = tmp_path / "chat.json"
+    script = "\n".join(
+        [
+            "/help",
+            "hello there",
+            "/temp 0.5",
+            "/temp nope",
+            "/system You are terse.",
+            '"""',
+            "line one",
+            "line two",
+            '"""',
+            "/reset",
+            "continued \\",
+            "line",
+            f"/save {transcript}",
+            "/bogus",
+            "/exit",
+            "never read",
+        ]
+    )
+    result = cli(["chat", "--max-tokens", "4", "--json", *tiny], stdin=script.encode())
+    assert result.code == 0, result.err
+    replies = [json.loads(line) for line in result.out.splitlines()]
+    assert len(replies) == 3 and all(r["role"] == "assistant" for r in replies)
+    assert "temperature 0.5" in result.err and "usage: /temp" in result.err
+    assert "unknown command /bogus" in result.err
+    saved = json.loads(transcript.read_text())
+    assert saved["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert saved["messages"][1] == {"role": "user", "content": "continued \nline"}
+
+
+def test_chat_plain_output_is_the_replies_one_per_turn(cli, tiny):
+    script = b"hi\nhow are you?\n"
+    plain = cli(["chat", "--max-tokens", "3", *tiny], stdin=script)
+    replies = [json.loads(line) for line in cli(["chat", "-n", "3", "--json", *tiny], stdin=script).out.splitlines()]
+    assert plain.code == 0 and len(replies) == 2
+    assert plain.out == "".join(r["content"] + "\n" for r in replies)

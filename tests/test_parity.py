@@ -1,0 +1,106 @@
+"""The ONNX backbone computes what transformers computes (tiny random Llama, fp32)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nlpsuite.catalog import Catalog
+from nlpsuite.loader import ensure_model
+from nlpsuite.runtime.backbone import Backbone
+from nlpsuite.runtime.generation import Generator
+from nlpsuite.runtime.sampling import SamplingParams
+from nlpsuite.runtime.tokenizer import Tokenizer
+
+pytestmark = pytest.mark.shared_cache
+
+PROMPTS = [[5, 17, 42, 99, 7, 3, 250, 8], [11, 12], [200, 150, 100, 50, 25]]
+
+
+@pytest.fixture(scope="module")
+def hf_model(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+
+
+@pytest.fixture
+def backbone(tiny_llama):
+    return Backbone(ensure_model(Catalog().resolve(str(tiny_llama))), device="cpu")
+
+
+def hf_greedy(model, prompt: list[int], n: int) -> list[int]:
+    ids = torch.tensor([prompt])
+    out = []
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = int(model(input_ids=ids).logits[0, -1].argmax())
+            out.append(nxt)
+            ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    return out
+
+
+def padded(prompts):
+    width = max(map(len, prompts))
+    ids = np.zeros((len(prompts), width), np.int64)
+    mask = np.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :], mask[i, width - len(p) :] = p, 1
+    return ids, mask, np.maximum(mask.cumsum(1) - 1, 0)
+
+
+def test_logits_match_for_a_padded_batch(backbone, hf_model):
+    ids, mask, pos = padded(PROMPTS)
+    step = backbone.forward(
+        ids, mask, pos, backbone.empty_state(len(PROMPTS)), num_logits=ids.shape[1], want_hidden=True
+    )
+    for row, prompt in enumerate(PROMPTS):
+        with torch.no_grad():
+            ref = hf_model(input_ids=torch.tensor([prompt]), output_hidden_states=True)
+        got = step.logits[row, -len(prompt) :]
+        np.testing.assert_allclose(got, ref.logits[0].numpy(), atol=1e-4, rtol=1e-4)
+        np.testing.assert_allclose(step.hidden[row, -len(prompt) :], ref.hidden_states[-1][0].numpy(), atol=1e-4)
+
+
+def test_only_the_requested_logits_are_returned(backbone):
+    ids, mask, pos = padded(PROMPTS[:1])
+    step = backbone.forward(ids, mask, pos, backbone.empty_state(1), num_logits=1)
+    assert step.logits.shape == (1, 1, backbone.manifest["architecture"]["vocab_size"])
+
+
+def test_greedy_tokens_match_with_kv_cache_for_a_padded_batch(backbone, hf_model, tiny_llama):
+    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
+    params = SamplingParams(max_tokens=12, ignore_eos=True)
+    done = Generator(backbone, tok).generate(PROMPTS, params)
+    for prompt, completion in zip(PROMPTS, done, strict=True):
+        assert completion.token_ids == hf_greedy(hf_model, prompt, 12)
+
+
+def test_greedy_tokens_match_without_kv_cache(backbone, hf_model):
+    """Recomputing the whole sequence each step (empty state) gives the same tokens as the cached path."""
+    prompt = PROMPTS[0]
+    seq, out = list(prompt), []
+    for _ in range(10):
+        ids, mask, pos = padded([seq])
+        step = backbone.forward(ids, mask, pos, backbone.empty_state(1))
+        nxt = int(step.logits[0, -1].argmax())
+        out.append(nxt)
+        seq.append(nxt)
+    assert out == hf_greedy(hf_model, prompt, 10)
+
+
+def test_gqa_and_untied_head_also_match(tmp_path, make_tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    folder = make_tiny_llama(tmp_path / "gqa", layers=3, kv_heads=1, seed=3)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight) * 0.02)
+    model.save_pretrained(folder)
+    backbone = Backbone(ensure_model(Catalog().resolve(str(folder))), device="cpu")
+    ids, mask, pos = padded([PROMPTS[0]])
+    step = backbone.forward(ids, mask, pos, backbone.empty_state(1), num_logits=ids.shape[1])
+    with torch.no_grad():
+        ref = model(input_ids=torch.tensor([PROMPTS[0]])).logits[0].numpy()
+    np.testing.assert_allclose(step.logits[0], ref, atol=1e-4, rtol=1e-4)

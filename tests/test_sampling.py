@@ -1,0 +1,93 @@
+"""Sampling maths and incremental detokenization with stop strings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlpsuite.errors import NlpsuiteError
+from nlpsuite.runtime.generation import _Stream
+from nlpsuite.runtime.sampling import Sampler, SamplingParams
+
+LOGITS = np.log(np.array([[0.05, 0.6, 0.25, 0.1], [0.4, 0.1, 0.2, 0.3]], np.float32))
+
+
+def draws(params: SamplingParams, n: int = 400) -> np.ndarray:
+    sampler = Sampler(params)
+    return np.array([sampler(LOGITS, [[], []]) for _ in range(n)])
+
+
+def test_greedy_is_argmax():
+    assert Sampler(SamplingParams())(LOGITS, [[], []]).tolist() == [1, 0]
+
+
+def test_top_k_one_is_greedy():
+    assert (draws(SamplingParams(temperature=1.0, top_k=1, seed=0), 50) == [1, 0]).all()
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    got = draws(SamplingParams(temperature=1.0, top_p=0.8, seed=1))
+    assert set(got[:, 0]) == {1, 2}  # 0.6 + 0.25 reaches 0.8; 0.1 and 0.05 are cut
+    assert set(got[:, 1]) == {0, 3, 2}
+
+
+def test_sampling_follows_the_distribution_and_the_seed():
+    a = draws(SamplingParams(temperature=1.0, seed=7), 2000)
+    assert abs((a[:, 0] == 1).mean() - 0.6) < 0.05
+    assert (a == draws(SamplingParams(temperature=1.0, seed=7), 2000)).all()
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
+    logits = np.array([[2.0, -2.0, 1.5]], np.float32)
+    params = SamplingParams(repetition_penalty=2.0)
+    # token 0 seen: 2.0 -> 1.0 < 1.5, so greedy moves to token 2
+    assert Sampler(params)(logits, [[0]]).tolist() == [2]
+    # token 0 seen: -1.0 -> -2.0, below -1.9 but above -2.5
+    assert Sampler(params)(np.array([[-1.0, -1.9]], np.float32), [[0]]).tolist() == [1]
+    assert Sampler(params)(np.array([[-1.0, -2.5]], np.float32), [[0]]).tolist() == [0]
+
+
+@pytest.mark.parametrize("bad", [dict(max_tokens=0), dict(temperature=-1), dict(top_p=0), dict(top_k=-1)])
+def test_bad_parameters_are_user_errors(bad):
+    with pytest.raises(NlpsuiteError):
+        SamplingParams(**bad).check()
+
+
+HALF_A, HALF_B = 0x110000, 0x110001  # the two tokens of a character split across tokens
+
+
+class CharTokenizer:
+    """Token i is chr(i); HALF_A alone decodes to U+FFFD, HALF_A followed by HALF_B to 'é'."""
+
+    def decode(self, ids):
+        text = "".join("\ufffd" if i == HALF_A else chr(i) for i in ids if i != HALF_B)
+        return text.replace("\ufffd", "é") if HALF_B in ids else text
+
+
+def feed(stream, text_or_ids):
+    tok = CharTokenizer()
+    out = []
+    for item in text_or_ids:
+        out.append(stream.push(ord(item) if isinstance(item, str) else item, tok))
+    return out
+
+
+def test_stop_string_cuts_the_text_and_is_never_emitted():
+    stream = _Stream(["END"])
+    deltas = feed(stream, "abcENDxyz"[:6])
+    assert "".join(deltas) == "abc"
+    assert stream.done and stream.reason == "stop" and stream.text == "abc"
+
+
+def test_a_partial_stop_string_is_held_back_then_released():
+    stream = _Stream(["END"])
+    deltas = feed(stream, "abEN")
+    assert "".join(deltas) == "ab"
+    assert "".join(feed(stream, "x")) == "ENx"
+    assert not stream.done
+
+
+def test_incomplete_utf8_is_held_until_complete():
+    stream = _Stream([])
+    assert feed(stream, ["a", HALF_A]) == ["a", ""]
+    assert feed(stream, [HALF_B]) == ["é"]
