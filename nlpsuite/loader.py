@@ -63,7 +63,7 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
         location, gguf_file, digest = str(gguf.parent), gguf.name, sha256_file(gguf)
     else:
         location, gguf_file, digest = source.location, None, None
-    manifest = export_fp32(location, gguf_file, out, report)
+    manifest = export_fp32(location, gguf_file, out, report, quiet)
     manifest["name"] = source.key
     manifest["source"] = {"kind": source.kind, "location": source.location, "sha256": digest, "file": gguf_file}
     return manifest

@@ -82,10 +82,22 @@ def tiny_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("nlpsuite-home")
 
 
+@pytest.fixture(scope="session")
+def real_home(tmp_path_factory) -> Path:
+    """The cache for end-to-end tests (NLPSUITE_TEST_HOME reuses one across runs)."""
+    override = os.environ.get("NLPSUITE_TEST_HOME")
+    return Path(override) if override else tmp_path_factory.mktemp("nlpsuite-real")
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch, request):
-    """Each test gets its own NLPSUITE_HOME unless it asks for the shared tiny cache."""
-    home = request.getfixturevalue("tiny_cache") if "shared_cache" in request.keywords else tmp_path / "home"
+    """Each test gets its own NLPSUITE_HOME unless it asks for a shared cache (tiny or real model)."""
+    if "e2e" in request.keywords:
+        home = request.getfixturevalue("real_home")
+    elif "shared_cache" in request.keywords:
+        home = request.getfixturevalue("tiny_cache")
+    else:
+        home = tmp_path / "home"
     monkeypatch.setenv("NLPSUITE_HOME", str(home))
     for var in ("NLPSUITE_MODEL", "NLPSUITE_DEVICE", "NLPSUITE_STRICT_PLUGINS"):
         monkeypatch.delenv(var, raising=False)

@@ -75,11 +75,16 @@ def _special_ids(model, tokenizer) -> dict:
     }
 
 
-def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda msg: None) -> dict:
+def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda msg: None, quiet=False) -> dict:
     """Write model.onnx (+ external weights), tokenizer.json; return the manifest fields."""
     import onnx
+    from transformers.utils import logging as hf_logging
 
     from .llama import build_graph, describe
+
+    hf_logging.set_verbosity_error()
+    if quiet:
+        hf_logging.disable_progress_bar()
 
     progress("loading the source model with transformers")
     model, tokenizer = load_transformers(source, gguf_file)
