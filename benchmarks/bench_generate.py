@@ -1,0 +1,267 @@
+"""nlpsuite vs transformers `generate` on the same model, prompt and token count.
+
+Prints prefill ms, decode tokens/s, peak RSS and CLI cold start (median, min-max) as a table and
+writes JSON. Each engine runs in a fresh worker process so peak memory is its own.
+
+    python benchmarks/bench_generate.py                 # fp32 + int8 vs transformers, 128 tokens
+    python benchmarks/bench_generate.py --runs 3 --tokens 64 --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROMPT = (
+    "You are helping a student prepare for an exam. Explain, in a few clear paragraphs, how the water "
+    "cycle works: evaporation, condensation, precipitation and collection, with one everyday example of each."
+)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. Linux keeps ru_maxrss across exec (a worker would report its parent's
+    peak), so read VmHWM, which starts afresh with the new address space."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_nlpsuite(args) -> dict:
+    from nlpsuite import Suite
+
+    suite = Suite(model=args.model, precision=args.precision, device="cpu")
+    suite.complete(PROMPT, max_tokens=8, ignore_eos=True)  # warm-up (and load)
+    runs = []
+    for _ in range(args.runs):
+        done = suite.complete(PROMPT, max_tokens=args.tokens, ignore_eos=True)
+        runs.append(
+            {
+                "prefill_ms": done.prefill_ms,
+                "decode_tokens_per_s": done.decode_tokens_per_s,
+                "prompt_tokens": done.prompt_tokens,
+                "tokens": done.token_ids,
+            }
+        )
+    return {"runs": runs, "peak_rss_mb": _peak_rss_mb(), "weights_mb": _weights_mb(suite.backbone.folder)}
+
+
+def _weights_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in Path(folder).glob("model.onnx*")) / 1e6
+
+
+def _hf_load(model_dir: str, gguf: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir, gguf_file=gguf)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=gguf, dtype=torch.float32).eval()
+    return model, tok
+
+
+def worker_transformers(args) -> dict:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model, tok = _hf_load(args.hf_dir, args.gguf)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
+    gen = dict(do_sample=False, pad_token_id=tok.eos_token_id)
+    with torch.no_grad():
+        model.generate(ids, max_new_tokens=8, min_new_tokens=8, **gen)  # warm-up
+        runs = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            model(ids, use_cache=True)
+            prefill = time.perf_counter() - start
+            start = time.perf_counter()
+            out = model.generate(ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, **gen)
+            total = time.perf_counter() - start
+            runs.append(
+                {
+                    "prefill_ms": prefill * 1000,
+                    "decode_tokens_per_s": (args.tokens - 1) / (total - prefill),
+                    "prompt_tokens": ids.shape[1],
+                    "tokens": out[0, ids.shape[1] :].tolist(),
+                }
+            )
+    return {"runs": runs, "peak_rss_mb": _peak_rss_mb()}
+
+
+HF_COLD = """
+import sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+tok = AutoTokenizer.from_pretrained(sys.argv[1], gguf_file=sys.argv[2])
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], gguf_file=sys.argv[2], dtype=torch.float32)
+ids = tok.apply_chat_template([{"role": "user", "content": sys.argv[3]}], add_generation_prompt=True,
+                              return_tensors="pt", return_dict=True)["input_ids"]
+print(tok.decode(model.generate(ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1]:]))
+"""
+
+
+def cold_start(cmd: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def run_worker(kind: str, args, extra: list[str]) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--runs",
+        str(args.runs),
+        "--tokens",
+        str(args.tokens),
+        "--model",
+        args.model,
+        *extra,
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{kind} worker failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--precisions", default="fp32,int8")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
+    parser.add_argument("--worker", choices=["nlpsuite", "transformers"])
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--hf-dir")
+    parser.add_argument("--gguf")
+    args = parser.parse_args()
+    if args.worker:
+        result = worker_nlpsuite(args) if args.worker == "nlpsuite" else worker_transformers(args)
+        print(json.dumps(result))
+        return
+
+    from nlpsuite import config
+    from nlpsuite.api import Suite
+    from nlpsuite.loader import ensure_model
+    from nlpsuite.store import read_manifest
+
+    model_source = Suite(model=args.model).source
+    folders = {p: ensure_model(model_source, p) for p in args.precisions.split(",")}  # convert outside timings
+    source = read_manifest(folders["fp32"] if "fp32" in folders else next(iter(folders.values())))["source"]
+    if source["kind"] == "gguf":
+        gguf_path = Path(source["location"])
+    else:
+        gguf_path = next(config.downloads_dir().glob("*/" + (source["file"] or "-")), None)
+    if gguf_path is None:
+        sys.exit("the transformers reference needs a GGUF source (the default model, or --model FILE.gguf)")
+    rows = {}
+    hf = run_worker("transformers", args, ["--hf-dir", str(gguf_path.parent), "--gguf", gguf_path.name])
+    rows["transformers generate (PyTorch eager)"] = {"precision": "fp32", **hf}
+    rows["transformers generate (PyTorch eager)"]["cold_start_s"] = summary(
+        cold_start([sys.executable, "-c", HF_COLD, str(gguf_path.parent), gguf_path.name, "Say hello."], args.cold_runs)
+    )
+    for precision in args.precisions.split(","):
+        res = run_worker("nlpsuite", args, ["--precision", precision])
+        res["cold_start_s"] = summary(
+            cold_start(
+                [
+                    sys.executable,
+                    "-m",
+                    "nlpsuite",
+                    "generate",
+                    "Say hello.",
+                    "--max-tokens",
+                    "16",
+                    "--quiet",
+                    "--precision",
+                    precision,
+                    "--model",
+                    args.model,
+                    "--device",
+                    "cpu",
+                ],
+                args.cold_runs,
+            )
+        )
+        agree = sum(a == b for a, b in zip(res["runs"][0]["tokens"], hf["runs"][0]["tokens"], strict=True))
+        res["tokens_equal_to_transformers"] = f"{agree}/{len(hf['runs'][0]['tokens'])}"
+        rows[f"nlpsuite ({precision})"] = {"precision": precision, **res}
+
+    for row in rows.values():
+        row["prefill_ms"] = summary([r["prefill_ms"] for r in row["runs"]])
+        row["decode_tokens_per_s"] = summary([r["decode_tokens_per_s"] for r in row["runs"]])
+        row["prompt_tokens"] = row["runs"][0]["prompt_tokens"]
+        del row["runs"]
+    report = {
+        "model": args.model,
+        "new_tokens": args.tokens,
+        "runs": args.runs,
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        "engines": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    print(f"\nJSON written to {out}")
+
+
+def print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def cell(s, fmt="{:.1f}"):
+        return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+
+    hf_decode = report["engines"]["transformers generate (PyTorch eager)"]["decode_tokens_per_s"]["median"]
+    table = Table(
+        title=f"{report['model']}: {report['new_tokens']} new tokens, greedy, median (min–max) of "
+        f"{report['runs']} runs, {report['cpus']} CPUs"
+    )
+    for col in (
+        "engine",
+        "prefill ms",
+        "decode tok/s",
+        "× transformers",
+        "peak RSS MB",
+        "cold start s",
+        "tokens = transformers",
+    ):
+        table.add_column(col)
+    for name, row in report["engines"].items():
+        table.add_row(
+            name,
+            cell(row["prefill_ms"], "{:.0f}"),
+            cell(row["decode_tokens_per_s"]),
+            f"{row['decode_tokens_per_s']['median'] / hf_decode:.2f}",
+            f"{row['peak_rss_mb']:.0f}",
+            cell(row["cold_start_s"], "{:.2f}"),
+            row.get("tokens_equal_to_transformers", "-"),
+        )
+    Console(width=max(140, Console().width)).print(table)
+
+
+if __name__ == "__main__":
+    main()
