@@ -55,6 +55,11 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
             location, gguf_file, digest = str(gguf.parent), gguf.name, spec["sha256"]
         elif spec.get("kind") == "hub":
             location, gguf_file, digest = spec["id"], spec.get("gguf_file"), None
+        elif spec.get("kind") == "path":
+            path = Path(spec["path"]).expanduser()
+            is_gguf = path.suffix.lower() == ".gguf"
+            location, gguf_file = str(path.parent if is_gguf else path), path.name if is_gguf else None
+            digest = sha256_file(path) if is_gguf else None
         else:
             raise NlpsuiteError(f"catalog entry {source.key}: unknown source kind {spec.get('kind')!r}")
     elif source.kind == "gguf":

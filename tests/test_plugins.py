@@ -99,3 +99,21 @@ def test_third_party_command_runs_on_the_shared_backbone(with_plugins, cli, tiny
     assert data["topic"] == "autumn rain" and isinstance(data["haiku"], str)
     bad = cli(["haiku", "  ", "--model", str(tiny_llama)])
     assert bad.code == 1 and bad.err.strip() == "error: empty topic"
+
+
+@pytest.mark.shared_cache
+def test_a_plugin_can_add_a_catalog_model(tiny_llama, cli, monkeypatch):
+    from nlpsuite import plugins
+
+    plugin = types.SimpleNamespace(
+        register_models=hookimpl(
+            lambda register: register("tiny", source={"kind": "path", "path": str(tiny_llama)}, aliases=("t",))
+        )
+    )
+    loader = PluginLoader()
+    loader.load(include_entry_points=False)
+    assert loader.add_module("tiny-models", plugin).error is None
+    monkeypatch.setattr(plugins, "_REGISTRY", loader.registry)
+    result = cli(["generate", "hi", "--model", "t", "--max-tokens", "3", "--json", "--quiet"])
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["model"] == "tiny"

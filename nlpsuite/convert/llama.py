@@ -131,12 +131,13 @@ def build_graph(model) -> onnx.ModelProto:
     if groups > 1:
         bias = g.op("Tile", [bias, g.ints([1, 1, groups, 1])], "attn_bias_g")
 
+    two = g.const(np.array(2.0, np.float32), "two")
     q_scale = g.const(np.array(hd**-0.5, np.float32), "q_scale")
     split_qkv = g.ints([nh * hd, kv * hd, kv * hd], "qkv_split")
     halves = g.ints([hd // 2, hd // 2], "halves")
 
     def rms_norm(inp: str, weight, tag: str) -> str:
-        sq = g.op("Mul", [inp, inp], f"{tag}_sq")
+        sq = g.op("Pow", [inp, two], f"{tag}_sq")  # Pow, not Mul: ONNX Runtime fuses this pattern
         mean = g.op("ReduceMean", [sq, g.ints([-1])], f"{tag}_mean", keepdims=1)
         denom = g.op("Sqrt", [g.op("Add", [mean, g.const(np.array(eps, np.float32), "eps")])], f"{tag}_rms")
         normed = g.op("Div", [inp, denom], f"{tag}_normed")
