@@ -47,10 +47,22 @@ class Suite:
 
     @cached_property
     def backbone(self):
+        from .errors import DeviceError
+        from .loader import store
         from .runtime.backbone import Backbone
 
         folder = ensure_model(self.source, self.precision, self.report, self.quiet)
-        return Backbone(folder, self.device_request)
+        try:
+            return Backbone(folder, self.device_request)
+        except DeviceError:
+            raise
+        except NlpsuiteError:
+            if self.source.kind == "onnx-dir":
+                raise
+            # A cached conversion ONNX Runtime cannot load is damaged: rebuild it once, never trust it.
+            self.report(f"the cached {self.precision} conversion of {self.source.key} is damaged; rebuilding")
+            store().discard(self.source.key, self.precision)
+            return Backbone(ensure_model(self.source, self.precision, self.report, self.quiet), self.device_request)
 
     @cached_property
     def tokenizer(self):

@@ -87,6 +87,12 @@ class ModelStore:
         assert cached is not None, "a freshly published model failed validation"
         return cached
 
+    def discard(self, key: str, precision: str) -> None:
+        """Drop one precision of a model (e.g. a damaged one) so the next build starts afresh."""
+        folder = self.folder(key, precision)
+        with atomic_dir_lock(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def entries(self) -> list[CachedModel]:
         found = []
         if not self.root.is_dir():

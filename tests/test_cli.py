@@ -143,3 +143,46 @@ def test_chat_plain_output_is_the_replies_one_per_turn(cli, tiny):
     replies = [json.loads(line) for line in cli(["chat", "-n", "3", "--json", *tiny], stdin=script).out.splitlines()]
     assert plain.code == 0 and len(replies) == 2
     assert plain.out == "".join(r["content"] + "\n" for r in replies)
+
+
+def test_a_cached_model_onnxruntime_cannot_load_is_rebuilt(cli, tiny, tiny_llama, tmp_path, monkeypatch):
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path / "damaged"))
+    assert cli(["models", "pull", "--quiet", *tiny]).code == 0
+    from nlpsuite.loader import resolve, store
+
+    cached = store().get(resolve(str(tiny_llama)).key, "fp32")
+    graph = cached.path / "model.onnx"
+    graph.write_bytes(b"\0" * graph.stat().st_size)  # same size, garbage: passes the cheap checks
+    result = cli(["generate", "hello", "-n", "3", "--json", *tiny])
+    assert result.code == 0, result.err
+    assert "damaged; rebuilding" in result.err
+
+
+def test_ctrl_c_stops_the_reply_not_the_repl(tiny_llama, monkeypatch):
+    import io
+
+    from nlpsuite.api import Suite
+    from nlpsuite.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    class InterruptOnce(io.StringIO):
+        fired = False
+
+        def write(self, text):
+            if not self.fired and text:
+                self.fired = True
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    out = InterruptOnce()
+    stdin = io.StringIO("first question\nsecond question\n")
+    repl = ChatRepl(
+        Suite(model=str(tiny_llama), device="cpu"),
+        SamplingParams(max_tokens=6, ignore_eos=True),
+        stdin=stdin,
+        stdout=out,
+    )
+    repl.run()
+    assert out.getvalue().count("[interrupted]") == 1
+    assert [m["role"] for m in repl.messages] == ["user", "assistant", "user", "assistant"]
+    assert repl.messages[3]["content"]  # the second reply ran to completion

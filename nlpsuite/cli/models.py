@@ -8,10 +8,12 @@ import typer
 
 from .. import config
 from ..errors import NlpsuiteError
-from .options import Json, Precision, Quiet, err, print_json
+from .options import Device, Json, Model, Precision, Quiet, err, print_json
 
 app = typer.Typer(help="List, fetch, inspect and remove models.", no_args_is_help=True)
-Name = Annotated[str, typer.Argument(help="Catalog name, local path or hub id.")]
+Name = Annotated[
+    str | None, typer.Argument(help="Catalog name, local path or hub id [default: --model or the default model].")
+]
 
 
 def _catalog():
@@ -25,7 +27,7 @@ def _size(n: int) -> str:
 
 
 @app.command("list")
-def list_models(json: Json = False, quiet: Quiet = False) -> None:
+def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto") -> None:
     """Catalog models and converted models in the cache."""
     from ..loader import cached_models
 
@@ -50,11 +52,18 @@ def list_models(json: Json = False, quiet: Quiet = False) -> None:
 
 
 @app.command("pull")
-def pull(name: Name, precision: Precision = "fp32", json: Json = False, quiet: Quiet = False) -> None:
+def pull(
+    name: Name = None,
+    precision: Precision = "fp32",
+    json: Json = False,
+    quiet: Quiet = False,
+    model: Model = None,
+    device: Device = "auto",
+) -> None:
     """Fetch and convert a model now (otherwise the first use does it)."""
     from ..loader import ensure_model, resolve
 
-    source = resolve(name, _catalog())
+    source = resolve(name or model or config.default_model(), _catalog())
     report = (lambda _m: None) if quiet else (lambda m: err(f"[dim]{m}[/dim]"))
     folder = ensure_model(source, precision, report, quiet)
     if json:
@@ -64,11 +73,11 @@ def pull(name: Name, precision: Precision = "fp32", json: Json = False, quiet: Q
 
 
 @app.command("info")
-def info(name: Name, json: Json = False, quiet: Quiet = False) -> None:
+def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
     """Show a model's source and, if converted, its manifest."""
     from ..loader import resolve, store
 
-    source = resolve(name, _catalog())
+    source = resolve(name or model or config.default_model(), _catalog())
     versions = {p: c.manifest for p in ("fp32", "int8") if (c := store().get(source.key, p))}
     data = {
         "name": source.key,
@@ -97,10 +106,11 @@ def info(name: Name, json: Json = False, quiet: Quiet = False) -> None:
 
 
 @app.command("rm")
-def rm(name: Name, json: Json = False, quiet: Quiet = False) -> None:
+def rm(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
     """Delete a model's converted files from the cache."""
     from ..loader import resolve, store
 
+    name = name or model or config.default_model()
     try:
         key = resolve(name, _catalog()).key
     except NlpsuiteError:
