@@ -74,6 +74,6 @@ def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: b
     report = (lambda _m: None) if quiet else (lambda m: err(f"[dim]{m}[/dim]"))
     suite = Suite(model=model, device=device, precision=precision, report=report, quiet=quiet)
     backbone = suite.backbone
-    if backbone.device_note and not quiet:
+    if backbone.device_warning and not quiet:
         err(f"[yellow]{backbone.device_note}[/yellow]")
     return suite

@@ -53,7 +53,7 @@ class Backbone:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
             raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
         self.load_s = time.perf_counter() - started
-        self.device, self.device_note = check_session(device_plan, self.session)
+        self.device, self.device_note, self.device_warning = check_session(device_plan, self.session)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.state_spec = manifest["state"]

@@ -18,7 +18,7 @@ CPU = "CPUExecutionProvider"
 class DevicePlan:
     requested: str
     providers: list[str]
-    note: str  # why this plan; empty when nothing needs saying
+    note: str  # what runs and why; empty when nothing needs saying
 
 
 def quiet_onnxruntime():
@@ -60,12 +60,16 @@ def plan(requested: str) -> DevicePlan:
     return DevicePlan(requested, [CUDA, CPU], "")
 
 
-def check_session(device_plan: DevicePlan, session) -> tuple[str, str]:
-    """(device that really runs, note) after the session exists; CUDA requested but absent is an error."""
+def check_session(device_plan: DevicePlan, session) -> tuple[str, str, bool]:
+    """(device that really runs, note, whether to warn) once the session exists.
+
+    Only a surprising fallback warns: a GPU driver is present but CUDA still cannot run. A machine
+    without a GPU running on its CPU is normal; `nlpsuite doctor` says why all the same.
+    """
     active = session.get_providers()
     if device_plan.providers[0] == CUDA and (not active or active[0] != CUDA):
         why = "ONNX Runtime could not load its CUDA libraries (CUDA 12 runtime, cuBLAS, cuDNN 9)"
         if device_plan.requested == "cuda":
             raise DeviceError(f"--device cuda is not usable: {why}")
-        return "cpu", f"running on CPU: {why}"
-    return ("cuda" if active and active[0] == CUDA else "cpu"), device_plan.note
+        return "cpu", f"running on CPU: {why}", True
+    return ("cuda" if active and active[0] == CUDA else "cpu"), device_plan.note, False
