@@ -24,6 +24,20 @@ def _versions(*names: str) -> dict[str, str]:
     return found
 
 
+def save_graph(model, out: Path) -> None:
+    """Write model.onnx with every weight in one external file (no 2 GB protobuf limit)."""
+    import onnx
+
+    onnx.save_model(
+        model,
+        str(out / MODEL_FILE),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=WEIGHTS_FILE,
+        size_threshold=1024,
+    )
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub answers; asked once so offline users wait seconds, not minutes."""
     from urllib.parse import urlparse
@@ -77,7 +91,6 @@ def _special_ids(model, tokenizer) -> dict:
 
 def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda msg: None, quiet=False) -> dict:
     """Write model.onnx (+ external weights), tokenizer.json; return the manifest fields."""
-    import onnx
     from transformers.utils import logging as hf_logging
 
     from .llama import build_graph, describe
@@ -97,14 +110,7 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
     progress("building the ONNX graph")
     graph = build_graph(model)
     progress("writing ONNX weights")
-    onnx.save_model(
-        graph,
-        str(out / MODEL_FILE),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=WEIGHTS_FILE,
-        size_threshold=1024,
-    )
+    save_graph(graph, out)
     tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
     arch = describe(model.config)
     return {

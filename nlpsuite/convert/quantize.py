@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from ..artefacts import MODEL_FILE, TOKENIZER_FILE
+from . import save_graph
 
 BLOCK = 32
 ACCURACY_LEVEL = 4  # int8 activations inside the kernel
@@ -96,12 +97,5 @@ def quantize_int8(fp32_dir: Path, out: Path) -> None:
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save_model(
-        model,
-        str(out / MODEL_FILE),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=WEIGHTS_FILE,
-        size_threshold=1024,
-    )
+    save_graph(model, out)
     shutil.copy(fp32_dir / TOKENIZER_FILE, out / TOKENIZER_FILE)
