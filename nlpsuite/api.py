@@ -50,10 +50,12 @@ class Suite:
         from .errors import DeviceError
         from .loader import store
         from .runtime.backbone import Backbone
+        from .runtime.device import plan
 
+        device_plan = plan(self.device_request)  # an unusable --device fails before any conversion
         folder = ensure_model(self.source, self.precision, self.report, self.quiet)
         try:
-            return Backbone(folder, self.device_request)
+            return Backbone(folder, device_plan)
         except DeviceError:
             raise
         except NlpsuiteError:
@@ -62,7 +64,7 @@ class Suite:
             # A cached conversion ONNX Runtime cannot load is damaged: rebuild it once, never trust it.
             self.report(f"the cached {self.precision} conversion of {self.source.key} is damaged; rebuilding")
             store().discard(self.source.key, self.precision)
-            return Backbone(ensure_model(self.source, self.precision, self.report, self.quiet), self.device_request)
+            return Backbone(ensure_model(self.source, self.precision, self.report, self.quiet), device_plan)
 
     @cached_property
     def tokenizer(self):

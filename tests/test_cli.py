@@ -68,13 +68,13 @@ def test_prompt_longer_than_the_context_window_is_refused(cli, tiny):
     assert result.code == 1 and "context window is 128 tokens" in result.err
 
 
-def test_cuda_without_a_gpu_is_an_explained_error(cli, tiny, monkeypatch):
+def test_cuda_without_a_gpu_fails_before_any_conversion(cli, monkeypatch):
     from nlpsuite.runtime import device
 
     monkeypatch.setattr(device, "cuda_driver_problem", lambda: "no NVIDIA driver found (test)")
-    monkeypatch.setattr(device, "CUDA", "CUDAExecutionProvider")
-    result = cli(["generate", "hi", *tiny[:2], "--device", "cuda"])
+    result = cli(["generate", "hi", "--model", "never-resolved-or-converted", "--device", "cuda"])
     assert result.code == 1 and result.err.startswith("error: --device cuda is not usable:")
+    assert len(result.err.strip().splitlines()) == 1
 
 
 def test_hub_id_offline_says_how_to_use_a_local_path(cli):
@@ -186,3 +186,35 @@ def test_ctrl_c_stops_the_reply_not_the_repl(tiny_llama, monkeypatch):
     assert out.getvalue().count("[interrupted]") == 1
     assert [m["role"] for m in repl.messages] == ["user", "assistant", "user", "assistant"]
     assert repl.messages[3]["content"]  # the second reply ran to completion
+
+
+def test_gpu_present_but_cuda_libraries_missing_falls_back_with_one_line(cli, tiny):
+    """In a separate process, so that anything ONNX Runtime writes to the real stderr is seen."""
+    import subprocess
+    import sys
+
+    from nlpsuite.runtime import device
+
+    if device.CUDA not in device.quiet_onnxruntime().get_available_providers():
+        pytest.skip("this onnxruntime build has no CUDA provider to fail")
+    assert cli(["models", "pull", "--quiet", *tiny]).code == 0
+    script = (
+        "import sys\n"
+        "from nlpsuite.runtime import device\n"
+        "device.cuda_driver_problem = lambda: None  # as if an NVIDIA driver were installed\n"
+        "from nlpsuite.cli.app import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["generate", "hello", "-n", "2", "--json", *tiny[:2]]
+    done = subprocess.run([sys.executable, "-c", script, *args, "--device", "auto"], capture_output=True, text=True)
+    if done.returncode == 0 and json.loads(done.stdout)["device"] == "cuda":
+        pytest.skip("CUDA really works here")
+    assert done.returncode == 0 and done.stderr.strip().splitlines() == [
+        "running on CPU: ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN libraries its GPU build needs"
+    ]
+    refused = subprocess.run([sys.executable, "-c", script, *args, "--device", "cuda"], capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: --device cuda is not usable: ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN "
+        "libraries its GPU build needs"
+    ]

@@ -44,7 +44,7 @@ def err(message: str) -> None:
     """A status line on stderr (never mixed into results on stdout)."""
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(message)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(message)  # one message, one line
 
 
 def print_json(data) -> None:

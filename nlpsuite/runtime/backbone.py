@@ -12,7 +12,7 @@ import numpy as np
 from ..artefacts import MODEL_FILE
 from ..errors import NlpsuiteError
 from ..store import read_manifest
-from .device import check_session, plan, quiet_onnxruntime
+from .device import DevicePlan, check_session, plan, quiet_onnxruntime
 
 State = dict[str, np.ndarray]
 
@@ -29,7 +29,7 @@ class Step:
 class Backbone:
     """A converted model: session, manifest and the recurrent state it threads between steps."""
 
-    def __init__(self, folder: Path, device: str = "auto") -> None:
+    def __init__(self, folder: Path, device: str | DevicePlan = "auto") -> None:
         self.folder = Path(folder)
         manifest = read_manifest(self.folder)
         if manifest is None:
@@ -37,7 +37,7 @@ class Backbone:
         self.manifest = manifest
         self.precision = manifest.get("precision", "fp32")
         ort = quiet_onnxruntime()
-        device_plan = plan(device)
+        device_plan = device if isinstance(device, DevicePlan) else plan(device)
         options = ort.SessionOptions()
         options.log_severity_level = 4
         # ONNX Runtime's memory-reuse planner is superlinear in graph size: 1.1 s of a 30-layer model's

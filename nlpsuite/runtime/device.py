@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 from dataclasses import dataclass
 
@@ -54,8 +55,13 @@ def plan(requested: str) -> DevicePlan:
             raise DeviceError(f"--device cuda is not usable: {problem}")
         return DevicePlan(requested, [CPU], f"running on CPU: {problem}")
     if hasattr(ort, "preload_dlls"):
-        # Picks up CUDA/cuDNN from the nvidia-* pip packages; a failure shows up as a CPU fallback later.
-        with contextlib.suppress(Exception):
+        # Picks up CUDA/cuDNN from the nvidia-* pip packages. It prints its own failures; ours is the one
+        # line that check_session gives if the session then falls back to the CPU.
+        with (
+            contextlib.suppress(Exception),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             ort.preload_dlls()
     return DevicePlan(requested, [CUDA, CPU], "")
 
@@ -68,7 +74,7 @@ def check_session(device_plan: DevicePlan, session) -> tuple[str, str, bool]:
     """
     active = session.get_providers()
     if device_plan.providers[0] == CUDA and (not active or active[0] != CUDA):
-        why = "ONNX Runtime could not load its CUDA libraries (CUDA 12 runtime, cuBLAS, cuDNN 9)"
+        why = "ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN libraries its GPU build needs"
         if device_plan.requested == "cuda":
             raise DeviceError(f"--device cuda is not usable: {why}")
         return "cpu", f"running on CPU: {why}", True
