@@ -47,7 +47,9 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
     assert Sampler(params)(np.array([[-1.0, -2.5]], np.float32), [[0]]).tolist() == [0]
 
 
-@pytest.mark.parametrize("bad", [dict(max_tokens=0), dict(temperature=-1), dict(top_p=0), dict(top_k=-1)])
+@pytest.mark.parametrize(
+    "bad", [dict(max_tokens=0), dict(temperature=-1), dict(top_p=0), dict(top_p=2), dict(top_k=-1), dict(stop=[""])]
+)
 def test_bad_parameters_are_user_errors(bad):
     with pytest.raises(NlpsuiteError):
         SamplingParams(**bad).check()

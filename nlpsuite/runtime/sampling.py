@@ -31,6 +31,8 @@ class SamplingParams:
             raise NlpsuiteError("--top-p must be in (0, 1]")
         if self.repetition_penalty <= 0:
             raise NlpsuiteError("--repetition-penalty must be positive")
+        if any(not stop for stop in self.stop):
+            raise NlpsuiteError("--stop needs a non-empty string")
 
 
 class Sampler:
