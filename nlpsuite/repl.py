@@ -52,15 +52,19 @@ class ChatRepl:
 
     def read_message(self) -> str:
         first = self._line(">>> ")
-        if first.strip() == '"""':
-            lines = []
-            while (line := self._line("... ")).strip() != '"""':
-                lines.append(line)
-            return "\n".join(lines)
-        lines = [first]
-        while lines[-1].endswith("\\"):
-            lines[-1] = lines[-1][:-1]
-            lines.append(self._line("... "))
+        lines: list[str] = []
+        try:  # at end of input, an unfinished multi-line message is sent as it stands
+            if first.strip() == '"""':
+                while (line := self._line("... ")).strip() != '"""':
+                    lines.append(line)
+                return "\n".join(lines)
+            lines = [first]
+            while lines[-1].endswith("\\"):
+                lines[-1] = lines[-1][:-1]
+                lines.append(self._line("... "))
+        except EOFError:
+            if not "".join(lines).strip():
+                raise
         return "\n".join(lines)
 
     def _history(self, save: bool = False) -> None:
@@ -165,7 +169,10 @@ class ChatRepl:
                 self.params.temperature = value
                 self.say(f"temperature {value}")
         elif name == "/save":
-            self.say(f"saved to {self.save(arg)}")
+            try:
+                self.say(f"saved to {self.save(arg)}")
+            except OSError as exc:
+                self.say(f"could not save: {exc.strerror or exc}")
         else:
             self.say(f"unknown command {name}; /help lists them")
         return True

@@ -51,7 +51,20 @@ def generate(
     raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as is, without the chat template.")] = False,
 ) -> None:
     """Generate text from a prompt (streamed), on the default model unless --model says otherwise."""
+    from nlpsuite.runtime.sampling import SamplingParams
+
     text = opt.read_text(prompt)
+    sampling = dict(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+        stop=list(stop or []),
+        ignore_eos=ignore_eos,
+    )
+    SamplingParams(**sampling).check()  # before a model is fetched or converted
     suite = opt.open_suite(model, device, precision, quiet)
 
     def show(_row: int, delta: str) -> None:

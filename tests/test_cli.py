@@ -218,3 +218,37 @@ def test_gpu_present_but_cuda_libraries_missing_falls_back_with_one_line(cli, ti
         "error: --device cuda is not usable: ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN "
         "libraries its GPU build needs"
     ]
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["bogus"], ["generate", "hi", "--nope"], ["generate", "hi", "--max-tokens", "abc"], ["models"]]
+)
+def test_usage_errors_print_usage_not_a_traceback(cli, args):
+    result = cli(args)
+    assert result.code in (0, 2)  # bare `nlpsuite` and `nlpsuite models` show help
+    assert "Traceback" not in result.err + result.out and "Usage" in result.err + result.out
+
+
+def test_chat_trimming_keeps_the_newest_turns_and_starts_with_a_user(tiny_llama, monkeypatch):
+    from nlpsuite.api import Suite
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    head = Suite(model=str(tiny_llama), device="cpu").head("generation")
+    seen = []
+    encode = head.encode_chat
+    monkeypatch.setattr(head, "encode_chat", lambda msgs: seen.append(msgs) or encode(msgs))
+    convo = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "word " * 150},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "hi"},
+    ]
+    head.chat(convo, SamplingParams(max_tokens=20))
+    assert seen[-1] == [convo[0], convo[3]]
+
+
+def test_chat_sends_an_unfinished_block_at_eof_and_survives_a_bad_save(cli, tiny):
+    script = b'/save /\n"""\nfirst line\nsecond line\n'
+    result = cli(["chat", "-n", "2", "--json", *tiny], stdin=script)
+    assert result.code == 0 and "could not save" in result.err
+    assert len(result.out.splitlines()) == 1  # the block was answered

@@ -48,7 +48,20 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_logits():
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(max_tokens=0), dict(temperature=-1), dict(top_p=0), dict(top_p=2), dict(top_k=-1), dict(stop=[""])]
+    "bad",
+    [
+        dict(max_tokens=0),
+        dict(temperature=-1),
+        dict(temperature=float("nan")),
+        dict(temperature=float("inf")),
+        dict(top_p=0),
+        dict(top_p=2),
+        dict(top_p=float("nan")),
+        dict(top_k=-1),
+        dict(repetition_penalty=0),
+        dict(repetition_penalty=float("nan")),
+        dict(stop=[""]),
+    ],
 )
 def test_bad_parameters_are_user_errors(bad):
     with pytest.raises(NlpsuiteError):
@@ -93,3 +106,10 @@ def test_incomplete_utf8_is_held_until_complete():
     stream = _Stream([])
     assert feed(stream, ["a", HALF_A]) == ["a", ""]
     assert feed(stream, [HALF_B]) == ["é"]
+
+
+def test_the_earliest_stop_string_wins_whatever_its_order():
+    for stops in (["b", "a"], ["a", "b"]):
+        stream = _Stream(stops)
+        feed(stream, "xab")
+        assert stream.text == "x"

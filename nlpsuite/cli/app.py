@@ -39,20 +39,14 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import click
-
+    """Run the CLI. Click's standalone mode reports usage errors itself (a usage line, exit 2); our own
+    errors get one line and exit 1."""
     try:
         command = typer.main.get_command(build_app())
-        code = command.main(args=argv, prog_name="nlpsuite", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
-        code = 130
+        command.main(args=argv, prog_name="nlpsuite", standalone_mode=True)
     except NlpsuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

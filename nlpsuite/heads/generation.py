@@ -46,5 +46,7 @@ class GenerationHead:
         ids = self.encode_chat(system + turns)
         while len(ids) > budget and len(turns) > 1:
             turns = turns[1:]
+            while len(turns) > 1 and turns[0]["role"] != "user":  # templates may insist on user first
+                turns = turns[1:]
             ids = self.encode_chat(system + turns)
         return self.generator.generate([ids], params, on_text)[0]

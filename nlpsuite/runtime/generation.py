@@ -48,11 +48,10 @@ class _Stream:
     def push(self, token: int, tokenizer: Tokenizer) -> str:
         self.ids.append(token)
         text = tokenizer.decode(self.ids)
-        for stop in self.stop:
-            cut = text.find(stop, max(0, self.emitted - len(stop)))
-            if cut != -1:
-                self.text, self.done, self.reason = text[:cut], True, "stop"
-                return self._release(len(self.text))
+        cuts = [c for stop in self.stop if (c := text.find(stop, max(0, self.emitted - len(stop)))) != -1]
+        if cuts:  # the earliest match wins, whichever stop string it is
+            self.text, self.done, self.reason = text[: min(cuts)], True, "stop"
+            return self._release(len(self.text))
         self.text = text
         safe = len(text)
         if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,14 +24,14 @@ class SamplingParams:
     def check(self) -> None:
         if self.max_tokens < 1:
             raise NlpsuiteError("--max-tokens must be at least 1")
-        if self.temperature < 0:
-            raise NlpsuiteError("--temperature must be 0 (greedy) or positive")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise NlpsuiteError("--temperature must be 0 (greedy) or a positive number")
         if self.top_k < 0:
             raise NlpsuiteError("--top-k must be 0 (off) or positive")
-        if not 0 < self.top_p <= 1:
+        if not 0 < self.top_p <= 1:  # also false for NaN
             raise NlpsuiteError("--top-p must be in (0, 1]")
-        if self.repetition_penalty <= 0:
-            raise NlpsuiteError("--repetition-penalty must be positive")
+        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise NlpsuiteError("--repetition-penalty must be a positive number")
         if any(not stop for stop in self.stop):
             raise NlpsuiteError("--stop needs a non-empty string")
 
