@@ -26,7 +26,7 @@ class Suite:
         quiet: bool = True,
         plugins: Registry | None = None,
     ) -> None:
-        self.model_name = model or config.default_model()
+        self.model_name = config.default_model() if model is None else model
         self.device_request = device or config.default_device()
         self.precision = precision
         self.report = report or (lambda _msg: None)
@@ -51,6 +51,7 @@ class Suite:
         from .loader import store
         from .runtime.backbone import Backbone
         from .runtime.device import plan
+        from .store import graph_parses
 
         device_plan = plan(self.device_request)  # an unusable --device fails before any conversion
         folder = ensure_model(self.source, self.precision, self.report, self.quiet)
@@ -59,8 +60,8 @@ class Suite:
         except DeviceError:
             raise
         except NlpsuiteError:
-            if self.source.kind == "onnx-dir":
-                raise
+            if self.source.kind == "onnx-dir" or graph_parses(folder):
+                raise  # the files are sound: the problem is elsewhere (memory, options, runtime version)
             # A cached conversion ONNX Runtime cannot load is damaged: rebuild it once, never trust it.
             self.report(f"the cached {self.precision} conversion of {self.source.key} is damaged; rebuilding")
             store().discard(self.source.key, self.precision)

@@ -27,8 +27,12 @@ def downloads_dir() -> Path:
 
 
 def state_dir() -> Path:
-    """Chat history, transcripts and other small user state."""
-    return home() / "state"
+    """Chat history and transcripts: user data, so not under the cache, which may be wiped."""
+    if os.environ.get("NLPSUITE_HOME"):
+        return home() / "state"
+    from platformdirs import user_state_path
+
+    return user_state_path("nlpsuite", appauthor=False)
 
 
 def default_model() -> str:

@@ -57,6 +57,8 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
             location, gguf_file, digest = spec["id"], spec.get("gguf_file"), None
         elif spec.get("kind") == "path":
             path = Path(spec["path"]).expanduser()
+            if not path.exists():
+                raise NlpsuiteError(f"catalog entry {source.key}: {path} does not exist")
             is_gguf = path.suffix.lower() == ".gguf"
             location, gguf_file = str(path.parent if is_gguf else path), path.name if is_gguf else None
             digest = sha256_file(path) if is_gguf else None
@@ -68,7 +70,13 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
         location, gguf_file, digest = str(gguf.parent), gguf.name, sha256_file(gguf)
     else:
         location, gguf_file, digest = source.location, None, None
-    manifest = export_fp32(location, gguf_file, out, report, quiet)
+    try:
+        manifest = export_fp32(location, gguf_file, out, report, quiet)
+    except (NlpsuiteError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - transformers/gguf raise many kinds for a bad model file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NlpsuiteError(f"could not convert {source.label}: {first}") from exc
     manifest["name"] = source.key
     manifest["source"] = {"kind": source.kind, "location": source.location, "sha256": digest, "file": gguf_file}
     return manifest

@@ -114,14 +114,40 @@ class PluginLoader:
             else:
                 commands.append((args[0] if args else kw["target"], kw.get("name"), plugin_name))
         reg = self.registry
-        for kind, new, old in (("task", tasks, reg.tasks), ("head", heads, reg.heads), ("model", models, reg.models)):
-            clash = sorted(set(new) & set(old))
+        taken_models = set(reg.models) | {a for e in reg.models.values() for a in e["aliases"]} | _catalog_names()
+        new_models = set(models) | {a for e in models.values() for a in e["aliases"]}
+        taken_commands = set(CORE_COMMANDS) | {command_name(t, n) for t, n, _ in reg.commands}
+        new_commands = {command_name(t, n) for t, n, _ in commands}
+        for kind, new, old in (
+            ("task", set(tasks), set(reg.tasks)),
+            ("head", set(heads), set(reg.heads)),
+            ("model", new_models, taken_models),
+            ("command", new_commands, taken_commands),
+        ):
+            clash = sorted(new & old)
             if clash:
-                raise ValueError(f"{kind} {clash[0]!r} is already registered by another plugin")
+                raise ValueError(f"{kind} {clash[0]!r} is already taken")
         reg.tasks.update(tasks)
         reg.heads.update(heads)
         reg.models.update(models)
         reg.commands.extend(commands)
+
+
+CORE_COMMANDS = ("models", "plugins", "doctor")
+
+
+def command_name(target, name: str | None) -> str:
+    """The CLI name a registered command gets: its given name, a Typer app's name, or the function's."""
+    if name:
+        return name
+    info = getattr(target, "info", None)
+    return getattr(info, "name", None) or target.__name__.replace("_", "-")
+
+
+def _catalog_names() -> set[str]:
+    from .catalog import builtin_entries
+
+    return {n for e in builtin_entries().values() for n in (e["name"], *e.get("aliases", ()))}
 
 
 _REGISTRY: Registry | None = None

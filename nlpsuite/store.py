@@ -50,6 +50,19 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
+def graph_parses(folder: Path) -> bool:
+    """Whether the graph file of a converted folder is intact protobuf (used after a failed load)."""
+    import onnx
+
+    from .artefacts import MODEL_FILE
+
+    try:
+        onnx.load(str(folder / MODEL_FILE), load_external_data=False)
+    except Exception:  # noqa: BLE001 - any parse failure means damaged
+        return False
+    return True
+
+
 class ModelStore:
     """Converted models under ``root/<key>/<precision>/``."""
 

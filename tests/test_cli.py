@@ -252,3 +252,18 @@ def test_chat_sends_an_unfinished_block_at_eof_and_survives_a_bad_save(cli, tiny
     result = cli(["chat", "-n", "2", "--json", *tiny], stdin=script)
     assert result.code == 0 and "could not save" in result.err
     assert len(result.out.splitlines()) == 1  # the block was answered
+
+
+def test_a_load_error_that_is_not_damage_keeps_the_cache(cli, tiny, monkeypatch):
+    assert cli(["models", "pull", "--quiet", *tiny]).code == 0
+    monkeypatch.setenv("NLPSUITE_THREADS", "abc")
+    result = cli(["generate", "hi", *tiny])
+    assert result.code == 1 and result.err.strip() == "error: NLPSUITE_THREADS must be a whole number, not 'abc'"
+
+
+def test_a_file_that_is_not_really_gguf_is_one_line(cli, tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"definitely not a gguf file")
+    result = cli(["generate", "hi", "--model", str(fake), "--quiet"])
+    assert result.code == 1 and result.err.strip().splitlines()[-1].startswith("error: could not convert")
+    assert "Traceback" not in result.err

@@ -87,8 +87,17 @@ def test_name_clashes_are_refused():
         register_tasks=hookimpl(lambda register: register(Task("chat", "again", "generation", print)))
     )
     info = loader.add_module("clash", clash)
-    assert "already registered" in info.error
+    assert "task 'chat' is already taken" in info.error
     assert loader.registry.tasks["chat"].description != "again"
+    catalog_clash = types.SimpleNamespace(
+        register_models=hookimpl(
+            lambda register: register("mine", source={"kind": "hub", "id": "a/b"}, aliases=("smollm2",))
+        )
+    )
+    assert "model 'smollm2' is already taken" in loader.add_module("catalog-clash", catalog_clash).error
+    command_clash = types.SimpleNamespace(register_commands=hookimpl(lambda register: register(print, name="models")))
+    assert "command 'models' is already taken" in loader.add_module("command-clash", command_clash).error
+    assert "mine" not in loader.registry.models
 
 
 @pytest.mark.shared_cache

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from ..errors import NlpsuiteError
-from ..plugins import registry
+from ..plugins import command_name, registry
 from . import info, models
 
 
@@ -22,19 +22,11 @@ def build_app() -> typer.Typer:
     app.add_typer(models.app, name="models")
     app.command("plugins")(info.plugins)
     app.command("doctor")(info.doctor)
-    taken = {"models", "plugins", "doctor"}
-    for target, name, _plugin in registry().commands:
+    for target, name, _plugin in registry().commands:  # names were checked for clashes when loaded
         if isinstance(target, typer.Typer):
-            cmd_name = name or target.info.name
-            if cmd_name in taken:
-                continue
-            app.add_typer(target, name=cmd_name)
+            app.add_typer(target, name=command_name(target, name))
         else:
-            cmd_name = name or target.__name__.replace("_", "-")
-            if cmd_name in taken:
-                continue
-            app.command(cmd_name)(target)
-        taken.add(cmd_name)
+            app.command(command_name(target, name))(target)
     return app
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE, io_names
 from ..errors import ModelNotFoundError, NlpsuiteError
 
-SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
+SUPPORTED = ("llama", "mistral", "qwen2")
 
 
 def _versions(*names: str) -> dict[str, str]:
@@ -46,6 +46,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
         return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # a direct probe says nothing about a proxy: let huggingface_hub try
     try:
         socket.create_connection((urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout).close()
     except OSError:
@@ -58,7 +60,8 @@ def load_transformers(source: str, gguf_file: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    # safetensors only: a pytorch_model.bin is a pickle, and model files may come from anyone.
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {"use_safetensors": True}
     if not os.path.exists(source) and not hub_reachable():
         kwargs["local_files_only"] = True
     try:

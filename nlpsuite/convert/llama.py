@@ -60,7 +60,8 @@ def describe(config) -> dict:
         "head_dim": head_dim,
         "hidden_size": config.hidden_size,
         "vocab_size": config.vocab_size,
-        "context_length": config.max_position_embeddings,
+        # A sliding-window model (Mistral) is exact only within its window, so that is its context here.
+        "context_length": min(config.max_position_embeddings, getattr(config, "sliding_window", None) or 2**62),
     }
 
 

@@ -65,7 +65,6 @@ def quantize_int8(fp32_dir: Path, out: Path) -> None:
     model = onnx.load(str(fp32_dir / MODEL_FILE))
     _head_as_matmul(model)
     inits = {t.name: t for t in model.graph.initializer}
-    replaced: set[str] = set()
     nodes = []
     for node in model.graph.node:
         weight = inits.get(node.input[1]) if node.op_type == "MatMul" else None
@@ -76,7 +75,6 @@ def quantize_int8(fp32_dir: Path, out: Path) -> None:
         q, scale = quantize_blocks(w)
         q_name, s_name = weight.name + "_q8", weight.name + "_scale"
         model.graph.initializer.extend([numpy_helper.from_array(q, q_name), numpy_helper.from_array(scale, s_name)])
-        replaced.add(weight.name)
         nodes.append(
             helper.make_node(
                 "MatMulNBits",
@@ -93,7 +91,8 @@ def quantize_int8(fp32_dir: Path, out: Path) -> None:
         )
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    keep = [t for t in model.graph.initializer if t.name not in replaced]
+    used = {name for node in model.graph.node for name in node.input}
+    keep = [t for t in model.graph.initializer if t.name in used]  # e.g. an untied head's fp32 original
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
     model.opset_import.append(helper.make_opsetid("com.microsoft", 1))

@@ -44,8 +44,10 @@ class Backbone:
         # 1.9 s load. Without it decode speed stayed within noise (36-44 tok/s either way) and peak RSS
         # did not move. (Parallel prepacking was tried too: 0.2 s faster, +365 MB peak RSS, so no.)
         options.enable_mem_reuse = False
-        threads = os.environ.get("NLPSUITE_THREADS")
+        threads = os.environ.get("NLPSUITE_THREADS", "")
         if threads:
+            if not threads.isdigit():
+                raise NlpsuiteError(f"NLPSUITE_THREADS must be a whole number, not {threads!r}")
             options.intra_op_num_threads = int(threads)
         started = time.perf_counter()
         try:
