@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artefacts import MANIFEST_FILE, MANIFEST_VERSION
+from .artefacts import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
 from .fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
 
 
@@ -85,6 +85,8 @@ class ModelStore:
             cached = self.get(key, precision)
             if cached:
                 return cached
+            for stale in final.parent.glob(f".{precision}-partial-*"):  # left by a killed build
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{precision}-partial-"))
             try:
                 manifest = write(tmp)
@@ -121,6 +123,7 @@ class ModelStore:
         target = self.root / key
         if not target.is_dir():
             return False
-        with atomic_dir_lock(target):
-            shutil.rmtree(target)
+        for precision in PRECISIONS:  # the same locks builds hold: never delete under a running build
+            self.discard(key, precision)
+        shutil.rmtree(target, ignore_errors=True)
         return True

@@ -51,6 +51,14 @@ def test_an_interrupted_build_leaves_nothing_behind(tmp_path):
     assert not [p for p in (tmp_path / "m").iterdir() if p.is_dir()]
 
 
+def test_a_killed_build_leaves_no_partial_folder_after_the_next_build(tmp_path):
+    store = ModelStore(tmp_path)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / ".fp32-partial-abc").mkdir()  # as a SIGKILLed build would leave it
+    store.build("m", "fp32", writer([]))
+    assert not list((tmp_path / "m").glob(".fp32-partial-*"))
+
+
 def test_missing_manifest_means_missing(tmp_path):
     store = ModelStore(tmp_path)
     built = store.build("m", "fp32", writer([]))
