@@ -24,11 +24,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_llama(folder: Path, layers: int = 2, kv_heads: int = 2, seed: int = 0, context: int = 128) -> Path:
-    """A random LlamaForCausalLM with a BPE tokenizer trained here, saved as a Hugging Face folder."""
+def build_tiny_llama(
+    folder: Path, layers: int = 2, kv_heads: int = 2, seed: int = 0, context: int = 128, arch: str = "llama"
+) -> Path:
+    """A random decoder of the Llama family (``arch``: llama, mistral, qwen2, qwen3) with a BPE
+    tokenizer trained here, saved as a Hugging Face folder."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
     specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -45,7 +48,8 @@ def build_tiny_llama(folder: Path, layers: int = 2, kv_heads: int = 2, seed: int
     )
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = AutoConfig.for_model(
+        arch,
         vocab_size=tok.get_vocab_size(),
         hidden_size=64,
         intermediate_size=128,
@@ -53,13 +57,17 @@ def build_tiny_llama(folder: Path, layers: int = 2, kv_heads: int = 2, seed: int
         num_attention_heads=4,
         num_key_value_heads=kv_heads,
         max_position_embeddings=context,
+        head_dim=16,
         bos_token_id=fast.bos_token_id,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=True,
         rope_theta=10000.0,
     )
-    model = LlamaForCausalLM(config).eval()
+    model = AutoModelForCausalLM.from_config(config).eval()
+    for name, param in model.named_parameters():  # random norms and biases, so skipping one would show
+        if name.endswith(("norm.weight", ".bias")):
+            param.data.normal_(1.0 if name.endswith("norm.weight") else 0.0, 0.2)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     fast.save_pretrained(folder)

@@ -104,3 +104,19 @@ def test_gqa_and_untied_head_also_match(tmp_path, make_tiny_llama):
     with torch.no_grad():
         ref = model(input_ids=torch.tensor([PROMPTS[0]])).logits[0].numpy()
     np.testing.assert_allclose(step.logits[0], ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["mistral", "qwen2", "qwen3"])
+def test_every_supported_architecture_matches(tmp_path, make_tiny_llama, arch):
+    """Qwen2 has q/k/v biases, Qwen3 per-head q/k norms: each must reach the graph."""
+    from transformers import AutoModelForCausalLM
+
+    folder = make_tiny_llama(tmp_path / arch, arch=arch, seed=5)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    backbone = Backbone(ensure_model(Catalog().resolve(str(folder))), device="cpu")
+    ids, mask, pos = padded(PROMPTS)
+    step = backbone.forward(ids, mask, pos, backbone.empty_state(len(PROMPTS)), num_logits=ids.shape[1])
+    for row, prompt in enumerate(PROMPTS):
+        with torch.no_grad():
+            ref = model(input_ids=torch.tensor([prompt])).logits[0].numpy()
+        np.testing.assert_allclose(step.logits[row, -len(prompt) :], ref, atol=1e-4, rtol=1e-4)

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE, io_names
 from ..errors import ModelNotFoundError, NlpsuiteError
 
-SUPPORTED = ("llama", "mistral", "qwen2")
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")  # each has a parity test in tests/test_parity.py
 
 
 def _versions(*names: str) -> dict[str, str]:

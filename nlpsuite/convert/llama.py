@@ -1,4 +1,4 @@
-"""Write the ONNX backbone graph for Llama-family decoders (Llama, Mistral, Qwen2, SmolLM).
+"""Write the ONNX backbone graph for Llama-family decoders (Llama, Mistral, Qwen2, Qwen3, SmolLM).
 
 The graph is built node by node from the transformers model's weights rather than traced, so it
 has exactly the backbone contract's inputs and outputs, a fused QKV and gate/up projection per
@@ -167,8 +167,11 @@ def build_graph(model) -> onnx.ModelProto:
         qkv = g.op("MatMul", [h, g.const(w_qkv.T, f"l{i}_qkv_w")], f"l{i}_qkv")
         qkv = linear_bias(qkv, att.q_proj.bias, att.k_proj.bias, att.v_proj.bias)
         q, k, v = g.op("Split", [qkv, split_qkv], f"l{i}_qkv_part", n_out=3, axis=-1)
-        q = rope(heads(q, nh, f"l{i}_q"), f"l{i}_q")
-        k = rope(heads(k, kv, f"l{i}_k"), f"l{i}_k")
+        q, k = heads(q, nh, f"l{i}_q"), heads(k, kv, f"l{i}_k")
+        if getattr(att, "q_norm", None) is not None:  # Qwen3: per-head RMSNorm of queries and keys before RoPE
+            q = rms_norm(q, att.q_norm.weight, f"l{i}_q_norm")
+            k = rms_norm(k, att.k_norm.weight, f"l{i}_k_norm")
+        q, k = rope(q, f"l{i}_q"), rope(k, f"l{i}_k")
         v = heads(v, kv, f"l{i}_v")
         g.nodes.append(helper.make_node("Concat", [past_k, k], [pres_k], axis=2, name=g.fresh("Concat")))
         g.nodes.append(helper.make_node("Concat", [past_v, v], [pres_v], axis=2, name=g.fresh("Concat")))
