@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
         return Path(source.location)
     models = store()
     cached = models.get(source.key, precision)
+    if cached and cached.manifest.get("source", {}).get("fingerprint") != fingerprint(source):
+        report(f"{source.label} changed since it was converted; converting again")
+        for stale in PRECISIONS:
+            models.discard(source.key, stale)
+        cached = None
     if cached:
         return cached.path
     if precision == "int8":
@@ -78,8 +84,28 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NlpsuiteError(f"could not convert {source.label}: {first}") from exc
     manifest["name"] = source.key
-    manifest["source"] = {"kind": source.kind, "location": source.location, "sha256": digest, "file": gguf_file}
+    manifest["source"] = {
+        "kind": source.kind,
+        "location": source.location,
+        "sha256": digest,
+        "file": gguf_file,
+        "fingerprint": fingerprint(source),
+    }
     return manifest
+
+
+def fingerprint(source: ModelSource) -> str | None:
+    """Names, sizes and modification times of a local source's files: a cheap check that it is unchanged.
+    Catalog and hub sources are pinned by their own sha256 / revision instead."""
+    if source.kind not in ("gguf", "hf-dir"):
+        return None
+    path = Path(source.location)
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    parts = []
+    for f in files:
+        st = f.stat()
+        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
 def _quantize(fp32: Path, out: Path, report: Report) -> dict:

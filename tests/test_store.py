@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -98,3 +99,20 @@ def test_catalog_resolves_names_aliases_paths_and_hub_ids(tmp_path, tiny_llama):
 def test_unknown_models_are_clear_errors(name):
     with pytest.raises(ModelNotFoundError):
         Catalog().resolve(name)
+
+
+def test_a_local_source_changed_in_place_is_converted_again(tmp_path, make_tiny_llama):
+    from nlpsuite.loader import ensure_model, fingerprint
+
+    folder = make_tiny_llama(tmp_path / "model")
+    source = Catalog().resolve(str(folder))
+
+    def recorded(path):
+        return json.loads((path / "manifest.json").read_text())["source"]["fingerprint"]
+
+    before = recorded(ensure_model(source))
+    assert recorded(ensure_model(source)) == before  # unchanged: served from the cache
+    config = folder / "config.json"
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 5_000_000_000))
+    after = recorded(ensure_model(source))
+    assert after != before and after == fingerprint(source)
