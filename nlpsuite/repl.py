@@ -85,8 +85,9 @@ class ChatRepl:
             pass
 
     # -- output ------------------------------------------------------------------------------------
-    def say(self, text: str) -> None:
-        if not self.quiet or not self.interactive:
+    def say(self, text: str, error: bool = False) -> None:
+        """Status for the user; --quiet hides it in a terminal, but never hides errors."""
+        if error or not self.quiet or not self.interactive:
             print(text, file=sys.stderr if self.json or not self.interactive else self.stdout)
 
     def run(self) -> None:
@@ -130,7 +131,7 @@ class ChatRepl:
             content, reason = "", "interrupted"
         except NlpsuiteError as exc:
             self.messages.pop()
-            self.say(f"error: {exc}")
+            self.say(f"error: {exc}", error=True)
             return
         self.messages.append({"role": "assistant", "content": content})
         if self.json:
@@ -172,7 +173,7 @@ class ChatRepl:
             try:
                 self.say(f"saved to {self.save(arg)}")
             except OSError as exc:
-                self.say(f"could not save: {exc.strerror or exc}")
+                self.say(f"could not save: {exc.strerror or exc}", error=True)
         else:
             self.say(f"unknown command {name}; /help lists them")
         return True

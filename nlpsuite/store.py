@@ -27,7 +27,7 @@ class CachedModel:
 
     @property
     def size_bytes(self) -> int:
-        return sum(self.manifest.get("files", {}).values())
+        return sum(self.manifest["files"].values())
 
 
 def read_manifest(folder: Path) -> dict | None:

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from .. import config
+from ..artefacts import PRECISIONS
 from ..errors import NlpsuiteError
-from .options import Device, Json, Model, Precision, Quiet, err, print_json
+from .options import Device, Json, Model, Precision, Quiet, err, print_json, reporter
 
 app = typer.Typer(help="List, fetch, inspect and remove models.", no_args_is_help=True)
 Name = Annotated[
@@ -64,8 +65,7 @@ def pull(
     from ..loader import ensure_model, resolve
 
     source = resolve(name or model or config.default_model(), _catalog())
-    report = (lambda _m: None) if quiet else (lambda m: err(f"[dim]{m}[/dim]"))
-    folder = ensure_model(source, precision, report, quiet)
+    folder = ensure_model(source, precision, reporter(quiet), quiet)
     if json:
         print_json({"name": source.key, "precision": precision, "path": str(folder)})
     elif not quiet:
@@ -78,7 +78,8 @@ def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Mod
     from ..loader import resolve, store
 
     source = resolve(name or model or config.default_model(), _catalog())
-    versions = {p: c.manifest for p in ("fp32", "int8") if (c := store().get(source.key, p))}
+    converted = {p: c for p in PRECISIONS if (c := store().get(source.key, p))}
+    versions = {p: c.manifest for p, c in converted.items()}
     data = {
         "name": source.key,
         "kind": source.kind,
@@ -95,12 +96,13 @@ def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Mod
     console.print(f"[bold]{source.key}[/bold]  {source.description}")
     if not versions:
         console.print("not converted yet: 'nlpsuite models pull' or the first use converts it")
-    for precision, manifest in versions.items():
+    for precision, cached in converted.items():
+        manifest = cached.manifest
         arch = manifest.get("architecture", {})
         console.print(
             f"  {precision}: {arch.get('model_type')} {arch.get('num_layers')} layers, "
             f"hidden {arch.get('hidden_size')}, vocab {arch.get('vocab_size')}, "
-            f"context {arch.get('context_length')}, {_size(sum(manifest['files'].values()))}, "
+            f"context {arch.get('context_length')}, {_size(cached.size_bytes)}, "
             f"created {manifest.get('created')}"
         )
 

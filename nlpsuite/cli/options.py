@@ -67,12 +67,16 @@ def read_text(argument: str | None, what: str = "prompt") -> str:
     return text
 
 
+def reporter(quiet: bool):
+    """Where conversion progress goes: dim status lines on stderr, or nowhere with --quiet."""
+    return (lambda _msg: None) if quiet else (lambda msg: err(f"[dim]{msg}[/dim]"))
+
+
 def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: bool = False):
     """A Suite that reports conversion progress and the device it really runs on (unless quiet)."""
     from ..api import Suite
 
-    report = (lambda _m: None) if quiet else (lambda m: err(f"[dim]{m}[/dim]"))
-    suite = Suite(model=model, device=device, precision=precision, report=report, quiet=quiet)
+    suite = Suite(model=model, device=device, precision=precision, report=reporter(quiet), quiet=quiet)
     backbone = suite.backbone
     if backbone.device_warning and not quiet:
         err(f"[yellow]{backbone.device_note}[/yellow]")

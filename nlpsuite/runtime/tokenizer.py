@@ -10,7 +10,7 @@ from pathlib import Path
 from ..artefacts import TOKENIZER_FILE
 from ..errors import NlpsuiteError
 
-# Used when a model ships no chat template (e.g. a model trained with `nlpsuite train`).
+# Used when a model ships no chat template (a base model, or one converted without its tokenizer config).
 PLAIN_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
@@ -42,7 +42,6 @@ class ChatTemplate:
 
     def __init__(self, source: str | None, bos_token: str = "", eos_token: str = "") -> None:
         self.source = source or PLAIN_TEMPLATE
-        self.is_plain = source is None
         self.bos_token, self.eos_token = bos_token, eos_token
 
     @cached_property
