@@ -55,8 +55,9 @@ class Suite:
 
         device_plan = plan(self.device_request)  # an unusable --device fails before any conversion
         folder = ensure_model(self.source, self.precision, self.report, self.quiet)
+        packed = self.source.kind != "onnx-dir"  # write beside our own cache, never into the user's folder
         try:
-            return Backbone(folder, device_plan)
+            return Backbone(folder, device_plan, packed_copy=packed)
         except DeviceError:
             raise
         except NlpsuiteError:
@@ -65,7 +66,8 @@ class Suite:
             # A cached conversion ONNX Runtime cannot load is damaged: rebuild it once, never trust it.
             self.report(f"the cached {self.precision} conversion of {self.source.key} is damaged; rebuilding")
             store().discard(self.source.key, self.precision)
-            return Backbone(ensure_model(self.source, self.precision, self.report, self.quiet), device_plan)
+            folder = ensure_model(self.source, self.precision, self.report, self.quiet)
+            return Backbone(folder, device_plan, packed_copy=packed)
 
     @cached_property
     def tokenizer(self):

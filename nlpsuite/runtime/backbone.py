@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ import numpy as np
 from ..artefacts import MODEL_FILE
 from ..errors import NlpsuiteError
 from ..store import read_manifest
-from .device import DevicePlan, check_session, plan, quiet_onnxruntime
+from . import prepacked
+from .device import CPU, DevicePlan, check_session, plan, quiet_onnxruntime
 
 State = dict[str, np.ndarray]
 
@@ -26,10 +28,27 @@ class Step:
     state: State  # keyed by the state *input* names, ready to feed back
 
 
+def session_options(ort):
+    """Fresh session options with nlpsuite's settings."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    # ONNX Runtime's memory-reuse planner is superlinear in graph size: 1.1 s of a 30-layer model's
+    # 1.9 s load. Without it decode speed was the same side by side (38.2 vs 38.5 tok/s) and peak RSS
+    # did not move. (Parallel prepacking was tried too: 0.2 s faster, +365 MB peak RSS, so no.)
+    options.enable_mem_reuse = False
+    threads = os.environ.get("NLPSUITE_THREADS", "")
+    if threads:
+        if not threads.isdigit():
+            raise NlpsuiteError(f"NLPSUITE_THREADS must be a whole number, not {threads!r}")
+        options.intra_op_num_threads = int(threads)
+    return options
+
+
 class Backbone:
     """A converted model: session, manifest and the recurrent state it threads between steps."""
 
-    def __init__(self, folder: Path, device: str | DevicePlan = "auto") -> None:
+    def __init__(self, folder: Path, device: str | DevicePlan = "auto", packed_copy: bool = False) -> None:
+        """``packed_copy``: on CPU, keep a pre-packed copy of the weights beside the model (see prepacked.py)."""
         self.folder = Path(folder)
         manifest = read_manifest(self.folder)
         if manifest is None:
@@ -38,28 +57,37 @@ class Backbone:
         self.precision = manifest.get("precision", "fp32")
         ort = quiet_onnxruntime()
         device_plan = device if isinstance(device, DevicePlan) else plan(device)
-        options = ort.SessionOptions()
-        options.log_severity_level = 4
-        # ONNX Runtime's memory-reuse planner is superlinear in graph size: 1.1 s of a 30-layer model's
-        # 1.9 s load. Without it decode speed stayed within noise (36-44 tok/s either way) and peak RSS
-        # did not move. (Parallel prepacking was tried too: 0.2 s faster, +365 MB peak RSS, so no.)
-        options.enable_mem_reuse = False
-        threads = os.environ.get("NLPSUITE_THREADS", "")
-        if threads:
-            if not threads.isdigit():
-                raise NlpsuiteError(f"NLPSUITE_THREADS must be a whole number, not {threads!r}")
-            options.intra_op_num_threads = int(threads)
+        options = session_options(ort)
         started = time.perf_counter()
-        try:
-            self.session = ort.InferenceSession(str(self.folder / MODEL_FILE), options, providers=device_plan.providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
-            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
+        self.session = self._open(ort, options, device_plan.providers, packed_copy)
         self.load_s = time.perf_counter() - started
         self.device, self.device_note, self.device_warning = check_session(device_plan, self.session)
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.state_spec = manifest["state"]
         self._to_input = {s["output"]: s["input"] for s in self.state_spec}
+
+    def _open(self, ort, options, providers: list[str], packed_copy: bool):
+        portable = self.folder / MODEL_FILE
+        key = prepacked.machine_key(ort) if packed_copy and providers == [CPU] else None
+        packed = prepacked.find(self.folder, key) if key else None
+        if packed:
+            packed_options = session_options(ort)
+            packed_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done already
+            try:
+                return ort.InferenceSession(str(packed), packed_options, providers=providers)
+            except Exception:  # noqa: BLE001 - a copy that does not load is rebuilt from the portable model
+                prepacked.discard(self.folder, key)
+        partial = prepacked.request(options, ort, self.folder) if key else None
+        try:
+            session = ort.InferenceSession(str(portable), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
+            if partial:
+                shutil.rmtree(partial, ignore_errors=True)
+            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
+        if partial:
+            prepacked.publish(partial, self.folder, key)
+        return session
 
     @property
     def context_length(self) -> int:

@@ -1,0 +1,56 @@
+"""The CPU copy with pre-packed weights: same numbers, reused, rebuilt when damaged, never in user folders."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from nlpsuite.api import Suite
+from nlpsuite.catalog import Catalog
+from nlpsuite.loader import ensure_model
+from nlpsuite.runtime.backbone import Backbone
+
+IDS = np.array([[5, 17, 42, 99, 7, 3]], np.int64)
+
+
+def logits(backbone):
+    mask, pos = np.ones_like(IDS), np.arange(IDS.shape[1])[None]
+    return backbone.forward(IDS, mask, pos, backbone.empty_state(1), num_logits=IDS.shape[1]).logits
+
+
+def copies(folder):
+    return sorted(p for p in folder.iterdir() if p.name.startswith("cpu-"))
+
+
+def test_packed_copy_gives_the_same_logits_and_is_reused(tiny_llama):
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)))
+    portable = logits(Backbone(folder, "cpu"))
+    first = Backbone(folder, "cpu", packed_copy=True)
+    (copy,) = copies(folder)
+    stamp = (copy / "model.onnx").stat().st_mtime_ns
+    second = Backbone(folder, "cpu", packed_copy=True)
+    assert (copy / "model.onnx").stat().st_mtime_ns == stamp  # loaded, not rewritten
+    np.testing.assert_allclose(logits(first), portable, atol=1e-5)
+    np.testing.assert_allclose(logits(second), portable, atol=1e-5)
+
+
+def test_a_damaged_packed_copy_is_replaced(tiny_llama):
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)))
+    Backbone(folder, "cpu", packed_copy=True)
+    (copy,) = copies(folder)
+    with open(copy / "model.onnx.data", "r+b") as fh:
+        fh.truncate(100)
+    backbone = Backbone(folder, "cpu", packed_copy=True)
+    assert len(copies(folder)) == 1 and (copies(folder)[0] / "sizes.json").exists()
+    np.testing.assert_allclose(logits(backbone), logits(Backbone(folder, "cpu")), atol=1e-5)
+
+
+def test_no_copy_is_written_into_a_users_converted_folder(tiny_llama):
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)))
+    for copy in copies(folder):
+        shutil.rmtree(copy)
+    Suite(model=str(folder), device="cpu").backbone  # noqa: B018 - loading is the point
+    assert copies(folder) == []
+    Suite(model=str(tiny_llama), device="cpu").backbone  # noqa: B018 - our own cache entry gets one
+    assert len(copies(folder)) == 1
