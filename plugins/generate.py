@@ -49,11 +49,12 @@ def generate(
     ignore_eos: opt.IgnoreEos = False,
     system: opt.System = None,
     raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as is, without the chat template.")] = False,
+    file: opt.InputFile = None,
 ) -> None:
     """Generate text from a prompt (streamed), on the default model unless --model says otherwise."""
     from nlpsuite.runtime.sampling import SamplingParams
 
-    text = opt.read_text(prompt)
+    text = opt.read_text(prompt, file=file)
     sampling = dict(
         max_tokens=max_tokens,
         temperature=temperature,

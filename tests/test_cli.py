@@ -31,6 +31,21 @@ def test_generate_is_deterministic_when_greedy_and_reads_stdin(cli, tiny):
     assert a == b
 
 
+def test_prompt_from_a_file(cli, tiny, tmp_path):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("the quick brown", encoding="utf-8")
+    args = ["generate", "--raw", "-n", "6", "--ignore-eos", "--json", *tiny]
+    assert (
+        json.loads(cli([*args, "--file", str(prompt)]).out)["text"]
+        == json.loads(cli([*args, "the quick brown"]).out)["text"]
+    )
+    prompt.write_bytes(b"\xff\xfe")
+    bad = cli([*args, "--file", str(prompt)])
+    assert bad.code == 1 and bad.err.strip() == f"error: {prompt} is not UTF-8 text"
+    missing = cli([*args, "--file", str(tmp_path / "nope.txt")])
+    assert missing.code == 1 and "cannot read" in missing.err
+
+
 def test_seeded_sampling_is_reproducible(cli, tiny):
     args = ["generate", "hello", "-n", "12", "--ignore-eos", "--temperature", "1.5", "--json", *tiny]
     first = json.loads(cli([*args, "--seed", "3"]).out)["text"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,6 +38,7 @@ RepetitionPenalty = Annotated[float, typer.Option("--repetition-penalty", help="
 Seed = Annotated[int | None, typer.Option("--seed", help="Seed for sampling.")]
 Stop = Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")]
 IgnoreEos = Annotated[bool, typer.Option("--ignore-eos", help="Keep generating past end-of-sequence.")]
+InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
 System = Annotated[str | None, typer.Option("--system", help="System prompt.")]
 
 
@@ -51,9 +53,18 @@ def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
-def read_text(argument: str | None, what: str = "prompt") -> str:
-    """The argument, or stdin when it is '-' or absent and stdin is not a terminal."""
-    if argument is not None and argument != "-":
+def read_text(argument: str | None, what: str = "prompt", file: Path | None = None) -> str:
+    """The argument, else ``file``, else stdin when the argument is '-' or absent and stdin is piped."""
+    if argument is not None and file is not None:
+        raise NlpsuiteError(f"give the {what} as an argument or with --file, not both")
+    if file is not None:
+        try:
+            text = file.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise NlpsuiteError(f"cannot read {file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise NlpsuiteError(f"{file} is not UTF-8 text") from None
+    elif argument is not None and argument != "-":
         text = argument
     elif not sys.stdin.isatty():
         try:
