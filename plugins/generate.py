@@ -50,11 +50,15 @@ def generate(
     system: opt.System = None,
     raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as is, without the chat template.")] = False,
     file: opt.InputFile = None,
+    input: opt.BatchInput = None,
+    output: opt.BatchOutput = None,
+    batch_size: opt.BatchSize = 8,
 ) -> None:
     """Generate text from a prompt (streamed), on the default model unless --model says otherwise."""
     from nlpsuite.runtime.sampling import SamplingParams
 
-    text = opt.read_text(prompt, file=file)
+    batch = opt.batch_paths(input, output, prompt)
+    text = None if batch else opt.read_text(prompt, file=file)
     sampling = dict(
         max_tokens=max_tokens,
         temperature=temperature,
@@ -66,7 +70,27 @@ def generate(
         ignore_eos=ignore_eos,
     )
     SamplingParams(**sampling).check()  # before a model is fetched or converted
+    if batch and batch_size < 1:
+        raise opt.NlpsuiteError("--batch-size must be at least 1")
     suite = opt.open_suite(model, device, precision, quiet)
+    if batch:
+        from nlpsuite.cli.batch import run_batch
+
+        def process(records):
+            done = suite.complete([r["text"] for r in records], raw=raw, system=system, **sampling)
+            return [
+                {
+                    "completion": c.text,
+                    "finish_reason": c.finish_reason,
+                    "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens},
+                }
+                for c in done
+            ]
+
+        written = run_batch(input, output, process, batch_size, quiet, label="generating")
+        if json:
+            opt.print_json({"output": str(output), "written": written, "model": suite.source.key})
+        return
 
     def show(_row: int, delta: str) -> None:
         sys.stdout.write(delta)

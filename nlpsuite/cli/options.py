@@ -39,6 +39,13 @@ Seed = Annotated[int | None, typer.Option("--seed", help="Seed for sampling.")]
 Stop = Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")]
 IgnoreEos = Annotated[bool, typer.Option("--ignore-eos", help="Keep generating past end-of-sequence.")]
 InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
+BatchInput = Annotated[
+    Path | None, typer.Option("--input", help="Batch mode: a .jsonl (or .tsv/.csv) file of records with 'text'.")
+]
+BatchOutput = Annotated[
+    Path | None, typer.Option("--output", help="Batch mode: the .jsonl file to write (resumes if it exists).")
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch mode: records run together.")]
 System = Annotated[str | None, typer.Option("--system", help="System prompt.")]
 
 
@@ -76,6 +83,17 @@ def read_text(argument: str | None, what: str = "prompt", file: Path | None = No
     if not text.strip():
         raise NlpsuiteError(f"empty {what}")
     return text
+
+
+def batch_paths(input_path: Path | None, output_path: Path | None, argument: str | None) -> bool:
+    """Whether batch mode is asked for, and consistently."""
+    if input_path is None and output_path is None:
+        return False
+    if input_path is None or output_path is None:
+        raise NlpsuiteError("batch mode needs both --input and --output")
+    if argument is not None:
+        raise NlpsuiteError("give either a text argument or --input, not both")
+    return True
 
 
 def reporter(quiet: bool):
