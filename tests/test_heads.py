@@ -1,0 +1,71 @@
+"""Label-scoring and embedding heads against transformers on the tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nlpsuite.api import Suite
+from nlpsuite.errors import NlpsuiteError
+
+pytestmark = pytest.mark.shared_cache
+
+LABELS = [" cat", " dog bird", " the quick brown fox"]  # one, two and several tokens
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+
+
+@pytest.fixture
+def suite(tiny_llama):
+    return Suite(model=str(tiny_llama), device="cpu")
+
+
+def test_label_log_likelihoods_match_transformers(suite, hf):
+    prompt = suite.tokenizer.encode("hello world, this is")
+    got = suite.head("scoring").log_likelihoods(prompt, LABELS)
+    for label, score in zip(LABELS, got, strict=True):
+        label_ids = suite.tokenizer.encode(label, add_special_tokens=False)
+        with torch.no_grad():
+            logp = torch.log_softmax(hf(input_ids=torch.tensor([prompt + label_ids])).logits[0], -1)
+        ref = sum(float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(label_ids))
+        assert score == pytest.approx(ref, abs=1e-4)
+
+
+def test_probabilities_and_contextual_calibration(suite):
+    scorer = suite.head("scoring")
+    prompt = suite.tokenizer.encode("numbers like 1 2 3")
+    probs = scorer.probabilities(prompt, LABELS)
+    assert probs.sum() == pytest.approx(1.0) and (probs > 0).all()
+    # Calibrating against a prior equal to the model's own answer leaves no preference at all.
+    assert scorer.probabilities(prompt, LABELS, prior=probs) == pytest.approx(np.full(3, 1 / 3))
+    prior = scorer.content_free_prior([suite.tokenizer.encode("N/A")], LABELS)
+    assert prior.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("labels", [[" cat"], [" cat", " cat"]])
+def test_one_or_duplicate_labels_are_refused(suite, labels):
+    with pytest.raises(NlpsuiteError, match="two distinct labels"):
+        suite.head("scoring").probabilities(suite.tokenizer.encode("hi"), labels)
+
+
+def test_embeddings_match_transformers_mean_pooling(suite, hf):
+    texts = ["a small model", "hello world, this is a tiny test corpus", "cat"]
+    got = suite.head("embedding")(texts, batch_size=2)
+    for text, vec in zip(texts, got, strict=True):
+        ids = suite.tokenizer.encode(text)
+        with torch.no_grad():
+            hidden = hf(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0]
+        ref = hidden.mean(0).numpy()
+        np.testing.assert_allclose(vec, ref / np.linalg.norm(ref), atol=1e-4)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0)
+
+
+def test_heads_share_one_backbone(suite):
+    assert suite.head("scoring").backbone is suite.head("embedding").backbone is suite.backbone
+    assert suite.head("embedding") is suite.head("embedding")
