@@ -1,0 +1,150 @@
+"""Embedding and label-scoring throughput (texts/s): nlpsuite vs transformers on the same backbone.
+
+Embedding: mean-pooled final hidden states of each text, batched. Label scoring: log-likelihood of
+each of 3 labels after a prompt built from the text. Both engines get the same texts and batch size.
+
+    python benchmarks/bench_heads.py [--n 64] [--batch-size 16] [--out results/heads.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+WORDS = [
+    "the",
+    "film",
+    "was",
+    "slow",
+    "but",
+    "the",
+    "acting",
+    "kept",
+    "me",
+    "watching",
+    "until",
+    "a",
+    "surprising",
+    "and",
+    "moving",
+    "final",
+    "act",
+    "although",
+    "some",
+    "scenes",
+    "felt",
+    "long",
+    "and",
+    "the",
+    "music",
+    "was",
+    "loud",
+]
+LABELS = [" positive", " negative", " neutral"]
+TEMPLATE = "Review: {text}\nSentiment:"
+
+
+def texts(n: int) -> list[str]:
+    return [" ".join(WORDS[(i * 7 + k) % len(WORDS)] for k in range(8 + (i * 5) % 24)) for i in range(n)]
+
+
+def timed(fn, runs: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "heads.json"))
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from nlpsuite import Suite, config
+
+    suite = Suite(model=args.model, device="cpu")
+    source = suite.backbone.manifest["source"]
+    gguf = (
+        Path(source["location"])
+        if source["kind"] == "gguf"
+        else next(config.downloads_dir().glob("*/" + (source["file"] or "-")), None)
+    )
+    if gguf is None:
+        raise SystemExit("the transformers reference needs a GGUF source (the default model, or --model FILE.gguf)")
+    torch.set_num_threads(torch.get_num_threads())
+    hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
+    tok = suite.tokenizer
+    data = texts(args.n)
+    embedder, scorer = suite.head("embedding"), suite.head("scoring")
+    prompts = [tok.encode(TEMPLATE.format(text=t)) for t in data]
+    label_ids = [tok.encode(label, add_special_tokens=False) for label in LABELS]
+
+    def hf_embed():
+        for start in range(0, len(data), args.batch_size):
+            batch = [tok.encode(t) for t in data[start : start + args.batch_size]]
+            width = max(map(len, batch))
+            ids = torch.tensor([[tok.pad_token_id] * (width - len(b)) + b for b in batch])
+            mask = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch])
+            with torch.no_grad():
+                hidden = hf(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+            torch.nn.functional.normalize(pooled, dim=-1)
+
+    def hf_score():  # the plain way: one full forward per (text, label) pair, batched over pairs
+        pairs = [p + lab for p in prompts for lab in label_ids]
+        for start in range(0, len(pairs), args.batch_size):
+            batch = pairs[start : start + args.batch_size]
+            width = max(map(len, batch))
+            ids = torch.tensor([b + [tok.pad_token_id] * (width - len(b)) for b in batch])
+            mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch])
+            with torch.no_grad():
+                torch.log_softmax(hf(input_ids=ids, attention_mask=mask).logits, -1)
+
+    rows = {
+        "embedding": {
+            "nlpsuite": timed(lambda: embedder(data, batch_size=args.batch_size), args.runs),
+            "transformers": timed(hf_embed, args.runs),
+        },
+        "label scoring (3 labels)": {
+            "nlpsuite": timed(lambda: [scorer.log_likelihoods(p, LABELS) for p in prompts], args.runs),
+            "transformers": timed(hf_score, args.runs),
+        },
+    }
+    report = {"model": args.model, "texts": args.n, "batch_size": args.batch_size, "runs": args.runs, "heads": {}}
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{args.model}: texts/s over {args.n} texts, median (min–max) of {args.runs} runs")
+    for col in ("head", "nlpsuite texts/s", "transformers texts/s", "× transformers"):
+        table.add_column(col)
+    for head, engines in rows.items():
+        rates = {e: [args.n / t for t in ts] for e, ts in engines.items()}
+        med = {e: statistics.median(r) for e, r in rates.items()}
+        report["heads"][head] = {e: {"median": med[e], "min": min(r), "max": max(r)} for e, r in rates.items()}
+        table.add_row(
+            head,
+            *(f"{med[e]:.1f} ({min(rates[e]):.1f}–{max(rates[e]):.1f})" for e in ("nlpsuite", "transformers")),
+            f"{med['nlpsuite'] / med['transformers']:.2f}",
+        )
+    Console(width=120).print(table)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"JSON written to {out}")
+
+
+if __name__ == "__main__":
+    main()
