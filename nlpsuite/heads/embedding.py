@@ -34,7 +34,8 @@ class Embedder:
             ids[row, width - len(toks) :] = toks
             mask[row, width - len(toks) :] = 1
         positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
-        step = self.backbone.forward(ids, mask, positions, self.backbone.empty_state(len(batch)), want_hidden=True)
+        empty = self.backbone.empty_state(len(batch))
+        step = self.backbone.forward(ids, mask, positions, empty, want_hidden=True, want_state=False)
         weights = mask[..., None].astype(np.float32)
         pooled = (step.hidden * weights).sum(axis=1) / weights.sum(axis=1)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)

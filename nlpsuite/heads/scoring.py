@@ -51,7 +51,7 @@ class LabelScorer:
             ids[row, : len(toks)] = toks
             mask[row, p : p + len(toks)] = 1
         positions = np.tile(np.arange(p, p + longest), (n, 1))
-        later = log_softmax(backbone.forward(ids, mask, positions, state, num_logits=longest).logits)
+        later = log_softmax(backbone.forward(ids, mask, positions, state, num_logits=longest, want_state=False).logits)
         scores = np.empty(n)
         for row, toks in enumerate(label_ids):
             scores[row] = first[toks[0]] + sum(later[row, k - 1, toks[k]] for k in range(1, len(toks)))

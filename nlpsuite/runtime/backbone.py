@@ -108,7 +108,9 @@ class Backbone:
         state: State,
         num_logits: int = 1,
         want_hidden: bool = False,
+        want_state: bool = True,
     ) -> Step:
+        """One pass. Outputs a caller won't use (hidden states, the new state) are not fetched."""
         feed = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -117,7 +119,9 @@ class Backbone:
             **state,
         }
         feed = {k: v for k, v in feed.items() if k in self.input_names}
-        wanted = [n for n in self.output_names if n != "last_hidden_state" or want_hidden]
+        wanted = (
+            ["logits"] + (["last_hidden_state"] if want_hidden else []) + (list(self._to_input) if want_state else [])
+        )
         values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))
-        new_state = {self._to_input[name]: values[name] for name in self._to_input}
+        new_state = {self._to_input[name]: values[name] for name in self._to_input} if want_state else {}
         return Step(values["logits"], values.get("last_hidden_state"), new_state)
