@@ -18,6 +18,10 @@ def _generation_head(suite):
     return GenerationHead(suite)
 
 
+def _usage(completion) -> dict:
+    return {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+
+
 def _run(suite, prompt, **kwargs):
     return suite.generate(prompt, **kwargs)
 
@@ -82,7 +86,7 @@ def generate(
                 {
                     "completion": c.text,
                     "finish_reason": c.finish_reason,
-                    "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens},
+                    "usage": _usage(c),
                 }
                 for c in done
             ]
@@ -96,20 +100,7 @@ def generate(
         sys.stdout.write(delta)
         sys.stdout.flush()
 
-    done = suite.complete(
-        text,
-        raw=raw,
-        system=system,
-        on_text=None if json else show,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        seed=seed,
-        stop=list(stop or []),
-        ignore_eos=ignore_eos,
-    )
+    done = suite.complete(text, raw=raw, system=system, on_text=None if json else show, **sampling)
     if json:
         opt.print_json(
             {
@@ -118,7 +109,7 @@ def generate(
                 "device": suite.backbone.device,
                 "precision": suite.backbone.precision,
                 "finish_reason": done.finish_reason,
-                "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens},
+                "usage": _usage(done),
                 "timings": {
                     "load_s": round(suite.backbone.load_s, 3),
                     "prefill_ms": round(done.prefill_ms, 1),

@@ -14,18 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import NlpsuiteError
+from .options import err, read_utf8
 
 Process = Callable[[list[dict]], list[dict]]  # records -> fields to add, one dict per record
 
 
 def read_records(path: Path, field: str = "text") -> list[dict]:
     """Records from a .jsonl file (objects) or a .tsv/.csv file with a header row; each needs ``field``."""
-    try:
-        raw = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
+    raw = read_utf8(path)
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv"):
         rows = list(csv.DictReader(raw.splitlines(), delimiter="\t" if suffix == ".tsv" else ","))
@@ -87,8 +83,6 @@ def run_batch(
         raise NlpsuiteError(f"{output_path} has more lines ({done}) than {input_path} has records")
     todo = records[done:]
     if done and not quiet:
-        from .options import err
-
         err(f"[dim]resuming: {done} of {len(records)} records already in {output_path}[/dim]")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -60,17 +60,22 @@ def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
+def read_utf8(path: Path) -> str:
+    """A text file's contents, with one-line errors for a missing file or bytes that aren't UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
+
+
 def read_text(argument: str | None, what: str = "prompt", file: Path | None = None) -> str:
     """The argument, else ``file``, else stdin when the argument is '-' or absent and stdin is piped."""
     if argument is not None and file is not None:
         raise NlpsuiteError(f"give the {what} as an argument or with --file, not both")
     if file is not None:
-        try:
-            text = file.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise NlpsuiteError(f"cannot read {file}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise NlpsuiteError(f"{file} is not UTF-8 text") from None
+        text = read_utf8(file)
     elif argument is not None and argument != "-":
         text = argument
     elif not sys.stdin.isatty():
