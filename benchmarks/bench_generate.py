@@ -161,20 +161,16 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from nlpsuite import config
     from nlpsuite.api import Suite
     from nlpsuite.loader import ensure_model
     from nlpsuite.store import read_manifest
 
     model_source = Suite(model=args.model).source
     folders = {p: ensure_model(model_source, p) for p in args.precisions.split(",")}  # convert outside timings
-    source = read_manifest(folders["fp32"] if "fp32" in folders else next(iter(folders.values())))["source"]
-    if source["kind"] == "gguf":
-        gguf_path = Path(source["location"])
-    else:
-        gguf_path = next(config.downloads_dir().glob("*/" + (source["file"] or "-")), None)
-    if gguf_path is None:
-        sys.exit("the transformers reference needs a GGUF source (the default model, or --model FILE.gguf)")
+    source = read_manifest(next(iter(folders.values())))["source"]
+    if not source.get("gguf"):
+        sys.exit("the transformers reference loads a GGUF file: use the default model or --model FILE.gguf")
+    gguf_path = Path(source["gguf"])
     rows = {}
     hf = run_worker("transformers", args, ["--hf-dir", str(gguf_path.parent), "--gguf", gguf_path.name])
     rows["transformers generate (PyTorch eager)"] = {"precision": "fp32", **hf}

@@ -73,18 +73,12 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from nlpsuite import Suite, config
+    from nlpsuite import Suite
 
     suite = Suite(model=args.model, device="cpu")
-    source = suite.backbone.manifest["source"]
-    gguf = (
-        Path(source["location"])
-        if source["kind"] == "gguf"
-        else next(config.downloads_dir().glob("*/" + (source["file"] or "-")), None)
-    )
-    if gguf is None:
-        raise SystemExit("the transformers reference needs a GGUF source (the default model, or --model FILE.gguf)")
-    torch.set_num_threads(torch.get_num_threads())
+    if not suite.backbone.manifest["source"].get("gguf"):
+        raise SystemExit("the transformers reference loads a GGUF file: use the default model or --model FILE.gguf")
+    gguf = Path(suite.backbone.manifest["source"]["gguf"])
     hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
     tok = suite.tokenizer
     data = texts(args.n)

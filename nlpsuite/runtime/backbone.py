@@ -63,7 +63,6 @@ class Backbone:
         self.load_s = time.perf_counter() - started
         self.device, self.device_note, self.device_warning = check_session(device_plan, self.session)
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.output_names = [o.name for o in self.session.get_outputs()]
         self.state_spec = manifest["state"]
         self._to_input = {s["output"]: s["input"] for s in self.state_spec}
 
