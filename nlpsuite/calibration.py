@@ -1,0 +1,134 @@
+"""Probabilities that mean what they say: contextual calibration and temperature scaling.
+
+A label-scoring or probe head produces one raw score per label (a log-likelihood or a logit). A
+``Calibration`` turns those scores into probabilities as ``softmax((scores - bias) / temperature)``:
+``bias`` is the log of the model's prior for the labels on content-free inputs (contextual
+calibration, Zhao et al. 2021) and ``temperature`` is fitted on held-out labelled data by
+minimizing the negative log-likelihood (Guo et al. 2017). Fitted parameters are stored per model,
+precision and task in the user cache, as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .errors import NlpsuiteError
+from .fsutil import write_json_atomic
+
+
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(scores))
+
+
+@dataclass
+class Calibration:
+    labels: list[str]
+    temperature: float = 1.0
+    bias: list[float] | None = None  # subtracted from the raw scores before the temperature
+    info: dict = field(default_factory=dict)  # how it was fitted: data size, ECE/accuracy before and after
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """Raw scores ``[n, labels]`` (or ``[labels]``) -> probabilities of the same shape."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape[-1] != len(self.labels):
+            raise NlpsuiteError(f"calibration is for {len(self.labels)} labels, got {scores.shape[-1]} scores")
+        if self.bias is not None:
+            scores = scores - np.asarray(self.bias)
+        return softmax(scores / self.temperature)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Calibration:
+        try:
+            cal = cls(list(data["labels"]), float(data["temperature"]), data.get("bias"), dict(data.get("info", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NlpsuiteError(f"malformed calibration parameters: {exc}") from None
+        if not math.isfinite(cal.temperature) or cal.temperature <= 0:
+            raise NlpsuiteError("malformed calibration parameters: temperature must be positive")
+        if cal.bias is not None and len(cal.bias) != len(cal.labels):
+            raise NlpsuiteError("malformed calibration parameters: one bias per label expected")
+        return cal
+
+
+def nll(scores: np.ndarray, gold: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the gold labels under ``softmax(scores / temperature)``."""
+    logp = log_softmax(np.asarray(scores, dtype=np.float64) / temperature)
+    return float(-logp[np.arange(len(gold)), gold].mean())
+
+
+def fit_temperature(scores: np.ndarray, gold: np.ndarray, low: float = 0.01, high: float = 100.0) -> float:
+    """The temperature minimizing NLL (golden-section search on log T; NLL is unimodal in it)."""
+    scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    if len(scores) == 0:
+        raise NlpsuiteError("no examples to fit a temperature on")
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(scores, gold, math.exp(c)), nll(scores, gold, math.exp(d))
+    for _ in range(80):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(scores, gold, math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(scores, gold, math.exp(d))
+    return math.exp((a + b) / 2)
+
+
+def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
+    """ECE of the top label: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    if len(probs) == 0:
+        raise NlpsuiteError("no examples to measure calibration on")
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
+    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 joins the first bin.
+    which = np.clip(np.ceil(confidence * bins - 1e-9).astype(int) - 1, 0, bins - 1)  # edges go left
+    total = 0.0
+    for i in range(bins):
+        members = which == i
+        if members.any():
+            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total)
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_"
+
+
+def path(model_key: str, precision: str, name: str) -> Path:
+    """Where the calibration of task ``name`` for a model lives (beside the user's other nlpsuite data)."""
+    return config.home() / "calibration" / _safe(model_key) / _safe(precision) / f"{_safe(name)}.json"
+
+
+def save(model_key: str, precision: str, name: str, calibration: Calibration) -> Path:
+    target = path(model_key, precision, name)
+    write_json_atomic(target, calibration.to_json())
+    return target
+
+
+def load(model_key: str, precision: str, name: str) -> Calibration | None:
+    target = path(model_key, precision, name)
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise NlpsuiteError(f"cannot read calibration {target}: {exc}") from None
+    return Calibration.from_json(data)
