@@ -10,6 +10,7 @@ precision and task in the user cache, as JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -47,6 +48,14 @@ class Calibration:
         if self.bias is not None:
             scores = scores - np.asarray(self.bias)
         return softmax(scores / self.temperature)
+
+    def for_labels(self, labels: list[str]) -> Calibration:
+        """The same calibration with its label columns in the order given (same set required)."""
+        if sorted(labels) != sorted(self.labels):
+            raise NlpsuiteError("calibration was fitted for other labels: " + ", ".join(self.labels))
+        order = [self.labels.index(label) for label in labels]
+        bias = None if self.bias is None else [self.bias[i] for i in order]
+        return Calibration(list(labels), self.temperature, bias, self.info)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -110,6 +119,16 @@ def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 
 
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_"
+
+
+def task_key(task: str, labels: list[str] | None = None, head: str | None = None) -> str:
+    """The name a task's calibration is stored under: one per label set (in any order) or probe head."""
+    if head:
+        return f"{task}-head-{head}"
+    if not labels:
+        return task
+    digest = hashlib.sha1("\n".join(sorted(labels)).encode("utf-8")).hexdigest()[:12]
+    return f"{task}-{digest}"
 
 
 def path(model_key: str, precision: str, name: str) -> Path:

@@ -44,3 +44,13 @@ def test_round_trip_and_bad_files(tmp_path, monkeypatch):
     where.write_text('{"labels": ["a"], "temperature": -1}')
     with pytest.raises(NlpsuiteError):
         calibration.load("m", "fp32", "sentiment")
+
+
+def test_keys_and_label_order():
+    assert calibration.task_key("classify", ["b", "a"]) == calibration.task_key("classify", ["a", "b"])
+    assert calibration.task_key("classify", ["a", "b"]) != calibration.task_key("classify", ["a", "c"])
+    cal = Calibration(["a", "b"], 2.0, [0.5, -0.5])
+    flipped = cal.for_labels(["b", "a"])
+    assert flipped.apply([1.0, 3.0]) == pytest.approx(cal.apply([3.0, 1.0])[::-1])
+    with pytest.raises(NlpsuiteError):
+        cal.for_labels(["a", "c"])
