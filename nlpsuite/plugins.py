@@ -14,7 +14,15 @@ from .errors import PluginError
 from .tasks import Task
 
 ENTRY_POINT_GROUP = "nlpsuite"
-BUILTIN_PLUGINS = ("nlpsuite_plugins.heads", "nlpsuite_plugins.generate", "nlpsuite_plugins.chat")
+BUILTIN_PLUGINS = (
+    "nlpsuite_plugins.heads",
+    "nlpsuite_plugins.generate",
+    "nlpsuite_plugins.chat",
+    "nlpsuite_plugins.classify",
+    "nlpsuite_plugins.qa",
+    "nlpsuite_plugins.translate",
+    "nlpsuite_plugins.summarize",
+)
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 
 
