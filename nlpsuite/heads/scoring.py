@@ -82,6 +82,46 @@ class LabelScorer:
             scores[row] = first[toks[0]] + sum(later[row, k - 1, toks[k]] for k in range(1, len(toks)))
         return scores
 
+    def continuation_log_likelihoods(self, prefixes: list[list[int]], text_ids: list[int], window: int = 256):
+        """Sum of log P(text | prefix) for each prefix: the "noisy channel" direction, where each prefix
+        names a label and the text is scored under it. Returns [len(prefixes)].
+
+        All prefixes run as one left-padded batch; the text follows in windows over the shared state, so
+        logits are only ever held for ``window`` positions.
+        """
+        if not text_ids or any(not p for p in prefixes):
+            raise NlpsuiteError("empty text or prefix")
+        backbone, n, k = self.backbone, len(text_ids), len(prefixes)
+        width = max(map(len, prefixes))
+        if width + n > backbone.context_length:
+            raise NlpsuiteError(f"the text is longer than the context window of {backbone.context_length} tokens")
+        pad = self.tokenizer.pad_token_id
+        first = text_ids[:window]
+        ids = np.full((k, width + len(first)), pad, np.int64)
+        mask = np.zeros_like(ids)
+        for row, prefix in enumerate(prefixes):
+            ids[row, width - len(prefix) :] = [*prefix, *first]
+            mask[row, width - len(prefix) :] = 1
+        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        step = backbone.forward(ids, mask, positions, backbone.empty_state(k), num_logits=len(first) + 1)
+        total = np.zeros(k)
+        done = 0
+        while True:
+            logp = log_softmax(step.logits[:, :-1])  # position j predicts text token done + j
+            chunk = text_ids[done : done + logp.shape[1]]
+            total += logp[:, np.arange(len(chunk)), chunk].sum(axis=1)
+            last_logits = step.logits[:, -1]
+            done += len(chunk)
+            if done >= n:
+                return total
+            piece = text_ids[done : done + window]
+            arr = np.tile(np.array(piece, np.int64), (k, 1))
+            mask = np.concatenate([mask, np.ones_like(arr)], axis=1)
+            positions = positions[:, -1:] + 1 + np.arange(len(piece))[None]
+            step = backbone.forward(arr, mask, positions, step.state, num_logits=len(piece))
+            # the previous window's last logits predict this window's first token
+            step.logits = np.concatenate([last_logits[:, None], step.logits], axis=1)
+
     def _batch_axis(self, state_name: str) -> int:
         spec = next(s for s in self.backbone.state_spec if s["input"] == state_name)
         return spec["shape"].index(None)
