@@ -39,7 +39,12 @@ SENTIMENT_PROMPT = "Text: {text}\nSentiment:"
 # plugins/data/sentiment_calibration.jsonl (see README); `nlpsuite calibrate sentiment DATA` replaces it.
 SENTIMENT_TEMPERATURE = 1.0
 
-CLASSIFY_PROMPT = "Text: {text}\nQuestion: Which topic is this text about: {choices}?\nAnswer:"
+# Zero-shot classification runs the "noisy channel" way (Min et al., 2022): each label becomes a prefix and
+# the text is scored under it, log P(text | label). A 135M model is far better at predicting a text given
+# its topic than at naming the topic of a text (on forum posts: 0.81 vs 0.51 accuracy, see README).
+CLASSIFY_PREFIX = "Topic: {label}\n\n"
+# The sums grow with the text's length; dividing by sqrt(tokens) keeps one temperature right for short
+# and long texts alike.
 CLASSIFY_TEMPERATURE = 1.0
 CONTENT_FREE = ("N/A", "[MASK]", "...")
 MAX_TEXT_TOKENS = 2048  # label tasks read this much of a text; longer texts are refused, not cut
@@ -102,8 +107,13 @@ class LabelTasks:
         return self._scores(SENTIMENT_PROMPT, _shots_prefix(), texts, SENTIMENT_LABELS)
 
     def classify_scores(self, texts: list[str], labels: list[str]) -> np.ndarray:
-        prompt = CLASSIFY_PROMPT.replace("{choices}", " or ".join(labels))
-        return self._scores(prompt, "", texts, labels)
+        prefixes = [self._encode(CLASSIFY_PREFIX.format(label=label)) for label in labels]
+        rows = []
+        for text in texts:
+            self._check_text(text)
+            ids = self._encode(text.strip())
+            rows.append(self.scorer.continuation_log_likelihoods(prefixes, ids) / np.sqrt(len(ids)))
+        return np.array(rows)
 
 
 def _tasks(suite) -> LabelTasks:
@@ -187,7 +197,7 @@ def register_tasks(register):
             "Zero-shot classification into given labels, or with a trained probe head.",
             "scoring",
             run_classify,
-            {"prompt": CLASSIFY_PROMPT},
+            {"prefix": CLASSIFY_PREFIX},
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "classify", texts, labels, head),
         )
     )

@@ -85,18 +85,31 @@ def test_prefix_cache_gives_the_same_scores(suite):
     np.testing.assert_allclose(plain, scorer.log_likelihoods(prompt, labels, other), atol=1e-4)
 
 
-def test_label_scores_are_log_likelihoods_minus_the_content_free_prior(suite):
-    from nlpsuite_plugins.classify import CLASSIFY_PROMPT, CONTENT_FREE
+def test_sentiment_scores_are_log_likelihoods_minus_the_content_free_prior(suite):
+    from nlpsuite_plugins.classify import CONTENT_FREE, SENTIMENT_LABELS, SENTIMENT_PROMPT, _shots_prefix
+
+    names, scores = suite.label_scores("sentiment", ["some text here"])
+    scorer, enc = suite.head("scoring"), lambda t: suite.tokenizer.encode(t, add_special_tokens=False)
+    verbal = [" " + label for label in SENTIMENT_LABELS]
+    prompt = _shots_prefix() + SENTIMENT_PROMPT
+    raw = scorer.log_likelihoods(enc(prompt.format(text="some text here")), verbal)
+    prior = np.mean([softmax(scorer.log_likelihoods(enc(prompt.format(text=c)), verbal)) for c in CONTENT_FREE], 0)
+    assert names == SENTIMENT_LABELS
+    np.testing.assert_allclose(scores[0], raw - np.log(prior), atol=1e-4)
+
+
+def test_classify_scores_are_text_given_label_log_likelihoods(suite):
+    from nlpsuite_plugins.classify import CLASSIFY_PREFIX
 
     labels = ["alpha", "beta gamma"]
     names, scores = suite.label_scores("classify", ["some text here"], labels=labels)
-    scorer, enc = suite.head("scoring"), lambda t: suite.tokenizer.encode(t, add_special_tokens=False)
-    prompt = CLASSIFY_PROMPT.replace("{choices}", " or ".join(labels))
-    verbal = [" alpha", " beta gamma"]
-    raw = scorer.log_likelihoods(enc(prompt.format(text="some text here")), verbal)
-    prior = np.mean([softmax(scorer.log_likelihoods(enc(prompt.format(text=c)), verbal)) for c in CONTENT_FREE], 0)
+    enc = lambda t: suite.tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
+    text = enc("some text here")
+    expected = suite.head("scoring").continuation_log_likelihoods(
+        [enc(CLASSIFY_PREFIX.format(label=label)) for label in labels], text
+    ) / np.sqrt(len(text))
     assert names == labels
-    np.testing.assert_allclose(scores[0], raw - np.log(prior), atol=1e-4)
+    np.testing.assert_allclose(scores[0], expected, atol=1e-4)
 
 
 def test_classify_probabilities_sum_to_one_and_label_is_one_of_them(suite):
