@@ -21,7 +21,7 @@ import numpy as np
 
 from . import config
 from .errors import NlpsuiteError
-from .fsutil import write_json_atomic
+from .fsutil import atomic_dir_lock, write_json_atomic
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -117,6 +117,36 @@ def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 
     return float(total)
 
 
+def fit(labels: list[str], scores: np.ndarray, gold: np.ndarray, content_free: np.ndarray | None = None) -> Calibration:
+    """Temperature scaling on ``scores`` [n, labels] for gold indices ``gold``; with ``content_free`` (raw
+    scores of content-free inputs), contextual calibration's bias too, kept only if it lowers the NLL here."""
+    scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    candidates: list[np.ndarray | None] = [None]
+    if content_free is not None and len(content_free):
+        candidates.append(np.log(softmax(np.asarray(content_free, dtype=np.float64)).mean(axis=0)))
+    best = None
+    for bias in candidates:
+        shifted = scores if bias is None else scores - bias
+        temperature = fit_temperature(shifted, gold)
+        loss = nll(shifted, gold, temperature)
+        if best is None or loss < best[0]:
+            best = (loss, temperature, bias)
+    _, temperature, bias = best
+    method = "temperature" if bias is None else "contextual+temperature"
+    return Calibration(list(labels), temperature, None if bias is None else bias.tolist(), {"method": method})
+
+
+def assess(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> dict:
+    """ECE, accuracy and mean NLL of probabilities ``[n, labels]`` against gold indices."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    picked = np.clip(probs[np.arange(len(gold)), gold], 1e-12, 1.0)
+    return {
+        "ece": expected_calibration_error(probs, gold, bins),
+        "accuracy": float((probs.argmax(axis=1) == gold).mean()),
+        "nll": float(-np.log(picked).mean()),
+    }
+
+
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_"
 
@@ -138,7 +168,8 @@ def path(model_key: str, precision: str, name: str) -> Path:
 
 def save(model_key: str, precision: str, name: str, calibration: Calibration) -> Path:
     target = path(model_key, precision, name)
-    write_json_atomic(target, calibration.to_json())
+    with atomic_dir_lock(target):
+        write_json_atomic(target, calibration.to_json())
     return target
 
 
