@@ -7,11 +7,10 @@ whole before any model is loaded, so a bad file fails in a second with one line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
-import re
-import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -221,19 +220,15 @@ def _predict(task: str, suite, batch: list, options: Options, examples: Examples
     return [_ranked(suite, query, options, examples) for query in batch]
 
 
-_DOC_FILE = re.compile(r"doc-(\d+)\.txt")
-
-
 def _ranked(suite, query: str, options: Options, examples: Examples) -> list[str]:
-    """Document ids in the order the suite's search ranks them (a document's chunks count once)."""
-    ids = examples.extra["doc_order"]
-    found: list[str] = []
-    for hit in suite.search(examples.extra["index"], query, k=options.k * 4):
-        match = _DOC_FILE.search(str(hit["source"]))
-        doc = ids[int(match.group(1))] if match else None
-        if doc is not None and doc not in found:
-            found.append(doc)
-    return found[: options.k]
+    """Document ids in the order the suite's search ranks them; a document's passages count once."""
+    want = options.k * 4
+    while True:
+        hits = suite.search(examples.extra["index"], query, k=want)
+        found = list(dict.fromkeys(str(hit["source"]) for hit in hits))
+        if len(found) >= options.k or len(hits) < want:  # enough documents, or the index has no more
+            return found[: options.k]
+        want *= 2
 
 
 def _score(task: str, examples: Examples, predictions: list, options: Options) -> dict:
@@ -308,7 +303,7 @@ def evaluate(
     suite = open_suite()
     advance = progress(len(examples.inputs)) if progress else (lambda _n: None)
     advance(len(predictions))
-    with _search_index(task, suite, examples):
+    with _search_index(task, suite, examples, options.docs):
         for start in range(len(predictions), len(examples.inputs), batch_size):
             batch = examples.inputs[start : start + batch_size]
             new = _predict(task, suite, batch, options, examples)
@@ -350,34 +345,25 @@ def _resumed(done: list[dict], inputs: list) -> list:
     return [record["prediction"] for record in done]
 
 
-class _search_index:
-    """For retrieval: the --docs corpus indexed under a fresh name while the queries run."""
+def _remove_index(name: str) -> None:
+    from .retrieval import index
 
-    def __init__(self, task: str, suite, examples: Examples) -> None:
-        self.task, self.suite, self.examples = task, suite, examples
-        self.folder: tempfile.TemporaryDirectory | None = None
+    index.remove(name)
 
-    def __enter__(self):
-        if self.task != "retrieval":
-            return self
-        self.folder = tempfile.TemporaryDirectory(prefix="nlpsuite-eval-")
-        order = list(self.examples.extra["docs"])
-        paths = []
-        for i, doc in enumerate(order):  # file names, not user ids, so any id works
-            path = Path(self.folder.name) / f"doc-{i}.txt"
-            path.write_text(self.examples.extra["docs"][doc], encoding="utf-8")
-            paths.append(path)
-        name = f"eval-{uuid.uuid4().hex[:12]}"
-        self.suite.index(name, paths)
-        self.examples.extra.update(index=name, doc_order=order)
-        return self
 
-    def __exit__(self, *exc) -> None:
-        if self.folder is not None:
-            drop = getattr(self.suite, "drop_index", None)
-            if drop is not None:
-                drop(self.examples.extra["index"])
-            self.folder.cleanup()
+@contextlib.contextmanager
+def _search_index(task: str, suite, examples: Examples, docs: Path | None):
+    """For retrieval: the --docs corpus in an index of its own while the queries run, removed after."""
+    if task != "retrieval":
+        yield
+        return
+    name = f"eval-{uuid.uuid4().hex[:12]}"
+    try:
+        suite.index(name, [docs])  # a JSONL of {"id", "text"}: each passage's source is its document's id
+        examples.extra["index"] = name
+        yield
+    finally:
+        _remove_index(name)
 
 
 def evaluate_lm(
@@ -385,10 +371,10 @@ def evaluate_lm(
     open_suite: Callable[[], object],
     options: Options,
     limit: int | None = None,
-    progress: Callable[[int], Progress] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Cross-entropy (nats/token), perplexity and bits/char of the suite's backbone on a text file
-    (``limit``: its first lines)."""
+    (``limit``: its first lines); ``on_progress(tokens scored, total)``."""
     from .lm_eval import cross_entropy
 
     _check_counts(limit, 1)
@@ -396,17 +382,31 @@ def evaluate_lm(
         raise NlpsuiteError("--window must be at least 2 tokens")
     if options.stride is not None and options.stride < 1:
         raise NlpsuiteError("--stride must be at least 1")
+    if options.stride is not None and options.window is not None and options.stride > options.window:
+        raise NlpsuiteError("--stride must not exceed --window")
     text = _read_utf8(data)
     if limit is not None:
         text = "".join(text.splitlines(keepends=True)[:limit])
     if not text.strip():
         raise NlpsuiteError(f"{data} holds no text")
+    windows = {}
+    if options.window is not None:
+        windows = {"window": options.window, "stride": options.stride or max(1, options.window // 2)}
+    elif options.stride is not None:
+        windows = {"stride": options.stride}
     suite = open_suite()
-    advance = progress(0) if progress else (lambda _n: None)  # one call, no steps to count
-    result = cross_entropy(suite.backbone, suite.tokenizer, text, options.window, options.stride)
-    advance(1)
-    keys = ("cross_entropy", "perplexity", "bits_per_char", "tokens", "chars")
-    return {"task": "lm", "n": int(result["tokens"]), "metrics": {k: result[k] for k in keys if k in result}}
+    result = cross_entropy(suite.backbone, suite.tokenizer, text, **windows, on_progress=on_progress)
+    return {
+        "task": "lm",
+        "n": int(result["tokens"]),
+        "metrics": {
+            "cross_entropy": result["nats_per_token"],
+            "perplexity": result["perplexity"],
+            "bits_per_char": result["bits_per_char"],
+            "tokens": result["tokens"],
+            "chars": result["chars"],
+        },
+    }
 
 
 # --- calibrate -------------------------------------------------------------------------------

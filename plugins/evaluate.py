@@ -49,6 +49,14 @@ class _ProgressBar:
         task = self.progress.add_task("", total=total or None)
         return lambda n: self.progress.update(task, advance=n)
 
+    def follow(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` (for work that reports where it is rather than steps)."""
+        if not self.started:
+            self.progress.start()
+            self.started = True
+            self.task = self.progress.add_task("", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
     def __enter__(self):
         return self
 
@@ -153,7 +161,7 @@ def eval_command(
 
     with _ProgressBar(quiet, f"evaluating {task}") as bar:
         if task == "lm":
-            report = evaluation.evaluate_lm(data, open_suite, options, limit, bar.start)
+            report = evaluation.evaluate_lm(data, open_suite, options, limit, bar.follow)
         else:
             done = _load_predictions(predictions)
             with _appender(predictions, bool(done)) as keep:

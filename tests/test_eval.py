@@ -73,9 +73,11 @@ def test_cross_entropy_matches_a_full_sequence_computation(suite, tiny_llama):
     expected = -torch_log_probs(tiny_llama, ids)
     got = cross_entropy(suite.backbone, suite.tokenizer, TEXT, window=128, stride=64)
     assert got["tokens"] == len(ids) - 1
-    assert got["cross_entropy"] == pytest.approx(expected.mean(), rel=1e-4)
+    assert got["nats_per_token"] == pytest.approx(expected.mean(), rel=1e-4)
     assert got["perplexity"] == pytest.approx(math.exp(expected.mean()), rel=1e-4)
-    assert got["bits_per_char"] == pytest.approx(expected.sum() / math.log(2) / len(TEXT), rel=1e-4)
+    first = suite.tokenizer.decode(ids[:1])  # the unscored first token's characters don't count
+    assert got["chars"] == len(TEXT) - len(first)
+    assert got["bits_per_char"] == pytest.approx(expected.sum() / math.log(2) / got["chars"], rel=1e-4)
 
 
 def test_windows_give_each_token_the_context_they_promise(suite, tiny_llama):
@@ -84,10 +86,10 @@ def test_windows_give_each_token_the_context_they_promise(suite, tiny_llama):
     expected = -torch_log_probs(tiny_llama, ids, context=7)
     got = cross_entropy(suite.backbone, suite.tokenizer, TEXT, window=8, stride=1)
     assert got["tokens"] == len(ids) - 1
-    assert got["cross_entropy"] == pytest.approx(expected.mean(), rel=1e-4)
-    full = cross_entropy(suite.backbone, suite.tokenizer, TEXT, window=128)["cross_entropy"]
-    assert got["cross_entropy"] != pytest.approx(full, rel=1e-3)  # the cut context shows
-    for window, stride in ((16, 5), (16, 16), (9, 3)):  # every token scored exactly once
+    assert got["nats_per_token"] == pytest.approx(expected.mean(), rel=1e-4)
+    full = cross_entropy(suite.backbone, suite.tokenizer, TEXT, window=128)["nats_per_token"]
+    assert got["nats_per_token"] != pytest.approx(full, rel=1e-3)  # the cut context shows
+    for window, stride in ((16, 5), (16, 8), (9, 3)):  # every token scored exactly once
         assert cross_entropy(suite.backbone, suite.tokenizer, TEXT, window, stride)["tokens"] == len(ids) - 1
 
 
@@ -99,8 +101,8 @@ def test_eval_lm_cli(cli, tiny, tmp_path, suite):
     report = json.loads(result.out)
     direct = cross_entropy(suite.backbone, suite.tokenizer, corpus.read_text(encoding="utf-8"), 32, 16)
     assert report["task"] == "lm" and report["n"] == direct["tokens"]
-    assert report["metrics"]["cross_entropy"] == pytest.approx(direct["cross_entropy"])
-    assert report["metrics"]["perplexity"] == pytest.approx(math.exp(direct["cross_entropy"]))
+    assert report["metrics"]["cross_entropy"] == pytest.approx(direct["nats_per_token"])
+    assert report["metrics"]["perplexity"] == pytest.approx(math.exp(direct["nats_per_token"]))
     assert report["metrics"]["bits_per_char"] == pytest.approx(direct["bits_per_char"])
     first_line = cli(["eval", "lm", str(corpus), "--limit", "1", "--json", *tiny])
     assert json.loads(first_line.out)["n"] == len(suite.tokenizer.encode(TEXT + "\n")) - 1
@@ -328,21 +330,26 @@ def test_summarization_and_qa_reports(cli, tiny, tmp_path, monkeypatch):
 
 def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypatch):
     """A stand-in index ranks documents by shared words, so the expected ranking is known."""
-    indexes: dict[str, dict[str, str]] = {}
+    from nlpsuite import evaluation
 
-    def index(self, name, paths):
-        indexes[name] = {str(p): p.read_text(encoding="utf-8") for p in paths}
-        return {"name": name, "documents": len(paths)}
+    indexes: dict[str, list[tuple[str, str]]] = {}
+    removed = []
+
+    def index(self, name, paths):  # the real index reads a JSONL of {"id", "text"}: sources are the ids
+        (path,) = paths
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        indexes[name] = [(str(r["id"]), r["text"]) for r in records]
+        return {"index": name, "documents": len(records)}
 
     def search(self, name, query, k=5):
         words = set(query.split())
-        hits = [(len(words & set(t.split())), s, t) for s, t in indexes[name].items()]
-        hits.sort(key=lambda h: (-h[0], h[1]))
-        chunked = [{"source": f"{s}#chunk{c}", "text": t, "score": float(n)} for n, s, t in hits for c in (0, 1)]
-        return chunked[:k]  # every document comes back twice, as two chunks: it must count once
+        hits = sorted(indexes[name], key=lambda doc: -len(words & set(doc[1].split())))  # stable: ties keep order
+        chunked = [{"source": s, "text": t, "score": 0.0} for s, t in hits for _ in (0, 1)]
+        return chunked[:k]  # every document comes back twice, as two passages: it must count once
 
     monkeypatch.setattr(Suite, "index", index, raising=False)
     monkeypatch.setattr(Suite, "search", search, raising=False)
+    monkeypatch.setattr(evaluation, "_remove_index", removed.append)
     docs = [
         {"id": "cats", "text": "cats purr sleep"},
         {"id": 7, "text": "dogs bark run swim"},
@@ -365,6 +372,7 @@ def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypat
     assert m["recall@2"] == m["recall@k"] and m["ndcg@2"] == m["ndcg@k"] and m["k"] == 2
     k1 = json.loads(cli(["eval", "retrieval", str(q), "--docs", str(d), "--k", "1", "--json", *tiny]).out)
     assert k1["metrics"]["recall@k"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert removed == list(indexes) and len(set(removed)) == 2  # each run's index is its own, and removed
 
 
 def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, monkeypatch):
