@@ -8,9 +8,7 @@ whole before any model is loaded, so a bad file fails in a second with one line.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
-import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import numpy as np
 
 from . import metrics
 from .errors import NlpsuiteError
+from .labelled import answers_field, documents, judgements_field, read_rows, read_utf8, text_field
 
 TASKS = ("translation", "summarization", "qa", "sentiment", "classification", "retrieval", "lm")
 Progress = Callable[[int], None]  # advance by this many examples
@@ -39,106 +38,6 @@ class Options:
     stride: int | None = None
     reliability: Path | None = None  # where sentiment/classification write the reliability diagram
     bins: int = 10
-
-
-# --- reading data ----------------------------------------------------------------------------
-
-
-def _read_utf8(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
-
-
-def read_rows(path: Path, columns: Sequence[str]) -> list[tuple[int, dict]]:
-    """(line number, record) from a .jsonl, .csv or .tsv file whose records all have ``columns``."""
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".json", ".csv", ".tsv"):
-        raise NlpsuiteError(f"{path}: expected a .jsonl, .csv or .tsv file")
-    raw = _read_utf8(path)
-    rows: list[tuple[int, dict]] = []
-    if suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(raw.splitlines(), delimiter="\t" if suffix == ".tsv" else ",")
-        header = reader.fieldnames or []
-        missing = [c for c in columns if c not in header]
-        if header and missing:
-            have = ", ".join(h for h in header if h) or "none"
-            raise NlpsuiteError(f"{path} has no column {_names(missing)} (its columns: {have})")
-        rows = [(line, dict(row)) for line, row in enumerate(reader, start=2)]
-    else:
-        for line, text in enumerate(raw.splitlines(), start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except ValueError:
-                raise NlpsuiteError(f"{path}:{line}: not a JSON object") from None
-            if not isinstance(record, dict):
-                raise NlpsuiteError(f"{path}:{line}: not a JSON object")
-            missing = [c for c in columns if c not in record]
-            if missing:
-                raise NlpsuiteError(f"{path}:{line}: missing column {_names(missing)}")
-            rows.append((line, record))
-    if not rows:
-        raise NlpsuiteError(f"{path} holds no records")
-    return rows
-
-
-def _names(columns: Sequence[str]) -> str:
-    return ", ".join(repr(c) for c in columns)
-
-
-def _text(path: Path, line: int, record: dict, column: str, allow_empty: bool = False) -> str:
-    value = record.get(column)
-    if not isinstance(value, str):
-        raise NlpsuiteError(f"{path}:{line}: {column!r} must be a string, not {_kind(value)}")
-    if not allow_empty and not value.strip():
-        raise NlpsuiteError(f"{path}:{line}: {column!r} is empty")
-    return value
-
-
-def _kind(value) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _answers(path: Path, line: int, value) -> list[str]:
-    """A list of gold answers, a single answer, or SQuAD's ``{"text": [...], "answer_start": [...]}``."""
-    if isinstance(value, dict) and "text" in value:
-        value = value["text"]
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
-        raise NlpsuiteError(f"{path}:{line}: 'answers' must be a string or a non-empty list of strings")
-    return value
-
-
-def _doc_id(value) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value)
-
-
-def _judgements(path: Path, line: int, value) -> dict[str, float]:
-    """'relevant' as a list of ids (grade 1 each) or a ``{id: grade}`` map."""
-    if isinstance(value, list):
-        ids = [_doc_id(v) for v in value]
-        if None in ids:
-            raise NlpsuiteError(f"{path}:{line}: 'relevant' ids must be strings or integers")
-        judged = dict.fromkeys(ids, 1.0)
-    elif isinstance(value, dict):
-        judged = {}
-        for doc, grade in value.items():
-            if isinstance(grade, bool) or not isinstance(grade, int | float) or not math.isfinite(grade):
-                raise NlpsuiteError(f"{path}:{line}: the grade of {doc!r} in 'relevant' must be a number")
-            judged[str(doc)] = float(grade)
-    else:
-        raise NlpsuiteError(f"{path}:{line}: 'relevant' must be a list of ids or a {{id: grade}} map")
-    if not any(grade > 0 for grade in judged.values()):
-        raise NlpsuiteError(f"{path}:{line}: no relevant document (a grade above 0) for this query")
-    return judged
 
 
 # --- tasks -----------------------------------------------------------------------------------
@@ -166,17 +65,17 @@ def _prepare(task: str, path: Path, options: Options, limit: int | None) -> Exam
     if limit is not None:
         rows = rows[:limit]
     if task == "translation":
-        inputs = [_text(path, n, r, "source") for n, r in rows]
-        return Examples(inputs, [_text(path, n, r, "reference", allow_empty=True) for n, r in rows])
+        inputs = [text_field(path, n, r, "source") for n, r in rows]
+        return Examples(inputs, [text_field(path, n, r, "reference", allow_empty=True) for n, r in rows])
     if task == "summarization":
-        inputs = [_text(path, n, r, "text") for n, r in rows]
-        return Examples(inputs, [_text(path, n, r, "reference", allow_empty=True) for n, r in rows])
+        inputs = [text_field(path, n, r, "text") for n, r in rows]
+        return Examples(inputs, [text_field(path, n, r, "reference", allow_empty=True) for n, r in rows])
     if task == "qa":
-        inputs = [(_text(path, n, r, "question"), _text(path, n, r, "context")) for n, r in rows]
-        return Examples(inputs, [_answers(path, n, r["answers"]) for n, r in rows])
+        inputs = [(text_field(path, n, r, "question"), text_field(path, n, r, "context")) for n, r in rows]
+        return Examples(inputs, [answers_field(path, n, r["answers"]) for n, r in rows])
     if task in ("sentiment", "classification"):
-        inputs = [_text(path, n, r, "text") for n, r in rows]
-        gold = [_text(path, n, r, "label") for n, r in rows]
+        inputs = [text_field(path, n, r, "text") for n, r in rows]
+        gold = [text_field(path, n, r, "label") for n, r in rows]
         labels = sorted(set(gold))
         if task == "classification" and len(labels) < 2:
             raise NlpsuiteError(f"{path}: classification needs at least two distinct labels in the data")
@@ -184,25 +83,13 @@ def _prepare(task: str, path: Path, options: Options, limit: int | None) -> Exam
     # retrieval
     if options.docs is None:
         raise NlpsuiteError("retrieval needs --docs FILE (a JSONL of documents with 'id' and 'text')")
-    docs = _documents(options.docs)
-    inputs = [_text(path, n, r, "query") for n, r in rows]
-    gold = [_judgements(path, n, r["relevant"]) for n, r in rows]
+    docs = documents(options.docs)
+    inputs = [text_field(path, n, r, "query") for n, r in rows]
+    gold = [judgements_field(path, n, r["relevant"]) for n, r in rows]
     unknown = sorted({doc for judged in gold for doc in judged} - set(docs))
     if unknown:
         raise NlpsuiteError(f"{path}: relevant ids not in {options.docs}: {', '.join(unknown[:5])}")
     return Examples(inputs, gold, {"docs": docs})
-
-
-def _documents(path: Path) -> dict[str, str]:
-    docs: dict[str, str] = {}
-    for line, record in read_rows(path, ("id", "text")):
-        doc = _doc_id(record["id"])
-        if doc is None:
-            raise NlpsuiteError(f"{path}:{line}: 'id' must be a string or an integer")
-        if doc in docs:
-            raise NlpsuiteError(f"{path}:{line}: duplicate id {doc!r}")
-        docs[doc] = _text(path, line, record, "text")
-    return docs
 
 
 def _predict(task: str, suite, batch: list, options: Options, examples: Examples) -> list:
@@ -384,7 +271,7 @@ def evaluate_lm(
         raise NlpsuiteError("--stride must be at least 1")
     if options.stride is not None and options.window is not None and options.stride > options.window:
         raise NlpsuiteError("--stride must not exceed --window")
-    text = _read_utf8(data)
+    text = read_utf8(data)
     if limit is not None:
         text = "".join(text.splitlines(keepends=True)[:limit])
     if not text.strip():
@@ -438,8 +325,8 @@ def calibrate(
         raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
     _check_counts(None, batch_size)
     rows = read_rows(data, ("text", "label"))
-    texts = [_text(data, n, r, "text") for n, r in rows]
-    gold = [_text(data, n, r, "label") for n, r in rows]
+    texts = [text_field(data, n, r, "text") for n, r in rows]
+    gold = [text_field(data, n, r, "label") for n, r in rows]
     if labels is not None:
         if len(set(labels)) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
             raise NlpsuiteError("--labels needs at least two distinct, non-empty labels")

@@ -132,6 +132,7 @@ def files(tmp_path):
         "badgrade": write_jsonl(tmp_path / "g.jsonl", [{"query": "q", "relevant": {"d1": "high"}}]),
         "qa": write_jsonl(tmp_path / "qa.jsonl", [{"question": "q", "context": "c", "answers": []}]),
         "blank": _write(tmp_path / "blank.txt", "  \n\n"),
+        "short": _write(tmp_path / "short.tsv", 'text\tlabel\n"quoted" start\tpos\nfoo\n'),
     }
 
 
@@ -160,6 +161,8 @@ def _write(path, text):
         (["eval", "retrieval", "{badgrade}", "--docs", "{docs}"], "error: {badgrade}:1: the grade of 'd1' in"),
         (["eval", "retrieval", "{queries}", "--docs", "{docs}", "--k", "0"], "error: --k must be at least 1"),
         (["eval", "qa", "{qa}"], "error: {qa}:1: 'answers' must be a string or a non-empty list of strings"),
+        (["eval", "classification", "{short}"], "error: {short}:3: no value for 'label'"),
+        (["eval", "retrieval", "{queries}", "--docs", "{csv}"], "error: {csv}: the documents must be a .jsonl file"),
         (["eval", "lm", "{blank}"], "error: {blank} holds no text"),
         (["eval", "lm", "{txt}", "--window", "1"], "error: --window must be at least 2 tokens"),
         (["eval", "lm", "{txt}-missing"], "error: cannot read {txt}-missing"),
@@ -180,6 +183,20 @@ def test_bad_input_is_one_line_and_exit_1(cli, files, args, message):
     assert result.code == 1, result.out
     assert result.err.strip().startswith(message.format(**files)), result.err
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_data_files_quotes_newlines_and_byte_order_marks(tmp_path):
+    from nlpsuite.labelled import judgements_field, read_rows
+
+    csv_file = _write(tmp_path / "d.csv", '\ufefftext,label\r\n"two\nlines, one field",pos\r\nplain,neg\r\n')
+    assert read_rows(csv_file, ["text", "label"]) == [
+        (3, {"text": "two\nlines, one field", "label": "pos"}),
+        (4, {"text": "plain", "label": "neg"}),
+    ]
+    tsv_file = _write(tmp_path / "d.tsv", 'query\trelevant\n"quoted" words\td1, d2 d3\n')
+    ((line, row),) = read_rows(tsv_file, ["query", "relevant"])
+    assert row["query"] == '"quoted" words'  # TSV has no quoting
+    assert judgements_field(tsv_file, line, row["relevant"]) == {"d1": 1.0, "d2": 1.0, "d3": 1.0}
 
 
 # --- command plumbing, with scripted task methods --------------------------------------------
