@@ -537,3 +537,33 @@ def test_calibrate_on_the_model_is_used_by_later_runs(cli, tiny, tmp_path, tiny_
     expected = saved.for_labels(list(names)).apply(raw)
     for row, probs in zip(done, expected, strict=True):
         assert [row["scores"][n] for n in names] == pytest.approx(list(probs), abs=1e-5)
+
+
+# --- end to end on the real default model ----------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_eval_lm_on_the_default_model_equals_transformers(cli, tmp_path, real_home):
+    import os
+    import this  # the Zen of Python: a short English text every Python ships (printed on import)
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    zen = "".join(this.d.get(c, c) for c in this.s)
+    corpus = _write(tmp_path / "zen.txt", zen)
+    result = cli(["eval", "lm", str(corpus), "--json", "--device", "cpu"])
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    suite = Suite(device="cpu")
+    ids = suite.tokenizer.encode(zen)
+    assert report["n"] == len(ids) - 1 < 512  # one window: every token sees all the text before it
+    gguf = suite.backbone.manifest["source"]["gguf"]
+    model = AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(gguf), gguf_file=os.path.basename(gguf), dtype=torch.float32
+    ).eval()
+    with torch.no_grad():
+        logp = model(torch.tensor([ids])).logits[0].double().log_softmax(-1)
+    expected = -np.mean([logp[t - 1, ids[t]].item() for t in range(1, len(ids))])
+    assert report["metrics"]["cross_entropy"] == pytest.approx(expected, rel=1e-4)
+    assert report["metrics"]["perplexity"] == pytest.approx(math.exp(expected), rel=1e-3)
