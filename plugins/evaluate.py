@@ -77,10 +77,15 @@ def _print_report(report: dict) -> None:
 
     console = Console()
     metrics = report["metrics"]
-    table = Table(title=f"{report['task']} — {report['n']} {'tokens' if report['task'] == 'lm' else 'examples'}")
+    unit = "tokens scored" if report["task"] == "lm" else "examples"
+    console.print(f"{report['task']}: {report['n']} {unit}", highlight=False)
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
+    k = metrics.get("k")
     for name, value in metrics.items():
+        if name in (f"recall@{k}", f"ndcg@{k}"):  # the same numbers as recall@k and ndcg@k
+            continue
         if isinstance(value, int | float) and not isinstance(value, bool):
             table.add_row(name, _number(value))
     console.print(table)
