@@ -176,27 +176,49 @@ def test_graded_ndcg_matches_scikit_learn():
             assert metrics.ndcg_at_k(ranked, judged, k) == pytest.approx(expected)
 
 
-def test_calibration_lowers_ece_on_a_miscalibrated_set():
-    rng = np.random.default_rng(0)
-    n, labels = 3000, ["a", "b", "c"]
-    gold = rng.integers(0, 3, n)
-    clean = rng.normal(size=(n, 3))
+def miscalibrated(n: int, prior, scale: float = 4.0, seed: int = 0):
+    """Gold labels and raw scores that rank well but are far too sharp and lean to some labels."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, len(prior), n)
+    clean = rng.normal(size=(n, len(prior)))
     clean[np.arange(n), gold] += 1.5
-    prior = np.array([1.5, 0.0, -1.0])  # the model leans to 'a' whatever the input
-    raw = 4 * clean + prior  # overconfident and biased
-    content_free = 4 * rng.normal(scale=0.1, size=(3, 3)) + prior
+    return gold, scale * clean + np.asarray(prior, dtype=float)
+
+
+def test_calibration_lowers_ece_on_a_miscalibrated_set():
+    n, labels, prior = 3000, ["a", "b", "c"], [1.5, 0.0, -1.0]  # the model leans to 'a' whatever the input
+    gold, raw = miscalibrated(n, prior)
+    content_free = 4 * np.random.default_rng(1).normal(scale=0.1, size=(3, 3)) + prior
     fit, held = slice(0, n // 2), slice(n // 2, n)
-    fitted = calibration.fit(labels, raw[fit], gold[fit], content_free)
-    assert fitted.info["method"] == "contextual+temperature"
     before = calibration.assess(calibration.softmax(raw[held]), gold[held])
-    after = calibration.assess(fitted.apply(raw[held]), gold[held])
-    assert after["ece"] < before["ece"] / 3
-    assert after["nll"] < before["nll"]
-    assert after["accuracy"] > before["accuracy"]  # removing the prior fixes decisions, not only confidence
-    # without content-free scores only the temperature is fitted; it still lowers ECE
-    plain = calibration.fit(labels, raw[fit], gold[fit])
-    assert plain.bias is None and plain.info["method"] == "temperature"
-    assert calibration.assess(plain.apply(raw[held]), gold[held])["ece"] < before["ece"]
+    for free in (content_free, None):
+        fitted = calibration.fit(labels, raw[fit], gold[fit], free)
+        assert fitted.info["method"] in ("contextual+temperature", "bias+temperature")
+        after = calibration.assess(fitted.apply(raw[held]), gold[held])
+        assert after["ece"] < before["ece"] / 3
+        assert after["nll"] < before["nll"]
+        assert after["accuracy"] > before["accuracy"]  # removing the lean fixes decisions, not only confidence
+
+
+def test_calibration_fits_only_what_the_data_supports():
+    gold, raw = miscalibrated(2000, [0.0, 0.0, 0.0])  # overconfident, but no lean to any label
+    fitted = calibration.fit(["a", "b", "c"], raw, gold)
+    assert fitted.info["method"] == "temperature" and fitted.bias is None and fitted.temperature > 2
+
+
+def test_bias_and_temperature_match_a_general_optimizer():
+    from scipy.optimize import minimize
+
+    gold, raw = miscalibrated(800, [1.0, 0.0, -0.5, 0.3], seed=4)
+    bias, temperature = calibration.fit_bias_temperature(raw, gold, ridge=0.0)
+
+    def loss(x):  # bias of labels 1..3 (label 0's is 0), log temperature
+        return calibration.nll(raw - np.concatenate([[0.0], x[:3]]), gold, float(np.exp(x[3])))
+
+    best = minimize(loss, np.zeros(4), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-10, "maxiter": 20000})
+    assert loss(np.concatenate([bias[1:], [np.log(temperature)]])) <= best.fun + 1e-9
+    assert bias[1:] == pytest.approx(best.x[:3], abs=2e-3)
+    assert temperature == pytest.approx(np.exp(best.x[3]), rel=1e-3)
 
 
 def test_bad_metric_inputs():
