@@ -148,7 +148,7 @@ def _score_labels(task: str, gold: list[str], predictions: list[dict], options: 
         "confusion_matrix": {"labels": labels, "matrix": metrics.confusion_matrix(gold, predicted, labels).tolist()},
     }
     if options.reliability is not None:
-        metrics.reliability_diagram(probs, gold_index, options.reliability, options.bins, f"{task}: reliability")
+        metrics.reliability_diagram(probs, gold_index, options.reliability, options.bins, f"{task} reliability")
         result["reliability_png"] = str(options.reliability)
     return result
 
@@ -313,6 +313,7 @@ def calibrate(
     batch_size: int = 8,
     bins: int = 10,
     progress: Callable[[int], Progress] | None = None,
+    limit: int | None = None,
 ) -> dict:
     """Fit calibration on a seeded split of labelled data, measure it on the held-out rest, and save it
     with the model for later ``sentiment``/``classify`` runs."""
@@ -323,8 +324,8 @@ def calibrate(
         raise NlpsuiteError(f"calibrate works on sentiment or classification, not {task!r}")
     if not 0 < holdout < 1:
         raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
-    _check_counts(None, batch_size)
-    rows = read_rows(data, ("text", "label"))
+    _check_counts(limit, batch_size)
+    rows = read_rows(data, ("text", "label"))[:limit]
     texts = [text_field(data, n, r, "text") for n, r in rows]
     gold = [text_field(data, n, r, "label") for n, r in rows]
     if labels is not None:

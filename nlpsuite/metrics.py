@@ -230,7 +230,8 @@ def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> lis
 
 
 def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: int = 10, title: str = "") -> Path:
-    """Write a reliability diagram (accuracy against confidence per bin, with the diagonal) as a PNG."""
+    """Write a reliability diagram (accuracy against confidence per bin, with the diagonal) as a PNG; the
+    title gets the ECE and the number of examples."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: never needs a display
@@ -246,12 +247,12 @@ def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: i
         top.bar([b["low"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
                 edgecolor="black", label="accuracy")  # fmt: skip
         top.bar([b["low"] for b in filled], [b["confidence"] - b["accuracy"] for b in filled], width=width,
-                bottom=[b["accuracy"] for b in filled], align="edge", color="tab:red", alpha=0.3,
-                edgecolor="tab:red", label="gap to confidence")  # fmt: skip
+                bottom=[b["accuracy"] for b in filled], align="edge", fill=False, hatch="///",
+                edgecolor="tab:red", label="gap to mean confidence")  # fmt: skip
         top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
         top.set_ylabel("accuracy")
         top.set_ylim(0, 1)
-        top.set_title(title or f"Reliability (ECE {ece(probs, gold, bins):.3f})")
+        top.set_title(f"{title or 'reliability'} (ECE {ece(probs, gold, bins):.3f}, n = {len(gold)})")
         top.legend(loc="upper left")
         bottom.bar([b["low"] for b in table], [b["count"] for b in table], width=width, align="edge",
                    edgecolor="black")  # fmt: skip

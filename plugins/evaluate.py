@@ -215,6 +215,7 @@ def calibrate(
     head: Head = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of the data held out to measure on.")] = 0.5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit/held-out split.")] = 0,
+    limit: Limit = None,
     batch_size: BatchSize = 8,
     bins: Bins = 10,
 ) -> None:
@@ -228,7 +229,7 @@ def calibrate(
 
     with _ProgressBar(quiet, f"scoring {task}") as bar:
         result = evaluation.calibrate(
-            task, data, open_suite, label_list, head, holdout, seed, batch_size, bins, progress=bar.start
+            task, data, open_suite, label_list, head, holdout, seed, batch_size, bins, progress=bar.start, limit=limit
         )
     if json_out:
         opt.print_json(result)
