@@ -102,8 +102,9 @@ def _predict(task: str, suite, batch: list, options: Options, examples: Examples
         return [d["answer"] for d in done]
     if task == "sentiment":
         return list(suite.sentiment(batch))
-    if task == "classification":
-        return list(suite.classify(batch, labels=examples.extra["labels"], head=options.head))
+    if task == "classification":  # a probe head brings its own labels; zero-shot takes the data's
+        labels = None if options.head else examples.extra["labels"]
+        return list(suite.classify(batch, labels=labels, head=options.head))
     return [_ranked(suite, query, options, examples) for query in batch]
 
 
@@ -196,8 +197,8 @@ def evaluate(
             new = _predict(task, suite, batch, options, examples)
             if len(new) != len(batch):
                 raise NlpsuiteError(f"{task} returned {len(new)} results for {len(batch)} inputs")
-            if task == "sentiment" and start == 0:
-                _check_labels(task, examples.gold, list(new[0]["scores"]))  # fail before the long run
+            if task == "sentiment" or options.head:  # labels the task chose: fail on the first batch, not the last
+                _check_labels(task, examples.gold, list(new[0]["scores"]))
             predictions.extend(new)
             if on_batch:
                 on_batch(batch, new)

@@ -240,7 +240,12 @@ def test_classification_report_matches_scikit_learn(cli, tiny, tmp_path, monkeyp
     report = json.loads(result.out)
     assert report == json.loads(out.read_text())
     assert report["task"] == "classification" and report["n"] == 60
-    assert all(s == labels for s in seen)  # the label set comes from the data
+    assert seen and all(s == labels for s in seen)  # the label set comes from the data
+    seen.clear()
+    png = str(tmp_path / "probe.png")
+    probe = cli(["eval", "classification", str(data), "--head", "topics", "--reliability", png, *tiny])
+    assert probe.code == 0, probe.err
+    assert seen and all(s is None for s in seen)  # a probe head brings its own labels
     predicted = [labels[i] for i in probs.argmax(axis=1)]
     m = report["metrics"]
     assert m["accuracy"] == pytest.approx(sk.accuracy_score(gold, predicted))
