@@ -188,7 +188,13 @@ def evaluate(
         raise NlpsuiteError("lm is scored with evaluate_lm")
     examples = _prepare(task, data, options, limit)
     predictions = _resumed(done or [], examples.inputs)
-    suite = open_suite()
+    if len(predictions) < len(examples.inputs):  # a finished predictions file is scored without the model
+        _predict_rest(task, open_suite(), examples, predictions, options, batch_size, progress, on_batch)
+    return {"task": task, "n": len(examples.inputs), "metrics": _score(task, examples, predictions, options)}
+
+
+def _predict_rest(task, suite, examples, predictions, options, batch_size, progress, on_batch) -> None:
+    """Append the predictions still missing, batch by batch."""
     advance = progress(len(examples.inputs)) if progress else (lambda _n: None)
     advance(len(predictions))
     with _search_index(task, suite, examples, options.docs):
@@ -203,7 +209,6 @@ def evaluate(
             if on_batch:
                 on_batch(batch, new)
             advance(len(batch))
-    return {"task": task, "n": len(examples.inputs), "metrics": _score(task, examples, predictions, options)}
 
 
 def _check_counts(limit: int | None, batch_size: int) -> None:

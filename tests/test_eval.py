@@ -30,6 +30,12 @@ needs_scores = pytest.mark.skipif(not hasattr(Suite, "label_scores"), reason="la
 needs_search = pytest.mark.skipif(not hasattr(Suite, "search"), reason="index/search land with the retrieval branch")
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """Files eval writes by default (the reliability diagram) land in the test's own folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def tiny(tiny_llama):
     return ["--model", str(tiny_llama), "--device", "cpu"]
@@ -259,7 +265,6 @@ def test_classification_report_matches_scikit_learn(cli, tiny, tmp_path, monkeyp
     assert m["reliability_png"] == str(out.with_suffix(".png"))
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
-    monkeypatch.chdir(tmp_path)
     shown = cli(["eval", "classification", str(data), "--limit", "10", *tiny])
     assert shown.code == 0, shown.err
     assert "accuracy" in shown.out and "confusion matrix" in shown.out and "per class" in shown.out
@@ -423,6 +428,10 @@ def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, m
     assert calls[0] == ["t6", "t7", "t8"] and sum(map(len, calls)) == 4
     fresh = cli(["eval", "classification", str(data), "--batch-size", "3", "--json", *tiny])
     assert json.loads(resumed.out)["metrics"]["accuracy"] == json.loads(fresh.out)["metrics"]["accuracy"]
+    calls.clear()
+    rescored = cli(["eval", "classification", str(data), "--predictions", str(preds), "--json", "--model", "nope"])
+    assert rescored.code == 0 and not calls  # all predictions saved: scored again without a model
+    assert json.loads(rescored.out) == json.loads(resumed.out)
     shuffled = [{"text": t, "label": "ab"[i % 2]} for i, t in enumerate(reversed(table))]
     other = write_jsonl(tmp_path / "other.jsonl", shuffled)
     clash = cli(["eval", "classification", str(other), "--predictions", str(preds), *tiny])
