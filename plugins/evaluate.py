@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from nlpsuite.cli import options as opt
+from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 
 TASK_HELP = "translation | summarization | qa | sentiment | classification | retrieval | lm"
@@ -142,7 +143,7 @@ def eval_command(
     head: Head = None,
     docs: Annotated[Path | None, typer.Option("--docs", help="Retrieval: JSONL of documents ('id', 'text').")] = None,
     k: Annotated[int, typer.Option("--k", help="Retrieval: rank cut-off for recall@k, MRR and nDCG@k.")] = 10,
-    window: Annotated[int | None, typer.Option("--window", help="lm: tokens per window (default 1024).")] = None,
+    window: Annotated[int | None, typer.Option("--window", help="lm: tokens per window (default 512).")] = None,
     stride: Annotated[int | None, typer.Option("--stride", help="lm: tokens a window moves (default: half).")] = None,
     reliability: Annotated[
         Path | None,
@@ -156,10 +157,20 @@ def eval_command(
     if task in ("sentiment", "classification") and reliability is None:
         reliability = output.with_suffix(".png") if output else Path(f"{task}-reliability.png")
     options = evaluation.Options(
-        to=to, source_lang=source_lang, max_words=max_words, head=head, docs=docs, k=k, window=window,
-        stride=stride, reliability=reliability, bins=bins,
-    )  # fmt: skip
+        to=to,
+        source_lang=source_lang,
+        max_words=max_words,
+        head=head,
+        docs=docs,
+        k=k,
+        window=window,
+        stride=stride,
+        reliability=reliability,
+        bins=bins,
+    )
     evaluation.check_options(task, options)
+    if task == "lm" and predictions is not None:
+        raise NlpsuiteError("--predictions keeps per-example predictions: lm has none")
 
     def open_suite():
         return opt.open_suite(model, device, precision, quiet)

@@ -170,6 +170,8 @@ def _write(path, text):
         (["eval", "classification", "{short}"], "error: {short}:3: no value for 'label'"),
         (["eval", "retrieval", "{queries}", "--docs", "{csv}"], "error: {csv}: the documents must be a .jsonl file"),
         (["eval", "lm", "{blank}"], "error: {blank} holds no text"),
+        (["eval", "lm", "{txt}", "--predictions", "{txt}.jsonl"], "error: --predictions keeps per-example"),
+        (["calibrate", "classification", "{good}", "--limit", "0"], "error: --limit must be at least 1"),
         (["eval", "lm", "{txt}", "--window", "1"], "error: --window must be at least 2 tokens"),
         (["eval", "lm", "{txt}-missing"], "error: cannot read {txt}-missing"),
         (["calibrate", "qa", "{good}"], "error: calibrate works on sentiment or classification, not 'qa'"),
