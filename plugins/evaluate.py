@@ -248,12 +248,15 @@ def calibrate(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{task} calibration — held out {result['n_heldout']}, fitted on {result['n_fit']}")
-    for column in ("", "before", "after"):
-        table.add_column(column, justify="right" if column else "left")
+    console = Console()
+    console.print(
+        f"{task}: fitted on {result['n_fit']} examples, measured on {result['n_heldout']} held out", highlight=False
+    )
+    table = Table()
+    for column in ("held out", "before", "after"):
+        table.add_column(column, justify="right" if column != "held out" else "left")
     for metric in ("ece", "accuracy", "nll"):
         table.add_row(metric, _number(result["before"][metric]), _number(result["after"][metric]))
-    console = Console()
     console.print(table)
     bias = "" if result["bias"] is None else ", bias " + ", ".join(f"{b:+.3f}" for b in result["bias"])
     console.print(
