@@ -376,7 +376,7 @@ def calibrate(
     fitted.info.update(
         n_fit=len(fit_part), n_heldout=len(held), seed=seed, holdout=holdout, before=before, after=after, data=str(data)
     )
-    key = calibration.task_key(api_task, labels, head)
+    key = calibration.task_key(api_task, names, head)  # what the task looks up: its labels, or its probe head
     saved = calibration.save(suite.source.key, suite.backbone.precision, key, fitted)
     return {
         "task": task,

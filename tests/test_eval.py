@@ -480,6 +480,12 @@ def test_calibrate_fits_saves_and_reports(cli, tiny, tmp_path, monkeypatch, suit
     table = cli(["calibrate", "classification", str(data), "--holdout", "0.25", *tiny])
     assert table.code == 0 and "before" in table.out and "after" in table.out and "saved to" in table.out
 
+    # sentiment brings its own labels; its calibration is stored under them, where the task looks it up
+    as_sentiment = json.loads(cli(["calibrate", "sentiment", str(data), "--json", *tiny]).out)
+    sentiment_key = calibration.task_key("sentiment", ["pos", "neg"])
+    assert as_sentiment["saved"] == str(calibration.path(suite.source.key, "fp32", sentiment_key))
+    assert asked[-1] == ("sentiment", None, None)
+
     asked.clear()
     probe = cli(["calibrate", "classification", str(data), "--head", "mine", "--json", *tiny])
     assert json.loads(probe.out)["method"] != "contextual+temperature"  # no content-free inputs for a probe
