@@ -67,10 +67,12 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str], target_lang: str 
     from sacrebleu.metrics import BLEU
 
     _check_pairs(hypotheses, references)
+    target = _target(target_lang)
     try:
-        metric = BLEU(trg_lang=_target(target_lang))
-    except (ImportError, RuntimeError) as exc:  # ja/ko need MeCab, an optional sacrebleu extra
-        raise NlpsuiteError(f"sacrebleu cannot tokenize {target_lang!r}: {exc}") from None
+        metric = BLEU(trg_lang=target)
+    except (ImportError, RuntimeError):  # ja/ko need MeCab, an optional sacrebleu extra
+        extra = f"sacrebleu[{target}]"
+        raise NlpsuiteError(f"BLEU for {target_lang!r} needs sacrebleu's tokenizer: pip install '{extra}'") from None
     result = metric.corpus_score(list(hypotheses), [list(references)])
     return {"score": float(result.score), "signature": str(metric.get_signature())}
 

@@ -52,6 +52,11 @@ def test_bleu_tokenizes_chinese_targets_as_sacrebleu_does():
     assert "tok:zh" in done["signature"]
     assert done["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score)
     assert "tok:13a" in metrics.bleu(hyps, refs, target_lang="fr")["signature"]
+    try:
+        import MeCab  # noqa: F401
+    except ImportError:  # without sacrebleu's [ja] extra: one line that says what to install
+        with pytest.raises(NlpsuiteError, match=r"^BLEU for 'Japanese' needs .*pip install 'sacrebleu\[ja\]'$"):
+            metrics.bleu(["今日は"], ["今日は"], target_lang="Japanese")
 
 
 def test_rouge_by_hand_and_against_rouge_score():
