@@ -226,11 +226,11 @@ def calibrate(
     head: Head = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of the data held out to measure on.")] = 0.5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the fit/held-out split.")] = 0,
-    limit: Limit = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N examples.")] = None,
     batch_size: BatchSize = 8,
     bins: Bins = 10,
 ) -> None:
-    """Fit temperature scaling (and contextual calibration) on labelled data; later runs use it."""
+    """Fit temperature scaling (and a label bias) on labelled data; later sentiment/classify runs use it."""
     from nlpsuite import evaluation
 
     label_list = [label.strip() for label in labels.split(",")] if labels is not None else None
