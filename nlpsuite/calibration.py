@@ -158,7 +158,7 @@ def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e
         theta, improvement, current = candidate, current - value, value
         if improvement < 1e-12:
             break
-    return -np.concatenate([[0.0], theta[1:]]) / theta[0], 1.0 / theta[0]
+    return np.concatenate([[0.0], -theta[1:] / theta[0]]), 1.0 / theta[0]
 
 
 def fit(labels: list[str], scores: np.ndarray, gold: np.ndarray, content_free: np.ndarray | None = None) -> Calibration:
