@@ -98,7 +98,8 @@ def _print_report(report: dict) -> None:
             per.add_row(label, *(_number(row[c]) for c in ("precision", "recall", "f1", "support")))
         console.print(per)
         confusion = metrics["confusion_matrix"]
-        grid = Table(title="confusion matrix (rows: gold, columns: predicted)")
+        console.print("confusion matrix (rows: gold labels, columns: predicted)", highlight=False)
+        grid = Table()
         grid.add_column("")
         for label in confusion["labels"]:
             grid.add_column(label, justify="right")
