@@ -21,7 +21,7 @@ import numpy as np
 
 from . import config
 from .errors import NlpsuiteError
-from .fsutil import write_json_atomic
+from .fsutil import atomic_dir_lock, write_json_atomic
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -117,6 +117,87 @@ def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 
     return float(total)
 
 
+def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e-4) -> tuple[np.ndarray, float]:
+    """The per-label bias and the temperature minimizing NLL together (bias-corrected temperature scaling).
+
+    As ``softmax(a * scores + c)`` the NLL is convex in ``(a, c)`` (a multinomial logistic regression on
+    fixed features), so damped Newton steps find the optimum; ``c[0] = 0`` pins the softmax's free shift
+    and a small ridge on ``c`` keeps it finite when a label is never the gold one.
+    """
+    scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    n, k = scores.shape
+    onehot = np.eye(k)[gold]
+
+    def loss(theta: np.ndarray) -> float:
+        logits = theta[0] * scores + np.concatenate([[0.0], theta[1:]])
+        return float(-(log_softmax(logits) * onehot).sum() / n + ridge * (theta[1:] ** 2).sum() / 2)
+
+    theta = np.zeros(k)
+    theta[0] = 1.0
+    current = loss(theta)
+    for _ in range(100):
+        p = softmax(theta[0] * scores + np.concatenate([[0.0], theta[1:]]))
+        r = p - onehot
+        grad = np.concatenate([[(r * scores).sum() / n], r[:, 1:].sum(axis=0) / n + ridge * theta[1:]])
+        # Hessian: the mean covariance, under p, of each example's features (its score, then the label indicators)
+        mean_s = (p * scores).sum(axis=1)
+        hess = np.empty((k, k))
+        hess[0, 0] = ((p * scores**2).sum(axis=1) - mean_s**2).mean()
+        hess[0, 1:] = hess[1:, 0] = (p[:, 1:] * (scores[:, 1:] - mean_s[:, None])).mean(axis=0)
+        hess[1:, 1:] = np.diag(p[:, 1:].mean(axis=0)) - (p[:, 1:, None] * p[:, None, 1:]).mean(axis=0)
+        hess[1:, 1:] += ridge * np.eye(k - 1)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        size = 1.0
+        while size > 1e-6:
+            candidate = theta - size * step
+            if candidate[0] > 1e-2 and (value := loss(candidate)) <= current:
+                break
+            size /= 2
+        else:
+            break
+        theta, improvement, current = candidate, current - value, value
+        if improvement < 1e-12:
+            break
+    return np.concatenate([[0.0], -theta[1:] / theta[0]]), 1.0 / theta[0]
+
+
+def fit(labels: list[str], scores: np.ndarray, gold: np.ndarray, content_free: np.ndarray | None = None) -> Calibration:
+    """Calibration for ``scores`` [n, labels] with gold indices ``gold``: temperature scaling alone, after
+    contextual calibration's bias from ``content_free`` (the scores of content-free inputs), or with a bias
+    fitted on these examples, whichever has the lowest Akaike information criterion (NLL plus one per
+    fitted parameter: a fitted bias must earn its extra parameters)."""
+    scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    if len(scores) == 0:
+        raise NlpsuiteError("no examples to fit calibration on")
+    candidates: list[tuple[str, np.ndarray | None, float, int]] = [
+        ("temperature", None, fit_temperature(scores, gold), 1)
+    ]
+    if content_free is not None and len(content_free):
+        prior = np.log(softmax(np.asarray(content_free, dtype=np.float64)).mean(axis=0))
+        candidates.append(("contextual+temperature", prior, fit_temperature(scores - prior, gold), 1))
+    bias, temperature = fit_bias_temperature(scores, gold)
+    candidates.append(("bias+temperature", bias, temperature, scores.shape[1]))
+
+    def aic(candidate) -> float:
+        _, bias, temperature, params = candidate
+        shifted = scores if bias is None else scores - bias
+        return 2 * params + 2 * len(gold) * nll(shifted, gold, temperature)
+
+    method, bias, temperature, _ = min(candidates, key=aic)
+    return Calibration(list(labels), temperature, None if bias is None else bias.tolist(), {"method": method})
+
+
+def assess(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> dict:
+    """ECE, accuracy and mean NLL of probabilities ``[n, labels]`` against gold indices."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    picked = np.clip(probs[np.arange(len(gold)), gold], 1e-12, 1.0)
+    return {
+        "ece": expected_calibration_error(probs, gold, bins),
+        "accuracy": float((probs.argmax(axis=1) == gold).mean()),
+        "nll": float(-np.log(picked).mean()),
+    }
+
+
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_"
 
@@ -138,7 +219,8 @@ def path(model_key: str, precision: str, name: str) -> Path:
 
 def save(model_key: str, precision: str, name: str, calibration: Calibration) -> Path:
     target = path(model_key, precision, name)
-    write_json_atomic(target, calibration.to_json())
+    with atomic_dir_lock(target):
+        write_json_atomic(target, calibration.to_json())
     return target
 
 

@@ -22,6 +22,7 @@ BUILTIN_PLUGINS = (
     "nlpsuite_plugins.qa",
     "nlpsuite_plugins.translate",
     "nlpsuite_plugins.summarize",
+    "nlpsuite_plugins.evaluate",
 )
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 
