@@ -342,3 +342,10 @@ def test_one_megabyte_text_for_a_label_task_is_refused_plainly(cli, model_args, 
 def test_plugins_register_every_task(suite):
     assert {"translate", "summarize", "ask", "sentiment", "classify"} <= set(suite.registry.tasks)
     assert {"generation", "scoring", "embedding", "probe", "span"} <= set(suite.registry.heads)
+
+
+def test_span_never_answers_with_blanks(suite):
+    spaced = "   \n\n   " + CONTEXT.replace(" ", "   ") + "\n\n\n"
+    got = suite.ask("Who built it?", context=spaced)
+    assert got["answer"].strip() == got["answer"] and got["answer"]
+    assert spaced[got["start"] : got["end"]] == got["answer"]

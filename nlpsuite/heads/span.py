@@ -129,19 +129,18 @@ class SpanHead:
             beams = self._advance(candidates[: self.beam])
         if not finished:
             return None
-        score, tokens, ends = max(finished, key=lambda f: f[0])
         # Report the answer's share of the probability of all the spans the beam finished.
-        share = float(np.exp(score - np.logaddexp.reduce([f[0] for f in finished])))
-        end_pos = min(ends)  # the earliest occurrence of the span
-        first, last = end_pos - len(tokens), end_pos - 1
-        start, end = offsets[first][0], offsets[last][1]
-        while start < end and context[start].isspace():
-            start += 1
-        while end > start and context[end - 1].isspace():
-            end -= 1
-        if start >= end:
-            return None
-        return Span(context[start:end], share, start, end)
+        total = np.logaddexp.reduce([f[0] for f in finished])
+        for score, tokens, ends in sorted(finished, key=lambda f: -f[0]):
+            end_pos = min(ends)  # the earliest occurrence of the span
+            start, end = offsets[end_pos - len(tokens)][0], offsets[end_pos - 1][1]
+            while start < end and context[start].isspace():
+                start += 1
+            while end > start and context[end - 1].isspace():
+                end -= 1
+            if start < end:  # a span of blanks is no answer: try the next best
+                return Span(context[start:end], float(np.exp(score - total)), start, end)
+        return None
 
     def _advance(self, candidates) -> list[_Beam]:
         """Feed each kept candidate's token to the model, as one batch."""
