@@ -43,11 +43,12 @@ SENTIMENT_TEMPERATURE = 0.6
 
 # Zero-shot classification runs the "noisy channel" way (Min et al., 2022): each label becomes a prefix and
 # the text is scored under it, log P(text | label). A 135M model is far better at predicting a text given
-# its topic than at naming the topic of a text (on forum posts: 0.81 vs 0.51 accuracy, see README).
-CLASSIFY_PREFIX = "Topic: {label}\n\n"
-# The sums grow with the text's length; dividing by sqrt(tokens) keeps one temperature right for short
-# and long texts alike.
-CLASSIFY_TEMPERATURE = 1.0
+# its topic than at naming the topic of a text: on 150 forum posts, each between two given topics, 0.83
+# accuracy against 0.51 for scoring the label after the text.
+CLASSIFY_PREFIX = "The following text is about {label}.\n\n"
+# The sums grow with the text's length; dividing by sqrt(tokens) keeps one temperature right for short and
+# long texts. 0.2 was fitted (NLL) on those development posts: ECE 0.038 there.
+CLASSIFY_TEMPERATURE = 0.2
 CONTENT_FREE = ("N/A", "[MASK]", "...")
 MAX_TEXT_TOKENS = 2048  # label tasks read this much of a text; longer texts are refused, not cut
 
