@@ -110,9 +110,7 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
         raise NlpsuiteError("empty query")
     index = store.load(name)
     store.check_model(index.manifest, name, model_identity(suite))
-    embedder = suite.head("embedding")
-    embed_queries = getattr(embedder, "queries", embedder)
-    dense = embed_queries(queries) @ index.embeddings.T
+    dense = suite.head("embedding")(queries) @ index.embeddings.T
     results = []
     for row, query in enumerate(queries):
         sparse = index.bm25_scores(query)
