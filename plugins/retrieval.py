@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -153,13 +154,23 @@ def search(
     _show(results)
 
 
+def _shown_source(source: str) -> str:
+    """A file under the current folder is shown by its relative path (--json keeps the stored one)."""
+    path = Path(source)
+    if path.is_absolute():
+        with contextlib.suppress(ValueError):
+            return str(path.relative_to(Path.cwd()))
+    return source
+
+
 def _show(results: list[dict]) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(highlight=False)
     for rank, r in enumerate(results, start=1):
-        console.print(f"[bold]{rank}.[/bold] [cyan]{escape(r['source'])}[/cyan]  [dim]score {r['score']:.3f}[/dim]")
+        source = escape(_shown_source(r["source"]))
+        console.print(f"[bold]{rank}.[/bold] [cyan]{source}[/cyan]  [dim]score {r['score']:.3f}[/dim]")
         console.print(escape(" ".join(r["text"].split())), soft_wrap=False)
         if rank < len(results):
             console.print()
