@@ -67,16 +67,6 @@ def test_empty_text_has_no_passages():
 # --- fusion -----------------------------------------------------------------------------------
 
 
-def test_ranks_share_the_better_rank_on_ties():
-    assert fusion.ranks(np.array([0.2, 0.9, 0.2, 0.5])).tolist() == [3, 1, 3, 2]
-
-
-def test_reciprocal_rank_fusion():
-    dense, sparse = np.array([0.9, 0.1, 0.5]), np.array([0.0, 3.0, 1.0])
-    got = fusion.reciprocal_rank_fusion(dense, sparse, k=60)
-    assert got == pytest.approx([1 / 61 + 1 / 63, 1 / 63 + 1 / 61, 2 / 62])
-
-
 def test_score_mix_scales_bm25_by_the_best_passage():
     got = fusion.score_mix(np.array([0.8, 0.4]), np.array([2.0, 1.0]), dense_weight=0.75)
     assert got == pytest.approx([0.75 * 0.8 + 0.25 * 1.0, 0.75 * 0.4 + 0.25 * 0.5])
@@ -84,8 +74,6 @@ def test_score_mix_scales_bm25_by_the_best_passage():
 
 
 # --- documents and the index life cycle on the tiny model ------------------------------------
-
-pytest_tiny = pytest.mark.shared_cache
 
 
 @pytest.fixture
@@ -116,7 +104,7 @@ def corpus(tmp_path):
     return folder
 
 
-@pytest_tiny
+@pytest.mark.shared_cache
 def test_index_round_trip(suite, name, corpus):
     counts = suite.index(name, [str(corpus)])
     assert counts["documents"] == 4 and counts["added"] == 4 and counts["passages"] >= 4
@@ -131,7 +119,7 @@ def test_index_round_trip(suite, name, corpus):
     assert len(batch) == 2 and batch[1][0]["source"] == "hello-doc"
 
 
-@pytest_tiny
+@pytest.mark.shared_cache
 def test_re_adding_a_changed_file_replaces_its_passages(suite, name, corpus):
     suite.index(name, [str(corpus)])
     fox = corpus / "fox.txt"
@@ -144,9 +132,31 @@ def test_re_adding_a_changed_file_replaces_its_passages(suite, name, corpus):
     assert not any("quick brown fox" in p["text"] for p in passages)
     again = suite.index(name, [str(fox)])
     assert (again["unchanged"], again["passages_added"]) == (1, 0)
+    fox.write_text("  \n")
+    emptied = suite.index(name, [str(corpus)])
+    assert (emptied["updated"], emptied["empty"], emptied["documents"]) == (1, 1, 3)
+    assert not any(p["source"] == str(fox.resolve()) for p in store.load(name).passages)
 
 
-@pytest_tiny
+@pytest.mark.shared_cache
+def test_an_interrupted_add_leaves_the_index_as_it_was(suite, name, corpus, monkeypatch):
+    from nlpsuite import retrieval
+
+    suite.index(name, [str(corpus / "fox.txt")])
+    before = store.load(name).passages
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retrieval, "_embed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        suite.index(name, [str(corpus / "sub")])
+    store._LOADED.clear()
+    assert store.load(name).passages == before
+    assert len(list(store.index_dir(name).glob("gen-*"))) == 1
+
+
+@pytest.mark.shared_cache
 def test_rm_and_missing_index(suite, name, corpus, cli, tiny_llama):
     suite.index(name, [str(corpus / "fox.txt")])
     assert name in [m["name"] for m in store.list_indexes()]
@@ -157,7 +167,7 @@ def test_rm_and_missing_index(suite, name, corpus, cli, tiny_llama):
     assert result.code == 1 and result.err.strip() == f"error: no index named '{name}' (see 'nlpsuite index list')"
 
 
-@pytest_tiny
+@pytest.mark.shared_cache
 def test_bad_files_and_queries_are_one_line_errors(suite, name, tmp_path, cli, tiny_llama):
     binary = tmp_path / "image.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
@@ -184,7 +194,7 @@ def test_bad_files_and_queries_are_one_line_errors(suite, name, tmp_path, cli, t
     assert cli(["index", "add", "../evil", str(good), *tiny]).err.startswith("error: bad index name")
 
 
-@pytest_tiny
+@pytest.mark.shared_cache
 def test_an_index_refuses_another_model(suite, name, corpus, make_tiny_llama, tmp_path_factory):
     from nlpsuite import Suite
 
@@ -196,7 +206,7 @@ def test_an_index_refuses_another_model(suite, name, corpus, make_tiny_llama, tm
         other.index(name, [str(corpus / "sub")])
 
 
-@pytest_tiny
+@pytest.mark.shared_cache
 def test_cli_json_schemas_and_batch_mode(cli, tiny_llama, name, corpus, tmp_path):
     tiny = ["--model", str(tiny_llama), "--device", "cpu"]
     added = json.loads(cli(["index", "add", name, str(corpus), "--json", "--quiet", *tiny]).out)

@@ -146,10 +146,10 @@ def _write(folder: Path, passages: list[dict], embeddings: np.ndarray, documents
 def update(
     name: str,
     model: dict,
-    change: Callable[[Index | None], tuple[list[dict], np.ndarray, dict]],
+    change: Callable[[Index | None], tuple[list[dict], np.ndarray, dict] | None],
 ) -> dict:
     """Under the index's lock: ``change(current index or None) -> (passages, embeddings, documents)``,
-    then publish the result. Returns the new manifest."""
+    then publish the result (``None``: nothing changed, nothing written). Returns the manifest."""
     folder = index_dir(name)
     ensure_writable_dir(folder.parent)
     with atomic_dir_lock(folder):
@@ -159,7 +159,10 @@ def update(
         if manifest is not None:
             check_model(manifest, name, model)
             current = _load(name, folder, manifest)
-        passages, embeddings, documents = change(current)
+        changed = change(current)
+        if changed is None and manifest is not None:
+            return manifest
+        passages, embeddings, documents = changed
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         data = _write(folder, passages, embeddings, documents)
         new = {
