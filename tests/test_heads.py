@@ -98,3 +98,18 @@ def test_a_long_text_is_cut_inside_the_prompt(suite):
 def test_heads_share_one_backbone(suite):
     assert suite.head("scoring").backbone is suite.head("embedding").backbone is suite.backbone
     assert suite.head("embedding") is suite.head("embedding")
+
+
+def test_continuation_log_likelihoods_match_transformers_across_windows(suite, hf):
+    prefixes = [
+        suite.tokenizer.encode(p, add_special_tokens=False) for p in ("Topic: cats\n", "About dogs and birds:\n")
+    ]
+    text = suite.tokenizer.encode(" the quick brown fox jumps over the lazy dog again", add_special_tokens=False)
+    scorer = suite.head("scoring")
+    for window in (3, 1000):
+        got = scorer.continuation_log_likelihoods(prefixes, text, window=window)
+        for prefix, score in zip(prefixes, got, strict=True):
+            with torch.no_grad():
+                logp = torch.log_softmax(hf(input_ids=torch.tensor([prefix + text])).logits[0], -1)
+            ref = sum(float(logp[len(prefix) - 1 + k, t]) for k, t in enumerate(text))
+            assert score == pytest.approx(ref, abs=1e-3)
