@@ -50,6 +50,17 @@ def test_paragraphs_stay_apart_once_a_passage_is_half_full():
     assert [p.text for p in heading_joins_its_text] == [short]
 
 
+def test_markdown_headings_start_passages_and_hard_wrapped_sentences_stay_whole():
+    doc = "# Title\n\nIntro line one\ncontinues here. Second sentence.\n\n## Part\n\n- item one\n- item two"
+    assert [p.text for p in chunking.chunk(doc, words, max_tokens=50, overlap_tokens=0)] == [
+        "# Title\n\nIntro line one\ncontinues here. Second sentence.",
+        "## Part\n\n- item one\n- item two",
+    ]
+    wrapped = "Alpha beta gamma\ndelta epsilon. Zeta eta theta iota."
+    # had the line break ended a sentence, "delta epsilon." would fit the overlap and open passage 2
+    assert [p.text for p in chunking.chunk(wrapped, words, max_tokens=8, overlap_tokens=3)][1] == "Zeta eta theta iota."
+
+
 def test_an_over_long_sentence_or_word_is_split_to_fit():
     sentence = " ".join(f"w{i}" for i in range(50))
     passages = chunking.chunk(sentence, words, max_tokens=8, overlap_tokens=0)

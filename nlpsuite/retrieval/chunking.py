@@ -1,9 +1,11 @@
 """Split a document into passages of bounded token length, cutting at paragraph and sentence ends.
 
 Sentences are packed into a passage until the next one would pass ``max_tokens``. A passage that
-is already half full ends at a paragraph break rather than running into the next paragraph. When a
-cut falls inside a paragraph, the next passage starts with the last sentence(s) of the previous one
-(up to ``overlap_tokens``), so a fact that straddles the cut is whole in one of them.
+is already half full ends at a paragraph break rather than running into the next paragraph, and a
+Markdown heading always starts a new passage. When a cut falls inside a paragraph, the next passage
+starts with the last sentence(s) of the previous one (up to ``overlap_tokens``), so a fact that
+straddles the cut is whole in one of them. A line break ends a sentence only before a Markdown
+block (heading, list item, quote, table row, code fence): hard-wrapped prose keeps its sentences.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 
 CountTokens = Callable[[str], int]
 
+HEADING = re.compile(r"#{1,6}\s")
 PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-SENTENCE_END = re.compile(r"(?<=[.!?;:。！？])[\"'”’)\]]*\s+|\n")
+SENTENCE_END = re.compile(r"(?<=[.!?;:。！？])[\"'”’)\]]*\s+|\n(?=[ \t]*(?:#|>|\||[*+-]\s|\d+[.)]\s|```))")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class _Unit:
     end: int
     tokens: int
     paragraph_end: bool
+    heading: bool
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -72,7 +76,7 @@ def _units(text: str, count: CountTokens, max_tokens: int) -> list[_Unit]:
         spans = _spans(text, SENTENCE_END, p_start, p_end)
         sentences = [piece for s, e in spans for piece in _fit(text, s, e, count, max_tokens)]
         for i, (s, e, n) in enumerate(sentences):
-            units.append(_Unit(s, e, n, paragraph_end=i == len(sentences) - 1))
+            units.append(_Unit(s, e, n, paragraph_end=i == len(sentences) - 1, heading=bool(HEADING.match(text, s))))
     return units
 
 
@@ -88,7 +92,10 @@ def chunk(text: str, count: CountTokens, max_tokens: int = 160, overlap_tokens: 
         passages.append(Passage(start, end, text[start:end]))
 
     for unit in _units(text, count, max_tokens):
-        if current and sum(u.tokens for u in current) + unit.tokens > max_tokens:
+        if unit.heading and current and not all(u.heading for u in current):
+            emit()
+            current = []
+        elif current and sum(u.tokens for u in current) + unit.tokens > max_tokens:
             emit()
             carried: list[_Unit] = []
             for prev in reversed(current):  # the overlap: whole sentences from the end, within budget
