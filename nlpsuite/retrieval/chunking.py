@@ -71,12 +71,16 @@ def _fit(text: str, start: int, end: int, count: CountTokens, max_tokens: int) -
 
 
 def _units(text: str, count: CountTokens, max_tokens: int) -> list[_Unit]:
-    units = []
+    units: list[_Unit] = []
     for p_start, p_end in _spans(text, PARAGRAPH_BREAK, 0, len(text)):
         spans = _spans(text, SENTENCE_END, p_start, p_end)
         sentences = [piece for s, e in spans for piece in _fit(text, s, e, count, max_tokens)]
         for i, (s, e, n) in enumerate(sentences):
-            units.append(_Unit(s, e, n, paragraph_end=i == len(sentences) - 1, heading=bool(HEADING.match(text, s))))
+            # The whitespace before a sentence becomes tokens too once sentences are joined into a passage
+            # (newlines, indentation): count it, so that a passage stays within its budget.
+            gap = count(text[units[-1].end : s]) if units and s > units[-1].end else 0
+            heading = bool(HEADING.match(text, s))
+            units.append(_Unit(s, e, n + gap, paragraph_end=i == len(sentences) - 1, heading=heading))
     return units
 
 
