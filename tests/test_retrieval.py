@@ -61,6 +61,11 @@ def test_markdown_headings_start_passages_and_hard_wrapped_sentences_stay_whole(
     assert [p.text for p in chunking.chunk(wrapped, words, max_tokens=8, overlap_tokens=3)][1] == "Zeta eta theta iota."
 
 
+def test_the_whitespace_between_sentences_counts_against_the_budget():
+    passages = chunking.chunk("aaaa. bbbb.\n    cccc.", len, max_tokens=10, overlap_tokens=0)
+    assert [p.text for p in passages] == ["aaaa.", "bbbb.", "cccc."]  # "aaaa. bbbb." is 11 characters
+
+
 def test_an_over_long_sentence_or_word_is_split_to_fit():
     sentence = " ".join(f"w{i}" for i in range(50))
     passages = chunking.chunk(sentence, words, max_tokens=8, overlap_tokens=0)
