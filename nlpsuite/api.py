@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
 
@@ -169,3 +170,16 @@ class Suite:
         if found.scores is None:
             raise NlpsuiteError(f"task {task!r} has no label scores")
         return found.scores(self, list(texts), labels=labels, head=head)
+
+    def index(self, name: str, paths) -> dict:
+        """Add files, folders or JSONL documents to the named search index; returns counts."""
+        from . import retrieval
+
+        return retrieval.add(self, name, [paths] if isinstance(paths, str | os.PathLike) else list(paths))
+
+    def search(self, name: str, query: str | list[str], k: int = 5) -> list[dict] | list[list[dict]]:
+        """The ``k`` passages of an index that best match the query, best first; list in, list out."""
+        from . import retrieval
+
+        found = retrieval.search(self, name, [query] if isinstance(query, str) else list(query), k)
+        return found[0] if isinstance(query, str) else found
