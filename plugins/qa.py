@@ -83,7 +83,8 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
         result.update(start=None, end=None)  # offsets would point into a joined text the user never saw
         return {**result, "sources": sources}
     spans = [suite.head("span").extract(question, s["text"]) for s in sources]
-    best = max(range(len(spans)), key=lambda i: spans[i].score)
+    # The answer's own probability, weighed by how well its passage matched the question.
+    best = max(range(len(spans)), key=lambda i: spans[i].logp + np.log(max(sources[i]["score"], 1e-6)))
     # start/end point into the cited passage (``source``/``passage`` say which).
     return {**spans[best].to_json(), "source": sources[best]["source"], "passage": best + 1, "sources": sources}
 
@@ -168,7 +169,8 @@ def ask(
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"[bold]{result['answer']}[/bold]  [dim](score {result['score']:.2f})[/dim]")
+    cited = f" [{result['passage']}]" if "passage" in result else ""
+    console.print(f"[bold]{result['answer']}[/bold]{cited}  [dim](score {result['score']:.2f})[/dim]")
     for s in result.get("sources", []):
         console.print(f"[dim][{s['id']}] {s['source']}[/dim]")
     sys.stdout.flush()

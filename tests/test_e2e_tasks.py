@@ -99,3 +99,21 @@ def test_bad_inputs_are_one_line(home, tmp_path):
         done = run(args, home)
         assert done.returncode == 1, args
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_ask_from_an_index_and_chat_over_it(home, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "amazon.txt").write_text(CONTEXT)
+    (docs / "moon.txt").write_text(
+        "The Moon is Earth's only natural satellite. Neil Armstrong was the first person to walk on the Moon, in 1969."
+    )
+    name = f"e2e-{os.getpid()}"
+    assert run(["index", "add", name, str(docs), "--quiet"], home).returncode == 0
+    try:
+        got = json_of(run(["ask", "Who was the first person to walk on the Moon?", "--index", name, "--json"], home))
+        assert "Armstrong" in got["answer"] and got["source"].endswith("moon.txt")
+        chat = run(["chat", "--quiet"], home, stdin=f"/index {name}\nWho named the Amazon river?\n")
+        assert chat.returncode == 0 and "amazon.txt" in chat.stdout
+    finally:
+        run(["index", "rm", name], home)

@@ -349,3 +349,22 @@ def test_span_never_answers_with_blanks(suite):
     got = suite.ask("Who built it?", context=spaced)
     assert got["answer"].strip() == got["answer"] and got["answer"]
     assert spaced[got["start"] : got["end"]] == got["answer"]
+
+
+def test_ask_from_an_index_cites_its_passages(suite, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tower.txt").write_text(CONTEXT)
+    (docs / "other.txt").write_text("Bananas are yellow fruit that grow in bunches on large plants.")
+    suite.index("kb", [str(docs)])
+    got = suite.ask("Who built it?", index="kb")
+    cited = got["sources"][got["passage"] - 1]
+    assert cited["text"][got["start"] : got["end"]] == got["answer"] and got["source"] == cited["source"]
+    assert {s["source"] for s in got["sources"]} <= {str(docs / "tower.txt"), str(docs / "other.txt")}
+    generated = suite.ask("Who built it?", index="kb", generate=True)
+    assert generated["sources"] and generated["start"] is None
+
+
+def test_ask_from_a_missing_index_is_one_line(cli, model_args):
+    got = cli(["ask", "Who?", "--index", "nope", *model_args])
+    assert got.code == 1 and "nope" in got.err and len(got.err.strip().splitlines()) == 1

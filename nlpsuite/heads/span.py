@@ -31,6 +31,7 @@ class Span:
     score: float
     start: int  # character offsets into the context: context[start:end] == answer
     end: int
+    logp: float = 0.0  # the model's log-probability of the answer: comparable across contexts, unlike score
 
     def to_json(self) -> dict:
         return {"answer": self.answer, "score": round(self.score, 4), "start": self.start, "end": self.end}
@@ -80,8 +81,8 @@ class SpanHead:
             offset = self._locate(context, piece, cursor)
             span = self._extract_one(question, piece)
             if span is not None:
-                span = Span(span.answer, span.score, span.start + offset, span.end + offset)
-                if best is None or span.score > best.score:
+                span = Span(span.answer, span.score, span.start + offset, span.end + offset, span.logp)
+                if best is None or span.logp > best.logp:
                     best = span
             cursor = offset
         if best is None:
@@ -139,7 +140,7 @@ class SpanHead:
             while end > start and context[end - 1].isspace():
                 end -= 1
             if start < end:  # a span of blanks is no answer: try the next best
-                return Span(context[start:end], float(np.exp(score - total)), start, end)
+                return Span(context[start:end], float(np.exp(score - total)), start, end, float(score))
         return None
 
     def _advance(self, candidates) -> list[_Beam]:
