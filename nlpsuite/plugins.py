@@ -14,7 +14,12 @@ from .errors import PluginError
 from .tasks import Task
 
 ENTRY_POINT_GROUP = "nlpsuite"
-BUILTIN_PLUGINS = ("nlpsuite_plugins.heads", "nlpsuite_plugins.generate", "nlpsuite_plugins.chat")
+BUILTIN_PLUGINS = (
+    "nlpsuite_plugins.heads",
+    "nlpsuite_plugins.generate",
+    "nlpsuite_plugins.chat",
+    "nlpsuite_plugins.train",
+)
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 
 

@@ -78,4 +78,6 @@ class RichReporter(Reporter):
         if self.live is not None:
             self.live.update(self.table, refresh=True)  # the finished table stays, the step bar goes
             self.live.stop()
+            if not self.console.is_terminal:
+                self.console.line()
             self.live = None

@@ -165,6 +165,9 @@ class Trainer:
 
     def run(self) -> dict:
         cfg = self.cfg
+        threads = os.environ.get("NLPSUITE_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:  # the same knob as ONNX Runtime's; 1 avoids oversubscription
+            torch.set_num_threads(int(threads))
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.arch, self.vocab, cfg.hidden, cfg.layers, cfg.heads, cfg.context, cfg.dropout)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
