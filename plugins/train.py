@@ -13,9 +13,9 @@ from nlpsuite.hookspecs import hookimpl
 # Per-architecture defaults for the options left unset: small enough to train in minutes on 2 CPU cores.
 DEFAULTS = {
     "ngram": {"order": 5},
-    "rnn": {"hidden": 256, "layers": 2, "lr": 2e-3},
-    "lstm": {"hidden": 256, "layers": 2, "lr": 2e-3},
-    "gru": {"hidden": 256, "layers": 2, "lr": 2e-3},
+    "rnn": {"hidden": 256, "layers": 2, "lr": 3e-3},
+    "lstm": {"hidden": 256, "layers": 2, "lr": 3e-3},
+    "gru": {"hidden": 256, "layers": 2, "lr": 3e-3},
     "transformer": {"hidden": 128, "layers": 4, "lr": 1e-3},
 }
 
@@ -34,8 +34,8 @@ def train(
     heads: Annotated[int, typer.Option("--heads", help="Transformer attention heads.")] = 4,
     context: Annotated[int, typer.Option("--context", help="Tokens per training window (and eval window).")] = 128,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per step.")] = 32,
-    lr: Annotated[float | None, typer.Option("--lr", help="AdamW learning rate [2e-3; transformer 1e-3].")] = None,
-    dropout: Annotated[float, typer.Option("--dropout", help="Dropout probability.")] = 0.1,
+    lr: Annotated[float | None, typer.Option("--lr", help="AdamW learning rate [3e-3; transformer 1e-3].")] = None,
+    dropout: Annotated[float, typer.Option("--dropout", help="Dropout probability.")] = 0.0,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out tail of the corpus.")] = 0.1,
     patience: Annotated[int, typer.Option("--patience", help="Stop after this many epochs without progress.")] = 3,
     save_every: Annotated[float, typer.Option("--save-every", help="Seconds between checkpoints.")] = 60.0,

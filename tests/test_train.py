@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import CORPUS
+
 from nlpsuite.train.config import TrainConfig
 from nlpsuite.train.display import Reporter
 

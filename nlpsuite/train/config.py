@@ -24,8 +24,8 @@ class TrainConfig:
     heads: int = 4  # transformer only
     context: int = 128
     batch_size: int = 32
-    lr: float = 2e-3
-    dropout: float = 0.1
+    lr: float = 3e-3
+    dropout: float = 0.0
     weight_decay: float = 0.01
     clip: float = 1.0
     val_fraction: float = 0.1

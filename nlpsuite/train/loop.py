@@ -29,6 +29,7 @@ from .display import Reporter
 from .models import build_model, count_parameters
 
 LAST, BEST = "last.safetensors", "best.safetensors"
+WARMUP_STEPS = 50
 
 
 def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
@@ -230,6 +231,8 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                for group in optimizer.param_groups:  # linear warm-up, then the (plateau-halved) rate
+                    group["lr"] = state["lr"] * min(1.0, (state["step"] + 1) / WARMUP_STEPS)
                 optimizer.step()
                 value = loss.item()
                 state["loss_sum"] += value * y.numel()
@@ -270,8 +273,6 @@ class Trainer:
         else:  # a plateau: halve the learning rate, and stop after `patience` epochs without progress
             state["bad_epochs"] += 1
             state["lr"] /= 2
-            for group in optimizer.param_groups:
-                group["lr"] = state["lr"]
             state["stopped_early"] = state["bad_epochs"] >= cfg.patience
         state.update(epoch=state["epoch"] + 1, batch=0, loss_sum=0.0, loss_count=0, epoch_seconds=0.0)
         self._checkpoint(model, optimizer, state)

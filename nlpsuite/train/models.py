@@ -64,7 +64,9 @@ class TransformerLM(nn.Module):
         self.drop = nn.Dropout(dropout)
         for name, p in self.named_parameters():
             if name.endswith("weight") and p.dim() == 2:
-                nn.init.normal_(p, std=0.02 / (math.sqrt(2 * layers) if name.endswith(("proj.weight", "fc2.weight")) else 1))
+                nn.init.normal_(
+                    p, std=0.02 / (math.sqrt(2 * layers) if name.endswith(("proj.weight", "fc2.weight")) else 1)
+                )
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
 

@@ -161,7 +161,14 @@ def build_transformer_graph(w: Weights, layers: int, heads: int) -> onnx.ModelPr
         for name in (pres_k, pres_v):
             outputs.append(helper.make_tensor_value_info(name, F32, ["batch", heads, "total", hd]))
     embed = g.const(w["embed.weight"], "embed")
-    x = g.op("Add", [g.op("Gather", [embed, "input_ids"], axis=0), g.op("Gather", [g.const(w["pos.weight"], "pos"), "position_ids"], axis=0)], "x0")
+    x = g.op(
+        "Add",
+        [
+            g.op("Gather", [embed, "input_ids"], axis=0),
+            g.op("Gather", [g.const(w["pos.weight"], "pos"), "position_ids"], axis=0),
+        ],
+        "x0",
+    )
 
     zero, one = g.ints([0], "zero"), g.ints([1], "one")
     scalar = g.ints([], "scalar_shape")

@@ -82,7 +82,9 @@ def build_ngram_graph(model: KneserNey) -> onnx.ModelProto:
         span = g.const(np.arange(fanout, dtype=np.int64), f"{tag}_span")
         first = g.op("Unsqueeze", [g.op("Gather", [g.const(table.starts, f"{tag}_starts"), row]), g.ints([-1])])
         count = g.op("Unsqueeze", [g.op("Gather", [g.const(table.counts, f"{tag}_counts"), row]), g.ints([-1])])
-        index = g.op("Min", [g.op("Add", [first, span]), g.const(np.array(len(table.words) - 1, np.int64), f"{tag}_last")])
+        index = g.op(
+            "Min", [g.op("Add", [first, span]), g.const(np.array(len(table.words) - 1, np.int64), f"{tag}_last")]
+        )
         inside = g.op("Less", [span, count], f"{tag}_inside")
         words = g.op("Gather", [g.const(table.words, f"{tag}_words"), index], f"{tag}_w")
         values = g.op("Gather", [g.const(table.values.astype(np.float32), f"{tag}_values"), index])
