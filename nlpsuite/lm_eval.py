@@ -22,8 +22,8 @@ def window_spans(n_tokens: int, window: int, stride: int) -> list[tuple[int, int
     """(begin, end, first scored target) for each window over ``n_tokens`` tokens; targets start at 1."""
     if window < 2:
         raise NlpsuiteError("the window must be at least 2 tokens")
-    if not 1 <= stride <= window:
-        raise NlpsuiteError(f"the stride must be between 1 and the window ({window} tokens)")
+    if not 1 <= stride < window:  # a stride of a whole window would leave each window's first token unscored
+        raise NlpsuiteError(f"the stride must be at least 1 and less than the window ({window} tokens)")
     spans, begin, scored = [], 0, 1
     while True:
         end = min(begin + window, n_tokens)
@@ -68,7 +68,7 @@ def cross_entropy(
     """
     ids, first, chars = _encode(tokenizer, text)
     window = min(window, backbone.context_length)
-    spans = window_spans(len(ids), window, min(stride, window))
+    spans = window_spans(len(ids), window, min(stride, window - 1))
     spans = [(b, e, max(f, first)) for b, e, f in spans if e > max(f, first)]
     vocab = int(backbone.manifest["architecture"]["vocab_size"])
     batch_size = batch_size or max(1, LOGITS_BUDGET // (window * vocab))
