@@ -293,3 +293,23 @@ def test_bpe_tokenizer_round_trips_and_trains(corpus, tmp_path):
     tokenizer = Tokenizer(out, Backbone(out, "cpu").manifest["special_tokens"])
     text = "naïve café 東京 🙂 unseen words"
     assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+@pytest.mark.parametrize("arch", ["ngram", "lstm"])
+def test_scoring_and_embedding_heads_run_on_trained_models(trained, arch):
+    """The label scorer repeats the prompt's state along its batch axis and right-pads the labels."""
+    from nlpsuite import Suite
+    from nlpsuite.heads.scoring import log_softmax
+
+    out, _, _ = trained(arch)
+    suite = Suite(model=str(out), device="cpu")
+    prompt = suite.tokenizer.encode("the quick brown")
+    labels = ["fox", "dog jumps", "z"]
+    scores = suite.head("scoring").log_likelihoods(prompt, labels)
+    for label, score in zip(labels, scores, strict=True):
+        ids = prompt + suite.tokenizer.encode(label)
+        logp = log_softmax(_run(suite.backbone, np.array([ids]), suite.backbone.empty_state(1)).logits[0])
+        direct = sum(logp[t - 1, ids[t]] for t in range(len(prompt), len(ids)))
+        assert score == pytest.approx(direct, abs=1e-4)
+    vectors = suite.head("embedding")(["the quick brown fox", "a"])
+    assert vectors.shape[0] == 2 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
