@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import NlpsuiteError
 
-LOGITS_BUDGET = 2**25  # floats of logits held at once (128 MB): sets the batch size
+LOGITS_BUDGET = 2**23  # floats of logits held at once (32 MB): sets the batch size
 
 
 def window_spans(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
