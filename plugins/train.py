@@ -13,10 +13,10 @@ from nlpsuite.hookspecs import hookimpl
 # Per-architecture defaults for the options left unset: small enough to train in minutes on 2 CPU cores.
 DEFAULTS = {
     "ngram": {"order": 5},
-    "rnn": {"hidden": 256, "layers": 2, "lr": 3e-3},
-    "lstm": {"hidden": 256, "layers": 2, "lr": 3e-3},
-    "gru": {"hidden": 256, "layers": 2, "lr": 3e-3},
-    "transformer": {"hidden": 128, "layers": 4, "lr": 1e-3},
+    "rnn": {"hidden": 256, "layers": 2, "lr": 3e-3, "batch_size": 32},
+    "lstm": {"hidden": 256, "layers": 2, "lr": 3e-3, "batch_size": 32},
+    "gru": {"hidden": 256, "layers": 2, "lr": 3e-3, "batch_size": 32},
+    "transformer": {"hidden": 128, "layers": 4, "lr": 3e-3, "batch_size": 16},
 }
 
 
@@ -33,8 +33,10 @@ def train(
     layers: Annotated[int | None, typer.Option("--layers", help="Layers (default 2; transformer 4).")] = None,
     heads: Annotated[int, typer.Option("--heads", help="Transformer attention heads.")] = 4,
     context: Annotated[int, typer.Option("--context", help="Tokens per training window (and eval window).")] = 128,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per step.")] = 32,
-    lr: Annotated[float | None, typer.Option("--lr", help="AdamW rate (default 3e-3; transformer 1e-3).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Windows per step (32; transformer 16).")
+    ] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="AdamW learning rate (default 3e-3).")] = None,
     dropout: Annotated[float, typer.Option("--dropout", help="Dropout probability.")] = 0.0,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Held-out tail of the corpus.")] = 0.1,
     patience: Annotated[int, typer.Option("--patience", help="Stop after this many epochs without progress.")] = 3,
@@ -50,7 +52,7 @@ def train(
 
     if arch not in DEFAULTS:
         raise opt.NlpsuiteError(f"unknown architecture {arch!r}: choose one of {', '.join(DEFAULTS)}")
-    given = {"order": order, "hidden": hidden, "layers": layers, "lr": lr}
+    given = {"order": order, "hidden": hidden, "layers": layers, "lr": lr, "batch_size": batch_size}
     chosen = {k: v for k, v in given.items() if v is not None}
     config = TrainConfig(
         arch=arch,
@@ -60,7 +62,6 @@ def train(
         seed=seed,
         heads=heads,
         context=context,
-        batch_size=batch_size,
         dropout=dropout,
         val_fraction=val_fraction,
         patience=patience,
