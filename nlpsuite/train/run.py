@@ -34,6 +34,15 @@ CHECKPOINTS = "checkpoint"
 UNBOUNDED_CONTEXT = 1 << 20  # recurrent and n-gram models read any length; this only bounds the decoding loop
 
 
+def read_corpus(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
+
+
 def split_corpus(text: str, fraction: float) -> tuple[str, str]:
     """The last ``fraction`` of the text is held out, cut at a line break when one is near."""
     cut = int(len(text) * (1 - fraction))
@@ -115,11 +124,9 @@ def train(
     """Train ``cfg.arch`` on the UTF-8 text file ``corpus`` and export it to ``out``; returns the summary."""
     from filelock import FileLock, Timeout
 
-    from ..cli.options import read_utf8
-
     cfg.check()
     started = time.monotonic()
-    text = read_utf8(Path(corpus))
+    text = read_corpus(Path(corpus))
     if not text.strip():
         raise NlpsuiteError(f"{corpus} is empty")
     out = Path(out)
