@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
 
@@ -33,6 +34,7 @@ class Suite:
         self.quiet = quiet
         self.registry = plugins or registry()
         self._heads: dict[str, Any] = {}
+        self._shared: dict[str, Any] = {}
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -91,12 +93,21 @@ class Suite:
             self._heads[name] = factory(self)
         return self._heads[name]
 
+    def shared(self, key: str, factory):
+        """An object plugins build once per Suite (prompt caches, priors...), made by ``factory()`` on first use."""
+        if key not in self._shared:
+            self._shared[key] = factory()
+        return self._shared[key]
+
+    def task(self, name: str):
+        found = self.registry.tasks.get(name)
+        if found is None:
+            raise NlpsuiteError(f"no task named {name!r} (installed: {', '.join(sorted(self.registry.tasks))})")
+        return found
+
     def run(self, task: str, *args, **kwargs):
         """Run any registered task by name, e.g. ``suite.run("haiku", "autumn")``."""
-        found = self.registry.tasks.get(task)
-        if found is None:
-            raise NlpsuiteError(f"no task named {task!r} (installed: {', '.join(sorted(self.registry.tasks))})")
-        return found.run(self, *args, **kwargs)
+        return self.task(task).run(self, *args, **kwargs)
 
     def complete(
         self,
@@ -122,3 +133,53 @@ class Suite:
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         return self.head("generation").chat(messages, SamplingParams(**sampling), on_text).text
+
+    # -- the built-in tasks (each one is a plugin in plugins/; these are conveniences over ``run``) -------------
+
+    def translate(self, text: str | list[str], to: str, source: str | None = None) -> str | list[str]:
+        """Translation into language ``to`` (a code like "de" or a name like "German"); paragraphs kept."""
+        return self.run("translate", text, to=to, source=source)
+
+    def summarize(self, text: str | list[str], max_words: int | None = None) -> str | list[str]:
+        """A summary; texts longer than the context window are summarized in chunks, then combined."""
+        return self.run("summarize", text, max_words=max_words)
+
+    def ask(
+        self,
+        question: str | list[str],
+        context: str | list[str] | None = None,
+        index: str | None = None,
+        generate: bool = False,
+    ) -> dict | list[dict]:
+        """``{"answer", "score", "start", "end"}`` from ``context`` (or from passages of ``index``, with sources)."""
+        return self.run("ask", question, context=context, index=index, generate=generate)
+
+    def sentiment(self, text: str | list[str]) -> dict | list[dict]:
+        """``{"label", "score", "scores"}``: positive, negative or neutral, with calibrated probabilities."""
+        return self.run("sentiment", text)
+
+    def classify(
+        self, text: str | list[str], labels: list[str] | None = None, head: str | None = None
+    ) -> dict | list[dict]:
+        """Zero-shot into ``labels``, or with a trained probe ``head``: ``{"label", "score", "scores"}``."""
+        return self.run("classify", text, labels=labels, head=head)
+
+    def label_scores(self, task: str, texts: list[str], labels: list[str] | None = None, head: str | None = None):
+        """A label task's raw scores before temperature scaling: ``(label names, array [texts, labels])``."""
+        found = self.task(task)
+        if found.scores is None:
+            raise NlpsuiteError(f"task {task!r} has no label scores")
+        return found.scores(self, list(texts), labels=labels, head=head)
+
+    def index(self, name: str, paths) -> dict:
+        """Add files, folders or JSONL documents to the named search index; returns counts."""
+        from . import retrieval
+
+        return retrieval.add(self, name, [paths] if isinstance(paths, str | os.PathLike) else list(paths))
+
+    def search(self, name: str, query: str | list[str], k: int = 5) -> list[dict] | list[list[dict]]:
+        """The ``k`` passages of an index that best match the query, best first; list in, list out."""
+        from . import retrieval
+
+        found = retrieval.search(self, name, [query] if isinstance(query, str) else list(query), k)
+        return found[0] if isinstance(query, str) else found

@@ -18,6 +18,12 @@ BUILTIN_PLUGINS = (
     "nlpsuite_plugins.heads",
     "nlpsuite_plugins.generate",
     "nlpsuite_plugins.chat",
+    "nlpsuite_plugins.classify",
+    "nlpsuite_plugins.qa",
+    "nlpsuite_plugins.translate",
+    "nlpsuite_plugins.summarize",
+    "nlpsuite_plugins.evaluate",
+    "nlpsuite_plugins.retrieval",
     "nlpsuite_plugins.train",
 )
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")

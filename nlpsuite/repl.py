@@ -18,6 +18,11 @@ HELP = """\
 /system TEXT     set the system prompt and start over (no TEXT: back to the model's default)
 /temp T          sampling temperature (0 = greedy)
 /save [FILE]     save the conversation as JSON
+/task NAME [--OPTION VALUE ...]
+                 send every line to a task instead, e.g. /task translate --to de,
+                 /task sentiment, /task classify --labels sports,politics; /task off to chat again
+/tasks           list the tasks
+/index NAME      chat over a search index: answers cite its passages; /index off to stop
 /exit            leave (Ctrl-D works too)
 Multi-line input: end a line with \\ to continue it, or wrap a block in triple quotes (\"\"\").
 Ctrl-C stops the current reply."""
@@ -39,6 +44,8 @@ class ChatRepl:
         self.stdin, self.stdout = stdin or sys.stdin, stdout or sys.stdout
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
         self.messages: list[dict] = []
+        self.task: tuple[str, dict] | None = None  # (task name, options) while lines go to a task
+        self.index: str | None = None
         self.history_file = config.state_dir() / "chat_history"
 
     # -- input -------------------------------------------------------------------------------------
@@ -116,6 +123,9 @@ class ChatRepl:
                 self.stdout.write("\n")
 
     def reply(self, text: str) -> None:
+        if self.task or self.index:
+            self.run_task(text)
+            return
         self.messages.append({"role": "user", "content": text})
         convo = ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
 
@@ -169,6 +179,18 @@ class ChatRepl:
             else:
                 self.params.temperature = value
                 self.say(f"temperature {value}")
+        elif name == "/task":
+            self.set_task(arg)
+        elif name == "/tasks":
+            for task in sorted(self.suite.registry.tasks.values(), key=lambda t: t.name):
+                self.say(f"{task.name:12s} {task.description}")
+        elif name == "/index":
+            if not arg or arg == "off":
+                self.index = None
+                self.say("back to chat")
+            else:
+                self.index, self.task = arg, None
+                self.say(f"answering from index {arg!r}, with citations; /index off to stop")
         elif name == "/save":
             try:
                 self.say(f"saved to {self.save(arg)}")
@@ -178,9 +200,83 @@ class ChatRepl:
             self.say(f"unknown command {name}; /help lists them")
         return True
 
+    def set_task(self, arg: str) -> None:
+        import shlex
+
+        try:
+            words = shlex.split(arg)
+        except ValueError as exc:
+            self.say(f"usage: /task NAME [--OPTION VALUE ...] ({exc})")
+            return
+        if not words or words[0] in ("off", "chat"):
+            self.task = None
+            self.say("back to chat")
+            return
+        name, options, rest = words[0], {}, words[1:]
+        if name not in self.suite.registry.tasks:
+            self.say(f"no task named {name!r}; /tasks lists them")
+            return
+        while rest:
+            flag = rest.pop(0)
+            if not flag.startswith("--") or len(flag) < 3:
+                self.say(f"usage: /task NAME [--OPTION VALUE ...]; {flag!r} is not an option")
+                return
+            key = {"from": "source"}.get(flag[2:], flag[2:].replace("-", "_"))
+            value: object = True if not rest or rest[0].startswith("--") else rest.pop(0)
+            if isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value)
+            elif isinstance(value, str) and key == "labels":
+                value = [v.strip() for v in value.split(",")]
+            options[key] = value
+        self.task, self.index = (name, options), None
+        shown = " ".join(f"--{k} {v if not isinstance(v, list) else ','.join(v)}" for k, v in options.items())
+        self.say(f"every line now goes to {name} {shown}".rstrip() + "; /task off to chat again")
+
+    def run_task(self, text: str) -> None:
+        try:
+            if self.index:
+                result = self.suite.ask(text, index=self.index, generate=True)
+            else:
+                name, options = self.task
+                result = self.suite.run(name, text, **options)
+        except KeyboardInterrupt:
+            self.stdout.write(" [interrupted]\n")
+            return
+        except NlpsuiteError as exc:
+            self.say(f"error: {exc}", error=True)
+            return
+        except TypeError as exc:  # an option the task doesn't take
+            self.say(f"error: {exc}", error=True)
+            return
+        if self.json:
+            payload = result if isinstance(result, dict) else {"text": result}
+            self.stdout.write(_json.dumps(payload, ensure_ascii=False) + "\n")
+        else:
+            self.stdout.write(render_result(result) + "\n")
+        self.stdout.flush()
+
     def save(self, target: str = "") -> Path:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path(target).expanduser() if target else config.state_dir() / f"chat-{stamp}.json"
         system = [{"role": "system", "content": self.system}] if self.system else []
         write_json_atomic(path, {"model": self.suite.source.key, "messages": system + self.messages})
         return path
+
+
+def render_result(result) -> str:
+    """A task's result as a person reads it."""
+    if isinstance(result, str):
+        return result
+    if not isinstance(result, dict):
+        return _json.dumps(result, ensure_ascii=False, indent=2)
+    if "answer" in result:
+        lines = [result["answer"] or "(no answer)"]
+        lines += [f"  [{s['id']}] {s['source']}" for s in result.get("sources", [])]
+        return "\n".join(lines)
+    if "label" in result and "scores" in result:
+        others = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["scores"].items(), key=lambda kv: -kv[1]))
+        return f"{result['label']} ({others})"
+    for key in ("translation", "summary", "text"):
+        if isinstance(result.get(key), str):
+            return result[key]
+    return _json.dumps(result, ensure_ascii=False, indent=2)

@@ -14,3 +14,6 @@ class Task:
     head: str  # the registered head it runs on, e.g. "generation"
     run: Callable[..., Any]  # run(suite, input, **options)
     prompts: dict[str, str] = field(default_factory=dict)
+    # For label tasks: scores(suite, texts, labels=None, head=None) -> (label names, raw scores [n, labels]),
+    # the scores before temperature scaling, which `nlpsuite calibrate` fits on.
+    scores: Callable[..., Any] | None = None

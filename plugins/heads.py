@@ -1,4 +1,4 @@
-"""Built-in plugin: the label-scoring and embedding heads, for any task to use."""
+"""Built-in plugin: the label-scoring, embedding, span and probe heads, for any task to use."""
 
 from __future__ import annotations
 
@@ -17,7 +17,21 @@ def _embedding(suite):
     return Embedder(suite)
 
 
+def _span(suite):
+    from nlpsuite.heads.span import SpanHead
+
+    return SpanHead(suite)
+
+
+def _probe(suite):
+    from nlpsuite.heads.probe import ProbeHead
+
+    return ProbeHead(suite)
+
+
 @hookimpl
 def register_heads(register):
     register("scoring", _scoring)
     register("embedding", _embedding)
+    register("span", _span)
+    register("probe", _probe)

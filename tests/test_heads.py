@@ -54,18 +54,62 @@ def test_one_or_duplicate_labels_are_refused(suite, labels):
         suite.head("scoring").probabilities(suite.tokenizer.encode("hi"), labels)
 
 
-def test_embeddings_match_transformers_mean_pooling(suite, hf):
+def _hf_last_state(hf, ids):
+    with torch.no_grad():
+        return hf(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0, -1].numpy()
+
+
+def test_embeddings_match_transformers_last_token_after_the_prompt(suite, hf):
+    from nlpsuite.heads.embedding import PROMPT
+
+    embedder = suite.head("embedding")
     texts = ["a small model", "hello world, this is a tiny test corpus", "cat"]
-    got = suite.head("embedding")(texts, batch_size=2)
+    got = embedder(texts, batch_size=2)  # padded batches
     for text, vec in zip(texts, got, strict=True):
-        ids = suite.tokenizer.encode(text)
-        with torch.no_grad():
-            hidden = hf(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0]
-        ref = hidden.mean(0).numpy()
+        ref = (_hf_last_state(hf, suite.tokenizer.encode(PROMPT.format(text=text))) - embedder.mean) / embedder.scale
         np.testing.assert_allclose(vec, ref / np.linalg.norm(ref), atol=1e-4)
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0)
+
+
+def test_embedding_stats_are_the_models_own_and_cached(suite, hf, tiny_llama):
+    from nlpsuite.heads.calibration_text import SENTENCES
+    from nlpsuite.heads.embedding import PROMPT
+
+    embedder = suite.head("embedding")
+    states = np.array([_hf_last_state(hf, suite.tokenizer.encode(PROMPT.format(text=s))) for s in SENTENCES])
+    np.testing.assert_allclose(embedder.mean, states.mean(0), atol=1e-4)
+    np.testing.assert_allclose(embedder.scale, states.std(0), rtol=1e-3, atol=1e-5)
+    cached = embedder.stats_path
+    np.save(cached, np.stack([embedder.mean + 1, embedder.scale]))  # later suites read the cache, not measure
+    try:
+        assert np.array_equal(Suite(model=str(tiny_llama), device="cpu").head("embedding").mean, embedder.mean + 1)
+    finally:
+        cached.unlink()
+
+
+def test_a_long_text_is_cut_inside_the_prompt(suite):
+    embedder = suite.head("embedding")
+    ids = embedder.encode("the quick brown fox " * 50, max_tokens=40)
+    suffix = suite.tokenizer.encode('" means in one word:"', add_special_tokens=False)
+    assert len(ids) <= 40 and ids[-len(suffix) :] == suffix
+    assert ids[:3] == suite.tokenizer.encode("This sentence :")[:3]
 
 
 def test_heads_share_one_backbone(suite):
     assert suite.head("scoring").backbone is suite.head("embedding").backbone is suite.backbone
     assert suite.head("embedding") is suite.head("embedding")
+
+
+def test_continuation_log_likelihoods_match_transformers_across_windows(suite, hf):
+    prefixes = [
+        suite.tokenizer.encode(p, add_special_tokens=False) for p in ("Topic: cats\n", "About dogs and birds:\n")
+    ]
+    text = suite.tokenizer.encode(" the quick brown fox jumps over the lazy dog again", add_special_tokens=False)
+    scorer = suite.head("scoring")
+    for window in (3, 1000):
+        got = scorer.continuation_log_likelihoods(prefixes, text, window=window)
+        for prefix, score in zip(prefixes, got, strict=True):
+            with torch.no_grad():
+                logp = torch.log_softmax(hf(input_ids=torch.tensor([prefix + text])).logits[0], -1)
+            ref = sum(float(logp[len(prefix) - 1 + k, t]) for k, t in enumerate(text))
+            assert score == pytest.approx(ref, abs=1e-3)

@@ -1,41 +1,112 @@
-"""The embedding head: mean-pooled final hidden states, L2-normalized, in length-sorted batches."""
+"""The embedding head: the final hidden state after a prompt that asks for a text's meaning in one word,
+standardized per dimension and L2-normalized, in length-sorted batches.
+
+Why not mean pooling: mean-pooled final hidden states of SmolLM2-135M rank STS-B sentence pairs at
+Spearman 0.54 (dev) / 0.37 (test). Wrapping the text in ``This sentence : "…" means in one word:"``
+and taking the last token's state (PromptEOL, Jiang et al. 2023) makes the model compress the text into
+what it would say next: 0.74 on dev. A few dimensions of a decoder's hidden state carry large values
+that dominate every cosine; dividing out each dimension's mean and spread, measured once per model on
+fixed neutral sentences (calibration_text.py), lifts that to 0.77 (dev) / 0.71 (test).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+
 import numpy as np
 
+from .. import config
 from ..errors import NlpsuiteError
+from ..fsutil import atomic_dir_lock
+from .calibration_text import SENTENCES
+
+PROMPT = 'This sentence : "{text}" means in one word:"'
+KIND = "prompt-eol-std/1"  # recorded by indexes: a change to the prompt, pooling or stats must bump it
+CALIBRATION_BATCH = 16
 
 
 class Embedder:
     """Texts -> unit vectors from the suite's shared backbone."""
 
+    kind = KIND
+
     def __init__(self, suite) -> None:
         self.backbone = suite.backbone
         self.tokenizer = suite.tokenizer
+        self.mean, self.scale = self._stats()
 
     def __call__(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
         if not texts or any(not t.strip() for t in texts):
             raise NlpsuiteError("empty text")
+        z = (self.states(texts, batch_size, max_tokens) - self.mean) / self.scale
+        return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+    def encode(self, text: str, max_tokens: int = 512) -> list[int]:
+        """The prompt's token ids; a text too long for ``max_tokens`` is cut inside the quotes."""
         limit = min(max_tokens, self.backbone.context_length)
-        encoded = [self.tokenizer.encode(t)[:limit] for t in texts]
+        ids = self.tokenizer.encode(PROMPT.format(text=text))
+        if len(ids) <= limit:
+            return ids
+        text_ids = self.tokenizer.encode(text, add_special_tokens=False)
+        keep = max(1, limit - (len(ids) - len(text_ids)) - 4)  # a few spare: re-encoding may merge differently
+        ids = self.tokenizer.encode(PROMPT.format(text=self.tokenizer.decode(text_ids[:keep])))
+        return ids[-limit:]
+
+    def states(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
+        """The unstandardized last-token hidden states of each text's prompt: [len(texts), hidden]."""
+        encoded = [self.encode(t, max_tokens) for t in texts]
         order = np.argsort([len(ids) for ids in encoded])  # similar lengths together: less padding
         out = np.empty((len(texts), self.backbone.manifest["architecture"]["hidden_size"]), np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            out[rows] = self._embed([encoded[i] for i in rows])
+            out[rows] = self._last_states([encoded[i] for i in rows])
         return out
 
-    def _embed(self, batch: list[list[int]]) -> np.ndarray:
+    def _last_states(self, batch: list[list[int]]) -> np.ndarray:
         width = max(map(len, batch))
         ids = np.full((len(batch), width), self.tokenizer.pad_token_id, np.int64)
         mask = np.zeros_like(ids)
-        for row, toks in enumerate(batch):
+        for row, toks in enumerate(batch):  # left padding: every row's last token is in the last column
             ids[row, width - len(toks) :] = toks
             mask[row, width - len(toks) :] = 1
         positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
         empty = self.backbone.empty_state(len(batch))
         step = self.backbone.forward(ids, mask, positions, empty, want_hidden=True, want_state=False)
-        weights = mask[..., None].astype(np.float32)
-        pooled = (step.hidden * weights).sum(axis=1) / weights.sum(axis=1)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return step.hidden[:, -1]
+
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and spread of this model's states on the calibration sentences, measured once
+        and kept in the user cache (keyed by the converted model, so a reconverted model measures afresh)."""
+        manifest = self.backbone.manifest
+        identity = {
+            "kind": KIND,
+            "model": manifest.get("name"),
+            "precision": manifest.get("precision"),
+            "created": manifest.get("created"),
+            "source": manifest.get("source", {}).get("sha256"),
+            "calibration": SENTENCES,
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        self.stats_path = path = config.home() / "embedding" / f"{digest}.npy"
+        with contextlib.suppress(OSError, ValueError):
+            stats = np.load(path, allow_pickle=False)
+            if stats.shape == (2, manifest["architecture"]["hidden_size"]):
+                return stats[0], stats[1]
+        states = self.states(list(SENTENCES), batch_size=CALIBRATION_BATCH)
+        stats = np.stack([states.mean(axis=0), np.maximum(states.std(axis=0), 1e-6)]).astype(np.float32)
+        with contextlib.suppress(OSError):  # a read-only cache only costs measuring again next time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_dir_lock(path):
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        np.save(fh, stats, allow_pickle=False)
+                    os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+        return stats[0], stats[1]

@@ -7,18 +7,21 @@ labels, measured on content-free inputs (Zhao et al., 2021).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from ..calibration import log_softmax, softmax
 from ..errors import NlpsuiteError
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+@dataclass(frozen=True)
+class Prefix:
+    """A prompt prefix run once (e.g. instructions and few-shot examples) whose state later prompts reuse."""
 
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(scores))
+    ids: tuple[int, ...]
+    state: dict
+    last_logits: np.ndarray
 
 
 class LabelScorer:
@@ -28,7 +31,28 @@ class LabelScorer:
         self.backbone = suite.backbone
         self.tokenizer = suite.tokenizer
 
-    def log_likelihoods(self, prompt_ids: list[int], labels: list[str]) -> np.ndarray:
+    def prefix(self, ids: list[int]) -> Prefix:
+        """Run a shared prompt prefix once; pass it to ``log_likelihoods`` for prompts that start with it."""
+        if not ids:
+            raise NlpsuiteError("empty prefix")
+        backbone, p = self.backbone, len(ids)
+        arr = np.array([ids], np.int64)
+        step = backbone.forward(arr, np.ones_like(arr), np.arange(p)[None], backbone.empty_state(1))
+        return Prefix(tuple(ids), step.state, step.logits[0, -1])
+
+    def _prompt_state(self, prompt_ids: list[int], prefix: Prefix | None):
+        """(state after the prompt, logits of its last position), reusing ``prefix`` when the prompt starts with it."""
+        backbone, p = self.backbone, len(prompt_ids)
+        start, state = 0, backbone.empty_state(1)
+        if prefix is not None and len(prefix.ids) <= p and tuple(prompt_ids[: len(prefix.ids)]) == prefix.ids:
+            if len(prefix.ids) == p:
+                return prefix.state, prefix.last_logits
+            start, state = len(prefix.ids), prefix.state
+        rest = np.array([prompt_ids[start:]], np.int64)
+        step = backbone.forward(rest, np.ones((1, p), np.int64), np.arange(start, p)[None], state)
+        return step.state, step.logits[0, -1]
+
+    def log_likelihoods(self, prompt_ids: list[int], labels: list[str], prefix: Prefix | None = None) -> np.ndarray:
         """Sum of log-probabilities of each label's tokens after ``prompt_ids``: shape [len(labels)]."""
         if not prompt_ids:
             raise NlpsuiteError("empty prompt")
@@ -39,11 +63,12 @@ class LabelScorer:
         if len(prompt_ids) + longest > self.backbone.context_length:
             raise NlpsuiteError(f"prompt and label exceed the context window of {self.backbone.context_length} tokens")
         backbone, n, p = self.backbone, len(labels), len(prompt_ids)
-        prompt = np.array([prompt_ids], np.int64)
-        step = backbone.forward(prompt, np.ones_like(prompt), np.arange(p)[None], backbone.empty_state(1))
-        first = log_softmax(step.logits[0, -1])
+        prompt_state, last_logits = self._prompt_state(prompt_ids, prefix)
+        first = log_softmax(last_logits)
+        if longest == 1:  # one token per label: the prompt's own next-token distribution says it all
+            return np.array([first[toks[0]] for toks in label_ids])
         # Every label continues the same prompt state: repeat it along the batch axis.
-        state = {name: np.repeat(value, n, axis=self._batch_axis(name)) for name, value in step.state.items()}
+        state = {name: np.repeat(value, n, axis=self._batch_axis(name)) for name, value in prompt_state.items()}
         ids = np.full((n, longest), self.tokenizer.pad_token_id, np.int64)
         mask = np.zeros((n, p + longest), np.int64)
         mask[:, :p] = 1
@@ -57,20 +82,64 @@ class LabelScorer:
             scores[row] = first[toks[0]] + sum(later[row, k - 1, toks[k]] for k in range(1, len(toks)))
         return scores
 
+    def continuation_log_likelihoods(self, prefixes: list[list[int]], text_ids: list[int], window: int = 256):
+        """Sum of log P(text | prefix) for each prefix: the "noisy channel" direction, where each prefix
+        names a label and the text is scored under it. Returns [len(prefixes)].
+
+        All prefixes run as one left-padded batch; the text follows in windows over the shared state, so
+        logits are only ever held for ``window`` positions.
+        """
+        if not text_ids or any(not p for p in prefixes):
+            raise NlpsuiteError("empty text or prefix")
+        backbone, n, k = self.backbone, len(text_ids), len(prefixes)
+        width = max(map(len, prefixes))
+        if width + n > backbone.context_length:
+            raise NlpsuiteError(f"the text is longer than the context window of {backbone.context_length} tokens")
+        pad = self.tokenizer.pad_token_id
+        first = text_ids[:window]
+        ids = np.full((k, width + len(first)), pad, np.int64)
+        mask = np.zeros_like(ids)
+        for row, prefix in enumerate(prefixes):
+            ids[row, width - len(prefix) :] = [*prefix, *first]
+            mask[row, width - len(prefix) :] = 1
+        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        step = backbone.forward(ids, mask, positions, backbone.empty_state(k), num_logits=len(first) + 1)
+        total = np.zeros(k)
+        done = 0
+        while True:
+            logp = log_softmax(step.logits[:, :-1])  # position j predicts text token done + j
+            chunk = text_ids[done : done + logp.shape[1]]
+            total += logp[:, np.arange(len(chunk)), chunk].sum(axis=1)
+            last_logits = step.logits[:, -1]
+            done += len(chunk)
+            if done >= n:
+                return total
+            piece = text_ids[done : done + window]
+            arr = np.tile(np.array(piece, np.int64), (k, 1))
+            mask = np.concatenate([mask, np.ones_like(arr)], axis=1)
+            positions = positions[:, -1:] + 1 + np.arange(len(piece))[None]
+            step = backbone.forward(arr, mask, positions, step.state, num_logits=len(piece))
+            # the previous window's last logits predict this window's first token
+            step.logits = np.concatenate([last_logits[:, None], step.logits], axis=1)
+
     def _batch_axis(self, state_name: str) -> int:
         spec = next(s for s in self.backbone.state_spec if s["input"] == state_name)
         return spec["shape"].index(None)
 
-    def probabilities(self, prompt_ids: list[int], labels: list[str], prior: np.ndarray | None = None) -> np.ndarray:
+    def probabilities(
+        self, prompt_ids: list[int], labels: list[str], prior: np.ndarray | None = None, prefix: Prefix | None = None
+    ) -> np.ndarray:
         """P(label | prompt) over the given labels; with ``prior`` (from ``content_free_prior``), calibrated."""
         if len(set(labels)) != len(labels) or len(labels) < 2:
             raise NlpsuiteError("give at least two distinct labels")
-        probs = softmax(self.log_likelihoods(prompt_ids, labels))
+        probs = softmax(self.log_likelihoods(prompt_ids, labels, prefix))
         if prior is not None:
             probs = probs / prior
             probs = probs / probs.sum()
         return probs
 
-    def content_free_prior(self, prompts_ids: list[list[int]], labels: list[str]) -> np.ndarray:
+    def content_free_prior(
+        self, prompts_ids: list[list[int]], labels: list[str], prefix: Prefix | None = None
+    ) -> np.ndarray:
         """The model's average label distribution on content-free prompts (e.g. the template with 'N/A')."""
-        return np.mean([softmax(self.log_likelihoods(ids, labels)) for ids in prompts_ids], axis=0)
+        return np.mean([softmax(self.log_likelihoods(ids, labels, prefix)) for ids in prompts_ids], axis=0)

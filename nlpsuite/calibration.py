@@ -1,0 +1,235 @@
+"""Probabilities that mean what they say: contextual calibration and temperature scaling.
+
+A label-scoring or probe head produces one raw score per label (a log-likelihood or a logit). A
+``Calibration`` turns those scores into probabilities as ``softmax((scores - bias) / temperature)``:
+``bias`` is the log of the model's prior for the labels on content-free inputs (contextual
+calibration, Zhao et al. 2021) and ``temperature`` is fitted on held-out labelled data by
+minimizing the negative log-likelihood (Guo et al. 2017). Fitted parameters are stored per model,
+precision and task in the user cache, as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .errors import NlpsuiteError
+from .fsutil import atomic_dir_lock, write_json_atomic
+
+
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    return np.exp(log_softmax(scores))
+
+
+@dataclass
+class Calibration:
+    labels: list[str]
+    temperature: float = 1.0
+    bias: list[float] | None = None  # subtracted from the raw scores before the temperature
+    info: dict = field(default_factory=dict)  # how it was fitted: data size, ECE/accuracy before and after
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """Raw scores ``[n, labels]`` (or ``[labels]``) -> probabilities of the same shape."""
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape[-1] != len(self.labels):
+            raise NlpsuiteError(f"calibration is for {len(self.labels)} labels, got {scores.shape[-1]} scores")
+        if self.bias is not None:
+            scores = scores - np.asarray(self.bias)
+        return softmax(scores / self.temperature)
+
+    def for_labels(self, labels: list[str]) -> Calibration:
+        """The same calibration with its label columns in the order given (same set required)."""
+        if sorted(labels) != sorted(self.labels):
+            raise NlpsuiteError("calibration was fitted for other labels: " + ", ".join(self.labels))
+        order = [self.labels.index(label) for label in labels]
+        bias = None if self.bias is None else [self.bias[i] for i in order]
+        return Calibration(list(labels), self.temperature, bias, self.info)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Calibration:
+        try:
+            cal = cls(list(data["labels"]), float(data["temperature"]), data.get("bias"), dict(data.get("info", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NlpsuiteError(f"malformed calibration parameters: {exc}") from None
+        if not math.isfinite(cal.temperature) or cal.temperature <= 0:
+            raise NlpsuiteError("malformed calibration parameters: temperature must be positive")
+        if cal.bias is not None and len(cal.bias) != len(cal.labels):
+            raise NlpsuiteError("malformed calibration parameters: one bias per label expected")
+        return cal
+
+
+def nll(scores: np.ndarray, gold: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the gold labels under ``softmax(scores / temperature)``."""
+    logp = log_softmax(np.asarray(scores, dtype=np.float64) / temperature)
+    return float(-logp[np.arange(len(gold)), gold].mean())
+
+
+def fit_temperature(scores: np.ndarray, gold: np.ndarray, low: float = 0.01, high: float = 100.0) -> float:
+    """The temperature minimizing NLL (golden-section search on log T; NLL is unimodal in it)."""
+    scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    if len(scores) == 0:
+        raise NlpsuiteError("no examples to fit a temperature on")
+    a, b = math.log(low), math.log(high)
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = nll(scores, gold, math.exp(c)), nll(scores, gold, math.exp(d))
+    for _ in range(80):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = nll(scores, gold, math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = nll(scores, gold, math.exp(d))
+    return math.exp((a + b) / 2)
+
+
+def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
+    """ECE of the top label: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    if len(probs) == 0:
+        raise NlpsuiteError("no examples to measure calibration on")
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
+    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 joins the first bin.
+    which = np.clip(np.ceil(confidence * bins - 1e-9).astype(int) - 1, 0, bins - 1)  # edges go left
+    total = 0.0
+    for i in range(bins):
+        members = which == i
+        if members.any():
+            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total)
+
+
+def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e-4) -> tuple[np.ndarray, float]:
+    """The per-label bias and the temperature minimizing NLL together (bias-corrected temperature scaling).
+
+    As ``softmax(a * scores + c)`` the NLL is convex in ``(a, c)`` (a multinomial logistic regression on
+    fixed features), so damped Newton steps find the optimum; ``c[0] = 0`` pins the softmax's free shift
+    and a small ridge on ``c`` keeps it finite when a label is never the gold one.
+    """
+    scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    n, k = scores.shape
+    onehot = np.eye(k)[gold]
+
+    def loss(theta: np.ndarray) -> float:
+        logits = theta[0] * scores + np.concatenate([[0.0], theta[1:]])
+        return float(-(log_softmax(logits) * onehot).sum() / n + ridge * (theta[1:] ** 2).sum() / 2)
+
+    theta = np.zeros(k)
+    theta[0] = 1.0
+    current = loss(theta)
+    for _ in range(100):
+        p = softmax(theta[0] * scores + np.concatenate([[0.0], theta[1:]]))
+        r = p - onehot
+        grad = np.concatenate([[(r * scores).sum() / n], r[:, 1:].sum(axis=0) / n + ridge * theta[1:]])
+        # Hessian: the mean covariance, under p, of each example's features (its score, then the label indicators)
+        mean_s = (p * scores).sum(axis=1)
+        hess = np.empty((k, k))
+        hess[0, 0] = ((p * scores**2).sum(axis=1) - mean_s**2).mean()
+        hess[0, 1:] = hess[1:, 0] = (p[:, 1:] * (scores[:, 1:] - mean_s[:, None])).mean(axis=0)
+        hess[1:, 1:] = np.diag(p[:, 1:].mean(axis=0)) - (p[:, 1:, None] * p[:, None, 1:]).mean(axis=0)
+        hess[1:, 1:] += ridge * np.eye(k - 1)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        size = 1.0
+        while size > 1e-6:
+            candidate = theta - size * step
+            if candidate[0] > 1e-2 and (value := loss(candidate)) <= current:
+                break
+            size /= 2
+        else:
+            break
+        theta, improvement, current = candidate, current - value, value
+        if improvement < 1e-12:
+            break
+    return np.concatenate([[0.0], -theta[1:] / theta[0]]), 1.0 / theta[0]
+
+
+def fit(labels: list[str], scores: np.ndarray, gold: np.ndarray, content_free: np.ndarray | None = None) -> Calibration:
+    """Calibration for ``scores`` [n, labels] with gold indices ``gold``: temperature scaling alone, after
+    contextual calibration's bias from ``content_free`` (the scores of content-free inputs), or with a bias
+    fitted on these examples, whichever has the lowest Akaike information criterion (NLL plus one per
+    fitted parameter: a fitted bias must earn its extra parameters)."""
+    scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    if len(scores) == 0:
+        raise NlpsuiteError("no examples to fit calibration on")
+    candidates: list[tuple[str, np.ndarray | None, float, int]] = [
+        ("temperature", None, fit_temperature(scores, gold), 1)
+    ]
+    if content_free is not None and len(content_free):
+        prior = np.log(softmax(np.asarray(content_free, dtype=np.float64)).mean(axis=0))
+        candidates.append(("contextual+temperature", prior, fit_temperature(scores - prior, gold), 1))
+    bias, temperature = fit_bias_temperature(scores, gold)
+    candidates.append(("bias+temperature", bias, temperature, scores.shape[1]))
+
+    def aic(candidate) -> float:
+        _, bias, temperature, params = candidate
+        shifted = scores if bias is None else scores - bias
+        return 2 * params + 2 * len(gold) * nll(shifted, gold, temperature)
+
+    method, bias, temperature, _ = min(candidates, key=aic)
+    return Calibration(list(labels), temperature, None if bias is None else bias.tolist(), {"method": method})
+
+
+def assess(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> dict:
+    """ECE, accuracy and mean NLL of probabilities ``[n, labels]`` against gold indices."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold, dtype=np.int64)
+    picked = np.clip(probs[np.arange(len(gold)), gold], 1e-12, 1.0)
+    return {
+        "ece": expected_calibration_error(probs, gold, bins),
+        "accuracy": float((probs.argmax(axis=1) == gold).mean()),
+        "nll": float(-np.log(picked).mean()),
+    }
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_"
+
+
+def task_key(task: str, labels: list[str] | None = None, head: str | None = None) -> str:
+    """The name a task's calibration is stored under: one per label set (in any order) or probe head."""
+    if head:
+        return f"{task}-head-{head}"
+    if not labels:
+        return task
+    digest = hashlib.sha1("\n".join(sorted(labels)).encode("utf-8")).hexdigest()[:12]
+    return f"{task}-{digest}"
+
+
+def path(model_key: str, precision: str, name: str) -> Path:
+    """Where the calibration of task ``name`` for a model lives (beside the user's other nlpsuite data)."""
+    return config.home() / "calibration" / _safe(model_key) / _safe(precision) / f"{_safe(name)}.json"
+
+
+def save(model_key: str, precision: str, name: str, calibration: Calibration) -> Path:
+    target = path(model_key, precision, name)
+    with atomic_dir_lock(target):
+        write_json_atomic(target, calibration.to_json())
+    return target
+
+
+def load(model_key: str, precision: str, name: str) -> Calibration | None:
+    target = path(model_key, precision, name)
+    try:
+        data = json.loads(target.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise NlpsuiteError(f"cannot read calibration {target}: {exc}") from None
+    return Calibration.from_json(data)

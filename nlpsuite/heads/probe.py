@@ -1,0 +1,151 @@
+"""The probe head: a small classifier (multinomial logistic regression) trained on the backbone's embeddings.
+
+Probes are saved per model and precision in the user cache: ``probe.json`` (labels, feature
+standardization, how it was trained) and ``weights.npy`` (plain arrays, never pickled).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from ..calibration import log_softmax, softmax
+from ..errors import NlpsuiteError
+from ..fsutil import atomic_dir_lock
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass
+class Probe:
+    labels: list[str]
+    weights: np.ndarray  # [hidden, labels]
+    bias: np.ndarray  # [labels]
+    mean: np.ndarray  # feature standardization
+    scale: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        return ((embeddings - self.mean) / self.scale) @ self.weights + self.bias
+
+
+def fit(
+    embeddings: np.ndarray, gold: np.ndarray, labels: list[str], l2: float = 1e-2, steps: int = 500, seed: int = 0
+) -> Probe:
+    """L2-regularized multinomial logistic regression, full-batch Adam on standardized features."""
+    x = np.asarray(embeddings, np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    x = (x - mean) / scale
+    n, d = x.shape
+    k = len(labels)
+    rng = np.random.default_rng(seed)
+    w, b = rng.normal(0, 0.01, (d, k)), np.zeros(k)
+    onehot = np.eye(k)[gold]
+    m = [np.zeros_like(w), np.zeros_like(b)]
+    v = [np.zeros_like(w), np.zeros_like(b)]
+    lr, beta1, beta2 = 0.05, 0.9, 0.999
+    for t in range(1, steps + 1):
+        p = softmax(x @ w + b)
+        grads = [x.T @ (p - onehot) / n + l2 * w, (p - onehot).mean(axis=0)]
+        for i, (param, g) in enumerate(zip((w, b), grads, strict=True)):
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            param -= lr * (m[i] / (1 - beta1**t)) / (np.sqrt(v[i] / (1 - beta2**t)) + 1e-8)
+    loss = float(-(log_softmax(x @ w + b) * onehot).sum(axis=1).mean())
+    return Probe(list(labels), w.astype(np.float32), b.astype(np.float32), mean, scale, {"train_loss": loss})
+
+
+class ProbeStore:
+    """Trained probes of one model and precision, in the user cache."""
+
+    def __init__(self, model_key: str, precision: str) -> None:
+        self.model_key = model_key
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_key)
+        self.root = config.home() / "heads" / safe / precision
+
+    def folder(self, name: str) -> Path:
+        if not NAME.match(name):
+            raise NlpsuiteError(f"bad head name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+        return self.root / name
+
+    def save(self, name: str, probe: Probe) -> Path:
+        target = self.folder(name)
+        with atomic_dir_lock(target):
+            tmp = target.with_name(f".{name}.partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            arrays = {"weights": probe.weights, "bias": probe.bias, "mean": probe.mean, "scale": probe.scale}
+            np.savez(tmp / "weights.npz", **arrays)
+            meta = {"labels": probe.labels, "info": probe.info, "format_version": 1}
+            (tmp / "probe.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            old = target.with_name(f".{name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            if target.exists():
+                target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def load(self, name: str) -> Probe:
+        folder = self.folder(name)
+        try:
+            meta = json.loads((folder / "probe.json").read_text(encoding="utf-8"))
+            with np.load(folder / "weights.npz", allow_pickle=False) as arrays:
+                parts = {key: arrays[key] for key in ("weights", "bias", "mean", "scale")}
+        except FileNotFoundError:
+            known = ", ".join(self.names()) or "none yet; train one with 'nlpsuite heads train NAME DATA'"
+            raise NlpsuiteError(f"no head named {name!r} for this model (trained heads: {known})") from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise NlpsuiteError(f"head {name!r} is damaged ({exc}); train it again") from None
+        return Probe(meta["labels"], info=meta.get("info", {}), **parts)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "probe.json").is_file() and NAME.match(p.name))
+
+    def remove(self, name: str) -> None:
+        folder = self.folder(name)
+        if not (folder / "probe.json").is_file():
+            raise NlpsuiteError(f"no head named {name!r} for this model")
+        with atomic_dir_lock(folder):
+            shutil.rmtree(folder)
+
+
+class ProbeHead:
+    """Train and apply probes on the suite's embedding head."""
+
+    def __init__(self, suite) -> None:
+        self.suite = suite
+        self.store = ProbeStore(suite.source.key, suite.precision)
+
+    def train(self, name: str, texts: list[str], labels: list[str], holdout: float = 0.2, seed: int = 0) -> dict:
+        classes = sorted(set(labels))
+        if len(classes) < 2:
+            raise NlpsuiteError("a head needs examples of at least two labels")
+        self.store.folder(name)  # check the name before the slow part
+        gold = np.array([classes.index(label) for label in labels])
+        embeddings = self.suite.head("embedding")(texts)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(texts))
+        held = order[: int(len(texts) * holdout)] if len(texts) >= 10 else order[:0]
+        fit_rows = np.setdiff1d(order, held)
+        report = {"name": name, "labels": classes, "examples": len(texts)}
+        if len(held):
+            trial = fit(embeddings[fit_rows], gold[fit_rows], classes, seed=seed)
+            report["holdout_accuracy"] = float((trial.logits(embeddings[held]).argmax(1) == gold[held]).mean())
+            report["holdout_examples"] = len(held)
+        probe = fit(embeddings, gold, classes, seed=seed)  # the saved probe learns from every example
+        probe.info = {**probe.info, **{k: v for k, v in report.items() if k != "name"}}
+        report["path"] = str(self.store.save(name, probe))
+        return report
+
+    def scores(self, name: str, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        probe = self.store.load(name)
+        return probe.labels, probe.logits(self.suite.head("embedding")(texts))

@@ -1,0 +1,160 @@
+"""The span head: extractive answers that are always substrings of the given context.
+
+The model reads the context and the question, then decodes an answer under a constraint: every
+token it may emit must continue a run of consecutive tokens of the context. The answer is
+therefore a span of the context's own tokens, mapped back to character offsets in it. A small
+beam keeps a few candidate spans; the score is the model's probability of the whole answer (its
+tokens, then stopping), so a span must earn every token it adds; the reported score is the best
+span's share of that probability among all the spans the beam completed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..calibration import log_softmax
+from ..errors import NlpsuiteError
+from ..text import chunks
+
+INSTRUCTION = (
+    "Answer the question with a short phrase copied exactly from the text.\n\nText: {context}\n\nQuestion: {question}"
+)
+ANSWER_PREFIX = "Answer:"
+ENDINGS = ("\n", ".", ",", ";", "!", "?")  # tokens that may close an answer, besides end-of-sequence
+
+
+@dataclass
+class Span:
+    answer: str
+    score: float
+    start: int  # character offsets into the context: context[start:end] == answer
+    end: int
+
+    def to_json(self) -> dict:
+        return {"answer": self.answer, "score": round(self.score, 4), "start": self.start, "end": self.end}
+
+
+@dataclass
+class _Beam:
+    tokens: list[int]
+    ends: set[int]  # context positions just after a run equal to ``tokens``
+    logp: float
+    state: dict
+    logits: np.ndarray
+    length: int  # tokens the model has read: prompt + answer so far
+
+
+class SpanHead:
+    """Extractive question answering on the suite's shared backbone."""
+
+    def __init__(self, suite, beam: int = 3, max_answer_tokens: int = 24) -> None:
+        self.suite = suite
+        self.backbone = suite.backbone
+        self.tokenizer = suite.tokenizer
+        self.beam = beam
+        self.max_answer_tokens = max_answer_tokens
+        single = [self.tokenizer.encode(e, add_special_tokens=False) for e in ENDINGS]
+        self.end_ids = sorted({*self.tokenizer.eos_token_ids, *(ids[0] for ids in single if len(ids) == 1)})
+
+    def prompt_ids(self, question: str, context: str) -> list[int]:
+        messages = [{"role": "user", "content": INSTRUCTION.format(context=context, question=question)}]
+        text = self.suite.chat_template.render(messages, add_generation_prompt=True) + ANSWER_PREFIX
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def extract(self, question: str, context: str) -> Span:
+        """The best span of ``context`` answering ``question`` (long contexts are read in chunks)."""
+        if not question.strip():
+            raise NlpsuiteError("empty question")
+        if not context.strip():
+            raise NlpsuiteError("empty context")
+        overhead = len(self.prompt_ids(question, "")) + self.max_answer_tokens + 8
+        budget = min(self.backbone.context_length - overhead, 1536)
+        if budget < 32:
+            raise NlpsuiteError("the question leaves no room for a context in this model's window")
+        count = lambda s: len(self.tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
+        best: Span | None = None
+        cursor = 0
+        for piece in chunks(context, count, budget):
+            offset = self._locate(context, piece, cursor)
+            span = self._extract_one(question, piece)
+            if span is not None:
+                span = Span(span.answer, span.score, span.start + offset, span.end + offset)
+                if best is None or span.score > best.score:
+                    best = span
+            cursor = offset
+        if best is None:
+            raise NlpsuiteError("no answer span found in the context")
+        assert context[best.start : best.end] == best.answer
+        return best
+
+    @staticmethod
+    def _locate(context: str, piece: str, cursor: int) -> int:
+        """Where a chunk starts in the context (chunks keep words but may normalise whitespace)."""
+        first_word = piece.split(None, 1)[0]
+        found = context.find(first_word, cursor)
+        return found if found >= 0 else cursor
+
+    def _extract_one(self, question: str, context: str) -> Span | None:
+        ctx_ids, offsets = self.tokenizer.encode_offsets(context)
+        if not ctx_ids:
+            return None
+        prompt = self.prompt_ids(question, context)
+        if len(prompt) + self.max_answer_tokens >= self.backbone.context_length:
+            raise NlpsuiteError("the context and question exceed this model's window")
+        backbone = self.backbone
+        arr = np.array([prompt], np.int64)
+        step = backbone.forward(arr, np.ones_like(arr), np.arange(len(prompt))[None], backbone.empty_state(1))
+        n = len(ctx_ids)
+        beams = [_Beam([], set(range(n)), 0.0, step.state, log_softmax(step.logits[0, -1]), len(prompt))]
+        finished: list[tuple[float, list[int], set[int]]] = []
+        for _ in range(self.max_answer_tokens):
+            candidates = []
+            for beam in beams:
+                if beam.tokens:
+                    stop = float(np.logaddexp.reduce(beam.logits[self.end_ids]))
+                    finished.append((beam.logp + stop, beam.tokens, beam.ends))
+                nexts: dict[int, set[int]] = {}
+                for j in beam.ends:
+                    if j < n:
+                        nexts.setdefault(ctx_ids[j], set()).add(j + 1)
+                for token, ends in nexts.items():
+                    candidates.append((beam.logp + float(beam.logits[token]), beam, token, ends))
+            if not candidates:
+                break
+            candidates.sort(key=lambda c: -c[0])
+            if finished and candidates[0][0] <= max(f[0] for f in finished):
+                break  # log-probabilities only fall as a span grows: no live beam can win any more
+            beams = self._advance(candidates[: self.beam])
+        if not finished:
+            return None
+        # Report the answer's share of the probability of all the spans the beam finished.
+        total = np.logaddexp.reduce([f[0] for f in finished])
+        for score, tokens, ends in sorted(finished, key=lambda f: -f[0]):
+            end_pos = min(ends)  # the earliest occurrence of the span
+            start, end = offsets[end_pos - len(tokens)][0], offsets[end_pos - 1][1]
+            while start < end and context[start].isspace():
+                start += 1
+            while end > start and context[end - 1].isspace():
+                end -= 1
+            if start < end:  # a span of blanks is no answer: try the next best
+                return Span(context[start:end], float(np.exp(score - total)), start, end)
+        return None
+
+    def _advance(self, candidates) -> list[_Beam]:
+        """Feed each kept candidate's token to the model, as one batch."""
+        backbone = self.backbone
+        states = [c[1].state for c in candidates]
+        axis = {s["input"]: s["shape"].index(None) for s in backbone.state_spec}
+        state = {name: np.concatenate([st[name] for st in states], axis=axis[name]) for name in states[0]}
+        past = candidates[0][1].length  # every beam has read the same number of tokens
+        k = len(candidates)
+        ids = np.array([[c[2]] for c in candidates], np.int64)
+        step = backbone.forward(ids, np.ones((k, past + 1), np.int64), np.full((k, 1), past), state)
+        beams = []
+        for row, (logp, beam, token, ends) in enumerate(candidates):
+            row_state = {name: np.take(value, [row], axis=axis[name]) for name, value in step.state.items()}
+            logits = log_softmax(step.logits[row, -1])
+            beams.append(_Beam([*beam.tokens, token], ends, logp, row_state, logits, past + 1))
+        return beams

@@ -1,0 +1,323 @@
+"""Evaluation metrics, each on the scale of the reference implementation it is checked against.
+
+BLEU and chrF come from sacrebleu (0-100, with its signature); ROUGE from Google's ``rouge-score``
+(F-measure, 0-1); exact match and token F1 follow the official SQuAD evaluation (0-100); the
+classification metrics follow scikit-learn's definitions (0-1); retrieval metrics are 0-1 with
+linear gains for nDCG, as trec_eval and scikit-learn's ``ndcg_score`` compute it.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import math
+import re
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import expected_calibration_error
+from .errors import NlpsuiteError
+
+__all__ = [
+    "accuracy",
+    "bleu",
+    "chrf",
+    "confusion_matrix",
+    "ece",
+    "exact_match",
+    "macro_f1",
+    "mrr",
+    "ndcg_at_k",
+    "normalize_answer",
+    "per_class",
+    "qa_scores",
+    "recall_at_k",
+    "reliability_diagram",
+    "retrieval_scores",
+    "rouge",
+    "token_f1",
+]
+
+
+# --- translation -----------------------------------------------------------------------------
+
+# sacrebleu tokenizes these target languages with their own tokenizers (its ``trg_lang``).
+_SPECIAL_TARGETS = {"zh": "zh", "chinese": "zh", "ja": "ja", "japanese": "ja", "ko": "ko", "korean": "ko"}
+
+
+def _target(lang: str | None) -> str:
+    if not lang:
+        return ""
+    lang = lang.strip().lower()
+    return _SPECIAL_TARGETS.get(lang.split("-")[0].split("_")[0], _SPECIAL_TARGETS.get(lang, ""))
+
+
+def _check_pairs(hypotheses: Sequence[str], references: Sequence[str]) -> None:
+    if len(hypotheses) != len(references):
+        raise NlpsuiteError(f"{len(hypotheses)} outputs but {len(references)} references")
+    if not hypotheses:
+        raise NlpsuiteError("no examples to score")
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[str], target_lang: str | None = None) -> dict:
+    """Corpus BLEU of one reference per hypothesis: ``{"score", "signature"}``."""
+    from sacrebleu.metrics import BLEU
+
+    _check_pairs(hypotheses, references)
+    target = _target(target_lang)
+    try:
+        metric = BLEU(trg_lang=target)
+    except (ImportError, RuntimeError):  # ja/ko need MeCab, an optional sacrebleu extra
+        extra = f"sacrebleu[{target}]"
+        raise NlpsuiteError(f"BLEU for {target_lang!r} needs sacrebleu's tokenizer: pip install '{extra}'") from None
+    result = metric.corpus_score(list(hypotheses), [list(references)])
+    return {"score": float(result.score), "signature": str(metric.get_signature())}
+
+
+def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
+    """Corpus chrF (character 6-grams, beta 2): ``{"score", "signature"}``."""
+    from sacrebleu.metrics import CHRF
+
+    _check_pairs(hypotheses, references)
+    metric = CHRF()
+    result = metric.corpus_score(list(hypotheses), [list(references)])
+    return {"score": float(result.score), "signature": str(metric.get_signature())}
+
+
+# --- summarization ---------------------------------------------------------------------------
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str], stemmer: bool = True) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F-measure over the pairs (``rouge-score``, Porter stemmer on).
+
+    rouge-score's tokenizer keeps only ASCII letters and digits, so text in other scripts scores 0.
+    """
+    from rouge_score import rouge_scorer
+
+    _check_pairs(predictions, references)
+    names = ("rouge1", "rouge2", "rougeL")
+    scorer = rouge_scorer.RougeScorer(list(names), use_stemmer=stemmer)
+    totals = dict.fromkeys(names, 0.0)
+    for prediction, reference in zip(predictions, references, strict=True):
+        scores = scorer.score(reference, prediction)  # (target, prediction)
+        for name in names:
+            totals[name] += scores[name].fmeasure
+    return {name: totals[name] / len(predictions) for name in names}
+
+
+# --- question answering ----------------------------------------------------------------------
+
+_PUNCTUATION = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalization: lowercase, drop punctuation and the articles a/an/the, squeeze whitespace."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _golds(answers: str | Sequence[str]) -> list[str]:
+    golds = [answers] if isinstance(answers, str) else list(answers)
+    if not golds:
+        raise NlpsuiteError("an example has no gold answers")
+    return golds
+
+
+def exact_match(prediction: str, answers: str | Sequence[str]) -> float:
+    """1.0 if the normalized prediction equals any normalized gold answer, else 0.0."""
+    norm = normalize_answer(prediction)
+    return float(any(norm == normalize_answer(gold) for gold in _golds(answers)))
+
+
+def _f1(prediction: str, gold: str) -> float:
+    pred_tokens, gold_tokens = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not pred_tokens or not gold_tokens:  # SQuAD 2.0's rule: both empty is a match, one empty is not
+        return float(pred_tokens == gold_tokens)
+    common = collections.Counter(pred_tokens) & collections.Counter(gold_tokens)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred_tokens), same / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(prediction: str, answers: str | Sequence[str]) -> float:
+    """Bag-of-tokens F1 between the normalized prediction and the best-matching gold answer."""
+    return max(_f1(prediction, gold) for gold in _golds(answers))
+
+
+def qa_scores(predictions: Sequence[str], answers: Sequence[str | Sequence[str]]) -> dict[str, float]:
+    """``{"exact_match", "f1"}`` averaged over examples, as percentages (SQuAD's convention)."""
+    _check_pairs(predictions, answers)
+    em = sum(exact_match(p, a) for p, a in zip(predictions, answers, strict=True))
+    f1 = sum(token_f1(p, a) for p, a in zip(predictions, answers, strict=True))
+    return {"exact_match": 100.0 * em / len(predictions), "f1": 100.0 * f1 / len(predictions)}
+
+
+# --- classification --------------------------------------------------------------------------
+
+
+def _labels(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] | None) -> list[str]:
+    _check_pairs(predicted, gold)
+    return list(labels) if labels is not None else sorted(set(gold) | set(predicted))
+
+
+def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
+    _check_pairs(predicted, gold)
+    return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
+
+
+def confusion_matrix(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] | None = None) -> np.ndarray:
+    """Counts ``[gold label, predicted label]`` over ``labels`` (default: every label seen, sorted)."""
+    labels = _labels(gold, predicted, labels)
+    where = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for g, p in zip(gold, predicted, strict=True):
+        if g in where and p in where:
+            matrix[where[g], where[p]] += 1
+    return matrix
+
+
+def per_class(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per label; 0 where a ratio has nothing to divide by."""
+    labels = _labels(gold, predicted, labels)
+    matrix = confusion_matrix(gold, predicted, labels)
+    out = {}
+    for i, label in enumerate(labels):
+        tp, predicted_n, support = int(matrix[i, i]), int(matrix[:, i].sum()), int(matrix[i].sum())
+        precision = tp / predicted_n if predicted_n else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return out
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str] | None = None) -> float:
+    """Unweighted mean of the per-label F1 (by default over every label in gold or predictions)."""
+    scores = per_class(gold, predicted, labels)
+    return float(np.mean([s["f1"] for s in scores.values()]))
+
+
+def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top label (equal-width confidence bins)."""
+    return expected_calibration_error(probs, gold, bins)
+
+
+def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per confidence bin: its range, how many examples, their mean confidence and their accuracy."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == gold
+    which = np.clip(np.ceil(confidence * bins - 1e-9).astype(int) - 1, 0, bins - 1)  # as calibration.py bins
+    out = []
+    for i in range(bins):
+        members = which == i
+        count = int(members.sum())
+        out.append(
+            {
+                "low": i / bins,
+                "high": (i + 1) / bins,
+                "count": count,
+                "confidence": float(confidence[members].mean()) if count else None,
+                "accuracy": float(correct[members].mean()) if count else None,
+            }
+        )
+    return out
+
+
+def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: int = 10, title: str = "") -> Path:
+    """Write a reliability diagram (accuracy against confidence per bin, with the diagonal) as a PNG; the
+    title gets the ECE and the number of examples."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    from .fsutil import write_bytes_atomic
+
+    table = reliability_bins(probs, gold, bins)
+    width = 1.0 / bins
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
+    try:
+        filled = [b for b in table if b["count"]]
+        top.bar([b["low"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
+                edgecolor="black", label="accuracy")  # fmt: skip
+        top.bar([b["low"] for b in filled], [b["confidence"] - b["accuracy"] for b in filled], width=width,
+                bottom=[b["accuracy"] for b in filled], align="edge", fill=False, hatch="///",
+                edgecolor="tab:red", label="gap to mean confidence")  # fmt: skip
+        top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
+        top.set_ylabel("accuracy")
+        top.set_ylim(0, 1)
+        top.set_title(f"{title or 'reliability'} (ECE {ece(probs, gold, bins):.3f}, n = {len(gold)})")
+        top.legend(loc="upper left")
+        bottom.bar([b["low"] for b in table], [b["count"] for b in table], width=width, align="edge",
+                   edgecolor="black")  # fmt: skip
+        bottom.set_xlabel("confidence")
+        bottom.set_ylabel("examples")
+        bottom.set_xlim(0, 1)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    write_bytes_atomic(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+# --- retrieval -------------------------------------------------------------------------------
+
+Judgements = Mapping[str, float]  # document id -> relevance grade (> 0 means relevant)
+
+
+def _relevant(judged: Judgements) -> set[str]:
+    return {doc for doc, grade in judged.items() if grade > 0}
+
+
+def recall_at_k(ranked: Sequence[str], judged: Judgements, k: int) -> float:
+    """Share of the relevant documents found in the top ``k``."""
+    relevant = _relevant(judged)
+    if not relevant:
+        raise NlpsuiteError("a query has no relevant documents")
+    return len(relevant & set(ranked[:k])) / len(relevant)
+
+
+def mrr(ranked: Sequence[str], judged: Judgements, k: int | None = None) -> float:
+    """Reciprocal rank of the first relevant document in the top ``k`` (0 if none is there)."""
+    relevant = _relevant(judged)
+    for rank, doc in enumerate(ranked[:k] if k else ranked, start=1):
+        if doc in relevant:
+            return 1.0 / rank
+    return 0.0
+
+
+def ndcg_at_k(ranked: Sequence[str], judged: Judgements, k: int) -> float:
+    """Normalized discounted cumulative gain at ``k`` with linear gains: sum(grade / log2(rank + 1)) / ideal."""
+    gains = [max(float(judged.get(doc, 0.0)), 0.0) for doc in ranked[:k]]
+    dcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
+    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+    if idcg == 0:
+        raise NlpsuiteError("a query has no relevant documents")
+    return dcg / idcg
+
+
+def retrieval_scores(rankings: Sequence[Sequence[str]], judgements: Sequence[Judgements], k: int) -> dict[str, float]:
+    """``{"recall@k", "mrr", "ndcg@k"}`` averaged over queries (MRR over the top ``k``)."""
+    if len(rankings) != len(judgements):
+        raise NlpsuiteError(f"{len(rankings)} rankings but {len(judgements)} queries")
+    if not rankings:
+        raise NlpsuiteError("no queries to score")
+    if k < 1:
+        raise NlpsuiteError("k must be at least 1")
+    pairs = list(zip(rankings, judgements, strict=True))
+    return {
+        "recall@k": float(np.mean([recall_at_k(r, j, k) for r, j in pairs])),
+        "mrr": float(np.mean([mrr(r, j, k) for r, j in pairs])),
+        "ndcg@k": float(np.mean([ndcg_at_k(r, j, k) for r, j in pairs])),
+    }

@@ -1,0 +1,206 @@
+"""A named search index in the user cache: passages, their embeddings and a BM25 index, published atomically.
+
+Layout of ``<home>/indexes/<name>/``: ``index.json`` (the manifest, rewritten atomically) names the
+generation folder that holds the data (``passages.json``, ``embeddings.npy``, ``bm25/``). An update
+writes a new generation folder, then switches ``index.json`` to it, then deletes the old one, all
+under the index's file lock; an interrupted update leaves the previous index whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import config
+from ..errors import NlpsuiteError
+from ..fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
+
+FORMAT_VERSION = 1
+MANIFEST = "index.json"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+BM25_STOPWORDS = "en"
+BM25_STEMMER = "english"
+
+
+def indexes_dir() -> Path:
+    return config.home() / "indexes"
+
+
+def index_dir(name: str) -> Path:
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise NlpsuiteError(f"bad index name {name!r}: use letters, digits, '.', '_' or '-' (64 at most)")
+    return indexes_dir() / name
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The manifest of a complete index, or None when there is none (or it is from an unknown format)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        return None
+    return manifest if (folder / manifest.get("data", "-")).is_dir() else None
+
+
+def bm25_tokens(texts: list[str]) -> list[list[str]]:
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer(BM25_STEMMER)
+    return bm25s.tokenize(texts, stopwords=BM25_STOPWORDS, stemmer=stemmer, return_ids=False, show_progress=False)
+
+
+@dataclass
+class Index:
+    """A loaded index: everything a search needs, in memory."""
+
+    name: str
+    manifest: dict
+    passages: list[dict]  # {"source", "text", "start", "end"}
+    embeddings: np.ndarray  # [passages, dim], unit rows
+    bm25: object  # bm25s.BM25
+    documents: dict[str, dict]  # source -> {"sha256", "passages"}
+
+    def bm25_scores(self, query: str) -> np.ndarray:
+        if not self.passages:
+            return np.zeros(0, np.float32)
+        ids = self.bm25.get_tokens_ids(bm25_tokens([query])[0])
+        ids = [i for i in ids if i != self.bm25.vocab_dict.get("")]  # the empty-document placeholder
+        if not ids:
+            return np.zeros(len(self.passages), np.float32)
+        return np.asarray(self.bm25.get_scores_from_ids(ids), np.float32)
+
+
+def _load(name: str, folder: Path, manifest: dict) -> Index:
+    import bm25s
+
+    data = folder / manifest["data"]
+    try:
+        stored = json.loads((data / "passages.json").read_text(encoding="utf-8"))
+        embeddings = np.load(data / "embeddings.npy", allow_pickle=False)
+        bm25 = None
+        if stored["passages"]:
+            bm25 = bm25s.BM25.load(str(data / "bm25"), allow_pickle=False, show_progress=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise NlpsuiteError(f"index {name!r} is damaged ({exc}); remove it with 'nlpsuite index rm {name}'") from None
+    if len(embeddings) != len(stored["passages"]):
+        raise NlpsuiteError(f"index {name!r} is damaged; remove it with 'nlpsuite index rm {name}'")
+    return Index(name, manifest, stored["passages"], embeddings, bm25, stored["documents"])
+
+
+_LOADED: dict[Path, Index] = {}  # per process: repeated searches reuse what was read, until the index changes
+
+
+def load(name: str) -> Index:
+    """The named index, read once per process and re-read only after it changes on disk."""
+    folder = index_dir(name)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
+    cached = _LOADED.get(folder)
+    if cached and cached.manifest["data"] == manifest["data"]:
+        return cached
+    with atomic_dir_lock(folder):  # an update deletes the generation it replaced: read under the lock
+        manifest = read_manifest(folder)
+        if manifest is None:
+            raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
+        _LOADED[folder] = index = _load(name, folder, manifest)
+    return index
+
+
+def check_model(manifest: dict, name: str, model: dict) -> None:
+    """Refuse to mix embeddings from different models (or embedding methods) in one index."""
+    built = manifest["model"]
+    if built != model:
+        raise NlpsuiteError(
+            f"index {name!r} was embedded with {built['key']} ({built['precision']}, {built['embedding']}), "
+            f"not {model['key']} ({model['precision']}, {model['embedding']}): use that model or rebuild the index"
+        )
+
+
+def _write(folder: Path, passages: list[dict], embeddings: np.ndarray, documents: dict) -> str:
+    """Write a generation folder; returns its name."""
+    import bm25s
+
+    data = Path(tempfile.mkdtemp(dir=folder, prefix="gen-"))
+    (data / "passages.json").write_text(
+        json.dumps({"passages": passages, "documents": documents}, ensure_ascii=False), encoding="utf-8"
+    )
+    np.save(data / "embeddings.npy", embeddings.astype(np.float32), allow_pickle=False)
+    if passages:
+        bm25 = bm25s.BM25()
+        bm25.index(bm25_tokens([p["text"] for p in passages]), show_progress=False)
+        bm25.save(str(data / "bm25"), allow_pickle=False, show_progress=False)
+    return data.name
+
+
+def update(
+    name: str,
+    model: dict,
+    change: Callable[[Index | None], tuple[list[dict], np.ndarray, dict] | None],
+) -> dict:
+    """Under the index's lock: ``change(current index or None) -> (passages, embeddings, documents)``,
+    then publish the result (``None``: nothing changed, nothing written). Returns the manifest."""
+    folder = index_dir(name)
+    ensure_writable_dir(folder.parent)
+    with atomic_dir_lock(folder):
+        folder.mkdir(exist_ok=True)
+        manifest = read_manifest(folder)
+        current = None
+        if manifest is not None:
+            check_model(manifest, name, model)
+            current = _load(name, folder, manifest)
+        changed = change(current)
+        if changed is None and manifest is not None:
+            return manifest
+        passages, embeddings, documents = changed
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        data = _write(folder, passages, embeddings, documents)
+        new = {
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "model": model,
+            "data": data,
+            "documents": len(documents),
+            "passages": len(passages),
+            "dim": int(embeddings.shape[1]),
+            "created": manifest["created"] if manifest else now,
+            "updated": now,
+        }
+        write_json_atomic(folder / MANIFEST, new)
+        for stale in folder.glob("gen-*"):  # the one replaced, and any left by an interrupted update
+            if stale.name != data:
+                shutil.rmtree(stale, ignore_errors=True)
+    _LOADED.pop(folder, None)
+    return new
+
+
+def list_indexes() -> list[dict]:
+    root = indexes_dir()
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        manifest = read_manifest(folder)
+        if manifest is not None:
+            found.append(manifest)
+    return found
+
+
+def remove(name: str) -> bool:
+    folder = index_dir(name)
+    if not folder.is_dir():
+        return False
+    with atomic_dir_lock(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+    _LOADED.pop(folder, None)
+    return True

@@ -1,0 +1,166 @@
+"""Built-in plugin: summarization (`nlpsuite summarize TEXT [--max-words N]`).
+
+A text that does not fit the model's working window is never cut: it is split into chunks of whole
+paragraphs/sentences, each chunk is summarized (map), and the chunk summaries are summarized
+together (reduce), recursively until they fit.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Annotated
+
+import typer
+
+from nlpsuite.cli import options as opt
+from nlpsuite.errors import NlpsuiteError
+from nlpsuite.hookspecs import hookimpl
+from nlpsuite.runtime.sampling import SamplingParams
+from nlpsuite.tasks import Task
+from nlpsuite.text import chunks
+
+PROMPT = "Summarize the following text in {length}.\n\n{text}"
+CHUNK_TOKENS = 1536  # small models summarize short inputs far better than long ones, whatever their window
+CHUNK_WORDS = 80  # length of each chunk's summary in the map step
+_LEADS = re.compile(r"^(here is|here's|sure|summary|the summary|in summary)[^:\n]{0,60}:\s*", re.IGNORECASE)
+
+
+def clip_words(text: str, max_words: int | None) -> str:
+    """At most ``max_words`` words, ending at a sentence end when one is near enough."""
+    text = _LEADS.sub("", text.strip())
+    if max_words is None:
+        return text
+    words = text.split()
+    if len(words) <= max_words:
+        return " ".join(words)
+    clipped = " ".join(words[:max_words])
+    end = max(
+        clipped.rfind(". "), clipped.rfind("! "), clipped.rfind("? "), len(clipped) - 1 if clipped[-1:] in ".!?" else -1
+    )
+    return clipped[: end + 1] if end >= len(clipped) // 2 else clipped
+
+
+class Summarizer:
+    def __init__(self, suite, batch_size: int = 4, progress=None) -> None:
+        self.suite = suite
+        self.head = suite.head("generation")
+        self.batch_size = batch_size
+        self.progress = progress
+        self.budget = min(CHUNK_TOKENS, suite.backbone.context_length - 512)
+        if self.budget < 64:
+            raise NlpsuiteError("this model's context window is too small to summarize with")
+
+    def count(self, text: str) -> int:
+        return len(self.suite.tokenizer.encode(text, add_special_tokens=False))
+
+    def _generate(self, texts: list[str], words: int | None) -> list[str]:
+        length = f"at most {words} words" if words else "a few sentences"
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            part = texts[start : start + self.batch_size]
+            prompts = [
+                self.head.encode_chat([{"role": "user", "content": PROMPT.format(length=length, text=t)}]) for t in part
+            ]
+            max_tokens = int((words or 120) * 1.8) + 16
+            params = SamplingParams(max_tokens=max_tokens, repetition_penalty=1.1)
+            out.extend(clip_words(c.text, words) for c in self.head.generator.generate(prompts, params))
+            if self.progress:
+                self.progress(len(part))
+        return out
+
+    def plan(self, text: str) -> int:
+        """How many generation calls a text needs (for the progress bar)."""
+        calls, pieces = 1, len(chunks(text, self.count, self.budget))
+        while pieces > 1:
+            calls += pieces
+            pieces = max(1, -(-pieces * (CHUNK_WORDS * 2) // self.budget))
+        return calls
+
+    def summarize(self, texts: list[str], max_words: int | None) -> list[str]:
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                raise NlpsuiteError("empty text")
+        if max_words is not None and max_words < 1:
+            raise NlpsuiteError("--max-words must be at least 1")
+        current = list(texts)
+        for _ in range(8):  # each round shrinks a text ~10x: eight rounds cover any input that fits in memory
+            # (a text whose chunk summaries all came back empty has nothing left to summarize: it stays "")
+            pieces = [chunks(t, self.count, self.budget) or [""] for t in current]
+            if all(len(p) == 1 for p in pieces):
+                todo = [i for i, p in enumerate(pieces) if p[0].strip()]
+                done = dict(zip(todo, self._generate([pieces[i][0] for i in todo], max_words), strict=True))
+                return [done.get(i, "") for i in range(len(pieces))]
+            # Map: summarize every chunk of the long texts; short texts wait for the final step as they are.
+            flat = [c for p in pieces if len(p) > 1 for c in p]
+            summaries = iter(self._generate(flat, CHUNK_WORDS))
+            current = ["\n\n".join(next(summaries) for _ in p) if len(p) > 1 else p[0] for p in pieces]
+        raise NlpsuiteError("the text did not shrink enough to summarize")
+
+
+def run_summarize(suite, text, max_words: int | None = None):
+    summarizer = suite.shared("summarizer", lambda: Summarizer(suite))
+    if isinstance(text, str):
+        return summarizer.summarize([text], max_words)[0]
+    return summarizer.summarize(list(text), max_words)
+
+
+@hookimpl
+def register_tasks(register):
+    register(Task("summarize", "Summarize text of any length.", "generation", run_summarize, {"prompt": PROMPT}))
+
+
+def summarize(
+    text: Annotated[str | None, typer.Argument(help="The text; read from stdin when omitted or '-'.")] = None,
+    max_words: Annotated[int | None, typer.Option("--max-words", help="Longest summary, in words.")] = None,
+    file: opt.InputFile = None,
+    json: opt.Json = False,
+    input: opt.BatchInput = None,
+    output: opt.BatchOutput = None,
+    batch_size: opt.BatchSize = 4,
+    model: opt.Model = None,
+    device: opt.Device = "auto",
+    precision: opt.Precision = "fp32",
+    quiet: opt.Quiet = False,
+) -> None:
+    """Summarize a text; longer than the model's window, it is summarized chunk by chunk, then combined."""
+    if max_words is not None and max_words < 1:
+        raise NlpsuiteError("--max-words must be at least 1")
+    if batch_size < 1:
+        raise NlpsuiteError("--batch-size must be at least 1")
+    batch = opt.batch_paths(input, output, text)
+    value = None if batch else opt.read_text(text, what="text", file=file)
+    suite = opt.open_suite(model, device, precision, quiet)
+    if batch:
+        from nlpsuite.cli.batch import run_batch
+
+        summarizer = Summarizer(suite, batch_size)
+
+        def process(records):
+            return [{"summary": s} for s in summarizer.summarize([r["text"] for r in records], max_words)]
+
+        written = run_batch(input, output, process, batch_size, quiet, label="summarizing")
+        if json:
+            opt.print_json({"output": str(output), "written": written, "model": suite.source.key})
+        return
+    from nlpsuite.cli.progress import progress_bar
+
+    with progress_bar("summarizing", quiet) as advance:
+        summarizer = Summarizer(suite, batch_size, advance)
+        advance(0, summarizer.plan(value))
+        summary = summarizer.summarize([value], max_words)[0]
+    if json:
+        opt.print_json(
+            {
+                "summary": summary,
+                "words": len(summary.split()),
+                "chunks": len(chunks(value, summarizer.count, summarizer.budget)),
+            }
+        )
+    else:
+        sys.stdout.write(summary + "\n")
+
+
+@hookimpl
+def register_commands(register):
+    register(summarize)

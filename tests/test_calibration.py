@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from nlpsuite import calibration
+from nlpsuite.calibration import Calibration, expected_calibration_error, fit_temperature, nll
+from nlpsuite.errors import NlpsuiteError
+
+
+def test_ece_by_hand():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    gold = np.array([0, 1, 1, 0])
+    # ten bins (i/10, (i+1)/10], one example each, weight 1/4: |1 - 0.9|, |0 - 0.8|, |1 - 0.7|, |1 - 0.6|
+    assert expected_calibration_error(probs, gold) == pytest.approx((0.1 + 0.8 + 0.3 + 0.4) / 4)
+    # two bins: (0.5, 1] holds all four: |3/4 - 0.75|
+    assert expected_calibration_error(probs, gold, bins=2) == pytest.approx(0.0)
+
+
+def test_temperature_fixes_overconfidence():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 2000)
+    clean = rng.normal(size=(2000, 3))
+    clean[np.arange(2000), gold] += 1.0
+    overconfident = clean * 6  # right ranking, far too sharp
+    t = fit_temperature(overconfident, gold)
+    assert 4 < t < 9
+    assert nll(overconfident, gold, t) < nll(overconfident, gold)
+    cal = Calibration(["a", "b", "c"], temperature=t)
+    before = expected_calibration_error(Calibration(["a", "b", "c"]).apply(overconfident), gold)
+    after = expected_calibration_error(cal.apply(overconfident), gold)
+    assert after < before / 3
+
+
+def test_bias_divides_out_the_prior():
+    cal = Calibration(["x", "y"], bias=list(np.log([0.8, 0.2])))
+    assert cal.apply(np.log([0.8, 0.2])) == pytest.approx([0.5, 0.5])
+
+
+def test_round_trip_and_bad_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path))
+    assert calibration.load("m", "fp32", "sentiment") is None
+    cal = Calibration(["neg", "pos"], 1.7, [0.1, -0.1], {"n": 10})
+    where = calibration.save("m", "fp32", "sentiment", cal)
+    assert calibration.load("m", "fp32", "sentiment") == cal
+    where.write_text('{"labels": ["a"], "temperature": -1}')
+    with pytest.raises(NlpsuiteError):
+        calibration.load("m", "fp32", "sentiment")
+
+
+def test_keys_and_label_order():
+    assert calibration.task_key("classify", ["b", "a"]) == calibration.task_key("classify", ["a", "b"])
+    assert calibration.task_key("classify", ["a", "b"]) != calibration.task_key("classify", ["a", "c"])
+    cal = Calibration(["a", "b"], 2.0, [0.5, -0.5])
+    flipped = cal.for_labels(["b", "a"])
+    assert flipped.apply([1.0, 3.0]) == pytest.approx(cal.apply([3.0, 1.0])[::-1])
+    with pytest.raises(NlpsuiteError):
+        cal.for_labels(["a", "c"])

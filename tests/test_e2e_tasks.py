@@ -1,0 +1,101 @@
+"""Every task command end to end on the real default model, with what a user would check."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CONTEXT = (
+    "The Amazon River in South America is the largest river by discharge volume of water in the world. "
+    "It flows through Brazil, Peru and Colombia. The river was named by the Spanish explorer Francisco de "
+    "Orellana in 1542."
+)
+
+
+def run(args: list[str], home, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NLPSUITE_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "nlpsuite", *args], input=stdin, capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def home(real_home):
+    os.environ["NLPSUITE_HOME"] = str(real_home)
+    from nlpsuite import Suite
+
+    Suite(device="cpu").backbone  # fetch and convert once, outside the timed commands  # noqa: B018
+    return real_home
+
+
+def json_of(done: subprocess.CompletedProcess) -> dict:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_sentiment(home):
+    pos = json_of(run(["sentiment", "A wonderful, moving film with a brilliant cast.", "--json"], home))
+    neg = json_of(run(["sentiment", "--json"], home, stdin="Dull, overlong and badly acted. I want my money back."))
+    assert pos["label"] == "positive" and neg["label"] == "negative"
+    for result in (pos, neg):
+        assert set(result["scores"]) == {"positive", "negative", "neutral"}
+        assert sum(result["scores"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_classify_zero_shot(home):
+    got = json_of(
+        run(
+            ["classify", "The goalie stopped every shot in the third period.", "--labels", "hockey,space", "--json"],
+            home,
+        )
+    )
+    assert got["label"] in ("hockey", "space") and got["label"] == "hockey"
+    assert sum(got["scores"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_ask_extractive_answer_is_in_the_context(home, tmp_path):
+    context = tmp_path / "amazon.txt"
+    context.write_text(CONTEXT)
+    got = json_of(run(["ask", "Who named the river?", "--context", str(context), "--json"], home))
+    assert CONTEXT[got["start"] : got["end"]] == got["answer"]
+    assert "Orellana" in got["answer"]
+
+
+def test_ask_generative(home):
+    got = json_of(
+        run(["ask", "Which countries does the river flow through?", "--context", CONTEXT, "--generate", "--json"], home)
+    )
+    assert got["answer"] and {"answer", "score", "start", "end"} <= set(got)
+
+
+def test_translate_keeps_paragraphs(home):
+    got = json_of(run(["translate", "Good morning.\n\nThank you very much.", "--to", "fr", "--json"], home))
+    assert got["translation"].count("\n\n") == 1
+    assert got["translation"] != "Good morning.\n\nThank you very much."
+
+
+def test_summarize_respects_max_words(home):
+    text = " ".join([CONTEXT] * 3)
+    got = json_of(run(["summarize", text, "--max-words", "25", "--json"], home))
+    assert 0 < len(got["summary"].split()) <= 25
+
+
+def test_bad_inputs_are_one_line(home, tmp_path):
+    binary = tmp_path / "b.bin"
+    binary.write_bytes(b"\x00\xff\xfe" * 100)
+    for args in (
+        ["sentiment", ""],
+        ["classify", "x", "--labels", "a"],
+        ["classify", "x", "--labels", "a,a"],
+        ["translate", "hello", "--to", "xx"],
+        ["summarize", "--file", str(binary)],
+    ):
+        done = run(args, home)
+        assert done.returncode == 1, args
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

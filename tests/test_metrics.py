@@ -1,0 +1,235 @@
+"""Metrics against hand-computed values and against the reference libraries, computed independently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nlpsuite import calibration, metrics
+from nlpsuite.errors import NlpsuiteError
+
+HYPS = [
+    "the cat sat on the mat",
+    "a quick brown fox jumped over the dog",
+    "it is raining today in the city",
+    "nothing in common here",
+    "Paris is the capital of France.",
+]
+REFS = [
+    "the cat sat on a mat",
+    "the quick brown fox jumps over the lazy dog",
+    "today it rains in the city",
+    "completely different words",
+    "The capital of France is Paris.",
+]
+
+
+def test_bleu_by_hand():
+    # 1-4-gram precisions 5/6, 3/5, 2/4, 1/3; same length, so no brevity penalty
+    done = metrics.bleu(["the cat sat on the mat"], ["the cat sat on a mat"])
+    assert done["score"] == pytest.approx(100 * (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25)
+    assert done["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+    assert metrics.bleu(["a b c d e"], ["a b c d e"])["score"] == pytest.approx(100)
+
+
+def test_bleu_and_chrf_match_sacrebleu():
+    import sacrebleu
+
+    assert metrics.bleu(HYPS, REFS)["score"] == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).score)
+    assert metrics.chrf(HYPS, REFS)["score"] == pytest.approx(sacrebleu.corpus_chrf(HYPS, [REFS]).score)
+    assert metrics.chrf(HYPS, REFS)["signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no")
+    assert metrics.chrf(["abc"], ["abc"])["score"] == pytest.approx(100)
+    assert metrics.chrf(["xyz"], ["abc"])["score"] == pytest.approx(0)
+
+
+def test_bleu_tokenizes_chinese_targets_as_sacrebleu_does():
+    import sacrebleu
+
+    hyps, refs = ["我喜欢吃苹果。"], ["我很喜欢吃苹果。"]
+    done = metrics.bleu(hyps, refs, target_lang="zh")
+    assert "tok:zh" in done["signature"]
+    assert done["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score)
+    assert "tok:13a" in metrics.bleu(hyps, refs, target_lang="fr")["signature"]
+    try:
+        import MeCab  # noqa: F401
+    except ImportError:  # without sacrebleu's [ja] extra: one line that says what to install
+        with pytest.raises(NlpsuiteError, match=r"^BLEU for 'Japanese' needs .*pip install 'sacrebleu\[ja\]'$"):
+            metrics.bleu(["今日は"], ["今日は"], target_lang="Japanese")
+
+
+def test_rouge_by_hand_and_against_rouge_score():
+    from rouge_score import rouge_scorer
+
+    done = metrics.rouge(["the cat sat on the mat"], ["the cat sat on a mat"])
+    # unigrams: 5 of 6 shared both ways; bigrams: 3 of 5; longest common subsequence: 5 of 6
+    assert done == pytest.approx({"rouge1": 5 / 6, "rouge2": 3 / 5, "rougeL": 5 / 6})
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    expected = {
+        name: np.mean([scorer.score(r, h)[name].fmeasure for h, r in zip(HYPS, REFS, strict=True)])
+        for name in ("rouge1", "rouge2", "rougeL")
+    }
+    assert metrics.rouge(HYPS, REFS) == pytest.approx(expected)
+    # the stemmer makes "jumped" and "jumps" one word
+    assert metrics.rouge(["jumped"], ["jumps"])["rouge1"] == pytest.approx(1.0)
+
+
+def test_squad_normalization_and_scores_by_hand():
+    assert metrics.normalize_answer("  The Eiffel   Tower! ") == "eiffel tower"
+    assert metrics.normalize_answer("an apple, a pear") == "apple pear"
+    assert metrics.exact_match("the Eiffel Tower.", ["Eiffel Tower"]) == 1.0
+    assert metrics.exact_match("Tower", ["Eiffel Tower"]) == 0.0
+    # "big red dog" vs "red dog": 2 shared tokens, precision 2/3, recall 1
+    assert metrics.token_f1("the big red dog", "red dog") == pytest.approx(0.8)
+    # the best of several gold answers counts
+    assert metrics.token_f1("the big red dog", ["cat", "red dog", "big red dog"]) == pytest.approx(1.0)
+    assert metrics.token_f1("dog dog", "dog") == pytest.approx(2 * 0.5 * 1 / 1.5)  # counts, not sets
+    assert metrics.token_f1("", "the") == 1.0 and metrics.token_f1("", "cat") == 0.0
+    done = metrics.qa_scores(["Eiffel Tower", "big red dog", "nope"], [["the Eiffel Tower"], "red dog", ["yes"]])
+    assert done["exact_match"] == pytest.approx(100 / 3)
+    assert done["f1"] == pytest.approx(100 * (1 + 0.8 + 0) / 3)
+    with pytest.raises(NlpsuiteError):
+        metrics.exact_match("x", [])
+
+
+def test_classification_metrics_match_scikit_learn():
+    from sklearn import metrics as sk
+
+    rng = np.random.default_rng(0)
+    labels = ["neg", "neu", "pos", "rare"]
+    gold = list(rng.choice(labels[:3], 200))
+    predicted = [g if rng.random() < 0.6 else str(rng.choice(labels)) for g in gold]  # 'rare' only predicted
+    assert metrics.accuracy(gold, predicted) == pytest.approx(sk.accuracy_score(gold, predicted))
+    assert metrics.macro_f1(gold, predicted) == pytest.approx(sk.f1_score(gold, predicted, average="macro"))
+    order = sorted(set(gold) | set(predicted))
+    assert (metrics.confusion_matrix(gold, predicted) == sk.confusion_matrix(gold, predicted, labels=order)).all()
+    precision, recall, f1, support = sk.precision_recall_fscore_support(gold, predicted, labels=order, zero_division=0)
+    per = metrics.per_class(gold, predicted)
+    assert list(per) == order
+    for i, label in enumerate(order):
+        assert per[label]["precision"] == pytest.approx(precision[i])
+        assert per[label]["recall"] == pytest.approx(recall[i])
+        assert per[label]["f1"] == pytest.approx(f1[i])
+        assert per[label]["support"] == support[i]
+    assert per["rare"]["support"] == 0 and per["rare"]["recall"] == 0.0
+
+
+def test_classification_by_hand():
+    gold = ["a", "a", "b", "b"]
+    predicted = ["a", "b", "b", "b"]
+    assert metrics.accuracy(gold, predicted) == 0.75
+    assert metrics.confusion_matrix(gold, predicted).tolist() == [[1, 1], [0, 2]]
+    # a: precision 1, recall 1/2, F1 2/3; b: precision 2/3, recall 1, F1 4/5
+    assert metrics.macro_f1(gold, predicted) == pytest.approx((2 / 3 + 4 / 5) / 2)
+
+
+def test_ece_on_constructed_cases():
+    # ten answers at confidence 0.8, eight of them right: perfectly calibrated
+    probs = np.tile([0.8, 0.2], (10, 1))
+    gold = np.array([0] * 8 + [1] * 2)
+    assert metrics.ece(probs, gold) == pytest.approx(0.0)
+    # always sure, always wrong
+    assert metrics.ece(np.tile([1.0, 0.0], (5, 1)), np.ones(5, int)) == pytest.approx(1.0)
+    # two bins at 0.6 (all right) and 0.9 (half right): (2/4)|1 - 0.6| + (2/4)|0.5 - 0.9|
+    probs = np.array([[0.6, 0.4], [0.4, 0.6], [0.9, 0.1], [0.1, 0.9]])
+    assert metrics.ece(probs, np.array([0, 1, 0, 0])) == pytest.approx(0.5 * 0.4 + 0.5 * 0.4)
+
+
+def test_reliability_diagram_is_a_png(tmp_path):
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet([1, 1, 1], 50)
+    gold = rng.integers(0, 3, 50)
+    table = metrics.reliability_bins(probs, gold)
+    assert sum(b["count"] for b in table) == 50
+    filled = [b for b in table if b["count"]]
+    assert all(b["low"] < b["confidence"] <= b["high"] for b in filled)
+    target = metrics.reliability_diagram(probs, gold, tmp_path / "out" / "rel.png")
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in target.parent.iterdir()] == ["rel.png"]  # no temp file left behind
+
+
+def test_retrieval_by_hand():
+    ranked = ["d3", "d1", "d2"]
+    judged = {"d1": 1, "d2": 1}
+    assert [metrics.recall_at_k(ranked, judged, k) for k in (1, 2, 3)] == [0.0, 0.5, 1.0]
+    assert metrics.mrr(ranked, judged) == 0.5
+    assert metrics.mrr(ranked, judged, k=1) == 0.0
+    ideal = 1 + 1 / math.log2(3)
+    assert metrics.ndcg_at_k(ranked, judged, 3) == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / ideal)
+    assert metrics.ndcg_at_k(["d1", "d2"], judged, 2) == pytest.approx(1.0)
+    both = metrics.retrieval_scores([ranked, ["d1"]], [judged, {"d1": 2, "d9": 0}], k=2)
+    first = metrics.ndcg_at_k(ranked, judged, 2)
+    assert both == pytest.approx({"recall@k": (0.5 + 1) / 2, "mrr": (0.5 + 1) / 2, "ndcg@k": (first + 1) / 2})
+    with pytest.raises(NlpsuiteError):
+        metrics.recall_at_k(ranked, {"d1": 0}, 3)
+
+
+def test_graded_ndcg_matches_scikit_learn():
+    from sklearn.metrics import ndcg_score
+
+    rng = np.random.default_rng(2)
+    docs = [f"d{i}" for i in range(12)]
+    for _ in range(20):
+        grades = rng.integers(0, 4, len(docs))
+        grades[0] = 3  # at least one relevant document
+        scores = rng.permutation(len(docs)).astype(float)  # distinct: no ties
+        ranked = [docs[i] for i in np.argsort(-scores)]
+        judged = {d: int(g) for d, g in zip(docs, grades, strict=True)}
+        for k in (1, 3, 5, 12):
+            expected = ndcg_score(grades[None], scores[None], k=k)
+            assert metrics.ndcg_at_k(ranked, judged, k) == pytest.approx(expected)
+
+
+def miscalibrated(n: int, prior, scale: float = 4.0, seed: int = 0):
+    """Gold labels and raw scores that rank well but are far too sharp and lean to some labels."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, len(prior), n)
+    clean = rng.normal(size=(n, len(prior)))
+    clean[np.arange(n), gold] += 1.5
+    return gold, scale * clean + np.asarray(prior, dtype=float)
+
+
+def test_calibration_lowers_ece_on_a_miscalibrated_set():
+    n, labels, prior = 3000, ["a", "b", "c"], [1.5, 0.0, -1.0]  # the model leans to 'a' whatever the input
+    gold, raw = miscalibrated(n, prior)
+    content_free = 4 * np.random.default_rng(1).normal(scale=0.1, size=(3, 3)) + prior
+    fit, held = slice(0, n // 2), slice(n // 2, n)
+    before = calibration.assess(calibration.softmax(raw[held]), gold[held])
+    for free in (content_free, None):
+        fitted = calibration.fit(labels, raw[fit], gold[fit], free)
+        assert fitted.info["method"] in ("contextual+temperature", "bias+temperature")
+        after = calibration.assess(fitted.apply(raw[held]), gold[held])
+        assert after["ece"] < before["ece"] / 3
+        assert after["nll"] < before["nll"]
+        assert after["accuracy"] > before["accuracy"]  # removing the lean fixes decisions, not only confidence
+
+
+def test_calibration_fits_only_what_the_data_supports():
+    gold, raw = miscalibrated(2000, [0.0, 0.0, 0.0])  # overconfident, but no lean to any label
+    fitted = calibration.fit(["a", "b", "c"], raw, gold)
+    assert fitted.info["method"] == "temperature" and fitted.bias is None and fitted.temperature > 2
+
+
+def test_bias_and_temperature_match_a_general_optimizer():
+    from scipy.optimize import minimize
+
+    gold, raw = miscalibrated(800, [1.0, 0.0, -0.5, 0.3], seed=4)
+    bias, temperature = calibration.fit_bias_temperature(raw, gold, ridge=0.0)
+
+    def loss(x):  # bias of labels 1..3 (label 0's is 0), log temperature
+        return calibration.nll(raw - np.concatenate([[0.0], x[:3]]), gold, float(np.exp(x[3])))
+
+    best = minimize(loss, np.zeros(4), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-10, "maxiter": 20000})
+    assert loss(np.concatenate([bias[1:], [np.log(temperature)]])) <= best.fun + 1e-9
+    assert bias[1:] == pytest.approx(best.x[:3], abs=2e-3)
+    assert temperature == pytest.approx(np.exp(best.x[3]), rel=1e-3)
+
+
+def test_bad_metric_inputs():
+    with pytest.raises(NlpsuiteError, match="2 outputs but 1 references"):
+        metrics.bleu(["a", "b"], ["a"])
+    with pytest.raises(NlpsuiteError, match="no examples"):
+        metrics.rouge([], [])
+    with pytest.raises(NlpsuiteError, match="k must be"):
+        metrics.retrieval_scores([["a"]], [{"a": 1}], 0)

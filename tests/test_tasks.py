@@ -1,0 +1,351 @@
+"""The seven tasks' mechanics on the tiny random model: chunking, label scoring, span extraction, probes,
+translation/summarization plumbing, and the CLI contracts (JSON fields, batch mode, bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nlpsuite.api import Suite
+from nlpsuite.calibration import softmax
+from nlpsuite.errors import NlpsuiteError
+from nlpsuite.text import chunks, paragraphs, sentences, split_long
+
+pytestmark = pytest.mark.shared_cache
+
+CONTEXT = (
+    "The Eiffel Tower is a lattice tower in Paris. It was built from 1887 to 1889.\n\n"
+    "It is named after the engineer Gustave Eiffel, whose company built it. It is 330 metres tall."
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, make_tiny_llama):
+    """The tiny random model with room for the tasks' prompts (few-shot examples, long contexts)."""
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-tasks"), context=4096)
+
+
+@pytest.fixture
+def suite(tiny):
+    return Suite(model=str(tiny), device="cpu")
+
+
+def words(n: int) -> str:
+    return " ".join(f"w{i}" for i in range(n))
+
+
+# -- text splitting --------------------------------------------------------------------------------------
+
+
+def test_sentences_respect_abbreviations_and_initials():
+    got = sentences('Dr. Smith met J. R. R. Tolkien in the U.S. in May. "Wow!" he said. Then e.g. tea? Yes')
+    assert got == ["Dr. Smith met J. R. R. Tolkien in the U.S. in May.", '"Wow!" he said.', "Then e.g. tea?", "Yes"]
+
+
+def test_paragraphs_split_on_blank_lines_only():
+    assert paragraphs("a\nb\n\n  \n c \n\n\nd") == ["a\nb", "c", "d"]
+
+
+@pytest.mark.parametrize("budget", [3, 10, 50, 1000])
+def test_chunks_keep_every_word_and_fit(budget):
+    text = "\n\n".join(f"{words(40)}. {words(7)}. {words(300)}" for _ in range(3))
+    count = lambda s: len(s.split())  # noqa: E731
+    got = chunks(text, count, budget)
+    assert " ".join(" ".join(got).split()) == " ".join(text.split())
+    assert all(count(c) <= budget for c in got)
+
+
+def test_split_long_cuts_a_word_without_spaces():
+    got = split_long("x" * 100, len, 30)
+    assert "".join(got) == "x" * 100 and all(len(p) <= 30 for p in got)
+
+
+def test_chunks_of_a_one_megabyte_text_are_quick_and_complete():
+    text = ("This is a sentence with several words. " * 25 + "\n\n") * 1100
+    assert len(text) > 1_000_000
+    got = chunks(text, lambda s: len(s.split()), 1000)
+    assert sum(len(c.split()) for c in got) == len(text.split())
+
+
+# -- label scoring -----------------------------------------------------------------------------------------
+
+
+def test_prefix_cache_gives_the_same_scores(suite):
+    scorer = suite.head("scoring")
+    head = suite.tokenizer.encode("Instructions and examples. ", add_special_tokens=False)
+    prompt = head + suite.tokenizer.encode("Text: hello there\nLabel:", add_special_tokens=False)
+    labels = [" yes", " no way", " maybe so then"]
+    plain = scorer.log_likelihoods(prompt, labels)
+    cached = scorer.log_likelihoods(prompt, labels, scorer.prefix(head))
+    np.testing.assert_allclose(plain, cached, atol=1e-4)
+    # a prefix the prompt doesn't start with is ignored, not misused
+    other = scorer.prefix(suite.tokenizer.encode("Something else", add_special_tokens=False))
+    np.testing.assert_allclose(plain, scorer.log_likelihoods(prompt, labels, other), atol=1e-4)
+
+
+def test_sentiment_scores_are_log_likelihoods_minus_the_content_free_prior(suite):
+    from nlpsuite_plugins.classify import CONTENT_FREE, SENTIMENT_LABELS, SENTIMENT_PROMPT, _shots_prefix
+
+    names, scores = suite.label_scores("sentiment", ["some text here"])
+    scorer, enc = suite.head("scoring"), lambda t: suite.tokenizer.encode(t, add_special_tokens=False)
+    verbal = [" " + label for label in SENTIMENT_LABELS]
+    prompt = _shots_prefix() + SENTIMENT_PROMPT
+    raw = scorer.log_likelihoods(enc(prompt.format(text="some text here")), verbal)
+    prior = np.mean([softmax(scorer.log_likelihoods(enc(prompt.format(text=c)), verbal)) for c in CONTENT_FREE], 0)
+    assert names == SENTIMENT_LABELS
+    np.testing.assert_allclose(scores[0], raw - np.log(prior), atol=1e-4)
+
+
+def test_classify_scores_are_text_given_label_log_likelihoods(suite):
+    from nlpsuite_plugins.classify import CLASSIFY_PREFIX
+
+    labels = ["alpha", "beta gamma"]
+    names, scores = suite.label_scores("classify", ["some text here"], labels=labels)
+    enc = lambda t: suite.tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
+    text = enc("some text here")
+    expected = suite.head("scoring").continuation_log_likelihoods(
+        [enc(CLASSIFY_PREFIX.format(label=label)) for label in labels], text
+    ) / np.sqrt(len(text))
+    assert names == labels
+    np.testing.assert_allclose(scores[0], expected, atol=1e-4)
+
+
+def test_classify_probabilities_sum_to_one_and_label_is_one_of_them(suite):
+    results = suite.classify(["first text", "second text"], labels=["sports", "politics", "art"])
+    for r in results:
+        assert r["label"] in ("sports", "politics", "art")
+        assert sum(r["scores"].values()) == pytest.approx(1, abs=1e-3)
+        assert r["score"] == max(r["scores"].values())
+
+
+def test_sentiment_shape_and_saved_calibration_is_used(suite, isolated_home):
+    from nlpsuite import calibration
+
+    before = suite.sentiment("a fine day")
+    assert set(before["scores"]) == {"positive", "negative", "neutral"}
+    key = calibration.task_key("sentiment")
+    cal = calibration.Calibration(["negative", "neutral", "positive"], 1000.0)  # flat: everything ~1/3
+    calibration.save(suite.source.key, suite.precision, key, cal)
+    after = suite.sentiment("a fine day")
+    assert all(p == pytest.approx(1 / 3, abs=0.01) for p in after["scores"].values())
+
+
+@pytest.mark.parametrize("labels", [["only"], ["a", "a"], ["a", " "], []])
+def test_bad_label_sets(suite, labels):
+    with pytest.raises(NlpsuiteError):
+        suite.classify("text", labels=labels)
+
+
+def test_empty_text_is_refused(suite):
+    with pytest.raises(NlpsuiteError, match="empty"):
+        suite.sentiment("   ")
+
+
+# -- span head -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question", ["Who built it?", "How tall?", "When was the tower built and by whom exactly?", "x"]
+)
+def test_span_answers_are_substrings_with_true_offsets(suite, question):
+    got = suite.ask(question, context=CONTEXT)
+    assert got["answer"] and got["answer"] == CONTEXT[got["start"] : got["end"]]
+    assert 0 < got["score"] <= 1
+    assert got["answer"] == got["answer"].strip()
+
+
+def test_span_reads_long_contexts_in_chunks_with_offsets_into_the_whole(suite):
+    long_context = "\n\n".join([words(150) + "."] * 12 + [CONTEXT])
+    got = suite.ask("Who built it?", context=long_context)
+    assert got["answer"] == long_context[got["start"] : got["end"]]
+
+
+def test_generative_answer_offsets_are_null_or_true(suite):
+    got = suite.ask("Where is it?", context=CONTEXT, generate=True)
+    assert set(got) == {"answer", "score", "start", "end"}
+    if got["start"] is not None:
+        assert CONTEXT[got["start"] : got["end"]] == got["answer"]
+
+
+# -- probes ------------------------------------------------------------------------------------------------------
+
+
+def test_probe_fit_separates_separable_data():
+    from nlpsuite.heads.probe import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8))
+    gold = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    probe = fit(x, gold, ["no", "yes"])
+    assert (probe.logits(x).argmax(1) == gold).mean() > 0.95
+
+
+def test_probe_train_save_list_use_remove(suite, cli, tmp_path):
+    data = tmp_path / "d.jsonl"
+    rows = [{"text": f"apple banana {i}", "label": "fruit"} for i in range(8)]
+    rows += [{"text": f"hammer wrench {i}", "label": "tool"} for i in range(8)]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    model = ["--model", suite.model_name, "--device", "cpu", "-q"]
+    trained = cli(["heads", "train", "kinds", str(data), "--json", *model])
+    assert trained.code == 0, trained.err
+    assert json.loads(trained.out)["labels"] == ["fruit", "tool"]
+    listed = json.loads(cli(["heads", "list", "--json", "--model", suite.model_name]).out)
+    assert [h["name"] for h in listed["heads"]] == ["kinds"]
+    got = cli(["classify", "--head", "kinds", "hammer wrench 3", "--json", *model])
+    assert got.code == 0, got.err
+    assert json.loads(got.out)["label"] in ("fruit", "tool")
+    assert cli(["heads", "rm", "kinds", "--model", suite.model_name]).code == 0
+    missing = cli(["classify", "--head", "kinds", "x", *model])
+    assert missing.code == 1 and "no head named 'kinds'" in missing.err
+
+
+def test_probe_names_and_single_label_data(suite, cli, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na,x\nb,x\n")
+    model = ["--model", suite.model_name, "--device", "cpu", "-q"]
+    assert "two labels" in cli(["heads", "train", "ok", str(data), *model]).err
+    assert "bad head name" in cli(["heads", "train", "../evil", str(data), *model]).err
+
+
+# -- translation and summarization plumbing -----------------------------------------------------------------------
+
+
+def test_translation_keeps_paragraphs(suite):
+    got = suite.translate("One. Two.\n\nThree.", to="de")
+    assert got.count("\n\n") == 1
+
+
+def test_translation_language_codes(suite):
+    from nlpsuite_plugins.translate import clean, language
+
+    assert language("DE", "--to") == "German" and language("french", "--to") == "French"
+    with pytest.raises(NlpsuiteError, match="unknown language"):
+        language("xx", "--to")
+    assert clean('Here is the translation: "Hallo Welt"\nExtra line', "Hello world") == "Hallo Welt"
+
+
+def test_summarize_map_reduce_covers_long_input(suite, monkeypatch):
+    """The orchestration alone: the model's summaries are replaced by a marker naming what was summarized."""
+    from nlpsuite_plugins import summarize
+
+    calls = []
+
+    def fake_generate(self, texts, words):
+        calls.append(list(texts))
+        return [f"summary of {len(t.split())} words." for t in texts]
+
+    monkeypatch.setattr(summarize.Summarizer, "_generate", fake_generate)
+    monkeypatch.setattr(summarize, "CHUNK_TOKENS", 200)
+    long_text = "\n\n".join(words(120) + "." for _ in range(10))
+    got = suite.summarize(long_text, max_words=5)
+    mapped = calls[0]
+    assert len(mapped) > 1 and " ".join(" ".join(mapped).split()) == " ".join(long_text.split())  # nothing dropped
+    assert " ".join(calls[1]).count("summary of") == len(mapped)  # the next round reads every chunk's summary
+    assert len(calls[-1]) == 1  # and it ends in one summary of everything
+    assert got.startswith("summary of")
+
+
+def test_clip_words():
+    from nlpsuite_plugins.summarize import clip_words
+
+    assert clip_words("Summary: One two three. Four five six seven.", 5) == "One two three."
+    assert clip_words("a b c", 10) == "a b c"
+
+
+# -- CLI contracts --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model_args(tiny):
+    return ["--model", str(tiny), "--device", "cpu", "-q"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fields"),
+    [
+        (["sentiment", "nice"], {"label", "score", "scores"}),
+        (["classify", "nice", "--labels", "a,b"], {"label", "score", "scores"}),
+        (["ask", "Who built it?", "--context", CONTEXT], {"answer", "score", "start", "end"}),
+        (["translate", "Hello there.", "--to", "fr"], {"translation"}),
+        (["summarize", "A short text to sum up.", "--max-words", "5"], {"summary"}),
+    ],
+)
+def test_json_fields(cli, model_args, args, fields):
+    got = cli([*args, "--json", *model_args])
+    assert got.code == 0, got.err
+    assert fields <= set(json.loads(got.out))
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["sentiment"], "label"),
+        (["classify", "--labels", "a,b"], "scores"),
+        (["translate", "--to", "de"], "translation"),
+        (["summarize"], "summary"),
+    ],
+)
+def test_batch_modes_add_their_field(cli, model_args, tmp_path, args, field):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text('{"text": "first one.", "id": 1}\n{"text": "second one.", "id": 2}\n')
+    got = cli([*args, "--input", str(src), "--output", str(out), *model_args])
+    assert got.code == 0, got.err
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in lines] == [1, 2] and all(field in r for r in lines)
+
+
+def test_ask_batch_with_context_field(cli, model_args, tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"text": "Who built it?", "context": CONTEXT}) + "\n")
+    assert cli(["ask", "--input", str(src), "--output", str(out), *model_args]).code == 0
+    row = json.loads(out.read_text())
+    assert CONTEXT[row["start"] : row["end"]] == row["answer"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sentiment", ""], "empty text"),
+        (["classify", "x", "--labels", "one"], "at least two labels"),
+        (["classify", "x", "--labels", "a,b,a"], "distinct"),
+        (["classify", "x"], "--labels"),
+        (["translate", "hello", "--to", "klingon"], "unknown language"),
+        (["translate", "hello"], "--to"),
+        (["ask", "who?"], "--context"),
+        (["ask", "who?", "--context", "missing-file.txt"], "no such file"),
+        (["summarize", "text", "--max-words", "0"], "--max-words"),
+    ],
+)
+def test_bad_input_is_one_line(cli, model_args, args, message):
+    got = cli([*args, *model_args])
+    assert got.code == 1
+    assert message in got.err and len(got.err.strip().splitlines()) == 1
+
+
+def test_binary_file_is_refused(cli, model_args, tmp_path):
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for args in (["sentiment", "--file", str(binary)], ["summarize", "--file", str(binary)]):
+        got = cli([*args, *model_args])
+        assert got.code == 1 and "not UTF-8" in got.err
+
+
+def test_one_megabyte_text_for_a_label_task_is_refused_plainly(cli, model_args, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 210_000)
+    got = cli(["sentiment", "--file", str(big), *model_args])
+    assert got.code == 1 and "split it" in got.err and len(got.err.strip().splitlines()) == 1
+
+
+def test_plugins_register_every_task(suite):
+    assert {"translate", "summarize", "ask", "sentiment", "classify"} <= set(suite.registry.tasks)
+    assert {"generation", "scoring", "embedding", "probe", "span"} <= set(suite.registry.heads)
+
+
+def test_span_never_answers_with_blanks(suite):
+    spaced = "   \n\n   " + CONTEXT.replace(" ", "   ") + "\n\n\n"
+    got = suite.ask("Who built it?", context=spaced)
+    assert got["answer"].strip() == got["answer"] and got["answer"]
+    assert spaced[got["start"] : got["end"]] == got["answer"]
