@@ -1,9 +1,9 @@
-"""Language-model cross-entropy of a backbone on a text, in sliding windows over long texts.
+"""Cross-entropy and perplexity of any backbone on a text, in sliding windows through ONNX Runtime.
 
-TEMPORARY minimal implementation (branch ``evalcal``): the ``train`` branch owns this module; at merge
-its version replaces this one. ``nlpsuite eval lm`` relies only on the shared interface:
-``cross_entropy(backbone, tokenizer, text, window=, stride=, on_progress=)`` returning
-``{"nats_per_token", "bits_per_char", "perplexity", "tokens", "chars"}``.
+A text longer than the window is scored in windows that start every ``stride`` tokens; each window
+scores only the tokens no earlier window scored, so every token is scored once and (after the first
+window) with at least ``window - stride`` tokens of context. The first token is scored only when the
+tokenizer puts a beginning-of-text token before it; otherwise there is nothing to predict it from.
 """
 
 from __future__ import annotations
@@ -15,13 +15,42 @@ import numpy as np
 
 from .errors import NlpsuiteError
 
+LOGITS_BUDGET = 2**23  # floats of logits held at once (32 MB): sets the batch size
 
-def _log_probs_of(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """log softmax(logits)[target] per row, without materializing the whole log-softmax."""
-    logits = logits.astype(np.float64)
-    top = logits.max(axis=-1)
-    log_z = top + np.log(np.exp(logits - top[:, None]).sum(axis=-1))
-    return logits[np.arange(len(targets)), targets] - log_z
+
+def window_spans(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """(begin, end, first scored target) for each window over ``n_tokens`` tokens; targets start at 1."""
+    if window < 2:
+        raise NlpsuiteError("the window must be at least 2 tokens")
+    if not 1 <= stride < window:  # a stride of a whole window would leave each window's first token unscored
+        raise NlpsuiteError(f"the stride must be at least 1 and less than the window ({window} tokens)")
+    spans, begin, scored = [], 0, 1
+    while True:
+        end = min(begin + window, n_tokens)
+        spans.append((begin, end, max(scored, begin + 1)))
+        scored = end
+        if end >= n_tokens:
+            return spans
+        begin += stride
+
+
+def _encode(tokenizer, text: str) -> tuple[list[int], int, int]:
+    """Token ids, the index of the first scored token and the characters its scored tokens cover."""
+    plain = tokenizer.encode(text, add_special_tokens=False)
+    full = tokenizer.encode(text, add_special_tokens=True)
+    for lead in range(1, len(full) - len(plain) + 1):  # a BOS-like prefix: every text token can be scored
+        if plain and full[lead : lead + len(plain)] == plain:
+            return full[: lead + len(plain)], lead, len(text)
+    if len(plain) < 2:
+        raise NlpsuiteError("the text is too short to score: it needs at least two tokens")
+    return plain, 1, len(text) - len(tokenizer.decode(plain[:1]))
+
+
+def _log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[i, targets[i]] for each row, summed in float64."""
+    top = logits.max(axis=-1, keepdims=True)
+    lse = np.log(np.exp(logits - top).sum(axis=-1, dtype=np.float64)) + top[:, 0]
+    return logits[np.arange(len(targets)), targets].astype(np.float64) - lse
 
 
 def cross_entropy(
@@ -30,43 +59,39 @@ def cross_entropy(
     text: str,
     window: int = 512,
     stride: int = 256,
+    batch_size: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Cross-entropy of ``text``'s tokens, each after the ones before it, scored in windows of ``window``
-    tokens (capped at the context) that start every ``stride`` tokens: every token is scored once, with at
-    least ``window - stride`` tokens of context after the first window. The first token has no context and
-    is not scored. ``on_progress(scored, total)`` follows the windows."""
+    """``{"nats_per_token", "bits_per_char", "perplexity", "tokens", "chars"}`` of ``text`` under ``backbone``.
+
+    ``window`` is capped at the backbone's context; ``on_progress(scored, total)`` follows the windows.
+    """
+    ids, first, chars = _encode(tokenizer, text)
     window = min(window, backbone.context_length)
-    if window < 2:
-        raise NlpsuiteError("the window must be at least 2 tokens")
-    if stride < 1:
-        raise NlpsuiteError("the stride must be at least 1 token")
-    stride = min(stride, window)  # a window capped at the context moves at most its own length
-    ids = np.array(tokenizer.encode(text), dtype=np.int64)
-    if len(ids) < 2:
-        raise NlpsuiteError("the text is too short to score: it needs at least two tokens")
-    total, scored, done, begin = 0.0, 0, 1, 0  # tokens before ``done`` are scored (token 0 never is)
-    while done < len(ids):
-        end = min(begin + window, len(ids))
-        chunk = ids[begin:end][None]
-        step = backbone.forward(
-            chunk,
-            np.ones_like(chunk),
-            np.arange(chunk.shape[1], dtype=np.int64)[None],
-            backbone.empty_state(1),
-            num_logits=chunk.shape[1],
-            want_state=False,
-        )
-        # logits at chunk position p predict token begin + p + 1
-        logp = _log_probs_of(step.logits[0, done - begin - 1 : end - begin - 1], ids[done:end])
-        total -= float(logp.sum())
-        scored += len(logp)
-        done = end
-        begin = min(begin + stride, done - 1)  # a window starts on an already scored token: its context
-        if on_progress:
-            on_progress(scored, len(ids) - 1)
+    spans = window_spans(len(ids), window, min(stride, window - 1))
+    spans = [(b, e, max(f, first)) for b, e, f in spans if e > max(f, first)]
+    vocab = int(backbone.manifest["architecture"]["vocab_size"])
+    batch_size = batch_size or max(1, LOGITS_BUDGET // (window * vocab))
+    total, scored = 0.0, 0
+    goal = len(ids) - first
+    groups: dict[int, list[tuple[int, int, int]]] = {}
+    for span in spans:  # equal lengths batch together without padding
+        groups.setdefault(span[1] - span[0], []).append(span)
+    for length, group in groups.items():
+        for at in range(0, len(group), batch_size):
+            batch = group[at : at + batch_size]
+            tokens = np.array([ids[b:e] for b, e, _ in batch], dtype=np.int64)
+            positions = np.tile(np.arange(length, dtype=np.int64), (len(batch), 1))
+            step = backbone.forward(
+                tokens, np.ones_like(tokens), positions, backbone.empty_state(len(batch)), length, want_state=False
+            )
+            for row, (begin, end, target) in enumerate(batch):
+                logits = step.logits[row, target - 1 - begin : end - 1 - begin]
+                total -= float(_log_softmax_at(logits, np.asarray(ids[target:end])).sum())
+                scored += end - target
+            if on_progress:
+                on_progress(scored, goal)
     nats = total / scored
-    chars = len(text) - len(tokenizer.decode(ids[:1].tolist()))  # the characters the scored tokens cover
     return {
         "nats_per_token": nats,
         "bits_per_char": total / math.log(2) / max(chars, 1),
