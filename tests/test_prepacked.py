@@ -54,3 +54,11 @@ def test_no_copy_is_written_into_a_users_converted_folder(tiny_llama):
     assert copies(folder) == []
     Suite(model=str(tiny_llama), device="cpu").backbone  # noqa: B018 - our own cache entry gets one
     assert len(copies(folder)) == 1
+
+
+def test_int8_models_load_the_same_every_time(tiny_llama):
+    """ONNX Runtime's saved pre-packed MatMulNBits weights load wrong: int8 models must not use a packed copy."""
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)), "int8")
+    portable = logits(Backbone(folder, "cpu"))
+    for _ in range(2):  # the first load would write the copy, the second would read it
+        np.testing.assert_allclose(logits(Backbone(folder, "cpu", packed_copy=True)), portable, atol=1e-5)

@@ -10,6 +10,7 @@ span's share of that probability among all the spans the beam completed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,18 +78,30 @@ class SpanHead:
         count = lambda s: len(self.tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
         best: Span | None = None
         cursor = 0
-        for piece in chunks(context, count, budget):
+        pieces = chunks(context, count, budget)
+        if len(pieces) == 1 and pieces[0] == context:
+            pieces = [context]
+        for piece in pieces:
             offset = self._locate(context, piece, cursor)
             span = self._extract_one(question, piece)
-            if span is not None:
-                span = Span(span.answer, span.score, span.start + offset, span.end + offset, span.logp)
-                if best is None or span.logp > best.logp:
-                    best = span
+            if span is not None and piece is not context:
+                span = self._in_context(context, span, offset)
+            if span is not None and (best is None or span.logp > best.logp):
+                best = span
             cursor = offset
         if best is None:
             raise NlpsuiteError("no answer span found in the context")
         assert context[best.start : best.end] == best.answer
         return best
+
+    @staticmethod
+    def _in_context(context: str, span: Span, offset: int) -> Span | None:
+        """A span of a chunk as a span of the whole context (chunking may have normalised whitespace)."""
+        pattern = r"\s+".join(re.escape(word) for word in span.answer.split())
+        found = re.compile(pattern).search(context, max(0, offset - 1))
+        if found is None:
+            return None
+        return Span(found.group(), span.score, found.start(), found.end(), span.logp)
 
     @staticmethod
     def _locate(context: str, piece: str, cursor: int) -> int:

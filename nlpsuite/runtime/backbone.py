@@ -68,7 +68,10 @@ class Backbone:
 
     def _open(self, ort, options, providers: list[str], packed_copy: bool):
         portable = self.folder / MODEL_FILE
-        key = prepacked.machine_key(ort) if packed_copy and providers == [CPU] else None
+        # fp32 only: ONNX Runtime's saved pre-packed MatMulNBits (int8) weights load wrong (logits garbled
+        # on every load after the first; tests/test_prepacked.py), and int8 packing is quick anyway.
+        usable = packed_copy and providers == [CPU] and self.precision == "fp32"
+        key = prepacked.machine_key(ort) if usable else None
         packed = prepacked.find(self.folder, key) if key else None
         if packed:
             packed_options = session_options(ort)
