@@ -1,6 +1,7 @@
 """Embedding and label-scoring throughput (texts/s): nlpsuite vs transformers on the same backbone.
 
-Embedding: mean-pooled final hidden states of each text, batched. Label scoring: log-likelihood of
+Embedding: the final hidden state at the last token of each text's embedding prompt, standardized with
+the head's per-dimension stats, batched. Label scoring: log-likelihood of
 each of 3 labels after a prompt built from the text. Both engines get the same texts and batch size.
 
     python benchmarks/bench_heads.py [--n 64] [--batch-size 16] [--out results/heads.json]
@@ -86,16 +87,17 @@ def main() -> None:
     prompts = [tok.encode(TEMPLATE.format(text=t)) for t in data]
     label_ids = [tok.encode(label, add_special_tokens=False) for label in LABELS]
 
+    mean, scale = torch.from_numpy(embedder.mean), torch.from_numpy(embedder.scale)
+
     def hf_embed():
         for start in range(0, len(data), args.batch_size):
-            batch = [tok.encode(t) for t in data[start : start + args.batch_size]]
+            batch = [embedder.encode(t) for t in data[start : start + args.batch_size]]
             width = max(map(len, batch))
             ids = torch.tensor([[tok.pad_token_id] * (width - len(b)) + b for b in batch])
             mask = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch])
             with torch.no_grad():
                 hidden = hf(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
-            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            torch.nn.functional.normalize(pooled, dim=-1)
+            torch.nn.functional.normalize((hidden[:, -1] - mean) / scale, dim=-1)
 
     def hf_score():  # the plain way: one full forward per (text, label) pair, batched over pairs
         pairs = [p + lab for p in prompts for lab in label_ids]
