@@ -368,3 +368,13 @@ def test_ask_from_an_index_cites_its_passages(suite, tmp_path):
 def test_ask_from_a_missing_index_is_one_line(cli, model_args):
     got = cli(["ask", "Who?", "--index", "nope", *model_args])
     assert got.code == 1 and "nope" in got.err and len(got.err.strip().splitlines()) == 1
+
+
+def test_a_probe_from_other_embeddings_is_refused(suite, tmp_path):
+    head = suite.head("probe")
+    head.train("p", [f"apple {i}" for i in range(5)] + [f"hammer {i}" for i in range(5)], ["a"] * 5 + ["b"] * 5)
+    probe = head.store.load("p")
+    probe.info["embedding"] = "mean-pooled/0"
+    head.store.save("p", probe)
+    with pytest.raises(NlpsuiteError, match="train it again"):
+        suite.classify("apple", head="p")

@@ -136,7 +136,8 @@ class ProbeHead:
         order = rng.permutation(len(texts))
         held = order[: int(len(texts) * holdout)] if len(texts) >= 10 else order[:0]
         fit_rows = np.setdiff1d(order, held)
-        report = {"name": name, "labels": classes, "examples": len(texts)}
+        embedder = self.suite.head("embedding")
+        report = {"name": name, "labels": classes, "examples": len(texts), "embedding": embedder.kind}
         if len(held):
             trial = fit(embeddings[fit_rows], gold[fit_rows], classes, seed=seed)
             report["holdout_accuracy"] = float((trial.logits(embeddings[held]).argmax(1) == gold[held]).mean())
@@ -148,4 +149,7 @@ class ProbeHead:
 
     def scores(self, name: str, texts: list[str]) -> tuple[list[str], np.ndarray]:
         probe = self.store.load(name)
-        return probe.labels, probe.logits(self.suite.head("embedding")(texts))
+        embedder = self.suite.head("embedding")
+        if probe.info.get("embedding") != embedder.kind:
+            raise NlpsuiteError(f"head {name!r} was trained on other embeddings; train it again")
+        return probe.labels, probe.logits(embedder(texts))
