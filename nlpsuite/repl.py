@@ -222,7 +222,13 @@ class ChatRepl:
                 self.say(f"usage: /task NAME [--OPTION VALUE ...]; {flag!r} is not an option")
                 return
             key = {"from": "source"}.get(flag[2:], flag[2:].replace("-", "_"))
-            value: object = True if not rest or rest[0].startswith("--") else rest.pop(0)
+            if not rest or rest[0].startswith("--"):
+                if key != "generate":  # the one switch among the built-in tasks' options
+                    self.say(f"usage: /task NAME [--OPTION VALUE ...]; {flag} needs a value")
+                    return
+                value: object = True
+            else:
+                value = rest.pop(0)
             if isinstance(value, str) and value.lstrip("-").isdigit():
                 value = int(value)
             elif isinstance(value, str) and key == "labels":
@@ -249,7 +255,8 @@ class ChatRepl:
             self.say(f"error: {exc}", error=True)
             return
         if self.json:
-            payload = result if isinstance(result, dict) else {"text": result}
+            field = {"translate": "translation", "summarize": "summary"}.get(self.task[0] if self.task else "", "text")
+            payload = result if isinstance(result, dict) else {field: result}
             self.stdout.write(_json.dumps(payload, ensure_ascii=False) + "\n")
         else:
             self.stdout.write(render_result(result) + "\n")

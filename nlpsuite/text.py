@@ -8,7 +8,7 @@ from collections.abc import Callable
 # A sentence ends at . ! ? (or their CJK forms), optionally followed by closing quotes/brackets, then
 # whitespace. Common abbreviations and initials ("Dr.", "e.g.", "J. R. R.") don't end a sentence.
 _ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "cf", "no", "fig", "al",
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "cf", "fig", "al",
     "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
     "dec", "u.s", "u.k", "mt", "gen", "gov", "sen", "rep", "rev", "col", "lt", "capt", "approx", "dept",
 }  # fmt: skip
@@ -26,8 +26,10 @@ def sentences(text: str) -> list[str]:
     text = " ".join(text.split())
     out, start = [], 0
     for match in _END.finditer(text):
-        before = text[start : match.start()].rsplit(" ", 1)[-1].lower()
-        if match.group().startswith(".") and (before in _ABBREVIATIONS or re.fullmatch(r"[a-z]", before)):
+        word = text[start : match.start()].rsplit(" ", 1)[-1]
+        before = word.lower()
+        initial = re.fullmatch(r"[A-Z]", word) and text[match.end() :].lstrip()[:1].isupper()
+        if match.group().startswith(".") and (before in _ABBREVIATIONS or initial):
             continue  # "Dr." or an initial: not the end of a sentence
         if text[match.end() :].lstrip()[:1].islower():
             continue  # '"Wow!" he said': the sentence goes on

@@ -6,6 +6,7 @@ passages from a search index and the answer cites them (``sources``).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -34,8 +35,8 @@ def _locate(answer: str, context: str) -> tuple[int | None, int | None]:
     probe = answer.strip().rstrip(".")
     if not probe:
         return None, None
-    found = context.lower().find(probe.lower())
-    return (found, found + len(probe)) if found >= 0 else (None, None)
+    found = re.search(re.escape(probe), context, re.IGNORECASE)
+    return (found.start(), found.end()) if found else (None, None)
 
 
 def _mean_prob(suite, prompt_ids: list[int], answer: str) -> float:
@@ -82,9 +83,16 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
         )
         result.update(start=None, end=None)  # offsets would point into a joined text the user never saw
         return {**result, "sources": sources}
-    spans = [suite.head("span").extract(question, s["text"]) for s in sources]
+    spans = {}
+    for i, s in enumerate(sources):
+        try:
+            spans[i] = suite.head("span").extract(question, s["text"])
+        except NlpsuiteError:  # a passage with no usable span: the others may still answer
+            continue
+    if not spans:
+        raise NlpsuiteError("no answer span found in the retrieved passages")
     # The answer's own probability, weighed by how well its passage matched the question.
-    best = max(range(len(spans)), key=lambda i: spans[i].logp + np.log(max(sources[i]["score"], 1e-6)))
+    best = max(spans, key=lambda i: spans[i].logp + np.log(max(sources[i]["score"], 1e-6)))
     # start/end point into the cited passage (``source``/``passage`` say which).
     return {**spans[best].to_json(), "source": sources[best]["source"], "passage": best + 1, "sources": sources}
 
@@ -116,10 +124,16 @@ def _context_value(context: str | None) -> str | None:
     """--context is text, or the path of a UTF-8 file holding it."""
     if context is None:
         return None
-    path = Path(context)
-    if len(context) < 4096 and "\n" not in context and path.is_file():
-        return opt.read_utf8(path)
-    if len(context) < 4096 and "\n" not in context and path.suffix in (".txt", ".md") and not path.exists():
+    if len(context) > 1024 or "\n" in context:
+        return context  # text, not a path
+    try:
+        path = Path(context)
+        if path.is_file():
+            return opt.read_utf8(path)
+        missing = path.suffix in (".txt", ".md") and not path.exists()
+    except (OSError, ValueError):  # e.g. a sentence longer than a file name may be
+        return context
+    if missing:
         raise NlpsuiteError(f"cannot read {context}: no such file")
     return context
 

@@ -28,6 +28,8 @@ LANGUAGES = {
     "sl": "Slovenian", "sr": "Serbian", "sv": "Swedish", "th": "Thai", "tr": "Turkish", "uk": "Ukrainian",
     "vi": "Vietnamese", "zh": "Chinese",
 }  # fmt: skip
+DENSE_SCRIPTS = {"Arabic", "Bulgarian", "Chinese", "Greek", "Hebrew", "Hindi", "Japanese", "Korean", "Persian",
+                 "Russian", "Serbian", "Thai", "Ukrainian"}  # fmt: skip
 PROMPT = "Translate the following {source}text into {target}. Reply with the translation only.\n\n{text}"
 SENTENCE_TOKENS = 200  # a "sentence" longer than this is cut at word boundaries before translating
 _LEADS = re.compile(r"^(here is|here's|the translation|translation|translated)[^:\n]{0,60}:\s*", re.IGNORECASE)
@@ -37,6 +39,8 @@ def language(value: str | None, option: str) -> str | None:
     """A language name from an ISO 639-1 code or a name, with a one-line error for anything else."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise NlpsuiteError(f"{option} needs a language, e.g. de")
     key = value.strip()
     if key.lower() in LANGUAGES:
         return LANGUAGES[key.lower()]
@@ -86,7 +90,8 @@ def translate_texts(suite, texts: list[str], target: str, source: str | None, ba
             for i in rows
         ]
         longest = max(count(units[i]) for i in rows)
-        params = SamplingParams(max_tokens=2 * longest + 24, stop=["\n\n"], repetition_penalty=1.05)
+        factor = 4 if target in DENSE_SCRIPTS else 2  # these scripts take more tokens than English
+        params = SamplingParams(max_tokens=factor * longest + 24, stop=["\n\n"], repetition_penalty=1.05)
         for i, completion in zip(rows, head.generator.generate(prompts, params), strict=True):
             done[i] = clean(completion.text, units[i])
         if progress:

@@ -378,3 +378,40 @@ def test_a_probe_from_other_embeddings_is_refused(suite, tmp_path):
     head.store.save("p", probe)
     with pytest.raises(NlpsuiteError, match="train it again"):
         suite.classify("apple", head="p")
+
+
+def test_span_offsets_map_back_by_whole_words():
+    from nlpsuite.heads.span import Span, SpanHead
+
+    context = "The doctor arrived. Then he left.\n"
+    got = SpanHead._in_context(context, Span("he", 0.5, 0, 2), 0)
+    assert (got.start, got.end) == (25, 27)
+
+
+def test_a_long_one_line_context_is_text_not_a_path(cli, model_args):
+    context = "Marie Curie was a physicist and chemist who did pioneering research on radioactivity. " * 4
+    got = cli(["ask", "Who was Marie Curie?", "--context", context.strip(), "--json", *model_args])
+    assert got.code == 0, got.err
+    row = json.loads(got.out)
+    assert context.strip()[row["start"] : row["end"]] == row["answer"]
+
+
+def test_repl_task_options_need_values(suite):
+    import io
+
+    from nlpsuite.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    out = io.StringIO()
+    repl = ChatRepl(suite, SamplingParams(max_tokens=8), stdin=io.StringIO("/task translate --to\nhello\n"), stdout=out)
+    repl.run()  # must not raise: the bad /task is refused, "hello" goes to chat
+    assert repl.task is None
+    repl = ChatRepl(
+        suite,
+        SamplingParams(max_tokens=8),
+        json=True,
+        stdin=io.StringIO("/task translate --to de\nHello.\n"),
+        stdout=(out := io.StringIO()),
+    )
+    repl.run()
+    assert "translation" in json.loads(out.getvalue().strip().splitlines()[-1])

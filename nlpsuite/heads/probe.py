@@ -1,7 +1,7 @@
 """The probe head: a small classifier (multinomial logistic regression) trained on the backbone's embeddings.
 
 Probes are saved per model and precision in the user cache: ``probe.json`` (labels, feature
-standardization, how it was trained) and ``weights.npy`` (plain arrays, never pickled).
+standardization, how it was trained, which embedding) and ``weights.npz`` (plain arrays, never pickled).
 """
 
 from __future__ import annotations

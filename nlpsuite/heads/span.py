@@ -85,7 +85,10 @@ class SpanHead:
             offset = self._locate(context, piece, cursor)
             span = self._extract_one(question, piece)
             if span is not None and piece is not context:
-                span = self._in_context(context, span, offset)
+                if context[offset : offset + len(piece)] == piece:  # verbatim: shift the offsets
+                    span = Span(span.answer, span.score, span.start + offset, span.end + offset, span.logp)
+                else:
+                    span = self._in_context(context, span, offset)
             if span is not None and (best is None or span.logp > best.logp):
                 best = span
             cursor = offset
@@ -97,7 +100,7 @@ class SpanHead:
     @staticmethod
     def _in_context(context: str, span: Span, offset: int) -> Span | None:
         """A span of a chunk as a span of the whole context (chunking may have normalised whitespace)."""
-        pattern = r"\s+".join(re.escape(word) for word in span.answer.split())
+        pattern = r"(?<!\w)" + r"\s+".join(re.escape(word) for word in span.answer.split()) + r"(?!\w)"
         found = re.compile(pattern).search(context, max(0, offset - 1))
         if found is None:
             return None
@@ -136,11 +139,16 @@ class SpanHead:
                 for token, ends in nexts.items():
                     candidates.append((beam.logp + float(beam.logits[token]), beam, token, ends))
             if not candidates:
+                beams = []
                 break
             candidates.sort(key=lambda c: -c[0])
             if finished and candidates[0][0] <= max(f[0] for f in finished):
                 break  # log-probabilities only fall as a span grows: no live beam can win any more
             beams = self._advance(candidates[: self.beam])
+        for beam in beams:  # spans that reached the length limit may stop there too
+            if beam.tokens:
+                stop = float(np.logaddexp.reduce(beam.logits[self.end_ids]))
+                finished.append((beam.logp + stop, beam.tokens, beam.ends))
         if not finished:
             return None
         # Report the answer's share of the probability of all the spans the beam finished.
