@@ -11,6 +11,16 @@ from pathlib import Path
 from .errors import NlpsuiteError
 
 
+def read_utf8(path: Path) -> str:
+    """A text file's contents, with one-line errors for a missing file or bytes that aren't UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
+
+
 def ensure_writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -10,16 +10,12 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import fsutil
 from .errors import NlpsuiteError
 
 
 def read_utf8(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first column name
-    except OSError as exc:
-        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
+    return fsutil.read_utf8(path).removeprefix("\ufeff")  # a byte-order mark is not part of the first column name
 
 
 def read_rows(path: Path, columns: Sequence[str]) -> list[tuple[int, dict]]:

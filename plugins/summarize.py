@@ -52,7 +52,7 @@ class Summarizer:
             raise NlpsuiteError("this model's context window is too small to summarize with")
 
     def count(self, text: str) -> int:
-        return len(self.suite.tokenizer.encode(text, add_special_tokens=False))
+        return self.suite.tokenizer.count(text)
 
     def _generate(self, texts: list[str], words: int | None) -> list[str]:
         length = f"at most {words} words" if words else "a few sentences"
@@ -69,13 +69,14 @@ class Summarizer:
                 self.progress(len(part))
         return out
 
-    def plan(self, text: str) -> int:
-        """How many generation calls a text needs (for the progress bar)."""
-        calls, pieces = 1, len(chunks(text, self.count, self.budget))
+    def plan(self, text: str) -> tuple[int, int]:
+        """(generation calls a text needs, for the progress bar; chunks it is first split into)."""
+        first = pieces = len(chunks(text, self.count, self.budget))
+        calls = 1
         while pieces > 1:
             calls += pieces
             pieces = max(1, -(-pieces * (CHUNK_WORDS * 2) // self.budget))
-        return calls
+        return calls, first
 
     def summarize(self, texts: list[str], max_words: int | None) -> list[str]:
         for text in texts:
@@ -147,14 +148,15 @@ def summarize(
 
     with progress_bar("summarizing", quiet) as advance:
         summarizer = Summarizer(suite, batch_size, advance)
-        advance(0, summarizer.plan(value))
+        calls, pieces = summarizer.plan(value)
+        advance(0, calls)
         summary = summarizer.summarize([value], max_words)[0]
     if json:
         opt.print_json(
             {
                 "summary": summary,
                 "words": len(summary.split()),
-                "chunks": len(chunks(value, summarizer.count, summarizer.budget)),
+                "chunks": pieces,
             }
         )
     else:

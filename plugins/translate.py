@@ -63,7 +63,7 @@ def clean(output: str, source: str) -> str:
 def translate_texts(suite, texts: list[str], target: str, source: str | None, batch_size: int = 8, progress=None):
     """Translate many texts; every sentence of every text goes through one queue of padded batches."""
     head = suite.head("generation")
-    count = lambda s: len(suite.tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
+    count = suite.tokenizer.count
     layout: list[list[list[int]]] = []  # text -> paragraph -> indices into units
     units: list[str] = []
     for text in texts:

@@ -14,6 +14,7 @@ import typer
 
 from .. import config
 from ..errors import NlpsuiteError
+from ..fsutil import read_utf8  # noqa: F401 - part of the plugin API (opt.read_utf8)
 
 Model = Annotated[
     str | None,
@@ -58,16 +59,6 @@ def err(message: str) -> None:
 
 def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def read_utf8(path: Path) -> str:
-    """A text file's contents, with one-line errors for a missing file or bytes that aren't UTF-8."""
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
 
 
 def read_text(argument: str | None, what: str = "prompt", file: Path | None = None) -> str:

@@ -75,10 +75,9 @@ class SpanHead:
         budget = min(self.backbone.context_length - overhead, 1536)
         if budget < 32:
             raise NlpsuiteError("the question leaves no room for a context in this model's window")
-        count = lambda s: len(self.tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
         best: Span | None = None
         cursor = 0
-        pieces = chunks(context, count, budget)
+        pieces = chunks(context, self.tokenizer.count, budget)
         if len(pieces) == 1 and pieces[0] == context:
             pieces = [context]
         for piece in pieces:

@@ -59,12 +59,9 @@ def add(suite, name: str, paths: list[str | Path], progress: Progress | None = N
 def add_documents(suite, name: str, docs: list[Document], progress: Progress | None = None) -> dict:
     """``add`` for documents already read (see ``read_documents``)."""
     model = model_identity(suite)
-    tokenizer = suite.tokenizer
     max_tokens = min(MAX_TOKENS, suite.backbone.context_length)
     overlap = min(OVERLAP_TOKENS, max_tokens // 4)
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
+    count = suite.tokenizer.count
 
     counts: dict = {}
 

@@ -33,6 +33,10 @@ class Tokenizer:
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
 
+    def count(self, text: str) -> int:
+        """How many tokens ``text`` takes (no special tokens): the unit every budget is measured in."""
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
     def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Token ids of ``text`` (no special tokens) with each token's character span in it."""
         encoding = self._tok.encode(text, add_special_tokens=False)

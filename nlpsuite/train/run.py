@@ -24,7 +24,7 @@ import numpy as np
 
 from ..artefacts import MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 from ..errors import NlpsuiteError
-from ..fsutil import write_json_atomic
+from ..fsutil import read_utf8, write_json_atomic
 from .config import TrainConfig
 from .display import Reporter
 from .vocab import CONTINUATION_TEMPLATE, load_tokenizer, special_tokens, train_tokenizer
@@ -32,15 +32,6 @@ from .vocab import CONTINUATION_TEMPLATE, load_tokenizer, special_tokens, train_
 RESULT_FILE = "training.json"
 CHECKPOINTS = "checkpoint"
 UNBOUNDED_CONTEXT = 1 << 20  # recurrent and n-gram models read any length; this only bounds the decoding loop
-
-
-def read_corpus(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise NlpsuiteError(f"{path} is not UTF-8 text") from None
 
 
 def split_corpus(text: str, fraction: float) -> tuple[str, str]:
@@ -126,7 +117,7 @@ def train(
 
     cfg.check()
     started = time.monotonic()
-    text = read_corpus(Path(corpus))
+    text = read_utf8(Path(corpus))
     if not text.strip():
         raise NlpsuiteError(f"{corpus} is empty")
     out = Path(out)
