@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -35,6 +36,8 @@ class Suite:
         self.registry = plugins or registry()
         self._heads: dict[str, Any] = {}
         self._shared: dict[str, Any] = {}
+        # Long tasks report here: progress(n, total=None) advances by n; front-ends set it (a bar on stderr).
+        self.progress: Callable[..., None] = lambda _n=0, total=None: None
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -105,9 +108,10 @@ class Suite:
             raise NlpsuiteError(f"no task named {name!r} (installed: {', '.join(sorted(self.registry.tasks))})")
         return found
 
-    def run(self, task: str, *args, **kwargs):
-        """Run any registered task by name, e.g. ``suite.run("haiku", "autumn")``."""
-        return self.task(task).run(self, *args, **kwargs)
+    def run(self, task: str, input, **kwargs):
+        """Run any registered task by name, e.g. ``suite.run("haiku", "autumn")``: one input gives one result,
+        a list gives a list; keywords are the task's options and later input fields."""
+        return self.task(task).call(self, input, **kwargs)
 
     def complete(
         self,
@@ -134,7 +138,7 @@ class Suite:
             messages = [{"role": "user", "content": messages}]
         return self.head("generation").chat(messages, SamplingParams(**sampling), on_text).text
 
-    # -- the built-in tasks (each one is a plugin in plugins/; these are conveniences over ``run``) -------------
+    # -- the built-in tasks (each one is a plugin in plugins/; these are conveniences over ``run``) -----------
 
     def translate(self, text: str | list[str], to: str, source: str | None = None) -> str | list[str]:
         """Translation into language ``to`` (a code like "de" or a name like "German"); paragraphs kept."""

@@ -23,6 +23,10 @@ from . import config
 from .errors import NlpsuiteError
 from .fsutil import atomic_dir_lock, write_json_atomic
 
+# Inputs that say nothing: the model's label prior on them is divided out of label scores (contextual
+# calibration, Zhao et al. 2021). One set, used wherever a prior is measured.
+CONTENT_FREE = ("N/A", "[MASK]", "...")
+
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=-1, keepdims=True)
@@ -161,20 +165,16 @@ def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e
     return np.concatenate([[0.0], -theta[1:] / theta[0]]), 1.0 / theta[0]
 
 
-def fit(labels: list[str], scores: np.ndarray, gold: np.ndarray, content_free: np.ndarray | None = None) -> Calibration:
-    """Calibration for ``scores`` [n, labels] with gold indices ``gold``: temperature scaling alone, after
-    contextual calibration's bias from ``content_free`` (the scores of content-free inputs), or with a bias
-    fitted on these examples, whichever has the lowest Akaike information criterion (NLL plus one per
-    fitted parameter: a fitted bias must earn its extra parameters)."""
+def fit(labels: list[str], scores: np.ndarray, gold: np.ndarray) -> Calibration:
+    """Calibration for ``scores`` [n, labels] with gold indices ``gold``: temperature scaling alone, or with a
+    per-label bias fitted on these examples, whichever has the lowest Akaike information criterion (NLL plus
+    one per fitted parameter: a fitted bias must earn its extra parameters)."""
     scores, gold = np.asarray(scores, dtype=np.float64), np.asarray(gold, dtype=np.int64)
     if len(scores) == 0:
         raise NlpsuiteError("no examples to fit calibration on")
     candidates: list[tuple[str, np.ndarray | None, float, int]] = [
         ("temperature", None, fit_temperature(scores, gold), 1)
     ]
-    if content_free is not None and len(content_free):
-        prior = np.log(softmax(np.asarray(content_free, dtype=np.float64)).mean(axis=0))
-        candidates.append(("contextual+temperature", prior, fit_temperature(scores - prior, gold), 1))
     bias, temperature = fit_bias_temperature(scores, gold)
     candidates.append(("bias+temperature", bias, temperature, scores.shape[1]))
 

@@ -1,214 +1,149 @@
-"""`nlpsuite eval`: run a task over labelled data on a Suite and score what it returns.
+"""`nlpsuite eval`: run any task that declares an eval recipe over labelled data, and score what it returns.
 
-Each task reads named columns, predicts in batches through the public Suite API, and turns the
-predictions into metrics (see metrics.py for their definitions and scales). Data files are checked
-whole before any model is loaded, so a bad file fails in a second with one line.
+The recipe (nlpsuite.tasks.Eval) names the data columns, how the gold side is read and how predictions
+are scored (see metrics.py for the definitions and scales); predictions come in batches through the
+public Suite API. Data files are checked whole before any model is loaded: a bad file fails in a second.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics
 from .errors import NlpsuiteError
-from .labelled import answers_field, documents, judgements_field, read_rows, read_utf8, text_field
+from .labelled import read_rows, read_utf8, text_field
+from .tasks import Option, Task
 
-TASKS = ("translation", "summarization", "qa", "sentiment", "classification", "retrieval", "lm")
 Progress = Callable[[int], None]  # advance by this many examples
+LM = "lm"  # the language-model evaluation: a text file, not a task's labelled data
 
 
-@dataclass
-class Options:
-    """What the eval command passes down; each task reads the fields it needs."""
-
-    to: str | None = None  # translation target language
-    source_lang: str | None = None
-    max_words: int | None = None  # summarization length
-    head: str | None = None  # classification probe head
-    docs: Path | None = None  # retrieval corpus
-    k: int = 10
-    window: int | None = None  # lm
-    stride: int | None = None
-    reliability: Path | None = None  # where sentiment/classification write the reliability diagram
-    bins: int = 10
+def recipes(tasks: dict[str, Task]) -> dict[str, Task]:
+    """Every task that declares an eval recipe, by the name eval knows it by."""
+    return {t.eval.name: t for t in tasks.values() if t.eval is not None}
 
 
-# --- tasks -----------------------------------------------------------------------------------
+def find(tasks: dict[str, Task], name: str) -> Task:
+    """The task ``nlpsuite eval NAME`` means: by its recipe's name, or by the task's own."""
+    found = recipes(tasks)
+    task = found.get(name) or (tasks[name] if name in tasks and tasks[name].eval else None)
+    if task is None:
+        raise NlpsuiteError(f"unknown task {name!r} (choose from: {', '.join([*found, LM])})")
+    return task
 
 
-@dataclass
-class Examples:
-    """Checked inputs for one task: what the Suite gets, and the gold side kept for scoring."""
+# --- the label tasks' recipe parts (sentiment, classification, and any third-party label task) ---------------
 
-    inputs: list  # one entry per example, in the form the task's predict() takes
-    gold: list
-    extra: dict = field(default_factory=dict)
-
-
-def _prepare(task: str, path: Path, options: Options, limit: int | None) -> Examples:
-    columns = {
-        "translation": ("source", "reference"),
-        "summarization": ("text", "reference"),
-        "qa": ("question", "context", "answers"),
-        "sentiment": ("text", "label"),
-        "classification": ("text", "label"),
-        "retrieval": ("query", "relevant"),
-    }[task]
-    rows = read_rows(path, columns)
-    if limit is not None:
-        rows = rows[:limit]
-    if task == "translation":
-        inputs = [text_field(path, n, r, "source") for n, r in rows]
-        return Examples(inputs, [text_field(path, n, r, "reference", allow_empty=True) for n, r in rows])
-    if task == "summarization":
-        inputs = [text_field(path, n, r, "text") for n, r in rows]
-        return Examples(inputs, [text_field(path, n, r, "reference", allow_empty=True) for n, r in rows])
-    if task == "qa":
-        inputs = [(text_field(path, n, r, "question"), text_field(path, n, r, "context")) for n, r in rows]
-        return Examples(inputs, [answers_field(path, n, r["answers"]) for n, r in rows])
-    if task in ("sentiment", "classification"):
-        inputs = [text_field(path, n, r, "text") for n, r in rows]
-        gold = [text_field(path, n, r, "label") for n, r in rows]
-        labels = sorted(set(gold))
-        if task == "classification" and len(labels) < 2:
-            raise NlpsuiteError(f"{path}: classification needs at least two distinct labels in the data")
-        return Examples(inputs, gold, {"labels": labels})
-    # retrieval
-    if options.docs is None:
-        raise NlpsuiteError("retrieval needs --docs FILE (a JSONL of documents with 'id' and 'text')")
-    docs = documents(options.docs)
-    inputs = [text_field(path, n, r, "query") for n, r in rows]
-    gold = [judgements_field(path, n, r["relevant"]) for n, r in rows]
-    unknown = sorted({doc for judged in gold for doc in judged} - set(docs))
-    if unknown:
-        raise NlpsuiteError(f"{path}: relevant ids not in {options.docs}: {', '.join(unknown[:5])}")
-    return Examples(inputs, gold, {"docs": docs})
+LABEL_EVAL = (
+    Option("reliability", Path, None, "The reliability diagram PNG to write (default: beside --output)."),
+    Option("bins", int, 10, "Confidence bins for ECE and the reliability diagram.", min=1),
+)
 
 
-def _predict(task: str, suite, batch: list, options: Options, examples: Examples) -> list:
-    if task == "translation":
-        return list(suite.translate(batch, to=options.to, source=options.source_lang))
-    if task == "summarization":
-        return list(suite.summarize(batch, max_words=options.max_words))
-    if task == "qa":
-        done = suite.ask([q for q, _ in batch], context=[c for _, c in batch])
-        return [d["answer"] for d in done]
-    if task == "sentiment":
-        return list(suite.sentiment(batch))
-    if task == "classification":  # a probe head brings its own labels; zero-shot takes the data's
-        labels = None if options.head else examples.extra["labels"]
-        return list(suite.classify(batch, labels=labels, head=options.head))
-    return [_ranked(suite, query, options, examples) for query in batch]
+def check_labels(gold: Sequence[str], predictions: list[dict]) -> None:
+    """Gold labels the task cannot produce fail on the first batch, not after the last."""
+    names = list(predictions[0]["scores"])
+    outside = sorted(set(gold) - set(names))
+    if outside:
+        raise NlpsuiteError(
+            f"labels in the data that the task does not produce: {', '.join(outside)} (it produces: {', '.join(names)})"
+        )
 
 
-def _ranked(suite, query: str, options: Options, examples: Examples) -> list[str]:
-    """Document ids in the order the suite's search ranks them; a document's passages count once."""
-    want = options.k * 4
-    while True:
-        hits = suite.search(examples.extra["index"], query, k=want)
-        found = list(dict.fromkeys(str(hit["source"]) for hit in hits))
-        if len(found) >= options.k or len(hits) < want:  # enough documents, or the index has no more
-            return found[: options.k]
-        want *= 2
-
-
-def _score(task: str, examples: Examples, predictions: list, options: Options) -> dict:
-    gold = examples.gold
-    if task == "translation":
-        b, c = metrics.bleu(predictions, gold, options.to), metrics.chrf(predictions, gold)
-        return {"bleu": b["score"], "chrf": c["score"], "signature": {"bleu": b["signature"], "chrf": c["signature"]}}
-    if task == "summarization":
-        return metrics.rouge(predictions, gold)
-    if task == "qa":
-        return metrics.qa_scores(predictions, gold)
-    if task in ("sentiment", "classification"):
-        return _score_labels(task, gold, predictions, options)
-    scores = metrics.retrieval_scores(predictions, gold, options.k)
-    return {**scores, "k": options.k, f"recall@{options.k}": scores["recall@k"], f"ndcg@{options.k}": scores["ndcg@k"]}
-
-
-def _score_labels(task: str, gold: list[str], predictions: list[dict], options: Options) -> dict:
+def score_labels(predictions: list[dict], gold: list[str], options: dict) -> dict:
+    check_labels(gold, predictions)
     names = list(predictions[0]["scores"])  # the label order the task scored in
-    _check_labels(task, gold, names)
     predicted = [p["label"] for p in predictions]
     probs = np.array([[p["scores"][name] for name in names] for p in predictions], dtype=np.float64)
     gold_index = np.array([names.index(g) for g in gold])
     labels = sorted(set(gold) | set(predicted))
+    bins = options.get("bins", 10)
     result = {
         "accuracy": metrics.accuracy(gold, predicted),
         "macro_f1": metrics.macro_f1(gold, predicted),
-        "ece": metrics.ece(probs, gold_index, options.bins),
+        "ece": metrics.ece(probs, gold_index, bins),
         "per_class": metrics.per_class(gold, predicted, labels),
         "confusion_matrix": {"labels": labels, "matrix": metrics.confusion_matrix(gold, predicted, labels).tolist()},
     }
-    if options.reliability is not None:
-        metrics.reliability_diagram(probs, gold_index, options.reliability, options.bins, f"{task} reliability")
-        result["reliability_png"] = str(options.reliability)
+    if options.get("reliability") is not None:
+        metrics.reliability_diagram(probs, gold_index, options["reliability"], bins, "reliability")
+        result["reliability_png"] = str(options["reliability"])
     return result
 
 
-def check_options(task: str, options: Options) -> None:
-    """Option errors that need no data or model."""
-    if task not in TASKS:
-        raise NlpsuiteError(f"unknown task {task!r} (choose from: {', '.join(TASKS)})")
-    if task == "translation" and not options.to:
-        raise NlpsuiteError("translation needs --to LANG (the language of the references)")
-    if options.k < 1:
-        raise NlpsuiteError("--k must be at least 1")
-    if options.max_words is not None and options.max_words < 1:
-        raise NlpsuiteError("--max-words must be at least 1")
-    if options.bins < 1:
-        raise NlpsuiteError("--bins must be at least 1")
+# --- the runner ------------------------------------------------------------------------------------------------
+
+
+def eval_options(task: Task) -> list[Option]:
+    """The options ``nlpsuite eval`` takes for a task: its recipe's, then the task's own it does not set."""
+    recipe = task.eval
+    own = {o.name for o in recipe.options} | set(recipe.sets)
+    return [*recipe.options, *(o for o in task.options if o.name not in own)]
+
+
+def check_options(task: Task, given: dict) -> dict:
+    """Every eval option of ``task``, checked, with its default (errors that need no data or model)."""
+    return {o.name: o.check(given.get(o.name, o.default)) for o in eval_options(task)}
 
 
 def evaluate(
-    task: str,
+    task: Task,
     data: Path,
     open_suite: Callable[[], object],
-    options: Options,
+    options: dict,
     limit: int | None = None,
     batch_size: int = 8,
     progress: Callable[[int], Progress] | None = None,
     done: list[dict] | None = None,
     on_batch: Callable[[list, list], None] | None = None,
 ) -> dict:
-    """``{"task", "n", "metrics"}`` for a record task. ``progress(total)`` returns an advance callback;
-    ``done`` holds ``{"input", "prediction"}`` records of an earlier, interrupted run, which resumes after
-    them; ``on_batch(inputs, predictions)`` sees each new batch as soon as it is predicted."""
-    check_options(task, options)
+    """``{"task", "n", "metrics"}``. ``progress(total)`` returns an advance callback; ``done`` holds the
+    ``{"input", "prediction"}`` records of an earlier, interrupted run, which resumes after them;
+    ``on_batch(inputs, predictions)`` sees each new batch as soon as it is predicted."""
+    recipe = task.eval
     _check_counts(limit, batch_size)
-    if task == "lm":
-        raise NlpsuiteError("lm is scored with evaluate_lm")
-    examples = _prepare(task, data, options, limit)
-    predictions = _resumed(done or [], examples.inputs)
-    if len(predictions) < len(examples.inputs):  # a finished predictions file is scored without the model
-        _predict_rest(task, open_suite(), examples, predictions, options, batch_size, progress, on_batch)
-    return {"task": task, "n": len(examples.inputs), "metrics": _score(task, examples, predictions, options)}
+    rows = read_rows(data, [*recipe.columns.values(), recipe.gold])[:limit]
+    inputs = [{name: text_field(data, n, r, column) for name, column in recipe.columns.items()} for n, r in rows]
+    gold = [(recipe.read_gold or text_field)(data, n, r, recipe.gold) for n, r in rows]
+    if recipe.prepare:
+        options = recipe.prepare(gold, options, data)
+    if task.check:
+        task.check({o.name: options.get(o.name) for o in task.options}, {}, True)
+    predictions = _resumed(done or [], inputs)
+    if len(predictions) < len(inputs):  # a finished predictions file is scored without the model
+        advance = progress(len(inputs)) if progress else (lambda _n: None)
+        advance(len(predictions))
+        suite = open_suite()
+        setup = recipe.setup(suite, options) if recipe.setup else contextlib.nullcontext(options)
+        with setup as ready:
+            for start in range(len(predictions), len(inputs), batch_size):
+                batch = inputs[start : start + batch_size]
+                new = _predict(task, suite, batch, ready)
+                if len(new) != len(batch):
+                    raise NlpsuiteError(f"{task.name} returned {len(new)} results for {len(batch)} inputs")
+                if recipe.check and not predictions:
+                    recipe.check(gold, new)
+                predictions.extend(new)
+                if on_batch:
+                    on_batch(batch, new)
+                advance(len(batch))
+    return {"task": recipe.name, "n": len(inputs), "metrics": recipe.score(predictions, gold, options)}
 
 
-def _predict_rest(task, suite, examples, predictions, options, batch_size, progress, on_batch) -> None:
-    """Append the predictions still missing, batch by batch."""
-    advance = progress(len(examples.inputs)) if progress else (lambda _n: None)
-    advance(len(predictions))
-    with _search_index(task, suite, examples, options.docs):
-        for start in range(len(predictions), len(examples.inputs), batch_size):
-            batch = examples.inputs[start : start + batch_size]
-            new = _predict(task, suite, batch, options, examples)
-            if len(new) != len(batch):
-                raise NlpsuiteError(f"{task} returned {len(new)} results for {len(batch)} inputs")
-            if task == "sentiment" or options.head:  # labels the task chose: fail on the first batch, not the last
-                _check_labels(task, examples.gold, list(new[0]["scores"]))
-            predictions.extend(new)
-            if on_batch:
-                on_batch(batch, new)
-            advance(len(batch))
+def _predict(task: Task, suite, batch: list[dict], options: dict) -> list:
+    recipe = task.eval
+    if recipe.predict:
+        return list(recipe.predict(suite, batch, options))
+    head, *rest = (i.name for i in task.inputs)
+    others = {name: [i.get(name) for i in batch] for name in rest if any(name in i for i in batch)}
+    own = {o.name: options[o.name] for o in task.options if o.name in options}
+    done = suite.run(task.name, [i[head] for i in batch], **others, **own)
+    return [d[recipe.field] for d in done] if recipe.field else list(done)
 
 
 def _check_counts(limit: int | None, batch_size: int) -> None:
@@ -216,14 +151,6 @@ def _check_counts(limit: int | None, batch_size: int) -> None:
         raise NlpsuiteError("--limit must be at least 1")
     if batch_size < 1:
         raise NlpsuiteError("--batch-size must be at least 1")
-
-
-def _check_labels(task: str, gold: Sequence[str], names: Sequence[str]) -> None:
-    outside = sorted(set(gold) - set(names))
-    if outside:
-        raise NlpsuiteError(
-            f"labels in the data that {task} does not produce: {', '.join(outside)} (it produces: {', '.join(names)})"
-        )
 
 
 def _resumed(done: list[dict], inputs: list) -> list:
@@ -238,31 +165,11 @@ def _resumed(done: list[dict], inputs: list) -> list:
     return [record["prediction"] for record in done]
 
 
-def _remove_index(name: str) -> None:
-    from .retrieval import index
-
-    index.remove(name)
-
-
-@contextlib.contextmanager
-def _search_index(task: str, suite, examples: Examples, docs: Path | None):
-    """For retrieval: the --docs corpus in an index of its own while the queries run, removed after."""
-    if task != "retrieval":
-        yield
-        return
-    name = f"eval-{uuid.uuid4().hex[:12]}"
-    try:
-        suite.index(name, [docs])  # a JSONL of {"id", "text"}: each passage's source is its document's id
-        examples.extra["index"] = name
-        yield
-    finally:
-        _remove_index(name)
-
-
 def evaluate_lm(
     data: Path,
     open_suite: Callable[[], object],
-    options: Options,
+    window: int | None = None,
+    stride: int | None = None,
     limit: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -271,11 +178,11 @@ def evaluate_lm(
     from .lm_eval import cross_entropy
 
     _check_counts(limit, 1)
-    if options.window is not None and options.window < 2:
+    if window is not None and window < 2:
         raise NlpsuiteError("--window must be at least 2 tokens")
-    if options.stride is not None and options.stride < 1:
+    if stride is not None and stride < 1:
         raise NlpsuiteError("--stride must be at least 1")
-    if options.stride is not None and options.window is not None and options.stride > options.window:
+    if stride is not None and window is not None and stride > window:
         raise NlpsuiteError("--stride must not exceed --window")
     text = read_utf8(data)
     if limit is not None:
@@ -283,10 +190,10 @@ def evaluate_lm(
     if not text.strip():
         raise NlpsuiteError(f"{data} holds no text")
     windows = {}
-    if options.window is not None:
-        windows = {"window": options.window, "stride": options.stride or max(1, options.window // 2)}
-    elif options.stride is not None:
-        windows = {"stride": options.stride}
+    if window is not None:
+        windows = {"window": window, "stride": stride or max(1, window // 2)}
+    elif stride is not None:
+        windows = {"stride": stride}
     suite = open_suite()
     result = cross_entropy(suite.backbone, suite.tokenizer, text, **windows, on_progress=on_progress)
     return {
@@ -304,12 +211,15 @@ def evaluate_lm(
 
 # --- calibrate -------------------------------------------------------------------------------
 
-CALIBRATE_TASKS = {"sentiment": "sentiment", "classification": "classify", "classify": "classify"}
-CONTENT_FREE = ("N/A", "[MASK]")  # inputs that say nothing: the model's label prior (Zhao et al., 2021)
+
+def label_tasks(tasks: dict[str, Task]) -> dict[str, Task]:
+    """Tasks whose label scores calibrate can fit, by eval name and by task name."""
+    found = {t.eval.name if t.eval else t.name: t for t in tasks.values() if t.scores is not None}
+    return {**found, **{t.name: t for t in found.values()}}
 
 
 def calibrate(
-    task: str,
+    task: Task,
     data: Path,
     open_suite: Callable[[], object],
     labels: list[str] | None = None,
@@ -325,9 +235,6 @@ def calibrate(
     with the model for later ``sentiment``/``classify`` runs."""
     from . import calibration
 
-    api_task = CALIBRATE_TASKS.get(task)
-    if api_task is None:
-        raise NlpsuiteError(f"calibrate works on sentiment or classification, not {task!r}")
     if not 0 < holdout < 1:
         raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
     _check_counts(limit, batch_size)
@@ -340,7 +247,7 @@ def calibrate(
         outside = sorted(set(gold) - set(labels))
         if outside:
             raise NlpsuiteError(f"labels in the data not among --labels: {', '.join(outside)}")
-    elif api_task == "classify" and head is None:
+    elif task.option("labels") is not None and head is None:
         labels = sorted(set(gold))
         if len(labels) < 2:
             raise NlpsuiteError(f"{data}: classification needs at least two distinct labels in the data")
@@ -351,35 +258,32 @@ def calibrate(
     held, fit_part = order[:held_n], order[held_n:]
 
     suite = open_suite()
-    extra = len(CONTENT_FREE) if head is None else 0
-    advance = progress(len(texts) + extra) if progress else (lambda _n: None)
+    advance = progress(len(texts)) if progress else (lambda _n: None)
     names: list[str] | None = None
     chunks = []
     for start in range(0, len(texts), batch_size):
-        got, scores = suite.label_scores(api_task, texts[start : start + batch_size], labels, head)
+        got, scores = suite.label_scores(task.name, texts[start : start + batch_size], labels, head)
         if names is None:
             names = list(got)
-            _check_labels(task, gold, names)
+            check_labels(gold, [{"scores": dict.fromkeys(names)}])
         elif list(got) != names:
-            raise NlpsuiteError(f"{task} changed its labels between batches")
+            raise NlpsuiteError(f"{task.name} changed its labels between batches")
         chunks.append(np.asarray(scores, dtype=np.float64))
         advance(len(chunks[-1]))
     scores = np.concatenate(chunks)
     gold_index = np.array([names.index(g) for g in gold])
-    content_free = None
-    if head is None:  # contextual calibration applies to label scoring, not to a trained probe's logits
-        content_free = np.asarray(suite.label_scores(api_task, list(CONTENT_FREE), labels, None)[1], dtype=np.float64)
-        advance(extra)
-    fitted = calibration.fit(names, scores[fit_part], gold_index[fit_part], content_free)
+    # The label scores already have the model's content-free prior divided out where the task uses one
+    # (Task.scores): the fit adds a temperature, and a per-label bias only where it earns its parameters.
+    fitted = calibration.fit(names, scores[fit_part], gold_index[fit_part])
     before = calibration.assess(calibration.softmax(scores[held]), gold_index[held], bins)
     after = calibration.assess(fitted.apply(scores[held]), gold_index[held], bins)
     fitted.info.update(
         n_fit=len(fit_part), n_heldout=len(held), seed=seed, holdout=holdout, before=before, after=after, data=str(data)
     )
-    key = calibration.task_key(api_task, names, head)  # what the task looks up: its labels, or its probe head
+    key = calibration.task_key(task.name, names, head)  # what the task looks up: its labels, or its probe head
     saved = calibration.save(suite.source.key, suite.backbone.precision, key, fitted)
     return {
-        "task": task,
+        "task": task.eval.name if task.eval else task.name,
         "model": suite.source.key,
         "labels": names,
         "n_fit": len(fit_part),

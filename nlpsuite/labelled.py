@@ -123,3 +123,16 @@ def documents(path: Path) -> dict[str, str]:
             raise NlpsuiteError(f"{path}:{line}: duplicate id {doc!r}")
         docs[doc] = text_field(path, line, record, "text")
     return docs
+
+
+def reference_field(path: Path, line: int, record: dict, column: str) -> str:
+    """A reference text, which may be empty (a source with nothing to say)."""
+    return text_field(path, line, record, column, allow_empty=True)
+
+
+def answers_column(path: Path, line: int, record: dict, column: str) -> list[str]:
+    return answers_field(path, line, record[column])
+
+
+def judgements_column(path: Path, line: int, record: dict, column: str) -> dict[str, float]:
+    return judgements_field(path, line, record[column])

@@ -22,9 +22,7 @@ BUILTIN_PLUGINS = (
     "nlpsuite_plugins.qa",
     "nlpsuite_plugins.translate",
     "nlpsuite_plugins.summarize",
-    "nlpsuite_plugins.evaluate",
     "nlpsuite_plugins.retrieval",
-    "nlpsuite_plugins.train",
 )
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 
@@ -128,7 +126,8 @@ class PluginLoader:
         taken_models = set(reg.models) | {a for e in reg.models.values() for a in e["aliases"]} | _catalog_names()
         new_models = set(models) | {a for e in models.values() for a in e["aliases"]}
         taken_commands = set(CORE_COMMANDS) | {command_name(t, n) for t, n, _ in reg.commands}
-        new_commands = {command_name(t, n) for t, n, _ in commands}
+        taken_commands |= {t.name for t in reg.tasks.values() if t.command}
+        new_commands = {command_name(t, n) for t, n, _ in commands} | {t.name for t in tasks.values() if t.command}
         for kind, new, old in (
             ("task", set(tasks), set(reg.tasks)),
             ("head", set(heads), set(reg.heads)),
@@ -144,7 +143,8 @@ class PluginLoader:
         reg.commands.extend(commands)
 
 
-CORE_COMMANDS = ("models", "plugins", "doctor")
+# The commands that are not tasks (nlpsuite/cli/): no task or plugin command may take these names.
+CORE_COMMANDS = ("chat", "eval", "calibrate", "train", "index", "heads", "models", "plugins", "doctor")
 
 
 def command_name(target, name: str | None) -> str:

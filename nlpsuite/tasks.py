@@ -1,10 +1,136 @@
-"""What a task is: a named job with a head, prompts and the code that runs it on a Suite."""
+"""The task contract: a task declares its inputs, options, outputs and eval recipe once, next to its run().
+
+Every front-end is generated from that declaration, so a task written once (built-in or third-party)
+gets the same CLI command, batch mode, REPL ``/task``, ``nlpsuite eval`` and ``Suite.run``.
+
+``run(suite, inputs, **options) -> results`` is batch-native: ``inputs`` is a list of dicts holding the
+input fields, and it returns one dict per input. A result holds the task's ``output`` fields (what batch
+mode adds to each record) and may hold more detail (what a single ``--json`` call prints).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
 from typing import Any
+
+from .errors import NlpsuiteError
+
+
+@dataclass(frozen=True)
+class Input:
+    """An input field. The first one is "the text": a CLI argument, stdin or ``--file``, and in batch mode
+    the record's field of its name, or ``text``. Later ones are CLI options and per-record fields."""
+
+    name: str
+    help: str = ""
+    optional: bool = False
+    file: bool = False  # CLI: the value may also be a UTF-8 file's path, or '-' for stdin
+    messages: bool = False  # the value is a chat: a string or a list of {"role", "content"} dicts
+
+
+@dataclass(frozen=True)
+class Option:
+    """A task option: its type, default, range and help, checked the same way by every front-end."""
+
+    name: str  # the keyword run() receives
+    type: type = str  # str, int, float, bool, Path, or list (of strings)
+    default: Any = None
+    help: str = ""
+    choices: tuple = ()
+    required: bool = False
+    flag: str | None = None  # the CLI spelling, default --name-with-dashes
+    short: str | None = None
+    min: float | None = None
+    max: float | None = None
+    separator: str | None = ","  # lists: split on this; None means the CLI flag repeats
+    parse: Callable[[Any], Any] | None = None  # normalizes a checked value, or raises NlpsuiteError
+    argument: bool = False  # CLI: a positional argument that comes before the text
+
+    @property
+    def cli_flag(self) -> str:
+        if self.argument:
+            return self.name.upper()
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any) -> Any:
+        """``value`` (a Python value, or a string typed in a REPL) as this option's type, range-checked."""
+        if value is None:
+            if self.required:
+                raise NlpsuiteError(f"{self.cli_flag} is required: {self.help}".rstrip(": "))
+            return None
+        value = self._typed(value)
+        if self.choices and value not in self.choices:
+            raise NlpsuiteError(f"{self.cli_flag} must be one of: {', '.join(map(str, self.choices))}")
+        if self.type in (int, float):
+            low, high = self.min, self.max
+            if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+                raise NlpsuiteError(f"{self.cli_flag} must be {_range(low, high)}")
+        return self.parse(value) if self.parse else value
+
+    def _typed(self, value: Any) -> Any:
+        kind, flag = self.type, self.cli_flag
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return value.lower() in ("1", "true", "yes", "on")
+            if isinstance(value, bool):
+                return value
+            raise NlpsuiteError(f"{flag} is a switch: true or false")
+        if kind is list:
+            items = value.split(self.separator or ",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+                raise NlpsuiteError(f"{flag} takes a list of strings")
+            return [v.strip() for v in items]
+        if kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise NlpsuiteError(f"{flag} takes a number")
+            try:
+                number = float(value) if kind is float else int(value)
+            except ValueError:
+                raise NlpsuiteError(f"{flag} takes {'a number' if kind is float else 'a whole number'}") from None
+            if kind is int and isinstance(value, float) and value != number:
+                raise NlpsuiteError(f"{flag} takes a whole number")
+            return number
+        if kind is Path:
+            if not isinstance(value, str | PathLike) or not str(value):
+                raise NlpsuiteError(f"{flag} takes a path")
+            return Path(value)
+        if not isinstance(value, str):
+            raise NlpsuiteError(f"{flag} takes a string")
+        return value
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"
+
+
+@dataclass(frozen=True)
+class Eval:
+    """How ``nlpsuite eval NAME DATA`` scores a task on labelled data."""
+
+    name: str  # what eval calls it (e.g. "translation"); the task's own name works too
+    columns: dict[str, str]  # task input field -> data column
+    gold: str  # the column holding the reference
+    score: Callable[..., dict]  # score(predictions, gold, options) -> metrics
+    read_gold: Callable[..., Any] | None = None  # read_gold(path, line, record, column): checked; default: text
+    predict: Callable[..., list] | None = None  # predict(suite, inputs, options) -> predictions; default: run()
+    field: str | None = None  # the result field that is scored (default: what Suite.run returns)
+    prepare: Callable[..., dict] | None = None  # prepare(gold, options, path) -> options, before any model
+    check: Callable[[list, list], None] | None = None  # check(gold, first predictions): fail on the first batch
+    setup: Callable[..., Any] | None = None  # setup(suite, options) -> context manager yielding the options
+    options: tuple[Option, ...] = ()  # options of the evaluation itself; they replace task options of their name
+    sets: tuple[str, ...] = ()  # task options the recipe sets itself (not asked of the user)
+
+
+# What every generated front-end adds to a task's own options (the CLI's --json, --model, batch mode...).
+FRONT_END_OPTIONS = frozenset(
+    {"file", "json", "input", "output", "batch_size", "force", "model", "device", "precision", "quiet", "on_text"}
+)
 
 
 @dataclass(frozen=True)
@@ -12,8 +138,96 @@ class Task:
     name: str
     description: str
     head: str  # the registered head it runs on, e.g. "generation"
-    run: Callable[..., Any]  # run(suite, input, **options)
+    run: Callable[..., list[dict]]  # run(suite, inputs: list[dict], **options) -> one result dict per input
+    inputs: tuple[Input, ...] = (Input("text"),)
+    options: tuple[Option, ...] = ()
+    output: tuple[str, ...] = ()  # the result fields batch mode adds to each record
+    value: str | None = None  # the field Suite.run returns (None: the output fields, as a dict)
+    batch_names: dict[str, str] = field(default_factory=dict)  # output field -> its name in batch records
+    # check(options, shared, batch): refuse bad combinations before any model loads; ``shared`` holds the
+    # later input fields given once for every input, ``batch`` says whether records may bring their own
+    check: Callable[[dict, dict, bool], None] | None = None
+    eval: Eval | None = None
     prompts: dict[str, str] = field(default_factory=dict)
-    # For label tasks: scores(suite, texts, labels=None, head=None) -> (label names, raw scores [n, labels]),
-    # the scores before temperature scaling, which `nlpsuite calibrate` fits on.
+    # Label tasks: scores(suite, texts, labels=None, head=None) -> (label names, scores [n, labels]) before
+    # temperature scaling, with any contextual-calibration correction already applied: what calibrate fits.
     scores: Callable[..., Any] | None = None
+    stream: bool = False  # run() takes on_text(row, delta) and streams its text
+    command: bool = True  # whether the CLI gets a generated command (chat has its REPL instead)
+    batch_size: int = 8
+    progress_label: str = ""
+
+    def __post_init__(self) -> None:
+        names = [i.name for i in self.inputs] + [o.name for o in self.options]
+        if not self.inputs:
+            raise ValueError(f"task {self.name!r} declares no input")
+        clash = sorted(FRONT_END_OPTIONS.intersection(names))
+        if clash:
+            raise ValueError(f"task {self.name!r} may not name an input or option {clash[0]!r}: every front-end has it")
+        if len(set(names)) != len(names):
+            raise ValueError(f"task {self.name!r} declares a name twice")
+
+    def option(self, name: str) -> Option | None:
+        return next((o for o in self.options if o.name == name), None)
+
+    def check_options(self, given: dict[str, Any], shared: dict | None = None, batch: bool = False) -> dict[str, Any]:
+        """Every declared option, checked and with its default; unknown names are refused."""
+        unknown = sorted(set(given) - {o.name for o in self.options})
+        if unknown:
+            known = ", ".join(o.cli_flag for o in self.options) or "none"
+            raise NlpsuiteError(f"{self.name} has no option {unknown[0]!r} (its options: {known})")
+        options = {o.name: o.check(given.get(o.name, o.default)) for o in self.options}
+        if self.check:
+            self.check(options, shared or {}, batch)
+        return options
+
+    def call(self, suite, first, **kwargs):
+        """What ``Suite.run`` does: one input gives one result, a list gives a list."""
+        head, *rest = self.inputs
+        others = {i.name: kwargs.pop(i.name) for i in rest if i.name in kwargs}
+        options = self.check_options(kwargs, others)
+        single = _is_one(first, head)
+        values = [first] if single else list(first)
+        if not values:
+            return []
+        inputs = [{head.name: v} for v in values]
+        for name, given in others.items():
+            spread = [given] * len(values) if single or given is None or isinstance(given, str) else list(given)
+            if len(spread) != len(values):
+                raise NlpsuiteError(f"give one {name} per {head.name}, or one for all")
+            for record, value in zip(inputs, spread, strict=True):
+                record[name] = value
+        results = [self.result(r) for r in self.run(suite, inputs, **options)]
+        return results[0] if single else results
+
+    def result(self, record: dict):
+        """A result as Suite.run returns it: the ``value`` field, or the output fields present."""
+        if self.value:
+            return record[self.value]
+        return {k: record[k] for k in self.output if k in record} if self.output else record
+
+    def batch_fields(self, record: dict) -> dict:
+        """The fields batch mode adds to an input record."""
+        return {self.batch_names.get(k, k): record[k] for k in self.output if k in record}
+
+
+def _is_one(value, head: Input) -> bool:
+    if isinstance(value, str):
+        return True
+    if head.messages:  # a chat is a list of messages: one input, not many
+        return isinstance(value, Sequence) and (not value or isinstance(value[0], dict))
+    return False
+
+
+def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
+    """The decoding options every generating task may offer (their ranges are SamplingParams.check's)."""
+    return (
+        Option("max_tokens", int, max_tokens, "Most new tokens to generate.", short="-n", min=1),
+        Option("temperature", float, 0.0, "0 = greedy, else 0.0001 to 100.", short="-t", min=0, max=100),
+        Option("top_k", int, 0, "Sample from the k likeliest tokens (0 = off).", min=0),
+        Option("top_p", float, 1.0, "Nucleus sampling mass, in (0, 1].", min=1e-6, max=1),
+        Option("repetition_penalty", float, 1.0, "> 1 discourages repeats.", min=0.01, max=100),
+        Option("seed", int, None, "Seed for sampling."),
+        Option("stop", list, None, "Stop at this string (repeatable).", separator=None),
+        Option("ignore_eos", bool, False, "Keep generating past end-of-sequence."),
+    )

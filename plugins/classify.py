@@ -1,4 +1,4 @@
-"""Built-in plugin: `sentiment`, zero-shot `classify` and probe heads (`nlpsuite heads train|list|rm`).
+"""Built-in plugin: the `sentiment` and `classify` tasks (zero-shot labels, or a trained probe head).
 
 Both tasks score label verbalizations with the label-scoring head (one shared prefill for all
 labels), divide out the model's prior for the labels measured on content-free inputs (contextual
@@ -8,19 +8,14 @@ calibrate` refits both on the user's own labelled data; the fitted values then r
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Annotated
-
 import numpy as np
-import typer
 
 from nlpsuite import calibration
-from nlpsuite.calibration import Calibration
-from nlpsuite.cli import options as opt
+from nlpsuite.calibration import CONTENT_FREE, Calibration
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.evaluation import LABEL_EVAL, check_labels, score_labels
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Task
+from nlpsuite.tasks import Eval, Option, Task
 
 SENTIMENT_LABELS = ["positive", "negative", "neutral"]
 # Few-shot examples written for this project (not taken from any dataset).
@@ -49,7 +44,6 @@ CLASSIFY_PREFIX = "The following text is about {label}.\n\n"
 # The sums grow with the text's length; dividing by sqrt(tokens) keeps one temperature right for short and
 # long texts. 0.2 was fitted (NLL) on those development posts: ECE 0.038 there.
 CLASSIFY_TEMPERATURE = 0.2
-CONTENT_FREE = ("N/A", "[MASK]", "...")
 MAX_TEXT_TOKENS = 2048  # label tasks read this much of a text; longer texts are refused, not cut
 
 
@@ -161,25 +155,28 @@ def predict(suite, task: str, texts: list[str], labels=None, head=None) -> list[
     return out
 
 
-def _one_or_many(text, run):
-    if isinstance(text, str):
-        return run([text])[0]
-    texts = list(text)
-    if not texts:
-        return []
-    return run(texts)
+def run_sentiment(suite, inputs):
+    return predict(suite, "sentiment", [i["text"] for i in inputs])
 
 
-def run_sentiment(suite, text):
-    return _one_or_many(text, lambda texts: predict(suite, "sentiment", texts))
+def run_classify(suite, inputs, labels=None, head=None):
+    return predict(suite, "classify", [i["text"] for i in inputs], labels, head)
 
 
-def run_classify(suite, text, labels=None, head=None):
-    if bool(labels) == bool(head):
-        raise NlpsuiteError("give either labels (zero-shot) or head (a trained probe)")
-    if labels is not None and isinstance(labels, str):
-        labels = labels.split(",")
-    return _one_or_many(text, lambda texts: predict(suite, "classify", texts, labels, head))
+def _either_labels_or_head(options: dict, shared: dict, batch: bool) -> None:
+    if bool(options["labels"]) == bool(options["head"]):
+        raise NlpsuiteError("give --labels a,b,... (zero-shot) or --head NAME (a trained probe), not both")
+
+
+def _labels_from_data(gold: list[str], options: dict, path) -> dict:
+    """Zero-shot classification is evaluated on the data's own label set (a probe brings its own)."""
+    labels = sorted(set(gold))
+    if len(labels) < 2:
+        raise NlpsuiteError(f"{path}: classification needs at least two distinct labels in the data")
+    return options if options.get("head") else {**options, "labels": labels}
+
+
+OUTPUT = ("label", "score", "scores")
 
 
 @hookimpl
@@ -187,188 +184,39 @@ def register_tasks(register):
     register(
         Task(
             "sentiment",
-            "Positive, negative or neutral, with calibrated probabilities.",
+            "Sentiment of a text: positive, negative or neutral, with calibrated probabilities.",
             "scoring",
             run_sentiment,
-            {"prompt": SENTIMENT_PROMPT},
+            output=OUTPUT,
+            eval=Eval("sentiment", {"text": "text"}, "label", score_labels, check=check_labels, options=LABEL_EVAL),
+            prompts={"prompt": SENTIMENT_PROMPT},
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "sentiment", texts),
+            batch_size=16,
         )
     )
     register(
         Task(
             "classify",
-            "Zero-shot classification into given labels, or with a trained probe head.",
+            "Classify a text into --labels (zero-shot) or with a trained --head, with calibrated probabilities.",
             "scoring",
             run_classify,
-            {"prefix": CLASSIFY_PREFIX},
+            options=(
+                Option("labels", list, None, "Comma-separated labels (zero-shot).", short="-l", parse=_check_labels),
+                Option("head", str, None, "A probe trained with 'nlpsuite heads train'."),
+            ),
+            output=OUTPUT,
+            check=_either_labels_or_head,
+            eval=Eval(
+                "classification",
+                {"text": "text"},
+                "label",
+                score_labels,
+                prepare=_labels_from_data,
+                check=check_labels,
+                options=LABEL_EVAL,
+            ),
+            prompts={"prefix": CLASSIFY_PREFIX},
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "classify", texts, labels, head),
+            batch_size=16,
         )
     )
-
-
-# -- commands --------------------------------------------------------------------------------------------
-
-
-def _show(result: dict, text: str | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False)
-    table = Table(show_header=True, box=None, pad_edge=False)
-    table.add_column("label")
-    table.add_column("probability", justify="right")
-    table.add_column("")
-    for name, p in sorted(result["scores"].items(), key=lambda kv: -kv[1]):
-        style = "bold green" if name == result["label"] else ""
-        table.add_row(f"[{style}]{name}[/{style}]" if style else name, f"{p:.3f}", "█" * round(p * 20))
-    console.print(table)
-
-
-def _label_command(run, text, file, json, input, output, batch_size, quiet, model, device, precision) -> None:
-    batch = opt.batch_paths(input, output, text)
-    value = None if batch else opt.read_text(text, what="text", file=file)
-    if batch and batch_size < 1:
-        raise NlpsuiteError("--batch-size must be at least 1")
-    suite = opt.open_suite(model, device, precision, quiet)
-    if batch:
-        from nlpsuite.cli.batch import run_batch
-
-        written = run_batch(input, output, lambda records: run(suite, [r["text"] for r in records]), batch_size, quiet)
-        if json:
-            opt.print_json({"output": str(output), "written": written, "model": suite.source.key})
-        return
-    result = run(suite, [value])[0]
-    if json:
-        opt.print_json(result)
-    else:
-        _show(result)
-
-
-Text = Annotated[str | None, typer.Argument(help="The text; read from stdin when omitted or '-'.")]
-
-
-def sentiment(
-    text: Text = None,
-    file: opt.InputFile = None,
-    json: opt.Json = False,
-    input: opt.BatchInput = None,
-    output: opt.BatchOutput = None,
-    batch_size: opt.BatchSize = 16,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    precision: opt.Precision = "fp32",
-    quiet: opt.Quiet = False,
-) -> None:
-    """Sentiment of a text: positive, negative or neutral, with calibrated probabilities."""
-
-    def run(suite, texts):
-        return predict(suite, "sentiment", texts)
-
-    _label_command(run, text, file, json, input, output, batch_size, quiet, model, device, precision)
-
-
-def classify(
-    text: Text = None,
-    labels: Annotated[str | None, typer.Option("--labels", "-l", help="Comma-separated labels (zero-shot).")] = None,
-    head: Annotated[str | None, typer.Option("--head", help="A probe trained with 'nlpsuite heads train'.")] = None,
-    file: opt.InputFile = None,
-    json: opt.Json = False,
-    input: opt.BatchInput = None,
-    output: opt.BatchOutput = None,
-    batch_size: opt.BatchSize = 16,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    precision: opt.Precision = "fp32",
-    quiet: opt.Quiet = False,
-) -> None:
-    """Classify a text into --labels (zero-shot) or with a trained --head, with calibrated probabilities."""
-    if bool(labels) == bool(head):
-        raise NlpsuiteError("give --labels a,b,... (zero-shot) or --head NAME (a trained probe), not both")
-    names = _check_labels(labels.split(",")) if labels else None
-
-    def run(suite, texts):
-        return predict(suite, "classify", texts, names, head)
-
-    _label_command(run, text, file, json, input, output, batch_size, quiet, model, device, precision)
-
-
-heads_app = typer.Typer(
-    help="Probe heads: small classifiers trained on the backbone's embeddings.", no_args_is_help=True
-)
-
-
-@heads_app.command("train")
-def heads_train(
-    name: Annotated[str, typer.Argument(help="Name of the head, e.g. 'tickets'.")],
-    data: Annotated[Path, typer.Argument(help="CSV, TSV or JSONL with text and label columns.")],
-    text_column: Annotated[str, typer.Option("--text-column", help="Column holding the text.")] = "text",
-    label_column: Annotated[str, typer.Option("--label-column", help="Column holding the label.")] = "label",
-    json: opt.Json = False,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    precision: opt.Precision = "fp32",
-    quiet: opt.Quiet = False,
-) -> None:
-    """Train a probe head on labelled texts; use it with 'nlpsuite classify --head NAME'."""
-    from nlpsuite.cli.batch import read_records
-    from nlpsuite.heads.probe import NAME
-
-    if not NAME.match(name):
-        raise NlpsuiteError(f"bad head name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
-    records = read_records(data, text_column)
-    labels = []
-    for i, record in enumerate(records, start=1):
-        label = record.get(label_column)
-        if label is None or (isinstance(label, str) and not label.strip()):
-            raise NlpsuiteError(f"{data}: record {i} has no {label_column!r} value")
-        labels.append(str(label).strip())
-    suite = opt.open_suite(model, device, precision, quiet)
-    if not quiet:
-        opt.err(f"[dim]embedding {len(records)} texts...[/dim]")
-    report = suite.head("probe").train(name, [r[text_column] for r in records], labels)
-    if json:
-        opt.print_json(report)
-        return
-    held = report.get("holdout_accuracy")
-    extra = f"; held-out accuracy {held:.3f} on {report['holdout_examples']} examples" if held is not None else ""
-    sys.stdout.write(f"trained head {name!r}: {len(report['labels'])} labels, {report['examples']} examples{extra}\n")
-
-
-@heads_app.command("list")
-def heads_list(
-    json: opt.Json = False, model: opt.Model = None, precision: opt.Precision = "fp32", quiet: opt.Quiet = False
-) -> None:
-    """Trained probe heads of the model."""
-    store = _store(model, precision)
-    rows = []
-    for name in store.names():
-        probe = store.load(name)
-        rows.append({"name": name, "labels": probe.labels, **{k: v for k, v in probe.info.items() if k != "labels"}})
-    if json:
-        opt.print_json({"model": store.model_key, "heads": rows})
-    elif not rows:
-        opt.err("no trained heads; train one with 'nlpsuite heads train NAME DATA'")
-    else:
-        for row in rows:
-            sys.stdout.write(f"{row['name']}\t{', '.join(row['labels'])}\t{row.get('examples', '?')} examples\n")
-
-
-@heads_app.command("rm")
-def heads_rm(name: str, model: opt.Model = None, precision: opt.Precision = "fp32") -> None:
-    """Remove a trained probe head."""
-    _store(model, precision).remove(name)
-    opt.err(f"removed head {name!r}")
-
-
-def _store(model: str | None, precision: str):
-    from nlpsuite.api import Suite
-    from nlpsuite.heads.probe import ProbeStore
-
-    return ProbeStore(Suite(model=model, precision=precision).source.key, precision)
-
-
-@hookimpl
-def register_commands(register):
-    register(sentiment)
-    register(classify)
-    register(heads_app, name="heads")

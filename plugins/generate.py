@@ -1,15 +1,15 @@
-"""Built-in plugin: the generation head, the `generate` task and the `nlpsuite generate` command."""
+"""Built-in plugin: the generation head and the `generate` task (prompt in, streamed completion out)."""
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
-
-import typer
-
-from nlpsuite.cli import options as opt
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Task
+from nlpsuite.tasks import Input, Option, Task, sampling_options
+
+OPTIONS = (
+    *sampling_options(),
+    Option("system", str, help="System prompt."),
+    Option("raw", bool, False, help="Feed the prompt as is, without the chat template."),
+)
 
 
 def _generation_head(suite):
@@ -18,12 +18,25 @@ def _generation_head(suite):
     return GenerationHead(suite)
 
 
-def _usage(completion) -> dict:
-    return {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
-
-
-def _run(suite, prompt, **kwargs):
-    return suite.generate(prompt, **kwargs)
+def run(suite, inputs, raw=False, system=None, on_text=None, **sampling):
+    done = suite.complete([i["prompt"] for i in inputs], raw=raw, system=system, on_text=on_text, **sampling)
+    backbone = suite.backbone
+    return [
+        {
+            "text": c.text,
+            "model": suite.source.key,
+            "device": backbone.device,
+            "precision": backbone.precision,
+            "finish_reason": c.finish_reason,
+            "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens},
+            "timings": {
+                "load_s": round(backbone.load_s, 3),
+                "prefill_ms": round(c.prefill_ms, 1),
+                "decode_tokens_per_s": round(c.decode_tokens_per_s, 1),
+            },
+        }
+        for c in done
+    ]
 
 
 @hookimpl
@@ -33,96 +46,18 @@ def register_heads(register):
 
 @hookimpl
 def register_tasks(register):
-    register(Task("generate", "Continue a prompt, or answer it as a chat turn.", "generation", _run))
-
-
-def generate(
-    prompt: Annotated[str | None, typer.Argument(help="The prompt; read from stdin when omitted or '-'.")] = None,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    json: opt.Json = False,
-    quiet: opt.Quiet = False,
-    precision: opt.Precision = "fp32",
-    max_tokens: opt.MaxTokens = 256,
-    temperature: opt.Temperature = 0.0,
-    top_k: opt.TopK = 0,
-    top_p: opt.TopP = 1.0,
-    repetition_penalty: opt.RepetitionPenalty = 1.0,
-    seed: opt.Seed = None,
-    stop: opt.Stop = None,
-    ignore_eos: opt.IgnoreEos = False,
-    system: opt.System = None,
-    raw: Annotated[bool, typer.Option("--raw", help="Feed the prompt as is, without the chat template.")] = False,
-    file: opt.InputFile = None,
-    input: opt.BatchInput = None,
-    output: opt.BatchOutput = None,
-    batch_size: opt.BatchSize = 8,
-) -> None:
-    """Generate text from a prompt (streamed), on the default model unless --model says otherwise."""
-    from nlpsuite.runtime.sampling import SamplingParams
-
-    batch = opt.batch_paths(input, output, prompt)
-    text = None if batch else opt.read_text(prompt, file=file)
-    sampling = dict(
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        seed=seed,
-        stop=list(stop or []),
-        ignore_eos=ignore_eos,
-    )
-    SamplingParams(**sampling).check()  # before a model is fetched or converted
-    if batch and batch_size < 1:
-        raise opt.NlpsuiteError("--batch-size must be at least 1")
-    suite = opt.open_suite(model, device, precision, quiet)
-    if batch:
-        from nlpsuite.cli.batch import run_batch
-
-        def process(records):
-            done = suite.complete([r["text"] for r in records], raw=raw, system=system, **sampling)
-            return [
-                {
-                    "completion": c.text,
-                    "finish_reason": c.finish_reason,
-                    "usage": _usage(c),
-                }
-                for c in done
-            ]
-
-        written = run_batch(input, output, process, batch_size, quiet, label="generating")
-        if json:
-            opt.print_json({"output": str(output), "written": written, "model": suite.source.key})
-        return
-
-    def show(_row: int, delta: str) -> None:
-        sys.stdout.write(delta)
-        sys.stdout.flush()
-
-    done = suite.complete(text, raw=raw, system=system, on_text=None if json else show, **sampling)
-    if json:
-        opt.print_json(
-            {
-                "text": done.text,
-                "model": suite.source.key,
-                "device": suite.backbone.device,
-                "precision": suite.backbone.precision,
-                "finish_reason": done.finish_reason,
-                "usage": _usage(done),
-                "timings": {
-                    "load_s": round(suite.backbone.load_s, 3),
-                    "prefill_ms": round(done.prefill_ms, 1),
-                    "decode_tokens_per_s": round(done.decode_tokens_per_s, 1),
-                },
-            }
+    register(
+        Task(
+            "generate",
+            "Generate text from a prompt (streamed), as a chat turn or raw.",
+            "generation",
+            run,
+            inputs=(Input("prompt", "The prompt"),),
+            options=OPTIONS,
+            output=("text", "finish_reason", "usage"),
+            value="text",
+            batch_names={"text": "completion"},
+            stream=True,
+            progress_label="generating",
         )
-    else:
-        sys.stdout.write("\n")
-        if done.finish_reason == "interrupted":
-            raise typer.Exit(130)
-
-
-@hookimpl
-def register_commands(register):
-    register(generate)
+    )

@@ -1,4 +1,4 @@
-"""Built-in plugin: question answering (`nlpsuite ask`), extractive (span head) or generative.
+"""Built-in plugin: the `ask` task, question answering, extractive (span head) or generative.
 
 With ``--context`` the answer comes from that text; with ``--index`` the question first retrieves
 passages from a search index and the answer cites them (``sources``).
@@ -7,18 +7,15 @@ passages from a search index and the answer cites them (``sources``).
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-import typer
 
-from nlpsuite.cli import options as opt
+from nlpsuite import metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
+from nlpsuite.labelled import answers_column
 from nlpsuite.runtime.sampling import SamplingParams
-from nlpsuite.tasks import Task
+from nlpsuite.tasks import Eval, Input, Option, Task
 
 GENERATIVE_PROMPT = (
     "Answer the question in one short sentence, using only the text below.\n\nText: {context}\n\nQuestion: {question}"
@@ -97,14 +94,14 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
     return {**spans[best].to_json(), "source": sources[best]["source"], "passage": best + 1, "sources": sources}
 
 
-def run_ask(suite, question, context=None, index=None, generate=False):
-    if isinstance(question, str):
-        return answer_one(suite, question, context, index, generate)
-    questions = list(question)
-    contexts = context if isinstance(context, list | tuple) else [context] * len(questions)
-    if len(contexts) != len(questions):
-        raise NlpsuiteError("give one context per question")
-    return [answer_one(suite, q, c, index, generate) for q, c in zip(questions, contexts, strict=True)]
+def run(suite, inputs, index=None, generate=False):
+    return [answer_one(suite, i["question"], i.get("context"), index, generate) for i in inputs]
+
+
+def _context_or_index(options: dict, shared: dict, batch: bool) -> None:
+    has_context = shared.get("context") is not None
+    if (has_context and options["index"]) or (not batch and not has_context and not options["index"]):
+        raise NlpsuiteError("give --context TEXT|FILE or --index NAME")
 
 
 @hookimpl
@@ -112,84 +109,27 @@ def register_tasks(register):
     register(
         Task(
             "ask",
-            "Answer a question from a context or a search index (extractive, or generative with citations).",
+            "Answer a question from --context TEXT|FILE or from --index NAME (batch records: text + context).",
             "span",
-            run_ask,
-            {"generative": GENERATIVE_PROMPT, "generative_index": GENERATIVE_INDEX_PROMPT},
+            run,
+            inputs=(
+                Input("question", "The question"),
+                Input("context", "The context: text, a file, or - for stdin", optional=True, file=True),
+            ),
+            options=(
+                Option("index", str, None, "Answer from this search index.", short="-i"),
+                Option("generate", bool, False, "Generate the answer instead of extracting it."),
+            ),
+            output=("answer", "score", "start", "end", "source", "passage", "sources"),
+            check=_context_or_index,
+            eval=Eval(
+                "qa",
+                {"question": "question", "context": "context"},
+                "answers",
+                lambda predictions, gold, options: metrics.qa_scores(predictions, gold),
+                read_gold=answers_column,
+                field="answer",
+            ),
+            prompts={"generative": GENERATIVE_PROMPT, "generative_index": GENERATIVE_INDEX_PROMPT},
         )
     )
-
-
-def _context_value(context: str | None) -> str | None:
-    """--context is text, or the path of a UTF-8 file holding it."""
-    if context is None:
-        return None
-    if len(context) > 1024 or "\n" in context:
-        return context  # text, not a path
-    try:
-        path = Path(context)
-        if path.is_file():
-            return opt.read_utf8(path)
-        missing = path.suffix in (".txt", ".md") and not path.exists()
-    except (OSError, ValueError):  # e.g. a sentence longer than a file name may be
-        return context
-    if missing:
-        raise NlpsuiteError(f"cannot read {context}: no such file")
-    return context
-
-
-def ask(
-    question: Annotated[str | None, typer.Argument(help="The question; read from stdin when omitted or '-'.")] = None,
-    context: Annotated[str | None, typer.Option("--context", "-c", help="The context: text or a file.")] = None,
-    index: Annotated[str | None, typer.Option("--index", "-i", help="Answer from this search index.")] = None,
-    generate: Annotated[bool, typer.Option("--generate", help="Generate the answer instead of extracting it.")] = False,
-    file: opt.InputFile = None,
-    json: opt.Json = False,
-    input: opt.BatchInput = None,
-    output: opt.BatchOutput = None,
-    batch_size: opt.BatchSize = 8,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    precision: opt.Precision = "fp32",
-    quiet: opt.Quiet = False,
-) -> None:
-    """Answer a question from --context TEXT|FILE or from --index NAME (batch records: text + context)."""
-    batch = opt.batch_paths(input, output, question)
-    if not batch and (context is None) == (index is None):
-        raise NlpsuiteError("give --context TEXT|FILE or --index NAME")
-    text = None if batch else opt.read_text(question, what="question", file=file)
-    context_text = _context_value(context)
-    suite = opt.open_suite(model, device, precision, quiet)
-    if batch:
-        from nlpsuite.cli.batch import run_batch
-
-        def process(records):
-            out = []
-            for r in records:
-                ctx = r.get("context", context_text)
-                if ctx is None and index is None:
-                    raise NlpsuiteError("each record needs a 'context' field (or pass --context / --index)")
-                out.append(answer_one(suite, r["text"], ctx, None if ctx is not None else index, generate))
-            return out
-
-        written = run_batch(input, output, process, batch_size, quiet, label="answering")
-        if json:
-            opt.print_json({"output": str(output), "written": written, "model": suite.source.key})
-        return
-    result = answer_one(suite, text, context_text, index, generate)
-    if json:
-        opt.print_json(result)
-        return
-    from rich.console import Console
-
-    console = Console(highlight=False, soft_wrap=True)
-    cited = f" [{result['passage']}]" if "passage" in result else ""
-    console.print(f"[bold]{result['answer']}[/bold]{cited}  [dim](score {result['score']:.2f})[/dim]")
-    for s in result.get("sources", []):
-        console.print(f"[dim][{s['id']}] {s['source']}[/dim]")
-    sys.stdout.flush()
-
-
-@hookimpl
-def register_commands(register):
-    register(ask)

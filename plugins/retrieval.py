@@ -1,182 +1,109 @@
-"""Built-in plugin: `nlpsuite index add|list|rm`, `nlpsuite search` and the `search` task."""
+"""Built-in plugin: the `search` task (`nlpsuite search NAME QUERY`): passages of an index that best match."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from nlpsuite.cli import options as opt
+from nlpsuite import metrics, retrieval
+from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Task
-
-IndexName = Annotated[str, typer.Argument(help="The index's name.")]
-K = Annotated[int, typer.Option("-k", "--k", help="How many passages to return.")]
-
-index_app = typer.Typer(name="index", help="Build, list and remove search indexes.", no_args_is_help=True)
+from nlpsuite.labelled import documents, judgements_column
+from nlpsuite.tasks import Eval, Input, Option, Task
 
 
-def _run(suite, query, name: str, k: int = 5):
-    return suite.search(name, query, k=k)
+def run(suite, inputs, name: str, k: int = 5):
+    found = retrieval.search(suite, name, [i["query"] for i in inputs], k)
+    return [{"index": name, "query": i["query"], "results": r} for i, r in zip(inputs, found, strict=True)]
+
+
+def _index_exists(options: dict, shared: dict, batch: bool) -> None:
+    if options.get("name"):
+        retrieval.index.load(options["name"])  # a missing index fails before the model loads
+
+
+# -- evaluation: the --docs corpus in an index of its own while the queries run ---------------------------
+
+
+def _docs_known(gold: list[dict], options: dict, path) -> dict:
+    docs = documents(options["docs"])
+    unknown = sorted({doc for judged in gold for doc in judged} - set(docs))
+    if unknown:
+        raise NlpsuiteError(f"{path}: relevant ids not in {options['docs']}: {', '.join(unknown[:5])}")
+    return options
+
+
+def remove_index(name: str) -> None:
+    retrieval.index.remove(name)
+
+
+@contextlib.contextmanager
+def _temporary_index(suite, options: dict):
+    name = f"eval-{uuid.uuid4().hex[:12]}"
+    try:
+        suite.index(name, [options["docs"]])  # a JSONL of {"id", "text"}: each passage's source is its document's id
+        yield {**options, "name": name}
+    finally:
+        remove_index(name)
+
+
+def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
+    """Document ids in the order search ranks them; a document's passages count once."""
+    out = []
+    for query in (i["query"] for i in inputs):
+        want = options["k"] * 4
+        while True:
+            hits = suite.search(options["name"], query, k=want)
+            found = list(dict.fromkeys(str(hit["source"]) for hit in hits))
+            if len(found) >= options["k"] or len(hits) < want:  # enough documents, or the index has no more
+                break
+            want *= 2
+        out.append(found[: options["k"]])
+    return out
+
+
+def _score(predictions: list[list[str]], gold: list[dict], options: dict) -> dict:
+    k = options["k"]
+    scores = metrics.retrieval_scores(predictions, gold, k)
+    return {**scores, "k": k, f"recall@{k}": scores["recall@k"], f"ndcg@{k}": scores["ndcg@k"]}
+
+
+EVAL = Eval(
+    "retrieval",
+    {"query": "query"},
+    "relevant",
+    _score,
+    read_gold=judgements_column,
+    predict=_ranked,
+    prepare=_docs_known,
+    setup=_temporary_index,
+    options=(
+        Option("docs", Path, None, "JSONL of documents ('id', 'text') to search.", required=True),
+        Option("k", int, 10, "Rank cut-off for recall@k, MRR and nDCG@k.", min=1),
+    ),
+    sets=("name",),
+)
 
 
 @hookimpl
 def register_tasks(register):
-    register(Task("search", "Passages of an index that best match a query.", "embedding", _run))
-
-
-def _progress_bar(quiet: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, disable=quiet, transient=False, redirect_stdout=False, console=_stderr())
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-@index_app.command("add")
-def add(
-    name: IndexName,
-    paths: Annotated[list[Path], typer.Argument(help=".txt/.md files, folders of them, or JSONL with id and text.")],
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    json: opt.Json = False,
-    quiet: opt.Quiet = False,
-    precision: opt.Precision = "fp32",
-) -> None:
-    """Add documents to an index (created if new); a changed file replaces its passages."""
-    from nlpsuite import retrieval
-
-    retrieval.store.index_dir(name)
-    docs = retrieval.read_documents(paths)  # unreadable or binary input fails before the model loads
-    suite = opt.open_suite(model, device, precision, quiet)
-    with _progress_bar(quiet) as bar:
-        task = bar.add_task("embedding passages", total=None)
-        counts = retrieval.add_documents(
-            suite, name, docs, lambda done, total: bar.update(task, completed=done, total=total)
+    register(
+        Task(
+            "search",
+            "Search an index: the passages that best match the query (dense embeddings fused with BM25).",
+            "embedding",
+            run,
+            inputs=(Input("query", "The query"),),
+            options=(
+                Option("name", str, None, "The index's name.", required=True, argument=True),
+                Option("k", int, 5, "How many passages to return.", flag="--k", short="-k", min=1),
+            ),
+            output=("results",),
+            value="results",
+            check=_index_exists,
+            eval=EVAL,
+            batch_size=16,
+            progress_label="searching",
         )
-    if json:
-        opt.print_json(counts)
-    elif not quiet:
-        opt.err(
-            f"[green]{name}[/green]: {counts['documents']} documents, {counts['passages']} passages "
-            f"(added {counts['added']}, updated {counts['updated']}, unchanged {counts['unchanged']}"
-            + (f", empty {counts['empty']}" if counts["empty"] else "")
-            + ")"
-        )
-
-
-@index_app.command("list")
-def list_indexes(json: opt.Json = False, quiet: opt.Quiet = False) -> None:
-    """Indexes in the cache, with their sizes and the model that embedded them."""
-    from nlpsuite import config
-    from nlpsuite.retrieval import store
-
-    rows = [
-        {k: m[k] for k in ("name", "documents", "passages", "updated")} | {"model": m["model"]["key"]}
-        for m in store.list_indexes()
-    ]
-    if json:
-        opt.print_json({"index_dir": str(config.home() / "indexes"), "indexes": rows})
-        return
-    if not rows:
-        if not quiet:
-            opt.err("no indexes yet: create one with 'nlpsuite index add NAME PATHS...'")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("index", "documents", "passages", "model", "updated", box=None)
-    for r in rows:
-        table.add_row(r["name"], str(r["documents"]), str(r["passages"]), r["model"], r["updated"])
-    Console().print(table)
-
-
-@index_app.command("rm")
-def remove(name: IndexName, json: opt.Json = False, quiet: opt.Quiet = False) -> None:
-    """Remove an index."""
-    from nlpsuite.retrieval import store
-
-    if not store.remove(name):
-        raise opt.NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
-    if json:
-        opt.print_json({"removed": name})
-    elif not quiet:
-        opt.err(f"removed index {name}")
-
-
-def search(
-    name: IndexName,
-    query: Annotated[str | None, typer.Argument(help="The query; read from stdin when omitted or '-'.")] = None,
-    k: K = 5,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    json: opt.Json = False,
-    quiet: opt.Quiet = False,
-    precision: opt.Precision = "fp32",
-    file: opt.InputFile = None,
-    input: opt.BatchInput = None,
-    output: opt.BatchOutput = None,
-    batch_size: opt.BatchSize = 16,
-) -> None:
-    """Search an index: the passages that best match the query (dense embeddings fused with BM25)."""
-    from nlpsuite import retrieval
-
-    batch = opt.batch_paths(input, output, query)
-    text = None if batch else opt.read_text(query, what="query", file=file)
-    if k < 1:
-        raise opt.NlpsuiteError("-k must be at least 1")
-    if batch and batch_size < 1:
-        raise opt.NlpsuiteError("--batch-size must be at least 1")
-    retrieval.store.load(name)  # a missing index fails before the model loads
-    suite = opt.open_suite(model, device, precision, quiet)
-    if batch:
-        from nlpsuite.cli.batch import run_batch
-
-        def process(records):
-            found = retrieval.search(suite, name, [r["text"] for r in records], k)
-            return [{"results": results} for results in found]
-
-        written = run_batch(input, output, process, batch_size, quiet, label="searching")
-        if json:
-            opt.print_json({"output": str(output), "written": written, "index": name})
-        return
-    results = retrieval.search(suite, name, [text], k)[0]
-    if json:
-        opt.print_json({"index": name, "query": text, "results": results})
-        return
-    _show(results)
-
-
-def _shown_source(source: str) -> str:
-    """A file under the current folder is shown by its relative path (--json keeps the stored one)."""
-    path = Path(source)
-    if path.is_absolute():
-        with contextlib.suppress(ValueError):
-            return str(path.relative_to(Path.cwd()))
-    return source
-
-
-def _show(results: list[dict]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(highlight=False)
-    for rank, r in enumerate(results, start=1):
-        source = escape(_shown_source(r["source"]))
-        console.print(f"[bold]{rank}.[/bold] [cyan]{source}[/cyan]  [dim]score {r['score']:.3f}[/dim]")
-        console.print(escape(" ".join(r["text"].split())), soft_wrap=False)
-        if rank < len(results):
-            console.print()
-
-
-@hookimpl
-def register_commands(register):
-    register(index_app, name="index")
-    register(search)
+    )

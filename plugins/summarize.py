@@ -1,4 +1,4 @@
-"""Built-in plugin: summarization (`nlpsuite summarize TEXT [--max-words N]`).
+"""Built-in plugin: the `summarize` task (`nlpsuite summarize TEXT [--max-words N]`).
 
 A text that does not fit the model's working window is never cut: it is split into chunks of whole
 paragraphs/sentences, each chunk is summarized (map), and the chunk summaries are summarized
@@ -8,16 +8,13 @@ together (reduce), recursively until they fit.
 from __future__ import annotations
 
 import re
-import sys
-from typing import Annotated
 
-import typer
-
-from nlpsuite.cli import options as opt
+from nlpsuite import metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
+from nlpsuite.labelled import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
-from nlpsuite.tasks import Task
+from nlpsuite.tasks import Eval, Option, Task
 from nlpsuite.text import chunks
 
 PROMPT = "Summarize the following text in {length}.\n\n{text}"
@@ -42,11 +39,10 @@ def clip_words(text: str, max_words: int | None) -> str:
 
 
 class Summarizer:
-    def __init__(self, suite, batch_size: int = 4, progress=None) -> None:
+    def __init__(self, suite, batch_size: int = 4) -> None:
         self.suite = suite
         self.head = suite.head("generation")
         self.batch_size = batch_size
-        self.progress = progress
         self.budget = min(CHUNK_TOKENS, suite.backbone.context_length - 512)
         if self.budget < 64:
             raise NlpsuiteError("this model's context window is too small to summarize with")
@@ -65,8 +61,7 @@ class Summarizer:
             max_tokens = int((words or 120) * 1.8) + 16
             params = SamplingParams(max_tokens=max_tokens, repetition_penalty=1.1)
             out.extend(clip_words(c.text, words) for c in self.head.generator.generate(prompts, params))
-            if self.progress:
-                self.progress(len(part))
+            self.suite.progress(len(part))
         return out
 
     def plan(self, text: str) -> tuple[int, int]:
@@ -75,15 +70,13 @@ class Summarizer:
         calls = 1
         while pieces > 1:
             calls += pieces
-            pieces = max(1, -(-pieces * (CHUNK_WORDS * 2) // self.budget))
+            pieces = max(1, min(pieces - 1, -(-pieces * (CHUNK_WORDS * 2) // self.budget)))  # always shrinks
         return calls, first
 
     def summarize(self, texts: list[str], max_words: int | None) -> list[str]:
         for text in texts:
             if not isinstance(text, str) or not text.strip():
                 raise NlpsuiteError("empty text")
-        if max_words is not None and max_words < 1:
-            raise NlpsuiteError("--max-words must be at least 1")
         current = list(texts)
         for _ in range(8):  # each round shrinks a text ~10x: eight rounds cover any input that fits in memory
             # (a text whose chunk summaries all came back empty has nothing left to summarize: it stays "")
@@ -99,70 +92,36 @@ class Summarizer:
         raise NlpsuiteError("the text did not shrink enough to summarize")
 
 
-def run_summarize(suite, text, max_words: int | None = None):
+def run(suite, inputs, max_words: int | None = None):
     summarizer = suite.shared("summarizer", lambda: Summarizer(suite))
-    if isinstance(text, str):
-        return summarizer.summarize([text], max_words)[0]
-    return summarizer.summarize(list(text), max_words)
+    texts = [i["text"] for i in inputs]
+    plans = [summarizer.plan(t) for t in texts]
+    suite.progress(0, sum(calls for calls, _ in plans))
+    summaries = summarizer.summarize(texts, max_words)
+    return [
+        {"summary": s, "words": len(s.split()), "chunks": chunks}
+        for s, (_, chunks) in zip(summaries, plans, strict=True)
+    ]
+
+
+def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
+    return metrics.rouge(predictions, gold)
 
 
 @hookimpl
 def register_tasks(register):
-    register(Task("summarize", "Summarize text of any length.", "generation", run_summarize, {"prompt": PROMPT}))
-
-
-def summarize(
-    text: Annotated[str | None, typer.Argument(help="The text; read from stdin when omitted or '-'.")] = None,
-    max_words: Annotated[int | None, typer.Option("--max-words", help="Longest summary, in words.")] = None,
-    file: opt.InputFile = None,
-    json: opt.Json = False,
-    input: opt.BatchInput = None,
-    output: opt.BatchOutput = None,
-    batch_size: opt.BatchSize = 4,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    precision: opt.Precision = "fp32",
-    quiet: opt.Quiet = False,
-) -> None:
-    """Summarize a text; longer than the model's window, it is summarized chunk by chunk, then combined."""
-    if max_words is not None and max_words < 1:
-        raise NlpsuiteError("--max-words must be at least 1")
-    if batch_size < 1:
-        raise NlpsuiteError("--batch-size must be at least 1")
-    batch = opt.batch_paths(input, output, text)
-    value = None if batch else opt.read_text(text, what="text", file=file)
-    suite = opt.open_suite(model, device, precision, quiet)
-    if batch:
-        from nlpsuite.cli.batch import run_batch
-
-        summarizer = Summarizer(suite, batch_size)
-
-        def process(records):
-            return [{"summary": s} for s in summarizer.summarize([r["text"] for r in records], max_words)]
-
-        written = run_batch(input, output, process, batch_size, quiet, label="summarizing")
-        if json:
-            opt.print_json({"output": str(output), "written": written, "model": suite.source.key})
-        return
-    from nlpsuite.cli.progress import progress_bar
-
-    with progress_bar("summarizing", quiet) as advance:
-        summarizer = Summarizer(suite, batch_size, advance)
-        calls, pieces = summarizer.plan(value)
-        advance(0, calls)
-        summary = summarizer.summarize([value], max_words)[0]
-    if json:
-        opt.print_json(
-            {
-                "summary": summary,
-                "words": len(summary.split()),
-                "chunks": pieces,
-            }
+    register(
+        Task(
+            "summarize",
+            "Summarize a text; longer than the model's window, it is summarized chunk by chunk, then combined.",
+            "generation",
+            run,
+            options=(Option("max_words", int, None, "Longest summary, in words.", min=1),),
+            output=("summary",),
+            value="summary",
+            eval=Eval("summarization", {"text": "text"}, "reference", _score, read_gold=reference_field),
+            prompts={"prompt": PROMPT},
+            batch_size=4,
+            progress_label="summarizing",
         )
-    else:
-        sys.stdout.write(summary + "\n")
-
-
-@hookimpl
-def register_commands(register):
-    register(summarize)
+    )

@@ -1,4 +1,4 @@
-"""Built-in plugin: translation (`nlpsuite translate TEXT --to LANG [--from LANG]`).
+"""Built-in plugin: the `translate` task (`nlpsuite translate TEXT --to LANG [--from LANG]`).
 
 Long input is split into paragraphs and sentences; sentences are translated in padded batches on
 the generation head and put back together, keeping the paragraph breaks.
@@ -7,16 +7,13 @@ the generation head and put back together, keeping the paragraph breaks.
 from __future__ import annotations
 
 import re
-import sys
-from typing import Annotated
 
-import typer
-
-from nlpsuite.cli import options as opt
+from nlpsuite import metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
+from nlpsuite.labelled import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
-from nlpsuite.tasks import Task
+from nlpsuite.tasks import Eval, Option, Task
 from nlpsuite.text import paragraphs, sentences, split_long
 
 LANGUAGES = {
@@ -61,7 +58,7 @@ def clean(output: str, source: str) -> str:
 
 
 def translate_texts(suite, texts: list[str], target: str, source: str | None, batch_size: int = 8, progress=None):
-    """Translate many texts; every sentence of every text goes through one queue of padded batches."""
+    """Translate many texts, and count each one's sentences; all sentences share one queue of padded batches."""
     head = suite.head("generation")
     count = suite.tokenizer.count
     layout: list[list[list[int]]] = []  # text -> paragraph -> indices into units
@@ -96,67 +93,50 @@ def translate_texts(suite, texts: list[str], target: str, source: str | None, ba
             done[i] = clean(completion.text, units[i])
         if progress:
             progress(len(rows))
-    return ["\n\n".join(" ".join(done[i] for i in para) for para in doc) for doc in layout], len(units)
+    texts = ["\n\n".join(" ".join(done[i] for i in para) for para in doc) for doc in layout]
+    return texts, [sum(len(para) for para in doc) for doc in layout]
 
 
-def run_translate(suite, text, to: str, source: str | None = None):
-    target, source_name = language(to, "to"), language(source, "from")
-    if isinstance(text, str):
-        return translate_texts(suite, [text], target, source_name)[0][0]
-    return translate_texts(suite, list(text), target, source_name)[0]
+def run(suite, inputs, to: str, source: str | None = None):
+    done, counts = translate_texts(suite, [i["text"] for i in inputs], to, source, progress=suite.progress)
+    return [{"translation": t, "to": to, "from": source, "sentences": n} for t, n in zip(done, counts, strict=True)]
+
+
+def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
+    b, c = metrics.bleu(predictions, gold, options["to"]), metrics.chrf(predictions, gold)
+    return {"bleu": b["score"], "chrf": c["score"], "signature": {"bleu": b["signature"], "chrf": c["signature"]}}
 
 
 @hookimpl
 def register_tasks(register):
     register(
-        Task("translate", "Translate text into another language.", "generation", run_translate, {"prompt": PROMPT})
+        Task(
+            "translate",
+            "Translate text into --to LANG; long texts go sentence by sentence, paragraph breaks kept.",
+            "generation",
+            run,
+            options=(
+                Option(
+                    "to",
+                    str,
+                    None,
+                    "Target language: code (de) or name (German).",
+                    required=True,
+                    parse=lambda v: language(v, "--to"),
+                ),
+                Option(
+                    "source",
+                    str,
+                    None,
+                    "Source language (optional).",
+                    flag="--from",
+                    parse=lambda v: language(v, "--from"),
+                ),
+            ),  # fmt: skip
+            output=("translation",),
+            value="translation",
+            eval=Eval("translation", {"text": "source"}, "reference", _score, read_gold=reference_field),
+            prompts={"prompt": PROMPT},
+            progress_label="translating",
+        )
     )
-
-
-def translate(
-    text: Annotated[str | None, typer.Argument(help="The text; read from stdin when omitted or '-'.")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Target language: code (de) or name (German).")] = None,
-    source: Annotated[str | None, typer.Option("--from", help="Source language (optional).")] = None,
-    file: opt.InputFile = None,
-    json: opt.Json = False,
-    input: opt.BatchInput = None,
-    output: opt.BatchOutput = None,
-    batch_size: opt.BatchSize = 8,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    precision: opt.Precision = "fp32",
-    quiet: opt.Quiet = False,
-) -> None:
-    """Translate text into --to LANG; long texts go sentence by sentence, paragraph breaks kept."""
-    if to is None:
-        raise NlpsuiteError("say which language to translate into, e.g. --to de")
-    target, source_name = language(to, "--to"), language(source, "--from")
-    batch = opt.batch_paths(input, output, text)
-    value = None if batch else opt.read_text(text, what="text", file=file)
-    if batch_size < 1:
-        raise NlpsuiteError("--batch-size must be at least 1")
-    suite = opt.open_suite(model, device, precision, quiet)
-    if batch:
-        from nlpsuite.cli.batch import run_batch
-
-        def process(records):
-            done, _ = translate_texts(suite, [r["text"] for r in records], target, source_name, batch_size)
-            return [{"translation": t} for t in done]
-
-        written = run_batch(input, output, process, batch_size, quiet, label="translating")
-        if json:
-            opt.print_json({"output": str(output), "written": written, "model": suite.source.key})
-        return
-    from nlpsuite.cli.progress import progress_bar
-
-    with progress_bar("translating", quiet) as advance:
-        (result,), units = translate_texts(suite, [value], target, source_name, batch_size, advance)
-    if json:
-        opt.print_json({"translation": result, "to": target, "from": source_name, "sentences": units})
-    else:
-        sys.stdout.write(result + "\n")
-
-
-@hookimpl
-def register_commands(register):
-    register(translate)

@@ -178,7 +178,7 @@ def test_ctrl_c_stops_the_reply_not_the_repl(tiny_llama, monkeypatch):
     import io
 
     from nlpsuite.api import Suite
-    from nlpsuite.repl import ChatRepl
+    from nlpsuite.cli.repl import ChatRepl
     from nlpsuite.runtime.sampling import SamplingParams
 
     class InterruptOnce(io.StringIO):

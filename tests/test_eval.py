@@ -9,6 +9,7 @@ methods are in the Suite.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -150,19 +151,19 @@ def _write(path, text):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["eval", "poetry", "{good}"], "error: unknown task 'poetry' (choose from: translation, summarization"),
+        (["eval", "poetry", "{good}"], "error: unknown task 'poetry' (choose from: sentiment, classification, qa"),
         (["eval", "classification", "{nolabel}"], "error: {nolabel}:1: missing column 'label'"),
         (["eval", "classification", "{intlabel}"], "error: {intlabel}:2: 'label' must be a string, not int"),
         (["eval", "sentiment", "{empty}"], "error: {empty} holds no records"),
         (["eval", "translation", "{csv}", "--to", "fr"], "error: {csv} has no column 'reference' (its columns: source"),
-        (["eval", "translation", "{csv}"], "error: translation needs --to LANG"),
+        (["eval", "translation", "{csv}"], "error: --to is required: Target language"),
         (["eval", "summarization", "{tsv}", "--max-words", "0"], "error: --max-words must be at least 1"),
         (["eval", "qa", "{tsv}"], "error: {tsv} has no column 'question', 'context', 'answers'"),
         (["eval", "classification", "{txt}"], "error: {txt}: expected a .jsonl, .csv or .tsv file"),
         (["eval", "classification", "{notjson}"], "error: {notjson}:2: not a JSON object"),
         (["eval", "classification", "{onelabel}"], "error: {onelabel}: classification needs at least two distinct"),
         (["eval", "classification", "{good}", "--limit", "0"], "error: --limit must be at least 1"),
-        (["eval", "retrieval", "{queries}"], "error: retrieval needs --docs FILE"),
+        (["eval", "retrieval", "{queries}"], "error: --docs is required: JSONL of documents"),
         (["eval", "retrieval", "{queries}", "--docs", "{docs}"], "error: {queries}: relevant ids not in {docs}: d9"),
         (["eval", "retrieval", "{badgrade}", "--docs", "{docs}"], "error: {badgrade}:1: the grade of 'd1' in"),
         (["eval", "retrieval", "{queries}", "--docs", "{docs}", "--k", "0"], "error: --k must be at least 1"),
@@ -212,15 +213,24 @@ def test_data_files_quotes_newlines_and_byte_order_marks(tmp_path):
 
 
 def scripted_labels(table: dict[str, dict[str, float]]):
-    def run(self, text, labels=None, head=None):
+    def run(inputs, labels=None, head=None):
         out = []
-        for t in text:
+        for t in (i["text"] for i in inputs):
             scores = table[t]
             best = max(scores, key=scores.get)
             out.append({"label": best, "score": scores[best], "scores": dict(scores)})
         return out
 
     return run
+
+
+def script(monkeypatch, name: str, run) -> None:
+    """The registered task keeps its declaration, but its run() is a script: run(inputs, **options) -> results."""
+    from nlpsuite import plugins
+
+    tasks = plugins.registry().tasks
+    scripted = dataclasses.replace(tasks[name], run=lambda suite, inputs, **options: run(inputs, **options))
+    monkeypatch.setitem(tasks, name, scripted)
 
 
 def test_classification_report_matches_scikit_learn(cli, tiny, tmp_path, monkeypatch):
@@ -236,11 +246,11 @@ def test_classification_report_matches_scikit_learn(cli, tiny, tmp_path, monkeyp
     table = {r["text"]: dict(zip(labels, map(float, p), strict=True)) for r, p in zip(records, probs, strict=True)}
     seen = []
 
-    def classify(self, text, labels=None, head=None):
+    def classify(inputs, labels=None, head=None):
         seen.append(labels)
-        return scripted_labels(table)(self, text)
+        return scripted_labels(table)(inputs)
 
-    monkeypatch.setattr(Suite, "classify", classify, raising=False)
+    script(monkeypatch, "classify", classify)
     data = write_jsonl(tmp_path / "news.jsonl", records)
     out = tmp_path / "report.json"
     result = cli(["eval", "classification", str(data), "--json", "--output", str(out), "--batch-size", "7", *tiny])
@@ -276,11 +286,11 @@ def test_classification_report_matches_scikit_learn(cli, tiny, tmp_path, monkeyp
 
 def test_sentiment_labels_must_be_ones_the_task_produces(cli, tiny, tmp_path, monkeypatch):
     table = {"good": {"positive": 0.9, "negative": 0.1}, "bad": {"positive": 0.2, "negative": 0.8}}
-    monkeypatch.setattr(Suite, "sentiment", lambda self, text: scripted_labels(table)(self, text), raising=False)
+    script(monkeypatch, "sentiment", scripted_labels(table))
     data = write_jsonl(tmp_path / "s.jsonl", [{"text": "good", "label": "pos"}, {"text": "bad", "label": "negative"}])
     result = cli(["eval", "sentiment", str(data), "--reliability", str(tmp_path / "r.png"), *tiny])
     assert result.code == 1
-    expected = "error: labels in the data that sentiment does not produce: pos (it produces: positive, negative)"
+    expected = "error: labels in the data that the task does not produce: pos (it produces: positive, negative)"
     assert result.err.strip() == expected
     data = write_jsonl(
         tmp_path / "s.jsonl", [{"text": "good", "label": "negative"}, {"text": "bad", "label": "negative"}]
@@ -300,11 +310,11 @@ def test_translation_report_matches_sacrebleu_and_prints_the_signature(cli, tiny
     }
     calls = []
 
-    def translate(self, text, to, source=None):
+    def translate(inputs, to, source=None):
         calls.append((to, source))
-        return [pairs[t][0] for t in text]
+        return [{"translation": pairs[i["text"]][0]} for i in inputs]
 
-    monkeypatch.setattr(Suite, "translate", translate, raising=False)
+    script(monkeypatch, "translate", translate)
     data = tmp_path / "fr-en.tsv"
     data.write_text("source\treference\n" + "".join(f"{s}\t{r}\n" for s, (_, r) in pairs.items()), encoding="utf-8")
     result = cli(["eval", "translation", str(data), "--to", "en", "--from", "fr", "--json", *tiny])
@@ -314,7 +324,7 @@ def test_translation_report_matches_sacrebleu_and_prints_the_signature(cli, tiny
     assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     assert m["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
     assert m["signature"]["bleu"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
-    assert set(calls) == {("en", "fr")}
+    assert set(calls) == {("English", "French")}  # the task's declared options parse the codes
     shown = cli(["eval", "translation", str(data), "--to", "en", *tiny])
     assert "bleu signature: nrefs:1|case:mixed" in shown.out and "chrf" in shown.out
 
@@ -323,9 +333,7 @@ def test_summarization_and_qa_reports(cli, tiny, tmp_path, monkeypatch):
     from rouge_score import rouge_scorer
 
     summaries = {"a long story about cats and dogs": "cats and dogs", "the market rose sharply": "markets rose"}
-    monkeypatch.setattr(
-        Suite, "summarize", lambda self, text, max_words=None: [summaries[t] for t in text], raising=False
-    )
+    script(monkeypatch, "summarize", lambda inputs, max_words=None: [{"summary": summaries[i["text"]]} for i in inputs])
     records = [
         {"text": t, "reference": r} for t, r in zip(summaries, ["a story of cats and dogs", "market up"], strict=True)
     ]
@@ -337,13 +345,12 @@ def test_summarization_and_qa_reports(cli, tiny, tmp_path, monkeypatch):
         assert json.loads(result.out)["metrics"][name] == pytest.approx(expected)
 
     answers = {"who?": "The Beatles", "when?": "in 1969", "where?": "London"}
-    monkeypatch.setattr(
-        Suite,
+    script(
+        monkeypatch,
         "ask",
-        lambda self, question, context=None, index=None, generate=False: [
-            {"answer": answers[q], "score": 0.5, "start": 0, "end": 1} for q in question
+        lambda inputs, index=None, generate=False: [
+            {"answer": answers[i["question"]], "score": 0.5, "start": 0, "end": 1} for i in inputs
         ],
-        raising=False,
     )
     data = write_jsonl(
         tmp_path / "qa.jsonl",
@@ -359,7 +366,7 @@ def test_summarization_and_qa_reports(cli, tiny, tmp_path, monkeypatch):
 
 def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypatch):
     """A stand-in index ranks documents by shared words, so the expected ranking is known."""
-    from nlpsuite import evaluation
+    from nlpsuite_plugins import retrieval as retrieval_plugin
 
     indexes: dict[str, list[tuple[str, str]]] = {}
     removed = []
@@ -378,7 +385,7 @@ def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypat
 
     monkeypatch.setattr(Suite, "index", index, raising=False)
     monkeypatch.setattr(Suite, "search", search, raising=False)
-    monkeypatch.setattr(evaluation, "_remove_index", removed.append)
+    monkeypatch.setattr(retrieval_plugin, "remove_index", removed.append)
     docs = [
         {"id": "cats", "text": "cats purr sleep"},
         {"id": 7, "text": "dogs bark run swim"},
@@ -408,14 +415,14 @@ def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, m
     table = {f"t{i}": {"a": 0.7, "b": 0.3} if i % 3 else {"a": 0.2, "b": 0.8} for i in range(10)}
     calls, interrupt = [], [3]  # the third call is interrupted, once
 
-    def classify(self, text, labels=None, head=None):
-        calls.append(list(text))
+    def classify(inputs, labels=None, head=None):
+        calls.append([i["text"] for i in inputs])
         if len(calls) == interrupt[0]:
             interrupt[0] = 0
             raise KeyboardInterrupt
-        return scripted_labels(table)(self, text)
+        return scripted_labels(table)(inputs)
 
-    monkeypatch.setattr(Suite, "classify", classify, raising=False)
+    script(monkeypatch, "classify", classify)
     data = write_jsonl(tmp_path / "d.jsonl", [{"text": t, "label": "a" if i < 5 else "b"} for i, t in enumerate(table)])
     preds = tmp_path / "preds.jsonl"
     args = ["eval", "classification", str(data), "--predictions", str(preds), "--batch-size", "3", "--json", *tiny]
@@ -463,7 +470,7 @@ def test_calibrate_fits_saves_and_reports(cli, tiny, tmp_path, monkeypatch, suit
     assert result.code == 0, result.err
     out = json.loads(result.out)
     assert out["n_fit"] == 200 and out["n_heldout"] == 200 and out["labels"] == names
-    assert out["method"] in ("contextual+temperature", "bias+temperature") and out["temperature"] > 2
+    assert out["method"] == "bias+temperature" and out["temperature"] > 2
     assert out["after"]["ece"] < out["before"]["ece"] / 2 and out["after"]["accuracy"] > out["before"]["accuracy"]
     assert {a[0] for a in asked} == {"classify"} and asked[0][1] == ["neg", "pos"]  # label set from the data
     key = calibration.task_key("classify", ["neg", "pos"])
@@ -488,7 +495,7 @@ def test_calibrate_fits_saves_and_reports(cli, tiny, tmp_path, monkeypatch, suit
 
     asked.clear()
     probe = cli(["calibrate", "classification", str(data), "--head", "mine", "--json", *tiny])
-    assert json.loads(probe.out)["method"] != "contextual+temperature"  # no content-free inputs for a probe
+    assert json.loads(probe.out)["method"] in ("temperature", "bias+temperature")
     assert asked and all(a == ("classify", None, "mine") for a in asked)
     assert calibration.load(suite.source.key, "fp32", calibration.task_key("classify", head="mine")) is not None
 

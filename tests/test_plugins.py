@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -62,7 +63,7 @@ def test_broken_plugins_are_reported_and_skipped(with_plugins, cli):
     found = {p["name"]: p for p in json.loads(result.out)}
     assert "ModuleNotFoundError" in found["broken-import"]["error"]
     assert "broken on purpose" in found["broken-hook"]["error"]
-    assert found["haiku"]["error"] is None and "register_commands" in found["haiku"]["hooks"]
+    assert found["haiku"]["error"] is None and found["haiku"]["hooks"] == ["register_tasks"]
     assert found["generate"]["error"] is None
 
 
@@ -101,13 +102,45 @@ def test_name_clashes_are_refused():
 
 
 @pytest.mark.shared_cache
-def test_third_party_command_runs_on_the_shared_backbone(with_plugins, cli, tiny_llama):
-    result = cli(["haiku", "autumn rain", "--model", str(tiny_llama), "--json", "--quiet"])
+def test_a_declared_third_party_task_gets_every_front_end(with_plugins, cli, tiny_llama, tmp_path, capsys):
+    """The haiku package declares a task and writes no command: CLI, --json, batch with resume, REPL, Python."""
+    tiny = ["--model", str(tiny_llama), "--quiet"]
+    result = cli(["haiku", "autumn rain", "--json", "--max-tokens", "6", *tiny])
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert data["topic"] == "autumn rain" and isinstance(data["haiku"], str)
-    bad = cli(["haiku", "  ", "--model", str(tiny_llama)])
+    assert cli(["haiku", "-n", "6", *tiny], stdin=b"autumn rain\n").out.strip() == data["haiku"]
+    bad = cli(["haiku", "  ", *tiny])
     assert bad.code == 1 and bad.err.strip() == "error: empty topic"
+    assert (
+        cli(["haiku", "x", "--temperature", "-1", *tiny]).err.strip()
+        == "error: --temperature must be between 0 and 100"
+    )
+
+    src, out = tmp_path / "topics.jsonl", tmp_path / "haiku.jsonl"
+    src.write_text(
+        "".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(["autumn rain", "snow", "sea"]))
+    )
+    out.write_text(json.dumps({"text": "autumn rain", "id": 0, "haiku": "kept"}) + "\n")  # an earlier, interrupted run
+    result = cli(["haiku", "--input", str(src), "--output", str(out), "--json", "-n", "6", *tiny])
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["written"] == 2
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (
+        [r["id"] for r in rows] == [0, 1, 2] and rows[0]["haiku"] == "kept" and set(rows[1]) == {"text", "id", "haiku"}
+    )
+
+    from nlpsuite.api import Suite
+    from nlpsuite.cli.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    suite = Suite(model=str(tiny_llama))
+    assert suite.run("haiku", "autumn rain", max_tokens=6) == data["haiku"]
+    assert suite.run("haiku", ["autumn rain", "snow"], max_tokens=6) == [data["haiku"], rows[1]["haiku"]]
+    script = io.StringIO("/task haiku --max-tokens 6\nautumn rain\n")
+    repl = ChatRepl(suite, SamplingParams(max_tokens=4), json=True, stdin=script, stdout=(shown := io.StringIO()))
+    repl.run()
+    assert json.loads(shown.getvalue().splitlines()[-1])["haiku"] == data["haiku"]
 
 
 @pytest.mark.shared_cache

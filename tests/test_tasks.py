@@ -399,7 +399,7 @@ def test_a_long_one_line_context_is_text_not_a_path(cli, model_args):
 def test_repl_task_options_need_values(suite):
     import io
 
-    from nlpsuite.repl import ChatRepl
+    from nlpsuite.cli.repl import ChatRepl
     from nlpsuite.runtime.sampling import SamplingParams
 
     out = io.StringIO()

@@ -7,9 +7,11 @@ last complete line (a half-written last line is cut off first).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -75,31 +77,59 @@ def run_batch(
     batch_size: int = 8,
     quiet: bool = False,
     label: str = "processing",
+    force: bool = False,
 ) -> int:
-    """Process every record not yet in ``output_path``; returns how many were written this run."""
+    """Process every record not yet in ``output_path`` (``-``: stdout); returns how many were written this run."""
     records = read_records(input_path)
-    done = completed_lines(output_path)
-    if done > len(records):
-        raise NlpsuiteError(f"{output_path} has more lines ({done}) than {input_path} has records")
-    todo = records[done:]
+    to_stdout = str(output_path) == "-"
+    done = 0 if to_stdout or force else resumable(output_path, records)
     if done and not quiet:
         err(f"[dim]resuming: {done} of {len(records)} records already in {output_path}[/dim]")
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    todo = records[done:]
+    from .progress import progress_bar
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     written = 0
-    with (
-        open(output_path, "a", encoding="utf-8") as out,
-        Progress(*columns, disable=quiet, transient=False, redirect_stdout=False) as progress,
-    ):
-        task = progress.add_task(label, total=len(records), completed=done)
+    with _opened(output_path, append=bool(done)) as out, progress_bar(label, quiet, transient=False) as bar:
+        bar(done, len(records))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             for record, added in zip(chunk, process(chunk), strict=True):
                 out.write(json.dumps({**record, **added}, ensure_ascii=False) + "\n")
                 written += 1
             out.flush()
-            os.fsync(out.fileno())
-            progress.update(task, advance=len(chunk))
+            if not to_stdout:
+                os.fsync(out.fileno())
+            bar(len(chunk))
     return written
+
+
+def resumable(output_path: Path, records: list[dict]) -> int:
+    """How many records an earlier run of the same input already wrote to ``output_path``.
+
+    An existing file that is not such an output (other records, or not JSONL at all) is refused, never
+    overwritten: ``--force`` replaces it.
+    """
+    if not output_path.exists():
+        return 0
+    if output_path.is_dir():
+        raise NlpsuiteError(f"--output {output_path} is a folder")
+    *complete, _torn = output_path.read_bytes().split(b"\n")  # a torn last line is cut off on resume
+    try:
+        rows = [json.loads(line) for line in complete]
+    except ValueError:
+        rows = None
+    ours = rows is not None and len(rows) <= len(records)
+    pairs = zip(rows or [], records, strict=False)  # the output may hold fewer lines than the input
+    if not ours or not all(isinstance(r, dict) and r.items() >= rec.items() for r, rec in pairs):
+        raise NlpsuiteError(f"{output_path} exists and is not an earlier output of this input: --force overwrites it")
+    return completed_lines(output_path)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, append: bool):
+    if str(path) == "-":
+        yield sys.stdout
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a" if append else "w", encoding="utf-8") as out:
+        yield out

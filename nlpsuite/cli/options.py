@@ -30,24 +30,16 @@ Device = Annotated[str, typer.Option("--device", envvar="NLPSUITE_DEVICE", show_
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
 Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 weights.")]
-
-MaxTokens = Annotated[int, typer.Option("--max-tokens", "-n", help="Most new tokens to generate.")]
-Temperature = Annotated[float, typer.Option("--temperature", "-t", help="0 = greedy.")]
-TopK = Annotated[int, typer.Option("--top-k", help="Sample from the k likeliest tokens (0 = off).")]
-TopP = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass.")]
-RepetitionPenalty = Annotated[float, typer.Option("--repetition-penalty", help="> 1 discourages repeats.")]
-Seed = Annotated[int | None, typer.Option("--seed", help="Seed for sampling.")]
-Stop = Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")]
-IgnoreEos = Annotated[bool, typer.Option("--ignore-eos", help="Keep generating past end-of-sequence.")]
 InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
 BatchInput = Annotated[
     Path | None, typer.Option("--input", help="Batch mode: a .jsonl (or .tsv/.csv) file of records with 'text'.")
 ]
 BatchOutput = Annotated[
-    Path | None, typer.Option("--output", help="Batch mode: the .jsonl file to write (resumes if it exists).")
+    Path | None,
+    typer.Option("--output", help="Batch mode: the .jsonl file to write (resumes if it exists; - for stdout)."),
 ]
+Force = Annotated[bool, typer.Option("--force", help="Batch mode: overwrite an --output that is not this run's.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch mode: records run together.")]
-System = Annotated[str | None, typer.Option("--system", help="System prompt.")]
 
 
 def err(message: str) -> None:
@@ -61,17 +53,22 @@ def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
-def read_text(argument: str | None, what: str = "prompt", file: Path | None = None) -> str:
-    """The argument, else ``file``, else stdin when the argument is '-' or absent and stdin is piped."""
+def read_text(argument: str | None, what: str = "prompt", file: Path | None = None, stdin_taken: bool = False) -> str:
+    """The argument, else ``file``, else stdin when the argument is '-' or absent and stdin is piped.
+
+    Text from a file or stdin loses its trailing line break, so it means what the same argument would.
+    """
     if argument is not None and file is not None:
         raise NlpsuiteError(f"give the {what} as an argument or with --file, not both")
     if file is not None:
-        text = read_utf8(file)
+        text = read_utf8(file).rstrip("\r\n")
     elif argument is not None and argument != "-":
         text = argument
+    elif stdin_taken:
+        raise NlpsuiteError(f"stdin is already read for another input: give the {what} as an argument")
     elif not sys.stdin.isatty():
         try:
-            text = sys.stdin.buffer.read().decode("utf-8")
+            text = sys.stdin.buffer.read().decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise NlpsuiteError(f"the {what} on stdin is not valid UTF-8 text") from None
     else:

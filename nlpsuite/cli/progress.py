@@ -1,27 +1,55 @@
-"""A progress bar on stderr for long single-text work (batch mode has its own in batch.py)."""
+"""The one progress bar: on stderr (stdout stays clean for results and --json), shown only in a terminal,
+and only from the first report on, so that errors in the input come before any bar."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-Advance = Callable[..., None]  # advance(done, total=None)
+
+class Bar:
+    """``bar(n, total=None)`` advances by ``n`` (and sets the total); ``bar.follow(done, total)`` sets both."""
+
+    def __init__(self, progress, label: str) -> None:
+        self.progress, self.label, self.task = progress, label, None
+
+    def _started(self):
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(self.label, total=None)
+        return self.task
+
+    def __call__(self, n: int = 0, total: int | None = None) -> None:
+        task = self._started()
+        if total is not None:
+            self.progress.update(task, total=total or None)
+        self.progress.advance(task, n)
+
+    def follow(self, done: int, total: int | None) -> None:
+        self.progress.update(self._started(), completed=done, total=total or None)
 
 
 @contextmanager
-def progress_bar(label: str, quiet: bool = False) -> Iterator[Advance]:
-    """Yields ``advance(n, total=None)``; the bar disappears when the work is done, leaving stdout clean."""
+def progress_bar(label: str, quiet: bool = False, transient: bool = True) -> Iterator[Bar]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     console = Console(stderr=True)
-    with Progress(*columns, console=console, disable=quiet or not console.is_terminal, transient=True) as progress:
-        task = progress.add_task(label, total=None)
-
-        def advance(n: int, total: int | None = None) -> None:
-            if total is not None:
-                progress.update(task, total=total)
-            progress.advance(task, n)
-
-        yield advance
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    progress = Progress(
+        *columns, console=console, disable=quiet or not console.is_terminal, transient=transient, redirect_stdout=False
+    )
+    bar = Bar(progress, label)
+    try:
+        yield bar
+    finally:
+        if bar.task is not None:
+            progress.stop()

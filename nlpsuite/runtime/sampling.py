@@ -21,17 +21,21 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     ignore_eos: bool = False
 
+    def __post_init__(self) -> None:
+        self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
+
     def check(self) -> None:
         if self.max_tokens < 1:
             raise NlpsuiteError("--max-tokens must be at least 1")
-        if not (math.isfinite(self.temperature) and self.temperature >= 0):
-            raise NlpsuiteError("--temperature must be 0 (greedy) or a positive number")
+        # Below 1e-4 the scaled logits overflow to inf (NaN probabilities): that is greedy in all but name.
+        if not (math.isfinite(self.temperature) and (self.temperature == 0 or 1e-4 <= self.temperature <= 100)):
+            raise NlpsuiteError("--temperature must be 0 (greedy) or between 0.0001 and 100")
         if self.top_k < 0:
             raise NlpsuiteError("--top-k must be 0 (off) or positive")
         if not 0 < self.top_p <= 1:  # also false for NaN
             raise NlpsuiteError("--top-p must be in (0, 1]")
-        if not (math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
-            raise NlpsuiteError("--repetition-penalty must be a positive number")
+        if not (math.isfinite(self.repetition_penalty) and 0.01 <= self.repetition_penalty <= 100):
+            raise NlpsuiteError("--repetition-penalty must be between 0.01 and 100")
         if any(not stop for stop in self.stop):
             raise NlpsuiteError("--stop needs a non-empty string")
 

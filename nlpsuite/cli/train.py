@@ -1,4 +1,4 @@
-"""Built-in plugin: `nlpsuite train`, language models trained from scratch and exported as backbones."""
+"""`nlpsuite train`: language models trained from scratch and exported as backbones."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from nlpsuite.cli import options as opt
-from nlpsuite.hookspecs import hookimpl
+from ..errors import NlpsuiteError
+from . import options as opt
 
 # Per-architecture defaults for the options left unset: small enough to train in minutes on 2 CPU cores.
 DEFAULTS = {
@@ -46,12 +46,12 @@ def train(
     quiet: opt.Quiet = False,
 ) -> None:
     """Train a language model on CORPUS and export it to OUT; rerun the same command to resume."""
-    from nlpsuite.train.config import TrainConfig
-    from nlpsuite.train.display import Reporter, RichReporter
-    from nlpsuite.train.run import train as run_training
+    from ..train.config import TrainConfig
+    from ..train.display import Reporter, RichReporter
+    from ..train.run import train as run_training
 
     if arch not in DEFAULTS:
-        raise opt.NlpsuiteError(f"unknown architecture {arch!r}: choose one of {', '.join(DEFAULTS)}")
+        raise NlpsuiteError(f"unknown architecture {arch!r}: choose one of {', '.join(DEFAULTS)}")
     given = {"order": order, "hidden": hidden, "layers": layers, "lr": lr, "batch_size": batch_size}
     chosen = {k: v for k, v in given.items() if v is not None}
     config = TrainConfig(
@@ -79,8 +79,3 @@ def train(
     )
     if not quiet:
         opt.err(f"[dim]try: nlpsuite generate --model {result['out']} --raw 'Some text' --max-tokens 100[/dim]")
-
-
-@hookimpl
-def register_commands(register):
-    register(train)

@@ -7,10 +7,11 @@ import json as _json
 import sys
 from pathlib import Path
 
-from . import config
-from .errors import NlpsuiteError
-from .fsutil import write_json_atomic
-from .runtime.sampling import SamplingParams
+from .. import config
+from ..errors import NlpsuiteError
+from ..fsutil import write_json_atomic
+from ..runtime.sampling import SamplingParams
+from .render import as_text
 
 HELP = """\
 /help            this help
@@ -44,7 +45,7 @@ class ChatRepl:
         self.stdin, self.stdout = stdin or sys.stdin, stdout or sys.stdout
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
         self.messages: list[dict] = []
-        self.task: tuple[str, dict] | None = None  # (task name, options) while lines go to a task
+        self.task: tuple | None = None  # (task, options, later inputs) while lines go to a task
         self.index: str | None = None
         self.history_file = config.state_dir() / "chat_history"
 
@@ -201,6 +202,7 @@ class ChatRepl:
         return True
 
     def set_task(self, arg: str) -> None:
+        """``/task NAME --option value ...``: options are checked now, against the task's declaration."""
         import shlex
 
         try:
@@ -212,54 +214,39 @@ class ChatRepl:
             self.task = None
             self.say("back to chat")
             return
-        name, options, rest = words[0], {}, words[1:]
-        if name not in self.suite.registry.tasks:
-            self.say(f"no task named {name!r}; /tasks lists them")
+        task = self.suite.registry.tasks.get(words[0])
+        if task is None:
+            self.say(f"no task named {words[0]!r}; /tasks lists them")
             return
-        while rest:
-            flag = rest.pop(0)
-            if not flag.startswith("--") or len(flag) < 3:
-                self.say(f"usage: /task NAME [--OPTION VALUE ...]; {flag!r} is not an option")
-                return
-            key = {"from": "source"}.get(flag[2:], flag[2:].replace("-", "_"))
-            if not rest or rest[0].startswith("--"):
-                if key != "generate":  # the one switch among the built-in tasks' options
-                    self.say(f"usage: /task NAME [--OPTION VALUE ...]; {flag} needs a value")
-                    return
-                value: object = True
-            else:
-                value = rest.pop(0)
-            if isinstance(value, str) and value.lstrip("-").isdigit():
-                value = int(value)
-            elif isinstance(value, str) and key == "labels":
-                value = [v.strip() for v in value.split(",")]
-            options[key] = value
-        self.task, self.index = (name, options), None
-        shown = " ".join(f"--{k} {v if not isinstance(v, list) else ','.join(v)}" for k, v in options.items())
-        self.say(f"every line now goes to {name} {shown}".rstrip() + "; /task off to chat again")
+        try:
+            options, shared = _task_options(task, words[1:])
+            options = task.check_options(options, shared)
+        except NlpsuiteError as exc:
+            self.say(f"error: {exc}", error=True)
+            return
+        self.task, self.index = (task, options, shared), None
+        shown = " ".join(words[1:])
+        self.say(f"every line now goes to {task.name} {shown}".rstrip() + "; /task off to chat again")
 
     def run_task(self, text: str) -> None:
         try:
+            value = None
             if self.index:
                 result = self.suite.ask(text, index=self.index, generate=True)
             else:
-                name, options = self.task
-                result = self.suite.run(name, text, **options)
+                task, options, shared = self.task
+                (result,) = task.run(self.suite, [{task.inputs[0].name: text, **shared}], **options)
+                value = task.value
         except KeyboardInterrupt:
             self.stdout.write(" [interrupted]\n")
             return
         except NlpsuiteError as exc:
             self.say(f"error: {exc}", error=True)
             return
-        except TypeError as exc:  # an option the task doesn't take
-            self.say(f"error: {exc}", error=True)
-            return
         if self.json:
-            field = {"translate": "translation", "summarize": "summary"}.get(self.task[0] if self.task else "", "text")
-            payload = result if isinstance(result, dict) else {field: result}
-            self.stdout.write(_json.dumps(payload, ensure_ascii=False) + "\n")
+            self.stdout.write(_json.dumps(result, ensure_ascii=False) + "\n")
         else:
-            self.stdout.write(render_result(result) + "\n")
+            self.stdout.write(as_text(result, value) + "\n")
         self.stdout.flush()
 
     def save(self, target: str = "") -> Path:
@@ -270,20 +257,38 @@ class ChatRepl:
         return path
 
 
-def render_result(result) -> str:
-    """A task's result as a person reads it."""
-    if isinstance(result, str):
-        return result
-    if not isinstance(result, dict):
-        return _json.dumps(result, ensure_ascii=False, indent=2)
-    if "answer" in result:
-        lines = [result["answer"] or "(no answer)"]
-        lines += [f"  [{s['id']}] {s['source']}" for s in result.get("sources", [])]
-        return "\n".join(lines)
-    if "label" in result and "scores" in result:
-        others = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["scores"].items(), key=lambda kv: -kv[1]))
-        return f"{result['label']} ({others})"
-    for key in ("translation", "summary", "text"):
-        if isinstance(result.get(key), str):
-            return result[key]
-    return _json.dumps(result, ensure_ascii=False, indent=2)
+def _task_options(task, words: list[str]) -> tuple[dict, dict]:
+    """``--flag value`` words as (options, later inputs) by the task's declared flags; switches take no value."""
+    flags = {}
+    for option in task.options:
+        for flag in (option.cli_flag, option.short):
+            if flag and not option.argument:
+                flags[flag] = option
+    inputs = {f"--{field.name}": field for field in task.inputs[1:]}
+    options, shared = {}, {}
+    words = list(words)
+    while words:
+        flag = words.pop(0)
+        target = flags.get(flag) or inputs.get(flag)
+        if target is None:
+            arguments = [o for o in task.options if o.argument and o.name not in options]
+            if not flag.startswith("-") and arguments:  # e.g. /task search NAME
+                options[arguments[0].name] = flag
+                continue
+            known = ", ".join([*flags, *inputs]) or "none"
+            raise NlpsuiteError(f"{task.name} has no option {flag} (its options: {known})")
+        if getattr(target, "type", None) is bool and (not words or words[0].startswith("--")):
+            options[target.name] = True
+            continue
+        if not words or words[0].startswith("--"):
+            raise NlpsuiteError(f"{flag} needs a value")
+        value = words.pop(0)
+        if target in task.inputs:
+            from .taskcommand import text_or_file
+
+            shared[target.name] = value if value == "-" else text_or_file(value, target)
+        elif target.type is list and target.separator is None:
+            options.setdefault(target.name, []).append(value)
+        else:
+            options[target.name] = value
+    return options, shared

@@ -1,0 +1,281 @@
+"""`nlpsuite eval NAME DATA` (one subcommand per task with an eval recipe, plus `lm`) and `nlpsuite calibrate`."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from .. import evaluation
+from ..errors import NlpsuiteError
+from ..plugins import registry
+from . import options as opt
+from .progress import progress_bar
+from .taskcommand import option_parameter
+
+Data = Annotated[Path, typer.Argument(help="Labelled data: .jsonl, .csv or .tsv with named columns.")]
+Limit = Annotated[int | None, typer.Option("--limit", help="Use only the first N examples (lm: lines).")]
+Head = Annotated[str | None, typer.Option("--head", help="A trained probe head by name.")]
+Bins = Annotated[int, typer.Option("--bins", help="Confidence bins for ECE and the reliability diagram.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Examples run together.")]
+Output = Annotated[Path | None, typer.Option("--output", "-o", help="Also write the JSON report here.")]
+Predictions = Annotated[
+    Path | None,
+    typer.Option("--predictions", help="Keep each prediction in this JSONL file; an interrupted run resumes."),
+]
+
+
+class _Tasks(TyperGroup):
+    """Subcommands by eval name (a task's own name works too); an unknown name is one line, exit 1."""
+
+    def get_command(self, ctx, name):
+        found = super().get_command(ctx, name)
+        if found is None and name in registry().tasks and registry().tasks[name].eval:
+            found = super().get_command(ctx, registry().tasks[name].eval.name)
+        return found
+
+    def resolve_command(self, ctx, args):
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            evaluation.find(registry().tasks, args[0])  # raises the one-line error naming the choices
+        return super().resolve_command(ctx, args)
+
+
+def eval_app() -> typer.Typer:
+    """`nlpsuite eval`: a subcommand for every task that declares an eval recipe, and `lm`."""
+    app = typer.Typer(
+        cls=_Tasks,
+        no_args_is_help=True,
+        help="Score a task on labelled data: BLEU/chrF, ROUGE, EM/F1, accuracy/F1/ECE, recall/MRR/nDCG or perplexity.",
+    )
+    for name, task in evaluation.recipes(registry().tasks).items():
+        app.command(name)(_task_command(task))
+    app.command(evaluation.LM)(eval_lm)
+    return app
+
+
+COMMON = (
+    ("data", Data, inspect.Parameter.empty),
+    ("model", opt.Model, None),
+    ("device", opt.Device, "auto"),
+    ("precision", opt.Precision, "fp32"),
+    ("json_out", opt.Json, False),
+    ("quiet", opt.Quiet, False),
+    ("limit", Limit, None),
+    ("output", Output, None),
+    ("predictions", Predictions, None),
+    ("batch_size", BatchSize, 8),
+)
+
+
+def _task_command(task):
+    options = evaluation.eval_options(task)
+    params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in COMMON]
+    params += [option_parameter(o, f"option_{o.name}") for o in options]
+
+    def command(**given) -> None:
+        chosen = {o.name: given[f"option_{o.name}"] for o in options if given[f"option_{o.name}"] is not None}
+        if "reliability" in {o.name for o in options} and chosen.get("reliability") is None:
+            out = given["output"]
+            chosen["reliability"] = out.with_suffix(".png") if out else Path(f"{task.eval.name}-reliability.png")
+        checked = evaluation.check_options(task, chosen)
+
+        def open_suite():
+            return opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"])
+
+        done = _load_predictions(given["predictions"])
+        with (
+            progress_bar(f"evaluating {task.eval.name}", given["quiet"]) as bar,
+            _appender(given["predictions"], bool(done)) as keep,
+        ):
+            report = evaluation.evaluate(
+                task,
+                given["data"],
+                open_suite,
+                checked,
+                given["limit"],
+                given["batch_size"],
+                lambda total: (bar(0, total), bar)[1],
+                done=done,
+                on_batch=keep,
+            )
+        _report(report, given["output"], given["json_out"])
+
+    command.__doc__ = f"Score {task.name} on labelled data ({', '.join(task.eval.columns.values())}, {task.eval.gold})."
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def eval_lm(
+    data: Annotated[Path, typer.Argument(help="A UTF-8 text file.")],
+    model: opt.Model = None,
+    device: opt.Device = "auto",
+    precision: opt.Precision = "fp32",
+    json_out: opt.Json = False,
+    quiet: opt.Quiet = False,
+    limit: Limit = None,
+    output: Output = None,
+    predictions: Predictions = None,
+    window: Annotated[int | None, typer.Option("--window", help="Tokens per window (default 512).")] = None,
+    stride: Annotated[int | None, typer.Option("--stride", help="Tokens a window moves (default: half).")] = None,
+) -> None:
+    """Cross-entropy (nats/token), perplexity and bits/char of the model on a text file."""
+    if predictions is not None:
+        raise NlpsuiteError("--predictions keeps per-example predictions: lm has none")
+
+    def open_suite():
+        return opt.open_suite(model, device, precision, quiet)
+
+    with progress_bar("evaluating lm", quiet) as bar:
+        report = evaluation.evaluate_lm(data, open_suite, window, stride, limit, bar.follow)
+    _report(report, output, json_out)
+
+
+def _report(report: dict, output: Path | None, json_out: bool) -> None:
+    if output is not None:
+        from ..fsutil import write_json_atomic
+
+        write_json_atomic(output, report)
+    if json_out:
+        opt.print_json(report)
+    else:
+        _print_report(report)
+
+
+def _number(value) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4f}"
+
+
+def _print_report(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    metrics = report["metrics"]
+    unit = "tokens scored" if report["task"] == "lm" else "examples"
+    console.print(f"{report['task']}: {report['n']} {unit}", highlight=False)
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    k = metrics.get("k")
+    for name, value in metrics.items():
+        if name in (f"recall@{k}", f"ndcg@{k}"):  # the same numbers as recall@k and ndcg@k
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            table.add_row(name, _number(value))
+    console.print(table)
+    if "per_class" in metrics:
+        per = Table(title="per class")
+        for column in ("label", "precision", "recall", "f1", "support"):
+            per.add_column(column, justify="left" if column == "label" else "right")
+        for label, row in metrics["per_class"].items():
+            per.add_row(label, *(_number(row[c]) for c in ("precision", "recall", "f1", "support")))
+        console.print(per)
+        confusion = metrics["confusion_matrix"]
+        console.print("confusion matrix (rows: gold labels, columns: predicted)", highlight=False)
+        grid = Table()
+        grid.add_column("")
+        for label in confusion["labels"]:
+            grid.add_column(label, justify="right")
+        for label, row in zip(confusion["labels"], confusion["matrix"], strict=True):
+            grid.add_row(label, *map(str, row))
+        console.print(grid)
+    for name, signature in metrics.get("signature", {}).items():
+        console.print(f"{name} signature: {signature}", highlight=False, soft_wrap=True)
+    if "reliability_png" in metrics:
+        console.print(f"reliability diagram: {metrics['reliability_png']}", highlight=False, soft_wrap=True)
+
+
+def _load_predictions(path: Path | None) -> list[dict]:
+    """Records an interrupted run already wrote (a torn last line is cut off)."""
+    if path is None or not path.exists():
+        return []
+    from .batch import completed_lines
+
+    keep = completed_lines(path)
+    lines = opt.read_utf8(path).splitlines()[:keep]
+    return [json.loads(line) for line in lines]
+
+
+@contextlib.contextmanager
+def _appender(path: Path | None, resuming: bool):
+    """``keep(inputs, predictions)`` appends flushed ``{"input", "prediction"}`` lines to ``path``."""
+    if path is None:
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a" if resuming else "w", encoding="utf-8") as out:
+
+        def keep(inputs: list, new: list) -> None:
+            for item, prediction in zip(inputs, new, strict=True):
+                out.write(json.dumps({"input": item, "prediction": prediction}, ensure_ascii=False) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+        yield keep
+
+
+def calibrate(
+    task: Annotated[str, typer.Argument(help="sentiment | classification (a task with label scores)")],
+    data: Annotated[Path, typer.Argument(help="Labelled data: .jsonl, .csv or .tsv with 'text' and 'label'.")],
+    model: opt.Model = None,
+    device: opt.Device = "auto",
+    precision: opt.Precision = "fp32",
+    json_out: opt.Json = False,
+    quiet: opt.Quiet = False,
+    labels: Annotated[
+        str | None, typer.Option("--labels", help="Comma-separated labels (default: the task's, or the data's).")
+    ] = None,
+    head: Head = None,
+    holdout: Annotated[float, typer.Option("--holdout", help="Share of the data held out to measure on.")] = 0.5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the fit/held-out split.")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N examples.")] = None,
+    batch_size: BatchSize = 8,
+    bins: Bins = 10,
+) -> None:
+    """Fit temperature scaling (and a label bias) on labelled data; later sentiment/classify runs use it."""
+    found = evaluation.label_tasks(registry().tasks)
+    if task not in found:
+        names = [n for n, t in found.items() if n == (t.eval.name if t.eval else t.name)]
+        raise NlpsuiteError(f"calibrate works on {' or '.join(names)}, not {task!r}")
+    label_list = [label.strip() for label in labels.split(",")] if labels is not None else None
+
+    def open_suite():
+        return opt.open_suite(model, device, precision, quiet)
+
+    with progress_bar(f"scoring {task}", quiet) as bar:
+        result = evaluation.calibrate(
+            found[task], data, open_suite, label_list, head, holdout, seed, batch_size, bins,
+            progress=lambda total: (bar(0, total), bar)[1], limit=limit,
+        )  # fmt: skip
+    if json_out:
+        opt.print_json(result)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"{task}: fitted on {result['n_fit']} examples, measured on {result['n_heldout']} held out", highlight=False
+    )
+    table = Table()
+    for column in ("held out", "before", "after"):
+        table.add_column(column, justify="right" if column != "held out" else "left")
+    for metric in ("ece", "accuracy", "nll"):
+        table.add_row(metric, _number(result["before"][metric]), _number(result["after"][metric]))
+    console.print(table)
+    bias = "" if result["bias"] is None else ", bias " + ", ".join(f"{b:+.3f}" for b in result["bias"])
+    console.print(
+        f"{result['method']}: temperature {result['temperature']:.3f}{bias} (labels: {', '.join(result['labels'])})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"saved to {result['saved']}", highlight=False, soft_wrap=True)
