@@ -22,15 +22,7 @@ import numpy as np
 from . import config
 from .errors import NlpsuiteError
 from .fsutil import atomic_dir_lock, write_json_atomic
-
-
-def log_softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(scores))
+from .numeric import log_softmax, softmax
 
 
 @dataclass

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .errors import NlpsuiteError
+from .numeric import logsumexp
 
 LOGITS_BUDGET = 2**23  # floats of logits held at once (32 MB): sets the batch size
 
@@ -48,9 +49,7 @@ def _encode(tokenizer, text: str) -> tuple[list[int], int, int]:
 
 def _log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """log softmax(logits)[i, targets[i]] for each row, summed in float64."""
-    top = logits.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(logits - top).sum(axis=-1, dtype=np.float64)) + top[:, 0]
-    return logits[np.arange(len(targets)), targets].astype(np.float64) - lse
+    return logits[np.arange(len(targets)), targets].astype(np.float64) - logsumexp(logits, dtype=np.float64)
 
 
 def cross_entropy(

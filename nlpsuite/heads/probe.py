@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
-from ..calibration import log_softmax, softmax
 from ..errors import NlpsuiteError
 from ..fsutil import atomic_dir_lock
+from ..numeric import log_softmax, softmax
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..calibration import log_softmax, softmax
 from ..errors import NlpsuiteError
+from ..numeric import log_softmax, softmax
 
 
 @dataclass(frozen=True)

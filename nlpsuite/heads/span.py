@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..calibration import log_softmax
 from ..errors import NlpsuiteError
+from ..numeric import log_softmax
 from ..text import chunks
 
 INSTRUCTION = (
