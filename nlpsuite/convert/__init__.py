@@ -8,7 +8,7 @@ import socket
 from importlib import metadata
 from pathlib import Path
 
-from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE, io_names
+from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 from ..errors import ModelNotFoundError, NlpsuiteError
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")  # each has a parity test in tests/test_parity.py
@@ -96,6 +96,7 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
     """Write model.onnx (+ external weights), tokenizer.json; return the manifest fields."""
     from transformers.utils import logging as hf_logging
 
+    from .graph import kv_state_spec
     from .llama import build_graph, describe
 
     hf_logging.set_verbosity_error()
@@ -118,11 +119,7 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
     arch = describe(model.config)
     return {
         "architecture": arch,
-        "state": [
-            {"input": pk, "output": ok, "shape": [None, arch["num_kv_heads"], 0, arch["head_dim"]], "grow_axis": 2}
-            for (pk, pv, ok, ov) in io_names(arch["num_layers"])
-            for pk, ok in ((pk, ok), (pv, ov))
-        ],
+        "state": kv_state_spec(arch["num_layers"], arch["num_kv_heads"], arch["head_dim"]),
         "special_tokens": _special_ids(model, tokenizer),
         "chat_template": tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None,
         "precision": "fp32",

@@ -156,13 +156,9 @@ def _train_locked(cfg, corpus: Path, text: str, out: Path, ckpt: Path, reporter,
         params, train_loss = model.size, float(-model.log_probs(train_ids).mean())
         arch.update(num_layers=0, hidden_size=vocab, context_length=UNBOUNDED_CONTEXT, order=cfg.order)
     else:
+        from ..convert.graph import kv_state_spec
         from .loop import Trainer
-        from .neural_graph import (
-            build_recurrent_graph,
-            build_transformer_graph,
-            recurrent_state_spec,
-            transformer_state_spec,
-        )
+        from .neural_graph import build_recurrent_graph, build_transformer_graph, recurrent_state_spec
 
         done = Trainer(cfg, vocab, train_ids, val_ids, ckpt, reporter, on_step).run()
         weights = _numpy_weights(done["weights"])
@@ -171,7 +167,7 @@ def _train_locked(cfg, corpus: Path, text: str, out: Path, ckpt: Path, reporter,
         arch.update(num_layers=cfg.layers, hidden_size=cfg.hidden)
         if cfg.arch == "transformer":
             graph = build_transformer_graph(weights, cfg.layers, cfg.heads)
-            state = transformer_state_spec(cfg.layers, cfg.heads, cfg.hidden // cfg.heads)
+            state = kv_state_spec(cfg.layers, cfg.heads, cfg.hidden // cfg.heads)
             arch.update(num_heads=cfg.heads, head_dim=cfg.hidden // cfg.heads, context_length=cfg.context)
         else:
             graph = build_recurrent_graph(cfg.arch, weights, cfg.layers, cfg.hidden)
