@@ -44,6 +44,17 @@ def session_options(ort):
     return options
 
 
+def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, attention mask, position ids) of a left-padded batch: every row's last token is in the last column."""
+    width = max(map(len, sequences))
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        ids[row, width - len(seq) :] = seq
+        mask[row, width - len(seq) :] = 1
+    return ids, mask, np.maximum(mask.cumsum(axis=1) - 1, 0)
+
+
 class Backbone:
     """A converted model: session, manifest and the recurrent state it threads between steps."""
 
@@ -65,6 +76,7 @@ class Backbone:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.state_spec = manifest["state"]
         self._to_input = {s["output"]: s["input"] for s in self.state_spec}
+        self._batch_axis = {s["input"]: s["shape"].index(None) for s in self.state_spec}
 
     def _open(self, ort, options, providers: list[str], packed_copy: bool):
         portable = self.folder / MODEL_FILE
@@ -95,12 +107,35 @@ class Backbone:
     def context_length(self) -> int:
         return int(self.manifest["architecture"]["context_length"])
 
+    @property
+    def hidden_size(self) -> int:
+        return int(self.manifest["architecture"]["hidden_size"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["architecture"]["vocab_size"])
+
     def empty_state(self, batch: int) -> State:
         state = {}
         for spec in self.state_spec:
             shape = [batch if d is None else d for d in spec["shape"]]
             state[spec["input"]] = np.zeros(shape, dtype=np.float32)
         return state
+
+    # The state's batch axis differs by architecture (first for a KV cache, second for an RNN's
+    # [layers, batch, hidden]): these are the only places that know where it is.
+
+    def concat_states(self, states: list[State]) -> State:
+        """One state holding the rows of ``states``, in order."""
+        return {name: np.concatenate([s[name] for s in states], axis=self._batch_axis[name]) for name in states[0]}
+
+    def select_rows(self, state: State, rows: list[int]) -> State:
+        """The state of the batch rows ``rows``, in that order."""
+        return {name: np.take(value, rows, axis=self._batch_axis[name]) for name, value in state.items()}
+
+    def repeat_state(self, state: State, n: int) -> State:
+        """Each row of ``state`` repeated ``n`` times, copies side by side."""
+        return {name: np.repeat(value, n, axis=self._batch_axis[name]) for name, value in state.items()}
 
     def forward(
         self,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NlpsuiteError
-from .backbone import Backbone
+from .backbone import Backbone, left_pad
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
@@ -94,12 +94,7 @@ class Generator:
         budget = min(params.max_tokens, context - longest)
         batch = len(prompts)
         pad = self.tokenizer.pad_token_id
-        ids = np.full((batch, longest), pad, dtype=np.int64)
-        mask = np.zeros((batch, longest), dtype=np.int64)
-        for row, prompt in enumerate(prompts):  # left padding keeps every sequence's last token aligned
-            ids[row, longest - len(prompt) :] = prompt
-            mask[row, longest - len(prompt) :] = 1
-        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        ids, mask, positions = left_pad(prompts, pad)  # every sequence's last token in the last column
         sampler = Sampler(params)
         eos = set() if params.ignore_eos else set(self.tokenizer.eos_token_ids)
         streams = [_Stream(list(params.stop)) for _ in prompts]
