@@ -1,4 +1,4 @@
-"""Source model -> transformers model -> ONNX backbone. The only package that imports torch."""
+"""Source model -> transformers model -> ONNX backbone. The only package that imports transformers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from ..errors import ModelNotFoundError, NlpsuiteError
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")  # each has a parity test in tests/test_parity.py
 
 
-def _versions(*names: str) -> dict[str, str]:
+def versions(*names: str) -> dict[str, str]:
+    """The installed versions of the packages named (those not installed are left out), for manifests."""
     found = {}
     for name in names:
         try:
@@ -124,8 +125,8 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
         "chat_template": tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None,
         "precision": "fp32",
         "exporter": {
-            "nlpsuite": _versions("nlpsuite").get("nlpsuite", "dev"),
-            **_versions("torch", "transformers", "onnx", "gguf"),
+            "nlpsuite": versions("nlpsuite").get("nlpsuite", "dev"),
+            **versions("torch", "transformers", "onnx", "gguf"),
         },
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

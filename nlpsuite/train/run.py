@@ -17,12 +17,12 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from ..artefacts import MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from ..convert import save_graph, versions
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8, write_json_atomic
 from .config import TrainConfig
@@ -43,20 +43,8 @@ def split_corpus(text: str, fraction: float) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _versions() -> dict:
-    found = {}
-    for name in ("nlpsuite", "torch", "onnx", "tokenizers"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
 def write_backbone(out: Path, graph, tokenizer_file: Path, manifest: dict) -> dict:
     """Write the graph, tokenizer and (last, so a half-written folder is never trusted) the manifest."""
-    from ..convert import save_graph
-
     for name in (MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE):  # onnx appends to an existing weights file
         (out / name).unlink(missing_ok=True)
     save_graph(graph, out)
@@ -186,7 +174,7 @@ def _train_locked(cfg, corpus: Path, text: str, out: Path, ckpt: Path, reporter,
             "sha256": hashlib.sha256(text.encode()).hexdigest(),
         },
         "training": asdict(cfg),
-        "exporter": _versions(),
+        "exporter": versions("nlpsuite", "torch", "onnx", "tokenizers"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     manifest = write_backbone(out, graph, tok_file, manifest)
