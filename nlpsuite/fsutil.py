@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,6 +21,44 @@ def read_utf8(path: Path) -> str:
         raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise NlpsuiteError(f"{path} is not UTF-8 text") from None
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space on the filesystem that holds ``path`` (or its nearest existing parent)."""
+    for candidate in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 10_000_000 else f"{n / 1e6:.1f} MB"
+
+
+def disk_full(path: Path, what: str, needed: int | None = None, wrote: int | None = None) -> NlpsuiteError:
+    """The one-line error for a disk too full for ``what``: where, how much is free and how much it needs
+    (``needed``, or more than the ``wrote`` bytes written before the disk filled up)."""
+    free = free_bytes(path)
+    room = f"{megabytes(free)} free" if free is not None else "no room"
+    need = f"; it needs about {megabytes(needed)}" if needed else ""
+    need = f"; it needs more than the {megabytes(wrote)} it wrote" if wrote is not None else need
+    return NlpsuiteError(
+        f"disk full: {what} in {path} ({room}{need}); free some space or set NLPSUITE_HOME to a larger disk"
+    )
+
+
+def check_free(path: Path, needed: int, what: str) -> None:
+    """Refuse before writing ``needed`` bytes under ``path`` when the disk cannot hold them."""
+    free = free_bytes(path)
+    if free is not None and free < needed:
+        raise disk_full(path, what, needed)
 
 
 def ensure_writable_dir(path: Path) -> Path:

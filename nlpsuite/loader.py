@@ -10,6 +10,7 @@ from . import config
 from .artefacts import PRECISIONS
 from .catalog import Catalog, ModelSource
 from .errors import NlpsuiteError
+from .fsutil import is_disk_full
 from .store import CachedModel, ModelStore, damaged, read_manifest
 
 Report = Callable[[str], None]
@@ -92,6 +93,8 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
     except (NlpsuiteError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - transformers/gguf raise many kinds for a bad model file
+        if is_disk_full(exc):
+            raise  # the store says how much room it needs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NlpsuiteError(f"could not convert {source.label}: {first}") from exc
     manifest["name"] = source.key

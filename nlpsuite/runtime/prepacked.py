@@ -21,9 +21,11 @@ from pathlib import Path
 
 from .. import integrity
 from ..artefacts import MODEL_FILE, WEIGHTS_FILE
+from ..fsutil import free_bytes
 
 FILES_FILE = "files.json"  # name -> {"size", "sha256"}
 STALE_AFTER_S = 3600  # a partial copy this old was left by a killed process
+ROOM_FACTOR = 2.2  # the copy is about twice the portable weights; keep a little room besides
 
 
 def machine_key(ort) -> str:
@@ -69,12 +71,16 @@ def discard(folder: Path, key: str) -> None:
 
 def request(options, ort, folder: Path) -> Path | None:
     """Ask ONNX Runtime to write the optimized, packed graph into a new partial folder while it builds
-    the session; None when the folder cannot be written."""
+    the session; None when the folder cannot be written or the disk has no room for the copy."""
     now = time.time()
     for stale in folder.glob(".cpu-partial-*"):
         with contextlib.suppress(OSError):
             if now - stale.stat().st_mtime > STALE_AFTER_S:
                 shutil.rmtree(stale, ignore_errors=True)
+    free = free_bytes(folder)
+    with contextlib.suppress(OSError):  # the copy holds the weights twice (plain and packed)
+        if free is not None and free < ROOM_FACTOR * (folder / WEIGHTS_FILE).stat().st_size:
+            return None
     try:
         tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".cpu-partial-"))
     except OSError:
