@@ -141,8 +141,8 @@ class Backbone:
 
     def _check_finite(self, *arrays: np.ndarray | None) -> None:
         """NaN or infinity out of the model would become silent garbage (empty text, NaN scores): refuse it."""
-        # One float64 sum per array: far cheaper than the matmuls that made it, and NaN/inf survive it.
-        if all(a is None or np.isfinite(a.sum(dtype=np.float64)) for a in arrays):
+        # ~20 us for one decode step's logits (49152 floats): noise beside the forward pass that made them.
+        if all(a is None or np.isfinite(a).all() for a in arrays):
             return
         raise NlpsuiteError(
             f"{self.name} gave non-finite numbers (NaN or infinity): its weights are damaged or broken; "
