@@ -36,7 +36,7 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
             raise NlpsuiteError(f"{source.location} is {manifest.get('precision')}; ask for that precision")
         if bad := damaged(Path(source.location), manifest):
             raise NlpsuiteError(
-                f"{source.location} is damaged: {', '.join(bad)} no longer match the sha256 in its manifest; "
+                f"{source.location} is damaged (content differs from the sha256 in its manifest): {', '.join(bad)}; "
                 "export or copy the model again"
             )
         return Path(source.location)

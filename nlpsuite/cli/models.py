@@ -149,8 +149,8 @@ def verify(
             print(f"{key} {r['precision']}: {state} ({len(r['files'])} files hashed)")
     if damaged:
         raise NlpsuiteError(
-            f"{key}: {', '.join(damaged)} no longer match their sha256; the next use rebuilds them, "
-            f"or remove the model with 'nlpsuite models rm {key}'"
+            f"{key} is damaged (content differs from the sha256 recorded when written): {', '.join(damaged)}; "
+            f"the next use rebuilds it, or remove it with 'nlpsuite models rm {key}'"
         )
 
 

@@ -57,7 +57,7 @@ class Backbone:
         self.name = manifest.get("name") or str(self.folder)
         if bad := damaged(self.folder, manifest):  # before a session, or a packed copy, is built from it
             raise NlpsuiteError(
-                f"{self.folder} is damaged: {', '.join(bad)} no longer match the sha256 in its manifest; "
+                f"{self.folder} is damaged (content differs from the sha256 in its manifest): {', '.join(bad)}; "
                 f"remove it with 'nlpsuite models rm {self.name}' and the next use converts it again"
             )
         self.precision = manifest.get("precision", "fp32")
