@@ -73,14 +73,28 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+class CannotWrite(NlpsuiteError, OSError):
+    """A folder nlpsuite must write to is read-only or not ours: one line for the CLI, and still an OSError
+    for the callers that treat an unwritable cache as a cost (measure again) rather than a failure."""
+
+
 @contextlib.contextmanager
 def atomic_dir_lock(path: Path):
-    """Hold an inter-process lock named after ``path`` (the lock file sits beside it)."""
+    """Hold an inter-process lock named after ``path`` (the lock file sits beside it); only writers take it."""
     from filelock import FileLock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    lock = FileLock(str(path) + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as exc:
+        raise CannotWrite(
+            f"cannot write to {path.parent} ({exc.strerror or exc}); set NLPSUITE_HOME to a writable folder"
+        ) from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def write_json_atomic(path: Path, data) -> None:

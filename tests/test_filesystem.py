@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -174,3 +175,54 @@ def test_disk_full_in_pip_download_is_not_called_offline(tmp_path, monkeypatch):
     monkeypatch.setattr(fetch.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(NlpsuiteError, match=r"^disk full: downloading llm-x 1.0"):
         fetch._pip_download("llm-x", "1.0", tmp_path, quiet=True)
+
+
+# --- a read-only cache (simulated: tests run as root, where chmod does not stop writes) ---------------
+
+
+@pytest.fixture
+def read_only_home(monkeypatch):
+    """From now on every lock, temporary file or folder under NLPSUITE_HOME fails as on a read-only mount."""
+    import tempfile
+
+    import filelock
+
+    def refuse(path):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    real_mkstemp, real_mkdtemp = tempfile.mkstemp, tempfile.mkdtemp
+    home = os.environ["NLPSUITE_HOME"]
+
+    def mkstemp(*args, dir=None, **kwargs):
+        return refuse(dir) if str(dir).startswith(home) else real_mkstemp(*args, dir=dir, **kwargs)
+
+    def mkdtemp(*args, dir=None, **kwargs):
+        return refuse(dir) if str(dir).startswith(home) else real_mkdtemp(*args, dir=dir, **kwargs)
+
+    def start():
+        monkeypatch.setattr(filelock.FileLock, "acquire", lambda self, *a, **k: refuse(self.lock_file))
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+        monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+
+    return start
+
+
+def test_a_read_only_cache_can_be_searched_and_says_what_cannot_be_written(tiny_llama, cli, tmp_path, read_only_home):
+    from nlpsuite.retrieval import index as store
+
+    tiny = ["--model", str(tiny_llama), "--device", "cpu", "--quiet"]
+    doc = tmp_path / "fox.txt"
+    doc.write_text("the quick brown fox jumps over the lazy dog.\n\nthe dog sleeps.")
+    assert cli(["index", "add", "base", str(doc), *tiny]).code == 0
+    assert cli(["search", "base", "fox", *tiny]).code == 0  # the packed copy and stamps are written by now
+    store._LOADED.clear()  # as a new process would
+    read_only_home()
+    found = cli(["search", "base", "quick brown fox", "-k", "1", "--json", *tiny])
+    assert found.code == 0, found.err
+    assert json.loads(found.out)["results"][0]["source"] == str(doc.resolve())
+    added = cli(["index", "add", "other", str(doc), *tiny])
+    assert added.code == 1 and added.out == ""
+    (line,) = added.err.strip().splitlines()
+    assert line.startswith("error: cannot write to ") and "Read-only file system" in line
+    removed = cli(["index", "rm", "base"])
+    assert removed.code == 1 and "cannot write to " in removed.err and "Traceback" not in removed.err
