@@ -112,7 +112,7 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
     if not getattr(tokenizer, "backend_tokenizer", None):
         raise NlpsuiteError(f"{source}: no fast (tokenizers) tokenizer available for this model")
     weights = 4 * sum(p.numel() for p in model.parameters())  # fp32; tied weights are counted once
-    check_free(out, weights, f"converting {source}")
+    check_free(out.parent, weights, "converting to ONNX")
     progress("building the ONNX graph")
     graph = build_graph(model)
     progress("writing ONNX weights")
