@@ -85,6 +85,8 @@ def test_models_verify_says_which_file_is_damaged(tiny_llama, cli):
     names = set(report["entries"][0]["files"])
     assert {"model.onnx", "model.onnx.data", "tokenizer.json"} <= names
     assert any(n.startswith("cpu-") for n in names)
+    missing = cli(["models", "verify", str(tiny_llama), "--precision", "int8"])
+    assert missing.code == 1 and "(int8) is not in the cache" in missing.err
     corrupt(folder / "model.onnx.data")
     result = cli(["models", "verify", str(tiny_llama)])
     assert result.code == 1

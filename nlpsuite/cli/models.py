@@ -128,6 +128,8 @@ def verify(
     from ..loader import store
     from ..runtime import prepacked
 
+    if precision is not None and precision not in PRECISIONS:
+        raise NlpsuiteError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     key = _cache_key(_target(name, model))
     wanted = [precision] if precision else list(PRECISIONS)
     entries = [c for p in wanted if (c := store().get(key, p))]
