@@ -61,6 +61,20 @@ def check_free(path: Path, needed: int, what: str) -> None:
         raise disk_full(path, what, needed)
 
 
+def os_error_line(exc: OSError) -> str | None:
+    """One line for a filesystem error the user can act on (disk full, read-only, not permitted), else None."""
+    where = exc.filename or "a file"
+    if exc.errno in DISK_FULL:
+        free = free_bytes(Path(exc.filename)) if exc.filename else None
+        room = f" ({megabytes(free)} free)" if free is not None else ""
+        return f"disk full: cannot write {where}{room}; free some space or write somewhere else"
+    if exc.errno == errno.EROFS:
+        return f"cannot write to {where} (read-only file system)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot access {where} ({exc.strerror or 'permission denied'})"
+    return None
+
+
 def ensure_writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)

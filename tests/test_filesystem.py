@@ -228,3 +228,21 @@ def test_a_read_only_cache_can_be_searched_and_says_what_cannot_be_written(tiny_
     assert line.startswith("error: cannot write to ") and "Read-only file system" in line
     removed = cli(["index", "rm", "base"])
     assert removed.code == 1 and "cannot write to " in removed.err and "Traceback" not in removed.err
+
+
+@pytest.mark.parametrize(
+    ("code", "said"), [(errno.ENOSPC, "error: disk full: cannot write "), (errno.EROFS, "error: cannot write to ")]
+)
+def test_a_write_that_fails_anywhere_is_one_line(tiny_llama, cli, tmp_path, monkeypatch, code, said):
+    from nlpsuite.retrieval import index
+
+    def fails(folder, *_args):
+        raise OSError(code, os.strerror(code), str(folder / "gen-x" / "embeddings.npy"))
+
+    monkeypatch.setattr(index, "_write", fails)
+    doc = tmp_path / "fox.txt"
+    doc.write_text("the quick brown fox jumps over the lazy dog.")
+    result = cli(["index", "add", "base", str(doc), "--model", str(tiny_llama), "--device", "cpu", "--quiet"])
+    assert result.code == 1
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(said) and "embeddings.npy" in line
