@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 from ..errors import ModelNotFoundError, NlpsuiteError
+from ..fsutil import check_free
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")  # each has a parity test in tests/test_parity.py
 
@@ -112,6 +113,8 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
         )
     if not getattr(tokenizer, "backend_tokenizer", None):
         raise NlpsuiteError(f"{source}: no fast (tokenizers) tokenizer available for this model")
+    weights = 4 * sum(p.numel() for p in model.parameters())  # fp32; tied weights are counted once
+    check_free(out.parent, weights, "converting to ONNX")
     progress("building the ONNX graph")
     graph = build_graph(model)
     progress("writing ONNX weights")

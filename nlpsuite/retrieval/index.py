@@ -101,20 +101,28 @@ _LOADED: dict[Path, Index] = {}  # per process: repeated searches reuse what was
 
 
 def load(name: str) -> Index:
-    """The named index, read once per process and re-read only after it changes on disk."""
+    """The named index, read once per process and re-read only after it changes on disk.
+
+    Reading takes no lock, so a read-only cache stays searchable: an update publishes its new generation
+    before it deletes the old one, so a read that loses its generation midway reads the new one instead.
+    """
     folder = index_dir(name)
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
-    cached = _LOADED.get(folder)
-    if cached and cached.manifest["data"] == manifest["data"]:
-        return cached
-    with atomic_dir_lock(folder):  # an update deletes the generation it replaced: read under the lock
+    for _attempt in range(3):
         manifest = read_manifest(folder)
         if manifest is None:
             raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
-        _LOADED[folder] = index = _load(name, folder, manifest)
-    return index
+        cached = _LOADED.get(folder)
+        if cached and cached.manifest["data"] == manifest["data"]:
+            return cached
+        try:
+            index = _load(name, folder, manifest)
+        except NlpsuiteError:
+            if (read_manifest(folder) or {}).get("data") != manifest["data"]:
+                continue  # an update replaced this generation while it was read
+            raise
+        _LOADED[folder] = index
+        return index
+    raise NlpsuiteError(f"index {name!r} changed three times while it was read; try again")
 
 
 def check_model(manifest: dict, name: str, model: dict) -> None:

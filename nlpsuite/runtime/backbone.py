@@ -12,7 +12,7 @@ import numpy as np
 
 from ..artefacts import MODEL_FILE
 from ..errors import NlpsuiteError
-from ..store import read_manifest
+from ..store import damaged, read_manifest
 from . import prepacked
 from .device import CPU, DevicePlan, check_session, plan, quiet_onnxruntime
 
@@ -65,6 +65,12 @@ class Backbone:
         if manifest is None:
             raise NlpsuiteError(f"{self.folder} holds no complete converted model (manifest missing or stale)")
         self.manifest = manifest
+        self.name = manifest.get("name") or str(self.folder)
+        if bad := damaged(self.folder, manifest):  # before a session, or a packed copy, is built from it
+            raise NlpsuiteError(
+                f"{self.folder} is damaged (content differs from the sha256 in its manifest): {', '.join(bad)}; "
+                f"remove it with 'nlpsuite models rm {self.name}' and the next use converts it again"
+            )
         self.precision = manifest.get("precision", "fp32")
         ort = quiet_onnxruntime()
         device_plan = device if isinstance(device, DevicePlan) else plan(device)
@@ -93,15 +99,19 @@ class Backbone:
             except Exception:  # noqa: BLE001 - a copy that does not load is rebuilt from the portable model
                 prepacked.discard(self.folder, key)
         partial = prepacked.request(options, ort, self.folder) if key else None
-        try:
-            session = ort.InferenceSession(str(portable), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
-            if partial:
-                shutil.rmtree(partial, ignore_errors=True)
-            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
         if partial:
-            prepacked.publish(partial, self.folder, key)
-        return session
+            try:
+                session = ort.InferenceSession(str(portable), options, providers=providers)
+            except Exception:  # noqa: BLE001 - e.g. no room for the optional copy: load without writing it
+                shutil.rmtree(partial, ignore_errors=True)
+                options = session_options(ort)
+            else:
+                prepacked.publish(partial, self.folder, key)
+                return session
+        try:
+            return ort.InferenceSession(str(portable), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
+            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
 
     @property
     def context_length(self) -> int:
@@ -160,5 +170,16 @@ class Backbone:
             ["logits"] + (["last_hidden_state"] if want_hidden else []) + (list(self._to_input) if want_state else [])
         )
         values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))
+        self._check_finite(values["logits"], values.get("last_hidden_state"))
         new_state = {self._to_input[name]: values[name] for name in self._to_input} if want_state else {}
         return Step(values["logits"], values.get("last_hidden_state"), new_state)
+
+    def _check_finite(self, *arrays: np.ndarray | None) -> None:
+        """NaN or infinity out of the model would become silent garbage (empty text, NaN scores): refuse it."""
+        # ~20 us for one decode step's logits (49152 floats): noise beside the forward pass that made them.
+        if all(a is None or np.isfinite(a).all() for a in arrays):
+            return
+        raise NlpsuiteError(
+            f"{self.name} gave non-finite numbers (NaN or infinity): its weights are damaged or broken; "
+            f"check them with 'nlpsuite models verify {self.name}', rebuild with 'nlpsuite models rm {self.name}'"
+        )

@@ -23,9 +23,14 @@ class DevicePlan:
 
 
 def quiet_onnxruntime():
-    """Import onnxruntime with its own logging limited to fatal errors (we report problems ourselves)."""
+    """Import onnxruntime with its telemetry off and its own logging limited to fatal errors."""
+    # ONNX Runtime 1.31 keeps a device id and queued telemetry under ~/.cache/Microsoft, outside the
+    # user's nlpsuite dirs, from the moment it is imported; only this variable, set before the import,
+    # stops it. disable_telemetry_events() covers a process that imported onnxruntime before us.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 
+    ort.disable_telemetry_events()
     ort.set_default_logger_severity(4)
     return ort
 

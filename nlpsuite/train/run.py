@@ -25,6 +25,7 @@ from ..artefacts import MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE, TOKENIZER_F
 from ..convert import save_graph, versions
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8, write_json_atomic
+from ..integrity import hash_files
 from .config import TrainConfig
 from .display import Reporter
 from .vocab import CONTINUATION_TEMPLATE, load_tokenizer, special_tokens, train_tokenizer
@@ -53,6 +54,7 @@ def write_backbone(out: Path, graph, tokenizer_file: Path, manifest: dict) -> di
     os.replace(tmp, out / TOKENIZER_FILE)
     files = [n for n in (MODEL_FILE, WEIGHTS_FILE, TOKENIZER_FILE) if (out / n).is_file()]
     manifest = {**manifest, "format_version": MANIFEST_VERSION, "files": {n: (out / n).stat().st_size for n in files}}
+    manifest["sha256"] = hash_files(out, files)
     write_json_atomic(out / MANIFEST_FILE, manifest)
     return manifest
 
