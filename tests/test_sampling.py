@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.runtime.generation import _Stream
+from nlpsuite.runtime.generation import Generator, _Stream
 from nlpsuite.runtime.sampling import Sampler, SamplingParams
+from nlpsuite.runtime.tokenizer import Tokenizer
 
 LOGITS = np.log(np.array([[0.05, 0.6, 0.25, 0.1], [0.4, 0.1, 0.2, 0.3]], np.float32))
 
@@ -113,3 +116,43 @@ def test_the_earliest_stop_string_wins_whatever_its_order():
         stream = _Stream(stops)
         feed(stream, "xab")
         assert stream.text == "x"
+
+
+def test_a_character_cut_by_the_end_of_generation_is_dropped():
+    stream = _Stream([])
+    assert feed(stream, ["a", HALF_A]) == ["a", ""]
+    assert stream.finish("length") == ""
+    assert stream.text == "a"
+
+
+class ScriptedBackbone:
+    """Logits that force a fixed token sequence, one token per step."""
+
+    context_length = 128
+
+    def __init__(self, script: list[int], vocab: int) -> None:
+        self.script, self.vocab = script, vocab
+
+    def empty_state(self, batch: int) -> int:
+        return 0
+
+    def forward(self, ids, mask, positions, state, **_):
+        logits = np.full((len(ids), 1, self.vocab), -1e9, np.float32)
+        logits[:, 0, self.script[min(state, len(self.script) - 1)]] = 0.0
+        return types.SimpleNamespace(logits=logits, state=state + 1)
+
+
+@pytest.mark.shared_cache
+@pytest.mark.parametrize("text", ["a東京", "ok 🙂"])
+def test_no_replacement_character_when_the_limit_cuts_a_character(tiny_llama, text):
+    """The tiny tokenizer is byte-level BPE: CJK and emoji take several byte tokens each."""
+    tok = Tokenizer(tiny_llama, {"eos_token_ids": [4]})
+    ids = tok.encode(text, add_special_tokens=False)
+    for cut in range(1, len(ids) + 1):
+        for script in (ids[:cut], ids[:cut] + [4]):  # the token limit, or EOS, right after the cut
+            streamed = []
+            generator = Generator(ScriptedBackbone(script, 400), tok)
+            params = SamplingParams(max_tokens=len(script))
+            done = generator.generate([[1]], params, lambda row, delta, out=streamed: out.append(delta))[0]
+            assert "\ufffd" not in done.text and "".join(streamed) == done.text
+            assert text.startswith(done.text) and len(done.text) >= len(tok.decode(ids[:cut]).rstrip("\ufffd"))

@@ -34,6 +34,11 @@ class Completion:
         return len(self.token_ids)
 
 
+def _whole_characters(text: str) -> str:
+    """``text`` without the U+FFFD that the tokenizer's decoder puts for a trailing incomplete UTF-8 sequence."""
+    return text.rstrip("\ufffd")
+
+
 @dataclass
 class _Stream:
     """Incremental detokenization of one sequence with stop-string handling."""
@@ -50,12 +55,10 @@ class _Stream:
         text = tokenizer.decode(self.ids)
         cuts = [c for stop in self.stop if (c := text.find(stop, max(0, self.emitted - len(stop)))) != -1]
         if cuts:  # the earliest match wins, whichever stop string it is
-            self.text, self.done, self.reason = text[: min(cuts)], True, "stop"
+            self.text, self.done, self.reason = _whole_characters(text[: min(cuts)]), True, "stop"
             return self._release(len(self.text))
         self.text = text
-        safe = len(text)
-        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
-            safe = len(text.rstrip("\ufffd"))
+        safe = len(_whole_characters(text))  # an incomplete UTF-8 sequence waits for the next token
         for stop in self.stop:  # hold back a suffix that may still grow into a stop string
             for n in range(min(len(stop) - 1, len(text)), 0, -1):
                 if text.endswith(stop[:n]):
@@ -64,7 +67,8 @@ class _Stream:
         return self._release(safe)
 
     def finish(self, reason: str) -> str:
-        self.done, self.reason = True, reason
+        # A character the last token left incomplete is never completed now: drop its bytes.
+        self.text, self.done, self.reason = _whole_characters(self.text), True, reason
         return self._release(len(self.text))
 
     def _release(self, upto: int) -> str:
