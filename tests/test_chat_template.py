@@ -63,6 +63,17 @@ LLAMA3 = """{{- bos_token }}
 {{- '<!-- ' ~ users | length ~ ' of ' ~ ns.turns ~ ' ' ~ {'n': ns.turns} | tojson(indent=4) ~ ' -->' }}
 {%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}
 """
+FEATURES = (  # what other templates use: loop helpers, filtered loops, namespaces, macros, filter blocks, formatting
+    "{% for m in messages %}{{ loop.index0 }}/{{ loop.length }}{{ m.role }}{% if loop.last %}L{% endif %}"
+    "{{ loop.revindex }}{{ loop.cycle('a', 'b') }}{% if loop.changed(m.role) %}c{% endif %}{% else %}none{% endfor %}"
+    "{% for m in messages if m.role == 'user' %}{{ m.content | upper }}{% endfor %}"
+    "{% set ns = namespace(found=false) %}{% for m in messages %}{% if m.role == 'system' %}{% set ns.found = true %}"
+    "{% endif %}{% endfor %}{{ ns.found }}{{ messages | map(attribute='role') | join(', ') }}"
+    "{{ '%s-%d' % ('a', 3) }}{{ '{}:{}'.format(1, 2) }}{{ messages[1:] | length }}"
+    "{%- macro r(c) -%}{{ c | replace('a', 'b') }}{%- endmacro -%}{% for m in messages %}{{ r(m.content) }}{% endfor %}"
+    "{% filter upper %}x{{ bos_token }}{% endfilter %}"
+    "{{ messages | selectattr('role', 'equalto', 'user') | list | tojson }}"
+)
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Hi 🙂 東京"},
@@ -81,7 +92,9 @@ def reference(source: str, messages: list[dict]) -> str:
     return env.from_string(source).render(messages=messages, add_generation_prompt=True, bos_token="<s>", eos_token="")
 
 
-@pytest.mark.parametrize("source", [SMOLLM2, QWEN25, LLAMA3], ids=["smollm2", "qwen2.5", "llama3"])
+@pytest.mark.parametrize(
+    "source", [SMOLLM2, QWEN25, LLAMA3, FEATURES], ids=["smollm2", "qwen2.5", "llama3", "features"]
+)
 @pytest.mark.parametrize("big", [False, True])
 def test_real_templates_render_as_before(source, big):
     messages = [*MESSAGES[:-1], {"role": "user", "content": "word " * 400_000}] if big else MESSAGES

@@ -3,8 +3,8 @@
 jinja2's sandbox stops attribute escapes but not a template that loops for ever or builds a 24 GB
 string. Here every loop item, call, operator and piece of output is counted against a per-render
 budget: at most ``MAX_OPERATIONS`` steps, ``MAX_SECONDS`` of wall time, and values and output no
-larger than ``BASE_CHARS`` plus twice the size of the messages. Sizes are checked before anything
-large is built.
+larger than ``BASE_CHARS`` plus ``INPUT_FACTOR`` times the size of the messages. Sizes are checked
+before anything large is built.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 MAX_OPERATIONS = 1_000_000  # loop items + calls + operators; real chat templates need a few thousand
 MAX_SECONDS = 10.0  # a last resort for work the counts miss; real templates render in milliseconds
 BASE_CHARS = 1_000_000  # room for the template's own text beyond the messages it renders
+INPUT_FACTOR = 4  # a template may render a message more than once (as text, in tojson, captured in a set block)
 MAX_ARGUMENT = 100_000  # widths, counts and repeats a call may ask for (jinja2's own range() limit)
 MAX_INT_BITS = 4096
 _NUMBER = re.compile(r"\d+")
@@ -222,7 +223,7 @@ def _call(method: str, args: list, lineno: int) -> nodes.Call:
 
 def render(template, variables: dict, input_size: int) -> str:
     """Render ``template`` (from a ``BoundedSandbox``) within a fresh budget sized for ``input_size``."""
-    token = _BUDGET.set(_Budget(limit=BASE_CHARS + 2 * input_size))
+    token = _BUDGET.set(_Budget(limit=BASE_CHARS + INPUT_FACTOR * input_size))
     try:
         return template.render(**variables)
     except RecursionError:
