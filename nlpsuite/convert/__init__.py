@@ -57,13 +57,39 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
+def check_folder(source: str) -> None:
+    """Refuse, before transformers reads it, a local folder whose architecture only its own Python code
+    (``auto_map``) could load: nlpsuite never runs code from model files."""
+    import json
+
+    config_file = Path(source) / "config.json"
+    if not config_file.is_file():
+        return
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise NlpsuiteError(f"{config_file} is not readable JSON ({exc})") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type in SUPPORTED:
+        return  # transformers' own class for it loads the weights; any shipped code is ignored
+    supported = ", ".join(SUPPORTED)
+    if isinstance(config, dict) and config.get("auto_map"):
+        raise NlpsuiteError(
+            f"{source} needs its own Python code (custom code, 'auto_map' in config.json) to load "
+            f"{model_type!r} models, and nlpsuite never runs code from model files; supported: {supported}"
+        )
+    raise NlpsuiteError(f"architecture {model_type!r} is not supported yet (supported: {supported})")
+
+
 def load_transformers(source: str, gguf_file: str | None = None):
     """Load (model, tokenizer) in fp32 from a folder, a GGUF file or a hub id (its local cache when offline)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # safetensors only: a pytorch_model.bin is a pickle, and model files may come from anyone.
+    # safetensors only: a pytorch_model.bin is a pickle, and model files may come from anyone. Nor is
+    # a model's own Python code ever run: False (not None) also keeps transformers from asking the user.
     kwargs = {"gguf_file": gguf_file} if gguf_file else {"use_safetensors": True}
+    kwargs["trust_remote_code"] = False
     if not os.path.exists(source) and not hub_reachable():
         kwargs["local_files_only"] = True
     try:
@@ -96,6 +122,8 @@ def _special_ids(model, tokenizer) -> dict:
 
 def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda msg: None, quiet=False) -> dict:
     """Write model.onnx (+ external weights), tokenizer.json; return the manifest fields."""
+    if not gguf_file:
+        check_folder(source)
     from transformers.utils import logging as hf_logging
 
     from .graph import kv_state_spec

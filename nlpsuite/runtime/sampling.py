@@ -21,6 +21,7 @@ class SamplingParams:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     ignore_eos: bool = False
+    stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
 
     def check(self) -> None:
         if self.max_tokens < 1:
