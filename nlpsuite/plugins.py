@@ -52,7 +52,8 @@ class Registry:
 def _describe(exc: BaseException) -> str:
     frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno})" if frame else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return message + where
 
 
 class PluginLoader:
@@ -85,7 +86,9 @@ class PluginLoader:
             self.pm.register(plugin, name=name)
             info.hooks = [h.name for h in self.pm.get_hookcallers(plugin) or []]
             self._commit(self._collect(plugin, info.hooks), name)
-        except Exception as exc:  # noqa: BLE001 - isolation is the point
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - isolation is the point: sys.exit() in a plugin included
             info.error = _describe(exc)
             if plugin is not None and self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)

@@ -1,8 +1,9 @@
 """The cache of converted backbones: one folder per (model, precision), published atomically.
 
-A folder is trusted only when its manifest exists, has the current format version and every file
-it lists has the recorded size. Anything else (an interrupted conversion, a truncated file) is
-treated as missing and rebuilt.
+A folder is complete when its manifest exists, has the current format version and every file it
+lists has the recorded size; anything else (an interrupted conversion, a truncated file) is treated
+as missing and rebuilt. Before first use its files' content is checked against the sha256 the
+manifest records (``damaged``; integrity.py keeps later checks to a few stats).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import integrity
 from .artefacts import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
-from .fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
+from .fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ def read_manifest(folder: Path) -> dict | None:
         return None
     if not isinstance(manifest, dict) or manifest.get("format_version") != MANIFEST_VERSION:
         return None
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
+    files, hashes = manifest.get("files"), manifest.get("sha256")
+    if not isinstance(files, dict) or not files or not isinstance(hashes, dict) or set(hashes) != set(files):
         return None
     for name, size in files.items():
         try:
@@ -48,6 +50,11 @@ def read_manifest(folder: Path) -> dict | None:
         except OSError:
             return None
     return manifest
+
+
+def damaged(folder: Path, manifest: dict) -> list[str]:
+    """The files of a complete folder whose content no longer matches the sha256 its manifest records."""
+    return integrity.mismatched(folder, manifest["sha256"])
 
 
 def graph_parses(folder: Path) -> bool:
@@ -92,10 +99,17 @@ class ModelStore:
                 manifest = write(tmp)
                 manifest["format_version"] = MANIFEST_VERSION
                 manifest["files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+                manifest["sha256"] = integrity.hash_files(tmp, manifest["files"])
                 write_json_atomic(tmp / MANIFEST_FILE, manifest)
                 if final.exists():
                     shutil.rmtree(final)
                 tmp.rename(final)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                wrote = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+                shutil.rmtree(tmp, ignore_errors=True)  # before saying how much is free
+                raise disk_full(final.parent, f"writing {key} ({precision})", wrote=wrote) from None
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         cached = self.get(key, precision)
@@ -106,6 +120,7 @@ class ModelStore:
         """Drop one precision of a model (e.g. a damaged one) so the next build starts afresh."""
         folder = self.folder(key, precision)
         with atomic_dir_lock(folder):
+            integrity.forget(folder)
             shutil.rmtree(folder, ignore_errors=True)
 
     def entries(self) -> list[CachedModel]:

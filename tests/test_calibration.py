@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -54,3 +56,58 @@ def test_keys_and_label_order():
     assert flipped.apply([1.0, 3.0]) == pytest.approx(cal.apply([3.0, 1.0])[::-1])
     with pytest.raises(NlpsuiteError):
         cal.for_labels(["a", "c"])
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"labels": ["a", "b", "c"], "temperature": 1e-300, "bias": [1e308, -1e308, 0]},
+        {"labels": ["a", "b", "c"], "temperature": 1.0, "bias": [1e308, -1e308, 0]},
+        {"labels": ["a", "b", "c"], "temperature": 1e300},
+        {"labels": ["a", "b", "c"], "temperature": 1.0, "bias": ["a", "b", "c"]},
+        {"labels": ["a", "b", "c"], "temperature": 1.0, "bias": [[1, 2], [3, 4], [5, 6]]},
+        {"labels": ["a", "b", "c"], "temperature": 1.0, "bias": [1, 2]},
+        {"labels": ["a", "b", "c"], "temperature": "1"},
+        {"labels": ["a", "b", "c"], "temperature": True},
+        {"labels": ["a", "a"], "temperature": 1.0},
+        {"labels": [1, 2], "temperature": 1.0},
+        {"labels": "ab", "temperature": 1.0},
+        {"labels": ["a", "b"], "temperature": 1.0, "info": [1]},
+        [1, 2, 3],
+    ],
+)
+def test_a_tampered_calibration_file_is_refused_in_one_line(tmp_path, monkeypatch, stored):
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path))
+    where = calibration.path("m", "fp32", "sentiment")
+    where.parent.mkdir(parents=True)
+    where.write_text(json.dumps(stored))
+    with pytest.raises(NlpsuiteError) as caught:
+        calibration.load("m", "fp32", "sentiment")
+    message = str(caught.value)
+    assert message.startswith(f"calibration file {where} is damaged (") and "\n" not in message
+    assert "nlpsuite calibrate" in message
+
+
+def test_an_oversized_calibration_file_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path))
+    where = calibration.path("m", "fp32", "sentiment")
+    where.parent.mkdir(parents=True)
+    with open(where, "wb") as fh:
+        fh.truncate(1 << 30)  # sparse: a 1 GiB file costs nothing here, and is refused before it is read
+    with pytest.raises(NlpsuiteError, match="is damaged .*larger than"):
+        calibration.load("m", "fp32", "sentiment")
+
+
+@pytest.mark.shared_cache
+def test_classify_refuses_a_tampered_calibration(tiny_llama, cli):
+    from nlpsuite.catalog import Catalog
+
+    key = Catalog().resolve(str(tiny_llama)).key
+    where = calibration.path(key, "fp32", calibration.task_key("classify", ["cat", "dog"]))
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text(json.dumps({"labels": ["cat", "dog"], "temperature": 1e-300, "bias": [1e308, -1e308]}))
+    try:
+        result = cli(["classify", "a cat", "--labels", "cat,dog", "--json", "--model", str(tiny_llama), "--quiet"])
+    finally:
+        where.unlink()
+    assert result.code == 1 and result.err.startswith("error: calibration file ") and "NaN" not in result.out

@@ -42,7 +42,7 @@ def test_a_damaged_packed_copy_is_replaced(tiny_llama):
     with open(copy / "model.onnx.data", "r+b") as fh:
         fh.truncate(100)
     backbone = Backbone(folder, "cpu", packed_copy=True)
-    assert len(copies(folder)) == 1 and (copies(folder)[0] / "sizes.json").exists()
+    assert len(copies(folder)) == 1 and (copies(folder)[0] / "files.json").exists()
     np.testing.assert_allclose(logits(backbone), logits(Backbone(folder, "cpu")), atol=1e-5)
 
 

@@ -245,6 +245,80 @@ def test_cli_json_schemas_and_batch_mode(cli, tiny_llama, name, corpus, tmp_path
     assert cli(["index", "rm", name, "--json"]).out.strip() == json.dumps({"removed": name}, indent=2).strip()
 
 
+def huge_header(path):
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (10**11, 64)})
+        fh.write(b"\0" * 64)
+
+
+def rewrite_json(path, change):
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+TAMPERED = {
+    "passages.json is a list": lambda gen: (gen / "passages.json").write_text("[1, 2, 3]"),
+    "passages without source": lambda gen: rewrite_json(
+        gen / "passages.json",
+        lambda d: {**d, "passages": [{k: v for k, v in p.items() if k != "source"} for p in d["passages"]]},
+    ),
+    "passage text not a string": lambda gen: rewrite_json(
+        gen / "passages.json", lambda d: {**d, "passages": [{**p, "text": 7} for p in d["passages"]]}
+    ),
+    "documents' counts do not add up": lambda gen: rewrite_json(
+        gen / "passages.json",
+        lambda d: {**d, "documents": {s: {**v, "passages": v["passages"] + 1} for s, v in d["documents"].items()}},
+    ),
+    "embeddings of another width": lambda gen: np.save(gen / "embeddings.npy", np.zeros((2, 10), np.float32)),
+    "embeddings with other rows": lambda gen: np.save(gen / "embeddings.npy", np.zeros((99, 64), np.float32)),
+    "embeddings claiming 1e11 rows": lambda gen: huge_header(gen / "embeddings.npy"),
+    "embeddings with NaN": lambda gen: np.save(gen / "embeddings.npy", np.full((2, 64), np.nan, np.float32)),
+    "embeddings far from unit rows": lambda gen: np.save(gen / "embeddings.npy", np.full((2, 64), 1e30, np.float32)),
+    "embeddings as integers": lambda gen: np.save(gen / "embeddings.npy", np.zeros((2, 64), np.int64)),
+    "embeddings as a pickle": lambda gen: np.save(gen / "embeddings.npy", np.array([{}], object), allow_pickle=True),
+    "index.json counts not numbers": lambda gen: rewrite_json(
+        gen.parent / "index.json", lambda m: {**m, "documents": "lots", "passages": 10**30}
+    ),
+    "index.json counts others": lambda gen: rewrite_json(gen.parent / "index.json", lambda m: {**m, "passages": 3}),
+    "index.json model not recorded": lambda gen: rewrite_json(gen.parent / "index.json", lambda m: {**m, "model": 1}),
+}
+
+
+@pytest.mark.shared_cache
+@pytest.mark.parametrize("tamper", list(TAMPERED))
+def test_a_tampered_index_is_refused_in_one_line(suite, name, tmp_path, cli, tiny_llama, tamper):
+    docs = tmp_path / "two.jsonl"
+    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(["the dog", "a cat"])))
+    suite.index(name, [str(docs)])
+    assert store.load(name).embeddings.shape == (2, 64)  # what the tampering assumes
+    store._LOADED.clear()
+    manifest = store.read_manifest(store.index_dir(name))
+    TAMPERED[tamper](store.index_dir(name) / manifest["data"])
+    result = cli(["search", name, "dog", "--model", str(tiny_llama), "--device", "cpu"])
+    assert result.code == 1
+    assert result.err.startswith(f"error: index '{name}' is damaged (") and len(result.err.splitlines()) == 1
+    assert f"remove it with 'nlpsuite index rm {name}'" in result.err
+    with pytest.raises(NlpsuiteError, match="is damaged"):
+        suite.index(name, [str(docs)])
+    assert cli(["index", "rm", name]).code == 0
+
+
+@pytest.mark.shared_cache
+def test_index_list_names_folders_and_checks_counts(suite, name, corpus, cli):
+    import shutil
+
+    suite.index(name, [str(corpus / "fox.txt")])
+    for copy in (f"{name}-copy", f"{name}-bad"):
+        shutil.copytree(store.index_dir(name), store.index_dir(copy))
+    rewrite_json(store.index_dir(f"{name}-bad") / "index.json", lambda m: {**m, "documents": "lots"})
+    listed = {r["name"]: r for r in json.loads(cli(["index", "list", "--json"]).out)["indexes"]}
+    assert listed[f"{name}-copy"]["documents"] == 1 and listed[name]["documents"] == 1
+    assert listed[f"{name}-bad"]["documents"] is None and listed[f"{name}-bad"]["model"] == "damaged"
+    table = cli(["index", "list"])
+    assert table.code == 0 and f"{name}-copy" in table.out and "lots" not in table.out
+    for gone in (name, f"{name}-copy", f"{name}-bad"):
+        assert cli(["index", "rm", gone]).code == 0
+
+
 def test_the_search_task_is_registered():
     from nlpsuite.plugins import registry
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.runtime.generation import _Stream
+from nlpsuite.runtime.generation import Generator, _Stream
 from nlpsuite.runtime.sampling import Sampler, SamplingParams
+from nlpsuite.runtime.tokenizer import Tokenizer
 
 LOGITS = np.log(np.array([[0.05, 0.6, 0.25, 0.1], [0.4, 0.1, 0.2, 0.3]], np.float32))
 
@@ -113,3 +116,73 @@ def test_the_earliest_stop_string_wins_whatever_its_order():
         stream = _Stream(stops)
         feed(stream, "xab")
         assert stream.text == "x"
+
+
+def test_a_character_cut_by_the_end_of_generation_is_dropped():
+    stream = _Stream([])
+    assert feed(stream, ["a", HALF_A]) == ["a", ""]
+    assert stream.finish("length") == ""
+    assert stream.text == "a"
+
+
+class ScriptedBackbone:
+    """Logits that force a fixed token sequence, one token per step."""
+
+    context_length = 1024
+
+    def __init__(self, script: list[int], vocab: int) -> None:
+        self.script, self.vocab = script, vocab
+
+    def empty_state(self, batch: int) -> int:
+        return 0
+
+    def forward(self, ids, mask, positions, state, **_):
+        logits = np.full((len(ids), 1, self.vocab), -1e9, np.float32)
+        logits[:, 0, self.script[state % len(self.script)]] = 0.0
+        return types.SimpleNamespace(logits=logits, state=state + 1)
+
+
+@pytest.mark.shared_cache
+@pytest.mark.parametrize("text", ["a東京", "ok 🙂"])
+def test_no_replacement_character_when_the_limit_cuts_a_character(tiny_llama, text):
+    """The tiny tokenizer is byte-level BPE: CJK and emoji take several byte tokens each."""
+    tok = Tokenizer(tiny_llama, {"eos_token_ids": [4]})
+    ids = tok.encode(text, add_special_tokens=False)
+    for cut in range(1, len(ids) + 1):
+        for script in (ids[:cut], ids[:cut] + [4]):  # the token limit, or EOS, right after the cut
+            streamed = []
+            generator = Generator(ScriptedBackbone(script, 400), tok)
+            params = SamplingParams(max_tokens=len(script))
+            done = generator.generate([[1]], params, lambda row, delta, out=streamed: out.append(delta))[0]
+            assert "\ufffd" not in done.text and "".join(streamed) == done.text
+            assert text.startswith(done.text) and len(done.text) >= len(tok.decode(ids[:cut]).rstrip("\ufffd"))
+
+
+LOOP = [11, 12, 13, 14, 15, 16]  # a 6-token span: 6 copies make the 32 tokens the stop waits for
+
+
+def test_a_tail_that_only_repeats_itself_is_detected():
+    from nlpsuite.runtime.generation import repeating_tail
+
+    story = list(range(20, 60))
+    assert not repeating_tail(story)
+    assert not repeating_tail(story + LOOP * 5)  # 30 tokens: not yet
+    assert repeating_tail(story + LOOP * 6)
+    assert repeating_tail(story + [9] * 32) and not repeating_tail(story + [9] * 31)
+    long_span = list(range(100, 140))
+    assert not repeating_tail(story + long_span * 2) and repeating_tail(story + long_span * 3)
+    assert not repeating_tail(story + LOOP * 5 + [1] + LOOP)  # broken by one other token
+
+
+@pytest.mark.shared_cache
+def test_greedy_decoding_stops_a_loop_with_its_own_reason(tiny_llama):
+    tok = Tokenizer(tiny_llama, {"eos_token_ids": [4]})
+    script = list(range(20, 30)) + LOOP * 40
+    generator = Generator(ScriptedBackbone(script, 400), tok)
+    streamed = []
+    done = generator.generate([[1]], SamplingParams(max_tokens=200), lambda row, d: streamed.append(d))[0]
+    assert done.finish_reason == "repetition" and done.completion_tokens == 10 + 6 * 6
+    assert done.token_ids == script[: done.completion_tokens]  # the tokens are the greedy ones: it only stops sooner
+    assert "".join(streamed) == done.text == tok.decode(done.token_ids)
+    exact = generator.generate([[1]], SamplingParams(max_tokens=200, ignore_eos=True))[0]
+    assert exact.finish_reason == "length" and exact.token_ids == script[:200]  # parity runs keep every token

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nlpsuite.api import Suite
-from nlpsuite.calibration import softmax
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.numeric import softmax
 from nlpsuite.text import chunks, paragraphs, sentences, split_long
 
 pytestmark = pytest.mark.shared_cache

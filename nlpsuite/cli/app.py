@@ -10,6 +10,7 @@ import typer
 
 from .. import __version__
 from ..errors import NlpsuiteError
+from ..fsutil import os_error_line
 from ..plugins import command_name, registry
 from . import chat, heads, index, info, models, train
 from . import eval as evaluate
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> None:
         command.main(args=argv, prog_name="nlpsuite", standalone_mode=True)
     except NlpsuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # disk full or read-only wherever it happens: one line, not a traceback
+        if (message := os_error_line(exc)) is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

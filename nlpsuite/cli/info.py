@@ -46,7 +46,7 @@ def _dir_size(path) -> int:
 
 def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto") -> None:
     """Versions, the execution provider that really runs, the cache and the plugins."""
-    from ..runtime.device import plan, quiet_onnxruntime
+    from ..runtime.device import CUDA, plan, probe_cuda, quiet_onnxruntime
 
     ort = quiet_onnxruntime()
     versions = {"python": platform.python_version()}
@@ -57,7 +57,7 @@ def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device
             continue
     device_plan = plan(device)  # raises for --device cuda without a usable GPU
     data = {
-        "device": "cuda" if device_plan.providers[0] == "CUDAExecutionProvider" else "cpu",
+        "device": "cuda" if device_plan.providers[0] == CUDA else "cpu",
         "device_note": device_plan.note,
         "providers_available": ort.get_available_providers(),
         "providers_planned": device_plan.providers,
@@ -68,8 +68,8 @@ def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device
         "plugins": [p.as_dict() for p in registry().plugins],
         "platform": f"{platform.system()} {platform.machine()}",
     }
-    if device_plan.providers[0] == "CUDAExecutionProvider":
-        data.update(_probe_cuda(ort))
+    if device_plan.providers[0] == CUDA:
+        data.update(probe_cuda(ort))
     if json:
         print_json(data)
         return
@@ -84,26 +84,3 @@ def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device
     for p in data["plugins"]:
         console.print(f"[bold]plugin[/bold]      {p['name']}: " + (f"[red]{p['error']}[/red]" if p["error"] else "ok"))
     sys.stdout.flush()
-
-
-def _probe_cuda(ort) -> dict:
-    """Create a one-node session on CUDA to learn whether it really runs (not just whether it is listed)."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 10
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-    )
-    active = session.get_providers()
-    if active[0] != "CUDAExecutionProvider":
-        return {"device": "cpu", "device_note": "running on CPU: ONNX Runtime could not load its CUDA libraries"}
-    return {"providers_active": active}

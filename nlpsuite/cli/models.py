@@ -1,4 +1,4 @@
-"""`nlpsuite models list | pull | info | rm`."""
+"""`nlpsuite models list | pull | info | verify | rm`."""
 
 from __future__ import annotations
 
@@ -112,16 +112,66 @@ def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Mod
         )
 
 
+@app.command("verify")
+def verify(
+    name: Name = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="Only this precision [default: every one in the cache].")
+    ] = None,
+    json: Json = False,
+    quiet: Quiet = False,
+    model: Model = None,
+    device: Device = "auto",
+) -> None:
+    """Hash every file of a model's cache entries (pre-packed copies too) and say which is damaged."""
+    from ..integrity import mismatched
+    from ..loader import store
+    from ..runtime import prepacked
+
+    if precision is not None and precision not in PRECISIONS:
+        raise NlpsuiteError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    key = _cache_key(_target(name, model))
+    wanted = [precision] if precision else list(PRECISIONS)
+    entries = [c for p in wanted if (c := store().get(key, p))]
+    if not entries:
+        raise NlpsuiteError(f"{key} ({precision or 'any precision'}) is not in the cache: nothing to verify")
+    rows = []
+    for cached in entries:
+        bad = mismatched(cached.path, cached.manifest["sha256"], trust_stamp=False)
+        files = {n: n not in bad for n in cached.manifest["sha256"]} | prepacked.verify(cached.path)
+        rows.append(
+            {"precision": cached.precision, "path": str(cached.path), "ok": all(files.values()), "files": files}
+        )
+    damaged = [f"{r['precision']}/{n}" for r in rows for n, ok in r["files"].items() if not ok]
+    if json:
+        print_json({"name": key, "ok": not damaged, "entries": rows})
+    elif not quiet:
+        for r in rows:
+            state = "ok" if r["ok"] else "damaged: " + ", ".join(n for n, ok in r["files"].items() if not ok)
+            print(f"{key} {r['precision']}: {state} ({len(r['files'])} files hashed)")
+    if damaged:
+        raise NlpsuiteError(
+            f"{key} is damaged (content differs from the sha256 recorded when written): {', '.join(damaged)}; "
+            f"the next use rebuilds it, or remove it with 'nlpsuite models rm {key}'"
+        )
+
+
+def _cache_key(name: str) -> str:
+    """The cache key of a model name; the name itself when its source is gone."""
+    from ..loader import resolve
+
+    try:
+        return resolve(name, _catalog()).key
+    except NlpsuiteError:
+        return name
+
+
 @app.command("rm")
 def rm(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
     """Delete a model's converted files from the cache."""
-    from ..loader import resolve, store
+    from ..loader import store
 
-    name = _target(name, model)
-    try:
-        key = resolve(name, _catalog()).key
-    except NlpsuiteError:
-        key = name  # a cache key whose source is gone
+    key = _cache_key(_target(name, model))
     if not store().remove(key):
         raise NlpsuiteError(f"{key} is not in the cache")
     if json:

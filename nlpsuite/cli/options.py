@@ -50,7 +50,15 @@ def err(message: str) -> None:
 
 
 def print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """Valid JSON or a one-line error: NaN and infinity are not JSON, and a score that is NaN means nothing."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, indent=2, allow_nan=False)
+    except ValueError:
+        raise NlpsuiteError(
+            "the result holds a non-finite number (NaN or infinity): the model or a saved calibration is damaged; "
+            "check the model with 'nlpsuite models verify'"
+        ) from None
+    sys.stdout.write(text + "\n")
 
 
 def read_text(argument: str | None, what: str = "prompt", file: Path | None = None, stdin_taken: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""Source model -> transformers model -> ONNX backbone. The only package that imports torch."""
+"""Source model -> transformers model -> ONNX backbone. The only package that imports transformers."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import socket
 from importlib import metadata
 from pathlib import Path
 
-from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE, io_names
+from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 from ..errors import ModelNotFoundError, NlpsuiteError
+from ..fsutil import check_free
 
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")  # each has a parity test in tests/test_parity.py
 
 
-def _versions(*names: str) -> dict[str, str]:
+def versions(*names: str) -> dict[str, str]:
+    """The installed versions of the packages named (those not installed are left out), for manifests."""
     found = {}
     for name in names:
         try:
@@ -55,13 +57,39 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
+def check_folder(source: str) -> None:
+    """Refuse, before transformers reads it, a local folder whose architecture only its own Python code
+    (``auto_map``) could load: nlpsuite never runs code from model files."""
+    import json
+
+    config_file = Path(source) / "config.json"
+    if not config_file.is_file():
+        return
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise NlpsuiteError(f"{config_file} is not readable JSON ({exc})") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type in SUPPORTED:
+        return  # transformers' own class for it loads the weights; any shipped code is ignored
+    supported = ", ".join(SUPPORTED)
+    if isinstance(config, dict) and config.get("auto_map"):
+        raise NlpsuiteError(
+            f"{source} needs its own Python code (custom code, 'auto_map' in config.json) to load "
+            f"{model_type!r} models, and nlpsuite never runs code from model files; supported: {supported}"
+        )
+    raise NlpsuiteError(f"architecture {model_type!r} is not supported yet (supported: {supported})")
+
+
 def load_transformers(source: str, gguf_file: str | None = None):
     """Load (model, tokenizer) in fp32 from a folder, a GGUF file or a hub id (its local cache when offline)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # safetensors only: a pytorch_model.bin is a pickle, and model files may come from anyone.
+    # safetensors only: a pytorch_model.bin is a pickle, and model files may come from anyone. Nor is
+    # a model's own Python code ever run: False (not None) also keeps transformers from asking the user.
     kwargs = {"gguf_file": gguf_file} if gguf_file else {"use_safetensors": True}
+    kwargs["trust_remote_code"] = False
     if not os.path.exists(source) and not hub_reachable():
         kwargs["local_files_only"] = True
     try:
@@ -94,8 +122,11 @@ def _special_ids(model, tokenizer) -> dict:
 
 def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda msg: None, quiet=False) -> dict:
     """Write model.onnx (+ external weights), tokenizer.json; return the manifest fields."""
+    if not gguf_file:
+        check_folder(source)
     from transformers.utils import logging as hf_logging
 
+    from .graph import kv_state_spec
     from .llama import build_graph, describe
 
     hf_logging.set_verbosity_error()
@@ -110,6 +141,8 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
         )
     if not getattr(tokenizer, "backend_tokenizer", None):
         raise NlpsuiteError(f"{source}: no fast (tokenizers) tokenizer available for this model")
+    weights = 4 * sum(p.numel() for p in model.parameters())  # fp32; tied weights are counted once
+    check_free(out.parent, weights, "converting to ONNX")
     progress("building the ONNX graph")
     graph = build_graph(model)
     progress("writing ONNX weights")
@@ -118,17 +151,13 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
     arch = describe(model.config)
     return {
         "architecture": arch,
-        "state": [
-            {"input": pk, "output": ok, "shape": [None, arch["num_kv_heads"], 0, arch["head_dim"]], "grow_axis": 2}
-            for (pk, pv, ok, ov) in io_names(arch["num_layers"])
-            for pk, ok in ((pk, ok), (pv, ov))
-        ],
+        "state": kv_state_spec(arch["num_layers"], arch["num_kv_heads"], arch["head_dim"]),
         "special_tokens": _special_ids(model, tokenizer),
         "chat_template": tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None,
         "precision": "fp32",
         "exporter": {
-            "nlpsuite": _versions("nlpsuite").get("nlpsuite", "dev"),
-            **_versions("torch", "transformers", "onnx", "gguf"),
+            "nlpsuite": versions("nlpsuite").get("nlpsuite", "dev"),
+            **versions("torch", "transformers", "onnx", "gguf"),
         },
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

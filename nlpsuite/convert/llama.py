@@ -9,39 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
-from ..artefacts import io_names
-
-OPSET = 18
-IR_VERSION = 10
-MASKED = -1e30  # additive bias for masked keys; finite so a fully padded row stays NaN-free
-
-
-class GraphWriter:
-    """Appends nodes and initializers with unique names."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
-
-    def fresh(self, hint: str) -> str:
-        self._count += 1
-        return f"{hint}_{self._count}"
-
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, n_out: int = 1, **attrs):
-        outs = [self.fresh(hint or op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.fresh(op_type), **attrs))
-        return outs[0] if n_out == 1 else outs
-
-    def const(self, array: np.ndarray, hint: str) -> str:
-        name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def ints(self, values: list[int], hint: str = "shape") -> str:
-        return self.const(np.asarray(values, dtype=np.int64), hint)
+from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
 
 
 def _weight(tensor) -> np.ndarray:
@@ -79,23 +49,8 @@ def build_graph(model) -> onnx.ModelProto:
     rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
 
     g = GraphWriter()
-    names = io_names(n_layers)
-    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
-    inputs = [
-        helper.make_tensor_value_info("input_ids", i64, ["batch", "seq"]),
-        helper.make_tensor_value_info("attention_mask", i64, ["batch", "total"]),
-        helper.make_tensor_value_info("position_ids", i64, ["batch", "seq"]),
-        helper.make_tensor_value_info("num_logits_to_keep", i64, []),
-    ]
-    outputs = [
-        helper.make_tensor_value_info("logits", f32, ["batch", "kept", vocab]),
-        helper.make_tensor_value_info("last_hidden_state", f32, ["batch", "seq", hidden]),
-    ]
-    for past_k, past_v, pres_k, pres_v in names:
-        for name in (past_k, past_v):
-            inputs.append(helper.make_tensor_value_info(name, f32, ["batch", kv, "past", hd]))
-        for name in (pres_k, pres_v):
-            outputs.append(helper.make_tensor_value_info(name, f32, ["batch", kv, "total", hd]))
+    inputs, outputs = contract_io(vocab, hidden)
+    names = kv_cache_io(inputs, outputs, n_layers, kv, hd)
 
     # Embedding and rotary tables (cos/sin for every position in the batch).
     embed = g.const(_weight(core.embed_tokens.weight), "embed_tokens")
@@ -110,25 +65,8 @@ def build_graph(model) -> onnx.ModelProto:
         scale = g.const(np.array(rope_scale, np.float32), "rope_scale")
         cos, sin = g.op("Mul", [cos, scale]), g.op("Mul", [sin, scale])
 
-    # Attention bias [B,1,groups*S,T]: causal over absolute positions plus the padding mask.
-    zero, one = g.ints([0], "zero"), g.ints([1], "one")
-    seq_len = g.op("Gather", [g.op("Shape", ["input_ids"]), one], "seq_len", axis=0)
-    total = g.op("Gather", [g.op("Shape", ["attention_mask"]), one], "total_len", axis=0)
-    past_len = g.op("Sub", [total, seq_len], "past_len")
-    scalar = g.ints([], "scalar_shape")
-    step = g.const(np.array(1, np.int64), "step")
-    total_scalar = g.op("Reshape", [total, scalar], "total_scalar")
-    q_pos = g.op("Range", [g.op("Reshape", [past_len, scalar]), total_scalar, step], "q_pos")
-    k_pos = g.op("Range", [g.const(np.array(0, np.int64), "start"), total_scalar, step], "k_pos")
-    causal = g.op("LessOrEqual", [g.op("Unsqueeze", [k_pos, zero]), g.op("Unsqueeze", [q_pos, one])], "causal")
-    keep = g.op("Cast", ["attention_mask"], "keep", to=TensorProto.BOOL)
-    keep = g.op("Unsqueeze", [keep, g.ints([1, 2])], "keep_4d")
-    allowed = g.op("And", [causal, keep], "allowed")
-    bias = g.op(
-        "Where",
-        [allowed, g.const(np.array(0.0, np.float32), "open"), g.const(np.array(MASKED, np.float32), "closed")],
-        "attn_bias",
-    )
+    # Attention bias [B,1,groups*S,T]: one copy per query head that shares a KV head (see below).
+    bias = attention_bias(g)
     if groups > 1:
         bias = g.op("Tile", [bias, g.ints([1, 1, groups, 1])], "attn_bias_g")
 
@@ -173,8 +111,8 @@ def build_graph(model) -> onnx.ModelProto:
             k = rms_norm(k, att.k_norm.weight, f"l{i}_k_norm")
         q, k = rope(q, f"l{i}_q"), rope(k, f"l{i}_k")
         v = heads(v, kv, f"l{i}_v")
-        g.nodes.append(helper.make_node("Concat", [past_k, k], [pres_k], axis=2, name=g.fresh("Concat")))
-        g.nodes.append(helper.make_node("Concat", [past_v, v], [pres_v], axis=2, name=g.fresh("Concat")))
+        g.named("Concat", [past_k, k], pres_k, axis=2)
+        g.named("Concat", [past_v, v], pres_v, axis=2)
         # Query heads that share a KV head are stacked along the sequence axis: no KV copies.
         q = g.op("Reshape", [g.op("Mul", [q, q_scale]), g.ints([0, kv, -1, hd])], f"l{i}_q_grouped")
         k_t = g.op("Transpose", [pres_k], f"l{i}_k_t", perm=[0, 1, 3, 2])
@@ -199,23 +137,11 @@ def build_graph(model) -> onnx.ModelProto:
         x = g.op("Add", [x, down], f"l{i}_resid2")
 
     final = rms_norm(x, core.norm.weight, "final_norm")
-    g.nodes.append(helper.make_node("Identity", [final], ["last_hidden_state"], name="hidden_out"))
-
     # Logits for the last num_logits_to_keep positions only; the head shares the embedding when tied.
-    start = g.op("Neg", [g.op("Reshape", ["num_logits_to_keep", one])], "keep_start")
-    kept = g.op("Slice", [final, start, g.ints([2**62], "end"), one], "kept_hidden")
-    flat = g.op("Reshape", [kept, g.ints([-1, hidden])], "kept_flat")
     lm_weight = model.lm_head.weight
     if lm_weight.data_ptr() == core.embed_tokens.weight.data_ptr():
         head = embed
     else:
         head = g.const(_weight(lm_weight), "lm_head")
-    logits = g.op("Gemm", [flat, head], "logits_flat", transB=1)
-    lead = g.op("Slice", [g.op("Shape", [kept]), zero, g.ints([2]), zero], "lead_dims")
-    out_shape = g.op("Concat", [lead, g.ints([vocab])], "logits_shape", axis=0)
-    g.nodes.append(helper.make_node("Reshape", [logits, out_shape], ["logits"], name="logits_out"))
-
-    graph = helper.make_graph(g.nodes, "nlpsuite_backbone", inputs, outputs, g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nlpsuite")
-    model.ir_version = IR_VERSION  # what ONNX Runtime reads, not what the onnx package writes
-    return model
+    logits(g, final, head, hidden, vocab)
+    return finish(g, "nlpsuite_backbone", inputs, outputs)

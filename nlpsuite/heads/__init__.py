@@ -1,1 +1,1 @@
-"""Heads: the ways a task reads the backbone (generation now; scoring, embedding, probe, span later)."""
+"""Heads: the ways a task reads the backbone (generation, label scoring, embedding, probe, span)."""

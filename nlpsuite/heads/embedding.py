@@ -22,6 +22,7 @@ import numpy as np
 from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import atomic_dir_lock
+from ..runtime.backbone import left_pad
 from .calibration_text import SENTENCES
 
 PROMPT = 'This sentence : "{text}" means in one word:"'
@@ -60,20 +61,14 @@ class Embedder:
         """The unstandardized last-token hidden states of each text's prompt: [len(texts), hidden]."""
         encoded = [self.encode(t, max_tokens) for t in texts]
         order = np.argsort([len(ids) for ids in encoded])  # similar lengths together: less padding
-        out = np.empty((len(texts), self.backbone.manifest["architecture"]["hidden_size"]), np.float32)
+        out = np.empty((len(texts), self.backbone.hidden_size), np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
             out[rows] = self._last_states([encoded[i] for i in rows])
         return out
 
     def _last_states(self, batch: list[list[int]]) -> np.ndarray:
-        width = max(map(len, batch))
-        ids = np.full((len(batch), width), self.tokenizer.pad_token_id, np.int64)
-        mask = np.zeros_like(ids)
-        for row, toks in enumerate(batch):  # left padding: every row's last token is in the last column
-            ids[row, width - len(toks) :] = toks
-            mask[row, width - len(toks) :] = 1
-        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        ids, mask, positions = left_pad(batch, self.tokenizer.pad_token_id)
         empty = self.backbone.empty_state(len(batch))
         step = self.backbone.forward(ids, mask, positions, empty, want_hidden=True, want_state=False)
         return step.hidden[:, -1]
@@ -94,7 +89,7 @@ class Embedder:
         self.stats_path = path = config.home() / "embedding" / f"{digest}.npy"
         with contextlib.suppress(OSError, ValueError):
             stats = np.load(path, allow_pickle=False)
-            if stats.shape == (2, manifest["architecture"]["hidden_size"]):
+            if stats.shape == (2, self.backbone.hidden_size):
                 return stats[0], stats[1]
         states = self.states(list(SENTENCES), batch_size=CALIBRATION_BATCH)
         stats = np.stack([states.mean(axis=0), np.maximum(states.std(axis=0), 1e-6)]).astype(np.float32)

@@ -9,17 +9,46 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .. import config
-from ..calibration import log_softmax, softmax
 from ..errors import NlpsuiteError
 from ..fsutil import atomic_dir_lock
+from ..numeric import log_softmax, softmax
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ARRAYS = {"weights": 2, "bias": 1, "mean": 1, "scale": 1}  # name -> dimensions
+MAX_META_BYTES = 1 << 20
+MAX_WEIGHTS = 1 << 26  # hidden size x labels: 64M covers any backbone and label set
+MAX_VALUE = 1e4  # fitted weights stay in the tens and features are standardized; beyond this logits overflow
+MIN_SCALE = 1e-7  # fit adds 1e-6 to every standard deviation
+
+
+def _checked_meta(meta) -> tuple[list[str], dict]:
+    if not isinstance(meta, dict):
+        raise ValueError("probe.json is not a JSON object")
+    labels, info = meta.get("labels"), meta.get("info", {})
+    if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) and x for x in labels)):
+        raise ValueError("probe.json must list at least two label names")
+    if len(set(labels)) != len(labels):
+        raise ValueError("probe.json repeats a label")
+    if not isinstance(info, dict):
+        raise ValueError("probe.json's info is not a JSON object")
+    return list(labels), info
+
+
+def _check_shapes(parts: dict[str, np.ndarray], labels: int) -> None:
+    hidden = parts["weights"].shape[0]
+    expected = {"weights": (hidden, labels), "bias": (labels,), "mean": (hidden,), "scale": (hidden,)}
+    for key, shape in expected.items():
+        if parts[key].shape != shape:
+            raise ValueError(f"weights.npz {key} has shape {parts[key].shape}, not {shape}")
+    if (parts["scale"] < MIN_SCALE).any():
+        raise ValueError(f"weights.npz scale has values below {MIN_SCALE:g}")
 
 
 @dataclass
@@ -93,17 +122,28 @@ class ProbeStore:
         return target
 
     def load(self, name: str) -> Probe:
+        """A stored probe, checked as files from someone else must be: types, shapes, finite bounded values."""
+        from ..arrays import read_npz
+
         folder = self.folder(name)
         try:
+            if (folder / "probe.json").stat().st_size > MAX_META_BYTES:
+                raise ValueError(f"probe.json is larger than {MAX_META_BYTES} bytes")
             meta = json.loads((folder / "probe.json").read_text(encoding="utf-8"))
-            with np.load(folder / "weights.npz", allow_pickle=False) as arrays:
-                parts = {key: arrays[key] for key in ("weights", "bias", "mean", "scale")}
+            labels, info = _checked_meta(meta)
+            try:
+                parts = read_npz(folder / "weights.npz", ARRAYS, MAX_VALUE, max_items=MAX_WEIGHTS)
+            except (ValueError, zipfile.BadZipFile) as exc:
+                raise ValueError(f"weights.npz {exc}") from None
+            _check_shapes(parts, len(labels))
         except FileNotFoundError:
             known = ", ".join(self.names()) or "none yet; train one with 'nlpsuite heads train NAME DATA'"
             raise NlpsuiteError(f"no head named {name!r} for this model (trained heads: {known})") from None
-        except (OSError, ValueError, KeyError) as exc:
-            raise NlpsuiteError(f"head {name!r} is damaged ({exc}); train it again") from None
-        return Probe(meta["labels"], info=meta.get("info", {}), **parts)
+        except (OSError, ValueError) as exc:
+            raise NlpsuiteError(
+                f"head {name!r} is damaged ({exc}); remove it with 'nlpsuite heads rm {name}' and train it again"
+            ) from None
+        return Probe(labels, info=info, **parts)
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -152,4 +192,10 @@ class ProbeHead:
         embedder = self.suite.head("embedding")
         if probe.info.get("embedding") != embedder.kind:
             raise NlpsuiteError(f"head {name!r} was trained on other embeddings; train it again")
-        return probe.labels, probe.logits(embedder(texts))
+        embeddings = embedder(texts)
+        if embeddings.shape[1] != probe.weights.shape[0]:
+            raise NlpsuiteError(
+                f"head {name!r} expects {probe.weights.shape[0]} embedding values, this model gives "
+                f"{embeddings.shape[1]}; train it again"
+            )
+        return probe.labels, probe.logits(embeddings)

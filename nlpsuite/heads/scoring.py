@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..calibration import log_softmax, softmax
 from ..errors import NlpsuiteError
+from ..numeric import log_softmax, softmax
+from ..runtime.backbone import left_pad
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,7 @@ class LabelScorer:
         first = log_softmax(last_logits)
         if longest == 1:  # one token per label: the prompt's own next-token distribution says it all
             return np.array([first[toks[0]] for toks in label_ids])
-        # Every label continues the same prompt state: repeat it along the batch axis.
-        state = {name: np.repeat(value, n, axis=self._batch_axis(name)) for name, value in prompt_state.items()}
+        state = backbone.repeat_state(prompt_state, n)  # every label continues the same prompt
         ids = np.full((n, longest), self.tokenizer.pad_token_id, np.int64)
         mask = np.zeros((n, p + longest), np.int64)
         mask[:, :p] = 1
@@ -95,14 +95,8 @@ class LabelScorer:
         width = max(map(len, prefixes))
         if width + n > backbone.context_length:
             raise NlpsuiteError(f"the text is longer than the context window of {backbone.context_length} tokens")
-        pad = self.tokenizer.pad_token_id
         first = text_ids[:window]
-        ids = np.full((k, width + len(first)), pad, np.int64)
-        mask = np.zeros_like(ids)
-        for row, prefix in enumerate(prefixes):
-            ids[row, width - len(prefix) :] = [*prefix, *first]
-            mask[row, width - len(prefix) :] = 1
-        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        ids, mask, positions = left_pad([[*prefix, *first] for prefix in prefixes], self.tokenizer.pad_token_id)
         step = backbone.forward(ids, mask, positions, backbone.empty_state(k), num_logits=len(first) + 1)
         total = np.zeros(k)
         done = 0
@@ -121,10 +115,6 @@ class LabelScorer:
             step = backbone.forward(arr, mask, positions, step.state, num_logits=len(piece))
             # the previous window's last logits predict this window's first token
             step.logits = np.concatenate([last_logits[:, None], step.logits], axis=1)
-
-    def _batch_axis(self, state_name: str) -> int:
-        spec = next(s for s in self.backbone.state_spec if s["input"] == state_name)
-        return spec["shape"].index(None)
 
     def probabilities(
         self, prompt_ids: list[int], labels: list[str], prior: np.ndarray | None = None, prefix: Prefix | None = None

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..calibration import log_softmax
 from ..errors import NlpsuiteError
+from ..numeric import log_softmax
 from ..text import chunks
 
 INSTRUCTION = (
@@ -166,16 +166,14 @@ class SpanHead:
     def _advance(self, candidates) -> list[_Beam]:
         """Feed each kept candidate's token to the model, as one batch."""
         backbone = self.backbone
-        states = [c[1].state for c in candidates]
-        axis = {s["input"]: s["shape"].index(None) for s in backbone.state_spec}
-        state = {name: np.concatenate([st[name] for st in states], axis=axis[name]) for name in states[0]}
+        state = backbone.concat_states([c[1].state for c in candidates])
         past = candidates[0][1].length  # every beam has read the same number of tokens
         k = len(candidates)
         ids = np.array([[c[2]] for c in candidates], np.int64)
         step = backbone.forward(ids, np.ones((k, past + 1), np.int64), np.full((k, 1), past), state)
         beams = []
         for row, (logp, beam, token, ends) in enumerate(candidates):
-            row_state = {name: np.take(value, [row], axis=axis[name]) for name, value in step.state.items()}
+            row_state = backbone.select_rows(step.state, [row])
             logits = log_softmax(step.logits[row, -1])
             beams.append(_Beam([*beam.tokens, token], ends, logp, row_state, logits, past + 1))
         return beams

@@ -1,6 +1,6 @@
 """Retrieval: index documents as passages (embeddings + BM25) and search them with fused scores.
 
-``add``, ``search`` and ``retrieve`` take a Suite: its tokenizer cuts passages, its embedding head
+``add`` and ``search`` take a Suite: its tokenizer cuts passages, its embedding head
 embeds them, so an index belongs to the model that built it.
 """
 
@@ -131,9 +131,4 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
     return results
 
 
-def retrieve(suite, name: str, question: str, k: int = 5) -> list[dict]:
-    """Passages for one question (``ask --index``): ``[{"source", "text", "score", "start", "end", ...}]``."""
-    return search(suite, name, [question], k)[0]
-
-
-__all__ = ["add", "add_documents", "read_documents", "search", "retrieve", "model_identity", "store"]
+__all__ = ["add", "add_documents", "read_documents", "search", "model_identity", "store"]

@@ -26,6 +26,7 @@ from ..fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+GENERATION = re.compile(r"gen-[A-Za-z0-9_]{1,64}")  # tempfile.mkdtemp(prefix="gen-") names
 BM25_STOPWORDS = "en"
 BM25_STEMMER = "english"
 
@@ -48,7 +49,26 @@ def read_manifest(folder: Path) -> dict | None:
         return None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         return None
-    return manifest if (folder / manifest.get("data", "-")).is_dir() else None
+    data = manifest.get("data")
+    return manifest if isinstance(data, str) and (folder / data).is_dir() else None
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 40
+
+
+def check_manifest(manifest: dict) -> None:
+    """Raise ValueError unless the manifest has the fields and types this version writes."""
+    if not GENERATION.fullmatch(manifest.get("data", "")):
+        raise ValueError("its data folder is not one of its generations")
+    model = manifest.get("model")
+    if not (isinstance(model, dict) and all(isinstance(model.get(k), str) for k in ("key", "precision", "embedding"))):
+        raise ValueError("the model it was embedded with is not recorded")
+    for field in ("documents", "passages", "dim"):
+        if not _count(manifest.get(field)):
+            raise ValueError(f"its {field} count is not a whole number")
+    if not all(isinstance(manifest.get(k), str) for k in ("created", "updated")):
+        raise ValueError("its dates are not text")
 
 
 def bm25_tokens(texts: list[str]) -> list[list[str]]:
@@ -80,41 +100,88 @@ class Index:
         return np.asarray(self.bm25.get_scores_from_ids(ids), np.float32)
 
 
+def _damaged(name: str, why: str) -> NlpsuiteError:
+    return NlpsuiteError(f"index {name!r} is damaged ({why}); remove it with 'nlpsuite index rm {name}' and add again")
+
+
+def _check_passages(stored) -> tuple[list[dict], dict[str, dict]]:
+    """The passages and documents of a passages.json, or ValueError saying what does not hold."""
+    if not (isinstance(stored, dict) and isinstance(stored.get("passages"), list)):
+        raise ValueError("passages.json does not hold a list of passages")
+    passages, documents = stored["passages"], stored.get("documents")
+    if not isinstance(documents, dict):
+        raise ValueError("passages.json does not list its documents")
+    for i, p in enumerate(passages):
+        if not (
+            isinstance(p, dict)
+            and isinstance(p.get("source"), str)
+            and isinstance(p.get("text"), str)
+            and _count(p.get("start"))
+            and _count(p.get("end"))
+            and p["start"] <= p["end"]
+        ):
+            raise ValueError(f"passage {i} in passages.json lacks a source, text or span")
+    for source, doc in documents.items():
+        if not (isinstance(doc, dict) and isinstance(doc.get("sha256"), str) and _count(doc.get("passages"))):
+            raise ValueError(f"document {source!r} in passages.json lacks its sha256 or passage count")
+    if sum(doc["passages"] for doc in documents.values()) != len(passages):
+        raise ValueError("the documents' passage counts do not add up to the passages")
+    if any(p["source"] not in documents for p in passages):
+        raise ValueError("a passage comes from a document it does not list")
+    return passages, documents
+
+
 def _load(name: str, folder: Path, manifest: dict) -> Index:
     import bm25s
 
-    data = folder / manifest["data"]
+    from ..arrays import read_npy
+
     try:
-        stored = json.loads((data / "passages.json").read_text(encoding="utf-8"))
-        embeddings = np.load(data / "embeddings.npy", allow_pickle=False)
+        check_manifest(manifest)
+        data = folder / manifest["data"]
+        passages, documents = _check_passages(json.loads((data / "passages.json").read_text(encoding="utf-8")))
+        if (len(passages), len(documents)) != (manifest["passages"], manifest["documents"]):
+            raise ValueError("index.json counts other passages or documents than passages.json holds")
+        try:  # unit rows: any value beyond 1 (plus rounding) is not an embedding this tool wrote
+            embeddings = read_npy(data / "embeddings.npy", ndim=2, limit=1.001)
+        except ValueError as exc:
+            raise ValueError(f"embeddings.npy {exc}") from None
+        if embeddings.shape != (len(passages), manifest["dim"]) and (passages or len(embeddings)):
+            raise ValueError(f"embeddings.npy has shape {embeddings.shape}, not ({len(passages)}, {manifest['dim']})")
         bm25 = None
-        if stored["passages"]:
+        if passages:
             bm25 = bm25s.BM25.load(str(data / "bm25"), allow_pickle=False, show_progress=False)
-    except (OSError, ValueError, KeyError) as exc:
-        raise NlpsuiteError(f"index {name!r} is damaged ({exc}); remove it with 'nlpsuite index rm {name}'") from None
-    if len(embeddings) != len(stored["passages"]):
-        raise NlpsuiteError(f"index {name!r} is damaged; remove it with 'nlpsuite index rm {name}'")
-    return Index(name, manifest, stored["passages"], embeddings, bm25, stored["documents"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _damaged(name, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return Index(name, manifest, passages, embeddings.astype(np.float32), bm25, documents)
 
 
 _LOADED: dict[Path, Index] = {}  # per process: repeated searches reuse what was read, until the index changes
 
 
 def load(name: str) -> Index:
-    """The named index, read once per process and re-read only after it changes on disk."""
+    """The named index, read once per process and re-read only after it changes on disk.
+
+    Reading takes no lock, so a read-only cache stays searchable: an update publishes its new generation
+    before it deletes the old one, so a read that loses its generation midway reads the new one instead.
+    """
     folder = index_dir(name)
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
-    cached = _LOADED.get(folder)
-    if cached and cached.manifest["data"] == manifest["data"]:
-        return cached
-    with atomic_dir_lock(folder):  # an update deletes the generation it replaced: read under the lock
+    for _attempt in range(3):
         manifest = read_manifest(folder)
         if manifest is None:
             raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
-        _LOADED[folder] = index = _load(name, folder, manifest)
-    return index
+        cached = _LOADED.get(folder)
+        if cached and cached.manifest["data"] == manifest["data"]:
+            return cached
+        try:
+            index = _load(name, folder, manifest)
+        except NlpsuiteError:
+            if (read_manifest(folder) or {}).get("data") != manifest["data"]:
+                continue  # an update replaced this generation while it was read
+            raise
+        _LOADED[folder] = index
+        return index
+    raise NlpsuiteError(f"index {name!r} changed three times while it was read; try again")
 
 
 def check_model(manifest: dict, name: str, model: dict) -> None:
@@ -157,8 +224,8 @@ def update(
         manifest = read_manifest(folder)
         current = None
         if manifest is not None:
-            check_model(manifest, name, model)
             current = _load(name, folder, manifest)
+            check_model(manifest, name, model)
         changed = change(current)
         if changed is None and manifest is not None:
             return manifest
@@ -185,14 +252,30 @@ def update(
 
 
 def list_indexes() -> list[dict]:
+    """The manifest of each index, named by its folder (the name ``search`` takes, whatever the file says).
+    A damaged one is listed with ``damaged`` saying why, no counts, and "damaged" as its model."""
     root = indexes_dir()
     if not root.is_dir():
         return []
     found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name)):
         manifest = read_manifest(folder)
-        if manifest is not None:
-            found.append(manifest)
+        if manifest is None:
+            continue
+        try:
+            check_manifest(manifest)
+            found.append({**manifest, "name": folder.name})
+        except ValueError as exc:
+            found.append(
+                {
+                    "name": folder.name,
+                    "documents": None,
+                    "passages": None,
+                    "updated": "",
+                    "model": {"key": "damaged"},
+                    "damaged": f"{exc}; remove it with 'nlpsuite index rm {folder.name}'",
+                }
+            )
     return found
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..artefacts import MODEL_FILE
 from ..errors import NlpsuiteError
-from ..store import read_manifest
+from ..store import damaged, read_manifest
 from . import prepacked
 from .device import CPU, DevicePlan, check_session, plan, quiet_onnxruntime
 
@@ -44,6 +44,17 @@ def session_options(ort):
     return options
 
 
+def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, attention mask, position ids) of a left-padded batch: every row's last token is in the last column."""
+    width = max(map(len, sequences))
+    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), width), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        ids[row, width - len(seq) :] = seq
+        mask[row, width - len(seq) :] = 1
+    return ids, mask, np.maximum(mask.cumsum(axis=1) - 1, 0)
+
+
 class Backbone:
     """A converted model: session, manifest and the recurrent state it threads between steps."""
 
@@ -54,6 +65,12 @@ class Backbone:
         if manifest is None:
             raise NlpsuiteError(f"{self.folder} holds no complete converted model (manifest missing or stale)")
         self.manifest = manifest
+        self.name = manifest.get("name") or str(self.folder)
+        if bad := damaged(self.folder, manifest):  # before a session, or a packed copy, is built from it
+            raise NlpsuiteError(
+                f"{self.folder} is damaged (content differs from the sha256 in its manifest): {', '.join(bad)}; "
+                f"remove it with 'nlpsuite models rm {self.name}' and the next use converts it again"
+            )
         self.precision = manifest.get("precision", "fp32")
         ort = quiet_onnxruntime()
         device_plan = device if isinstance(device, DevicePlan) else plan(device)
@@ -65,6 +82,7 @@ class Backbone:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.state_spec = manifest["state"]
         self._to_input = {s["output"]: s["input"] for s in self.state_spec}
+        self._batch_axis = {s["input"]: s["shape"].index(None) for s in self.state_spec}
 
     def _open(self, ort, options, providers: list[str], packed_copy: bool):
         portable = self.folder / MODEL_FILE
@@ -81,19 +99,31 @@ class Backbone:
             except Exception:  # noqa: BLE001 - a copy that does not load is rebuilt from the portable model
                 prepacked.discard(self.folder, key)
         partial = prepacked.request(options, ort, self.folder) if key else None
-        try:
-            session = ort.InferenceSession(str(portable), options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
-            if partial:
-                shutil.rmtree(partial, ignore_errors=True)
-            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
         if partial:
-            prepacked.publish(partial, self.folder, key)
-        return session
+            try:
+                session = ort.InferenceSession(str(portable), options, providers=providers)
+            except Exception:  # noqa: BLE001 - e.g. no room for the optional copy: load without writing it
+                shutil.rmtree(partial, ignore_errors=True)
+                options = session_options(ort)
+            else:
+                prepacked.publish(partial, self.folder, key)
+                return session
+        try:
+            return ort.InferenceSession(str(portable), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own Fail/RuntimeError types
+            raise NlpsuiteError(f"ONNX Runtime could not load {self.folder}: {str(exc).splitlines()[0]}") from None
 
     @property
     def context_length(self) -> int:
         return int(self.manifest["architecture"]["context_length"])
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.manifest["architecture"]["hidden_size"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["architecture"]["vocab_size"])
 
     def empty_state(self, batch: int) -> State:
         state = {}
@@ -101,6 +131,21 @@ class Backbone:
             shape = [batch if d is None else d for d in spec["shape"]]
             state[spec["input"]] = np.zeros(shape, dtype=np.float32)
         return state
+
+    # The state's batch axis differs by architecture (first for a KV cache, second for an RNN's
+    # [layers, batch, hidden]): these are the only places that know where it is.
+
+    def concat_states(self, states: list[State]) -> State:
+        """One state holding the rows of ``states``, in order."""
+        return {name: np.concatenate([s[name] for s in states], axis=self._batch_axis[name]) for name in states[0]}
+
+    def select_rows(self, state: State, rows: list[int]) -> State:
+        """The state of the batch rows ``rows``, in that order."""
+        return {name: np.take(value, rows, axis=self._batch_axis[name]) for name, value in state.items()}
+
+    def repeat_state(self, state: State, n: int) -> State:
+        """Each row of ``state`` repeated ``n`` times, copies side by side."""
+        return {name: np.repeat(value, n, axis=self._batch_axis[name]) for name, value in state.items()}
 
     def forward(
         self,
@@ -125,5 +170,16 @@ class Backbone:
             ["logits"] + (["last_hidden_state"] if want_hidden else []) + (list(self._to_input) if want_state else [])
         )
         values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))
+        self._check_finite(values["logits"], values.get("last_hidden_state"))
         new_state = {self._to_input[name]: values[name] for name in self._to_input} if want_state else {}
         return Step(values["logits"], values.get("last_hidden_state"), new_state)
+
+    def _check_finite(self, *arrays: np.ndarray | None) -> None:
+        """NaN or infinity out of the model would become silent garbage (empty text, NaN scores): refuse it."""
+        # ~20 us for one decode step's logits (49152 floats): noise beside the forward pass that made them.
+        if all(a is None or np.isfinite(a).all() for a in arrays):
+            return
+        raise NlpsuiteError(
+            f"{self.name} gave non-finite numbers (NaN or infinity): its weights are damaged or broken; "
+            f"check them with 'nlpsuite models verify {self.name}', rebuild with 'nlpsuite models rm {self.name}'"
+        )

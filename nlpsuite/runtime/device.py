@@ -23,9 +23,14 @@ class DevicePlan:
 
 
 def quiet_onnxruntime():
-    """Import onnxruntime with its own logging limited to fatal errors (we report problems ourselves)."""
+    """Import onnxruntime with its telemetry off and its own logging limited to fatal errors."""
+    # ONNX Runtime 1.31 keeps a device id and queued telemetry under ~/.cache/Microsoft, outside the
+    # user's nlpsuite dirs, from the moment it is imported; only this variable, set before the import,
+    # stops it. disable_telemetry_events() covers a process that imported onnxruntime before us.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 
+    ort.disable_telemetry_events()
     ort.set_default_logger_severity(4)
     return ort
 
@@ -79,3 +84,22 @@ def check_session(device_plan: DevicePlan, session) -> tuple[str, str, bool]:
             raise DeviceError(f"--device cuda is not usable: {why}")
         return "cpu", f"running on CPU: {why}", True
     return ("cuda" if active and active[0] == CUDA else "cpu"), device_plan.note, False
+
+
+def probe_cuda(ort) -> dict:
+    """Create a one-node session on CUDA to learn whether it really runs (not just whether it is listed)."""
+    from onnx import helper
+
+    from ..convert.graph import F32, GraphWriter, finish
+
+    g = GraphWriter()
+    g.named("Identity", ["x"], "y")
+    io = [helper.make_tensor_value_info(name, F32, [1]) for name in ("x", "y")]
+    model = finish(g, "probe", io[:1], io[1:])
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=[CUDA, CPU])
+    active = session.get_providers()
+    if active[0] != CUDA:
+        return {"device": "cpu", "device_note": "running on CPU: ONNX Runtime could not load its CUDA libraries"}
+    return {"providers_active": active}

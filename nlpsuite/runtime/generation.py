@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NlpsuiteError
-from .backbone import Backbone
+from .backbone import Backbone, left_pad
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
@@ -25,13 +25,36 @@ class Completion:
     text: str
     token_ids: list[int]
     prompt_tokens: int
-    finish_reason: str  # "stop" (EOS or stop string) | "length" | "interrupted"
+    finish_reason: str  # "stop" (EOS or stop string) | "length" | "repetition" | "interrupted"
     prefill_ms: float = 0.0
     decode_tokens_per_s: float = 0.0
 
     @property
     def completion_tokens(self) -> int:
         return len(self.token_ids)
+
+
+REPEAT_COPIES = 3  # back-to-back copies of a span before a reply counts as a loop...
+REPEAT_TOKENS = 32  # ...and as many tokens in them at least, so "ha ha ha" or a row of dashes goes on
+MAX_REPEAT_SPAN = 256
+
+
+def repeating_tail(ids: list[int]) -> bool:
+    """Whether ``ids`` ends in at least REPEAT_COPIES back-to-back copies of one span (REPEAT_TOKENS or more in
+    all): greedy decoding that got there repeats itself until the token limit."""
+    last = len(ids) - 1
+    for span in range(1, min(MAX_REPEAT_SPAN, len(ids) // REPEAT_COPIES) + 1):
+        if ids[last] != ids[last - span]:  # cheap filter: most spans fail here
+            continue
+        copies = max(REPEAT_COPIES, -(-REPEAT_TOKENS // span))
+        if copies * span <= len(ids) and ids[-copies * span :] == ids[-span:] * copies:
+            return True
+    return False
+
+
+def _whole_characters(text: str) -> str:
+    """``text`` without the U+FFFD that the tokenizer's decoder puts for a trailing incomplete UTF-8 sequence."""
+    return text.rstrip("\ufffd")
 
 
 @dataclass
@@ -50,12 +73,10 @@ class _Stream:
         text = tokenizer.decode(self.ids)
         cuts = [c for stop in self.stop if (c := text.find(stop, max(0, self.emitted - len(stop)))) != -1]
         if cuts:  # the earliest match wins, whichever stop string it is
-            self.text, self.done, self.reason = text[: min(cuts)], True, "stop"
+            self.text, self.done, self.reason = _whole_characters(text[: min(cuts)]), True, "stop"
             return self._release(len(self.text))
         self.text = text
-        safe = len(text)
-        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
-            safe = len(text.rstrip("\ufffd"))
+        safe = len(_whole_characters(text))  # an incomplete UTF-8 sequence waits for the next token
         for stop in self.stop:  # hold back a suffix that may still grow into a stop string
             for n in range(min(len(stop) - 1, len(text)), 0, -1):
                 if text.endswith(stop[:n]):
@@ -64,7 +85,8 @@ class _Stream:
         return self._release(safe)
 
     def finish(self, reason: str) -> str:
-        self.done, self.reason = True, reason
+        # A character the last token left incomplete is never completed now: drop its bytes.
+        self.text, self.done, self.reason = _whole_characters(self.text), True, reason
         return self._release(len(self.text))
 
     def _release(self, upto: int) -> str:
@@ -94,14 +116,11 @@ class Generator:
         budget = min(params.max_tokens, context - longest)
         batch = len(prompts)
         pad = self.tokenizer.pad_token_id
-        ids = np.full((batch, longest), pad, dtype=np.int64)
-        mask = np.zeros((batch, longest), dtype=np.int64)
-        for row, prompt in enumerate(prompts):  # left padding keeps every sequence's last token aligned
-            ids[row, longest - len(prompt) :] = prompt
-            mask[row, longest - len(prompt) :] = 1
-        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        ids, mask, positions = left_pad(prompts, pad)  # every sequence's last token in the last column
         sampler = Sampler(params)
         eos = set() if params.ignore_eos else set(self.tokenizer.eos_token_ids)
+        # A loop is an ending like EOS: ignore_eos (benchmarks, parity with transformers) keeps every token.
+        stop_loops = params.stop_repetition and not params.ignore_eos
         streams = [_Stream(list(params.stop)) for _ in prompts]
         seen = [list(p) for p in prompts]
 
@@ -124,6 +143,8 @@ class Generator:
                     else:
                         seen[row].append(token)
                         delta = stream.push(token, self.tokenizer)
+                        if stop_loops and not stream.done and repeating_tail(stream.ids):
+                            delta += stream.finish("repetition")
                     if delta and on_text:
                         on_text(row, delta)
                 if all(s.done for s in streams) or produced == budget - 1:

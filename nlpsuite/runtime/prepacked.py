@@ -3,7 +3,8 @@
 Packing fp32 weights for the matrix kernels takes 0.3-0.6 s of every load and is worth ~28% of decode
 speed, so it cannot be skipped; saving the packed form once makes later loads that much faster. The
 packed layout depends on the ONNX Runtime version and the CPU's instruction set, so the copy lives in
-a folder keyed by both and is never used elsewhere. It doubles the model's disk use.
+a folder keyed by both and is never used elsewhere. It doubles the model's disk use. Its files' sha256
+are recorded when it is written and checked before it is used, as for the model itself.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import integrity
 from ..artefacts import MODEL_FILE, WEIGHTS_FILE
+from ..fsutil import free_bytes
 
-SIZES_FILE = "sizes.json"
+FILES_FILE = "files.json"  # name -> {"size", "sha256"}
 STALE_AFTER_S = 3600  # a partial copy this old was left by a killed process
+ROOM_FACTOR = 2.2  # the copy is about twice the portable weights; keep a little room besides
 
 
 def machine_key(ort) -> str:
@@ -32,30 +36,51 @@ def machine_key(ort) -> str:
 
 
 def find(folder: Path, key: str) -> Path | None:
-    """The packed copy's graph if it is complete; a damaged copy is removed."""
+    """The packed copy's graph if it is complete and its content unchanged; a damaged copy is removed."""
     copy = folder / f"cpu-{key}"
     try:
-        sizes = json.loads((copy / SIZES_FILE).read_text(encoding="utf-8"))
-        if all((copy / name).stat().st_size == size for name, size in sizes.items()):
+        files = json.loads((copy / FILES_FILE).read_text(encoding="utf-8"))
+        sizes_match = all((copy / name).stat().st_size == f["size"] for name, f in files.items())
+        if sizes_match and not integrity.mismatched(copy, {name: f["sha256"] for name, f in files.items()}):
             return copy / MODEL_FILE
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
     discard(folder, key)
     return None
 
 
+def verify(folder: Path) -> dict[str, bool]:
+    """Hash every file of every packed copy in ``folder``: relative name -> whether it matches."""
+    found = {}
+    for copy in sorted(folder.glob("cpu-*")):
+        try:
+            files = json.loads((copy / FILES_FILE).read_text(encoding="utf-8"))
+            hashes = {name: f["sha256"] for name, f in files.items()}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            found[f"{copy.name}/{FILES_FILE}"] = False
+            continue
+        bad = integrity.mismatched(copy, hashes, trust_stamp=False)
+        found.update({f"{copy.name}/{name}": name not in bad for name in hashes})
+    return found
+
+
 def discard(folder: Path, key: str) -> None:
+    integrity.forget(folder / f"cpu-{key}")
     shutil.rmtree(folder / f"cpu-{key}", ignore_errors=True)
 
 
 def request(options, ort, folder: Path) -> Path | None:
     """Ask ONNX Runtime to write the optimized, packed graph into a new partial folder while it builds
-    the session; None when the folder cannot be written."""
+    the session; None when the folder cannot be written or the disk has no room for the copy."""
     now = time.time()
     for stale in folder.glob(".cpu-partial-*"):
         with contextlib.suppress(OSError):
             if now - stale.stat().st_mtime > STALE_AFTER_S:
                 shutil.rmtree(stale, ignore_errors=True)
+    free = free_bytes(folder)
+    with contextlib.suppress(OSError):  # the copy holds the weights twice (plain and packed)
+        if free is not None and free < ROOM_FACTOR * (folder / WEIGHTS_FILE).stat().st_size:
+            return None
     try:
         tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".cpu-partial-"))
     except OSError:
@@ -74,7 +99,9 @@ def publish(tmp: Path, folder: Path, key: str) -> None:
         sizes = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
         if MODEL_FILE not in sizes:
             raise OSError("ONNX Runtime wrote no optimized graph")
-        (tmp / SIZES_FILE).write_text(json.dumps(sizes), encoding="utf-8")
+        hashes = integrity.hash_files(tmp, sizes)
+        files = {name: {"size": size, "sha256": hashes[name]} for name, size in sizes.items()}
+        (tmp / FILES_FILE).write_text(json.dumps(files), encoding="utf-8")
         os.rename(tmp, folder / f"cpu-{key}")
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

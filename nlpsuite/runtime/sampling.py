@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NlpsuiteError
+from ..numeric import softmax
 
 
 @dataclass
@@ -20,6 +21,7 @@ class SamplingParams:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     ignore_eos: bool = False
+    stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
 
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
@@ -62,8 +64,7 @@ class Sampler:
         if p.top_k and p.top_k < logits.shape[-1]:
             kth = np.partition(logits, -p.top_k, axis=-1)[:, -p.top_k][:, None]
             logits = np.where(logits < kth, -np.inf, logits)
-        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        probs /= probs.sum(axis=-1, keepdims=True)
+        probs = softmax(logits)
         if p.top_p < 1.0:
             order = np.argsort(-probs, axis=-1)
             sorted_probs = np.take_along_axis(probs, order, axis=-1)

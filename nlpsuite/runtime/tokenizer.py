@@ -46,6 +46,11 @@ class Tokenizer:
         return self._tok.decode(ids, skip_special_tokens=True)
 
 
+def _refused(exc: Exception) -> NlpsuiteError:
+    fix = "fix the template in the model's files or use another model"
+    return NlpsuiteError(f"refusing the model's chat template: {exc}; {fix}")
+
+
 class ChatTemplate:
     """A model's chat template; untrusted text, so it runs in an immutable sandbox."""
 
@@ -56,31 +61,37 @@ class ChatTemplate:
     @cached_property
     def _template(self):
         from jinja2 import TemplateError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        from .sandbox import BoundedSandbox, TemplateLimitError
 
         def raise_exception(message):
             raise TemplateError(message)
 
-        env = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-        )
-        env.filters["tojson"] = lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent)
+        env = BoundedSandbox(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+        env.add_filter("tojson", lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent))
         env.globals["raise_exception"] = raise_exception
         env.globals["strftime_now"] = lambda fmt: _dt.datetime.now().strftime(fmt)
         try:
             return env.from_string(self.source)
+        except TemplateLimitError as exc:
+            raise _refused(exc) from None
         except TemplateError as exc:
             raise NlpsuiteError(f"the model's chat template does not parse: {exc}") from None
 
     def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         from jinja2 import TemplateError
 
+        from .sandbox import TemplateLimitError, render, size
+
+        variables = {
+            "messages": messages,
+            "add_generation_prompt": add_generation_prompt,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+        }
         try:
-            return self._template.render(
-                messages=messages,
-                add_generation_prompt=add_generation_prompt,
-                bos_token=self.bos_token,
-                eos_token=self.eos_token,
-            )
+            return render(self._template, variables, size(messages))
+        except TemplateLimitError as exc:
+            raise _refused(exc) from None
         except TemplateError as exc:
             raise NlpsuiteError(f"the model's chat template failed: {exc}") from None

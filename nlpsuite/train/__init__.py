@@ -5,5 +5,4 @@ exported graphs need numpy, tokenizers and onnx alone.
 """
 
 ARCHS = ("ngram", "rnn", "lstm", "gru", "transformer")
-RECURRENT = ("rnn", "lstm", "gru")
 TOKENIZERS = ("char", "bpe")

@@ -12,45 +12,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..artefacts import io_names
-from ..convert.llama import IR_VERSION, MASKED, OPSET, GraphWriter
+from ..convert.graph import (
+    F32,
+    I64,
+    GraphWriter,
+    attention_bias,
+    contract_io,
+    current_mask,
+    finish,
+    kv_cache_io,
+    logits,
+)
 
 Weights = dict[str, np.ndarray]
-F32, I64 = TensorProto.FLOAT, TensorProto.INT64
-
-
-def _common_io(vocab: int, hidden: int) -> tuple[list, list]:
-    inputs = [
-        helper.make_tensor_value_info("input_ids", I64, ["batch", "seq"]),
-        helper.make_tensor_value_info("attention_mask", I64, ["batch", "total"]),
-        helper.make_tensor_value_info("position_ids", I64, ["batch", "seq"]),
-        helper.make_tensor_value_info("num_logits_to_keep", I64, []),
-    ]
-    outputs = [
-        helper.make_tensor_value_info("logits", F32, ["batch", "kept", vocab]),
-        helper.make_tensor_value_info("last_hidden_state", F32, ["batch", "seq", hidden]),
-    ]
-    return inputs, outputs
-
-
-def _logits(g: GraphWriter, final: str, head: str, hidden: int, vocab: int, bias: str | None = None) -> None:
-    """Logits for the last num_logits_to_keep positions of ``final`` [B,S,H]."""
-    one, zero = g.ints([1], "one"), g.ints([0], "zero")
-    g.nodes.append(helper.make_node("Identity", [final], ["last_hidden_state"], name="hidden_out"))
-    start = g.op("Neg", [g.op("Reshape", ["num_logits_to_keep", one])], "keep_start")
-    kept = g.op("Slice", [final, start, g.ints([2**62], "end"), one], "kept_hidden")
-    flat = g.op("Reshape", [kept, g.ints([-1, hidden])], "kept_flat")
-    logits = g.op("Gemm", [flat, head] + ([bias] if bias else []), "logits_flat", transB=1)
-    lead = g.op("Slice", [g.op("Shape", [kept]), zero, g.ints([2]), zero], "lead_dims")
-    out_shape = g.op("Concat", [lead, g.ints([vocab])], "logits_shape", axis=0)
-    g.nodes.append(helper.make_node("Reshape", [logits, out_shape], ["logits"], name="logits_out"))
-
-
-def _finish(g: GraphWriter, name: str, inputs: list, outputs: list) -> onnx.ModelProto:
-    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="nlpsuite")
-    model.ir_version = IR_VERSION
-    return model
 
 
 def recurrent_state_names(kind: str) -> list[tuple[str, str]]:
@@ -60,8 +34,7 @@ def recurrent_state_names(kind: str) -> list[tuple[str, str]]:
 
 def _cell_body(kind: str, layer: int, hidden: int, w_hh: str, b_hh: str | None) -> onnx.GraphProto:
     """One time step: (state..., projected input x_t, mask m_t) -> (new state..., output h_t)."""
-    b = GraphWriter()
-    b._count = 10_000 * (layer + 1)  # names unique across the outer graph and every body
+    b = GraphWriter(first=10_000 * (layer + 1))  # names unique across the outer graph and every body
     states = ["h_prev", "c_prev"] if kind == "lstm" else ["h_prev"]
     proj = b.op("MatMul", ["h_prev", w_hh], "h_proj")
     if kind == "lstm":
@@ -89,8 +62,8 @@ def _cell_body(kind: str, layer: int, hidden: int, w_hh: str, b_hh: str | None) 
     keep = b.op("Cast", ["m_t"], "keep", to=TensorProto.BOOL)
     outs = [f"{s}_out" for s in states] + ["y_t"]
     for value, prev, out in zip(new, states, outs[:-1], strict=True):
-        b.nodes.append(helper.make_node("Where", [keep, value, prev], [out], name=b.fresh("Where")))
-    b.nodes.append(helper.make_node("Identity", [outs[0]], ["y_t"], name=b.fresh("Identity")))
+        b.named("Where", [keep, value, prev], out)
+    b.named("Identity", [outs[0]], "y_t")
     width = {"lstm": 4, "gru": 3, "rnn": 1}[kind] * hidden
     body_inputs = [helper.make_tensor_value_info(s, F32, ["batch", hidden]) for s in states] + [
         helper.make_tensor_value_info("x_t", F32, ["batch", width]),
@@ -104,17 +77,15 @@ def build_recurrent_graph(kind: str, w: Weights, layers: int, hidden: int) -> on
     """RNN / LSTM / GRU in torch's layout: weight_ih_l{k} [G*H, in], weight_hh_l{k}, bias_ih/hh_l{k}."""
     vocab = w["embed.weight"].shape[0]
     g = GraphWriter()
-    inputs, outputs = _common_io(vocab, hidden)
+    inputs, outputs = contract_io(vocab, hidden)
     state_names = recurrent_state_names(kind)
     for past, present in state_names:
         inputs.append(helper.make_tensor_value_info(past, F32, [layers, "batch", hidden]))
         outputs.append(helper.make_tensor_value_info(present, F32, [layers, "batch", hidden]))
     embed = g.const(w["embed.weight"], "embed")
     x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
-    one = g.ints([1], "one")
-    seq = g.op("Slice", [g.op("Shape", ["input_ids"]), one, g.ints([2])], "seq_len")
-    mask = g.op("Slice", ["attention_mask", g.op("Neg", [seq]), g.ints([2**62]), one], "current_mask")
-    mask = g.op("Unsqueeze", [mask, g.ints([-1])], "mask_3d")  # [B,S,1]
+    seq = g.op("Slice", [g.op("Shape", ["input_ids"]), g.ints([1]), g.ints([2])], "seq_len")
+    mask = g.op("Unsqueeze", [current_mask(g, seq), g.ints([-1])], "mask_3d")  # [B,S,1]
     finals: list[list[str]] = [[] for _ in state_names]
     for layer in range(layers):
         w_ih, w_hh = w[f"rnn.weight_ih_l{layer}"], w[f"rnn.weight_hh_l{layer}"]
@@ -143,9 +114,9 @@ def build_recurrent_graph(kind: str, w: Weights, layers: int, hidden: int) -> on
             store.append(g.op("Unsqueeze", [value, g.const(np.array([0], np.int64), "axis0")]))
         x = results[-1]
     for (_, present), values in zip(state_names, finals, strict=True):
-        g.nodes.append(helper.make_node("Concat", values, [present], name=g.fresh("Concat"), axis=0))
-    _logits(g, x, embed, hidden, vocab, g.const(w["head_bias"], "head_bias"))
-    return _finish(g, f"nlpsuite_{kind}", inputs, outputs)
+        g.named("Concat", values, present, axis=0)
+    logits(g, x, embed, hidden, vocab, g.const(w["head_bias"], "head_bias"))
+    return finish(g, f"nlpsuite_{kind}", inputs, outputs)
 
 
 def build_transformer_graph(w: Weights, layers: int, heads: int) -> onnx.ModelProto:
@@ -153,13 +124,8 @@ def build_transformer_graph(w: Weights, layers: int, heads: int) -> onnx.ModelPr
     vocab, hidden = w["embed.weight"].shape
     hd = hidden // heads
     g = GraphWriter()
-    inputs, outputs = _common_io(vocab, hidden)
-    names = io_names(layers)
-    for past_k, past_v, pres_k, pres_v in names:
-        for name in (past_k, past_v):
-            inputs.append(helper.make_tensor_value_info(name, F32, ["batch", heads, "past", hd]))
-        for name in (pres_k, pres_v):
-            outputs.append(helper.make_tensor_value_info(name, F32, ["batch", heads, "total", hd]))
+    inputs, outputs = contract_io(vocab, hidden)
+    names = kv_cache_io(inputs, outputs, layers, heads, hd)
     embed = g.const(w["embed.weight"], "embed")
     x = g.op(
         "Add",
@@ -170,25 +136,7 @@ def build_transformer_graph(w: Weights, layers: int, heads: int) -> onnx.ModelPr
         "x0",
     )
 
-    zero, one = g.ints([0], "zero"), g.ints([1], "one")
-    scalar = g.ints([], "scalar_shape")
-    seq_len = g.op("Gather", [g.op("Shape", ["input_ids"]), one], "seq_len", axis=0)
-    total = g.op("Gather", [g.op("Shape", ["attention_mask"]), one], "total_len", axis=0)
-    total_scalar = g.op("Reshape", [total, scalar])
-    step = g.const(np.array(1, np.int64), "step")
-    q_pos = g.op("Range", [g.op("Reshape", [g.op("Sub", [total, seq_len]), scalar]), total_scalar, step], "q_pos")
-    k_pos = g.op("Range", [g.const(np.array(0, np.int64), "start"), total_scalar, step], "k_pos")
-    causal = g.op("LessOrEqual", [g.op("Unsqueeze", [k_pos, zero]), g.op("Unsqueeze", [q_pos, one])], "causal")
-    keep = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], to=TensorProto.BOOL), g.ints([1, 2])], "keep_4d")
-    bias = g.op(
-        "Where",
-        [
-            g.op("And", [causal, keep]),
-            g.const(np.array(0.0, np.float32), "open"),
-            g.const(np.array(MASKED, np.float32), "closed"),
-        ],
-        "attn_bias",
-    )
+    bias = attention_bias(g)
     q_scale = g.const(np.array(hd**-0.5, np.float32), "q_scale")
     root_half = g.const(np.array(0.5**0.5, np.float32), "root_half")
     half, unit = g.const(np.array(0.5, np.float32), "half"), g.const(np.array(1.0, np.float32), "unit")
@@ -209,8 +157,8 @@ def build_transformer_graph(w: Weights, layers: int, heads: int) -> onnx.ModelPr
         past_k, past_v, pres_k, pres_v = names[i]
         q, k, v = g.op("Split", [linear(norm(x, f"{p}.ln1"), f"{p}.qkv")], n_out=3, axis=-1, num_outputs=3)
         q = g.op("Mul", [split_heads(q), q_scale])
-        g.nodes.append(helper.make_node("Concat", [past_k, split_heads(k)], [pres_k], axis=2, name=g.fresh("Concat")))
-        g.nodes.append(helper.make_node("Concat", [past_v, split_heads(v)], [pres_v], axis=2, name=g.fresh("Concat")))
+        g.named("Concat", [past_k, split_heads(k)], pres_k, axis=2)
+        g.named("Concat", [past_v, split_heads(v)], pres_v, axis=2)
         scores = g.op("Add", [g.op("MatMul", [q, g.op("Transpose", [pres_k], perm=[0, 1, 3, 2])]), bias])
         ctx = g.op("MatMul", [g.op("Softmax", [scores], axis=-1), pres_v], f"l{i}_ctx")
         ctx = g.op("Reshape", [g.op("Transpose", [ctx], perm=[0, 2, 1, 3]), g.ints([0, 0, hidden])])
@@ -218,16 +166,8 @@ def build_transformer_graph(w: Weights, layers: int, heads: int) -> onnx.ModelPr
         h = linear(norm(x, f"{p}.ln2"), f"{p}.fc1")
         gelu = g.op("Mul", [g.op("Mul", [h, half]), g.op("Add", [unit, g.op("Erf", [g.op("Mul", [h, root_half])])])])
         x = g.op("Add", [x, linear(gelu, f"{p}.fc2")], f"l{i}_resid2")
-    _logits(g, norm(x, "norm"), embed, hidden, vocab)
-    return _finish(g, "nlpsuite_transformer", inputs, outputs)
-
-
-def transformer_state_spec(layers: int, heads: int, head_dim: int) -> list[dict]:
-    return [
-        {"input": past, "output": present, "shape": [None, heads, 0, head_dim], "grow_axis": 2}
-        for (pk, pv, ok, ov) in io_names(layers)
-        for past, present in ((pk, ok), (pv, ov))
-    ]
+    logits(g, norm(x, "norm"), embed, hidden, vocab)
+    return finish(g, "nlpsuite_transformer", inputs, outputs)
 
 
 def recurrent_state_spec(kind: str, layers: int, hidden: int) -> list[dict]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import helper
 
-from ..convert.llama import IR_VERSION, OPSET, GraphWriter
+from ..convert.graph import END, F32, I64, GraphWriter, contract_io, current_mask, finish, last_positions
 from .ngram import KneserNey
 
 STATE_IN, STATE_OUT = "past_history", "present_history"
@@ -23,29 +23,18 @@ ML_OPSET = 2
 def build_ngram_graph(model: KneserNey) -> onnx.ModelProto:
     vocab, m = model.vocab_size, model.order - 1
     g = GraphWriter()
-    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
-    inputs = [
-        helper.make_tensor_value_info("input_ids", i64, ["batch", "seq"]),
-        helper.make_tensor_value_info("attention_mask", i64, ["batch", "total"]),
-        helper.make_tensor_value_info("position_ids", i64, ["batch", "seq"]),
-        helper.make_tensor_value_info("num_logits_to_keep", i64, []),
-        helper.make_tensor_value_info(STATE_IN, f32, ["batch", m]),
-    ]
-    outputs = [
-        helper.make_tensor_value_info("logits", f32, ["batch", "kept", vocab]),
-        helper.make_tensor_value_info("last_hidden_state", f32, ["batch", "seq", vocab]),
-        helper.make_tensor_value_info(STATE_OUT, f32, ["batch", m]),
-    ]
-    one, two, end = g.ints([1], "one"), g.ints([2], "two"), g.ints([2**62], "end")
+    inputs, outputs = contract_io(vocab, vocab)
+    inputs.append(helper.make_tensor_value_info(STATE_IN, F32, ["batch", m]))
+    outputs.append(helper.make_tensor_value_info(STATE_OUT, F32, ["batch", m]))
+    one, two, end = g.ints([1], "one"), g.ints([2], "two"), g.ints([END], "end")
     shape = g.op("Shape", ["input_ids"], "ids_shape")
     seq = g.op("Slice", [shape, one, two], "seq_len")
     # Tokens under padding count as absent: a context that reaches into them backs off.
-    current_mask = g.op("Slice", ["attention_mask", g.op("Neg", [seq]), end, one], "current_mask")
-    current = g.op("Mul", [g.op("Add", ["input_ids", g.ints([1])]), current_mask], "current_plus1")
-    history = g.op("Cast", [STATE_IN], "history", to=i64)
+    current = g.op("Mul", [g.op("Add", ["input_ids", g.ints([1])]), current_mask(g, seq)], "current_plus1")
+    history = g.op("Cast", [STATE_IN], "history", to=I64)
     combined = g.op("Concat", [history, current], "combined", axis=1)  # [B, m + S], ids + 1
     present = g.op("Slice", [combined, g.ints([-m]), end, one], "present_ids")
-    g.nodes.append(helper.make_node("Cast", [present], [STATE_OUT], name="state_out", to=f32))
+    g.named("Cast", [present], STATE_OUT, to=F32)
     ids = g.op("Sub", [combined, g.ints([1])], "ids")  # -1 = absent
 
     p_shape = g.op("Concat", [shape, g.ints([vocab])], "p_shape", axis=0)
@@ -90,14 +79,9 @@ def build_ngram_graph(model: KneserNey) -> onnx.ModelProto:
         values = g.op("Gather", [g.const(table.values.astype(np.float32), f"{tag}_values"), index])
         values = g.op("Where", [inside, values, g.const(np.array(0.0, np.float32), "nothing")], f"{tag}_v")
         p = g.op("ScatterElements", [p, words, values], f"{tag}_p", axis=2, reduction="add")
-    g.nodes.append(helper.make_node("Log", [p], ["last_hidden_state"], name="log_p"))
-    keep = g.op("Neg", [g.op("Reshape", ["num_logits_to_keep", one])], "keep_start")
-    g.nodes.append(helper.make_node("Slice", ["last_hidden_state", keep, end, one], ["logits"], name="logits_out"))
-    graph = helper.make_graph(g.nodes, "nlpsuite_ngram", inputs, outputs, g.initializers)
-    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
-    model_proto = helper.make_model(graph, opset_imports=opsets, producer_name="nlpsuite")
-    model_proto.ir_version = IR_VERSION
-    return model_proto
+    g.named("Log", [p], "last_hidden_state")
+    last_positions(g, "last_hidden_state", output="logits")
+    return finish(g, "nlpsuite_ngram", inputs, outputs, extra_opsets={"ai.onnx.ml": ML_OPSET})
 
 
 def ngram_state_spec(order: int) -> list[dict]:

@@ -17,14 +17,15 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from ..artefacts import MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from ..convert import save_graph, versions
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8, write_json_atomic
+from ..integrity import hash_files
 from .config import TrainConfig
 from .display import Reporter
 from .vocab import CONTINUATION_TEMPLATE, load_tokenizer, special_tokens, train_tokenizer
@@ -43,20 +44,8 @@ def split_corpus(text: str, fraction: float) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _versions() -> dict:
-    found = {}
-    for name in ("nlpsuite", "torch", "onnx", "tokenizers"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
 def write_backbone(out: Path, graph, tokenizer_file: Path, manifest: dict) -> dict:
     """Write the graph, tokenizer and (last, so a half-written folder is never trusted) the manifest."""
-    from ..convert import save_graph
-
     for name in (MANIFEST_FILE, MODEL_FILE, WEIGHTS_FILE):  # onnx appends to an existing weights file
         (out / name).unlink(missing_ok=True)
     save_graph(graph, out)
@@ -65,6 +54,7 @@ def write_backbone(out: Path, graph, tokenizer_file: Path, manifest: dict) -> di
     os.replace(tmp, out / TOKENIZER_FILE)
     files = [n for n in (MODEL_FILE, WEIGHTS_FILE, TOKENIZER_FILE) if (out / n).is_file()]
     manifest = {**manifest, "format_version": MANIFEST_VERSION, "files": {n: (out / n).stat().st_size for n in files}}
+    manifest["sha256"] = hash_files(out, files)
     write_json_atomic(out / MANIFEST_FILE, manifest)
     return manifest
 
@@ -156,13 +146,9 @@ def _train_locked(cfg, corpus: Path, text: str, out: Path, ckpt: Path, reporter,
         params, train_loss = model.size, float(-model.log_probs(train_ids).mean())
         arch.update(num_layers=0, hidden_size=vocab, context_length=UNBOUNDED_CONTEXT, order=cfg.order)
     else:
+        from ..convert.graph import kv_state_spec
         from .loop import Trainer
-        from .neural_graph import (
-            build_recurrent_graph,
-            build_transformer_graph,
-            recurrent_state_spec,
-            transformer_state_spec,
-        )
+        from .neural_graph import build_recurrent_graph, build_transformer_graph, recurrent_state_spec
 
         done = Trainer(cfg, vocab, train_ids, val_ids, ckpt, reporter, on_step).run()
         weights = _numpy_weights(done["weights"])
@@ -171,7 +157,7 @@ def _train_locked(cfg, corpus: Path, text: str, out: Path, ckpt: Path, reporter,
         arch.update(num_layers=cfg.layers, hidden_size=cfg.hidden)
         if cfg.arch == "transformer":
             graph = build_transformer_graph(weights, cfg.layers, cfg.heads)
-            state = transformer_state_spec(cfg.layers, cfg.heads, cfg.hidden // cfg.heads)
+            state = kv_state_spec(cfg.layers, cfg.heads, cfg.hidden // cfg.heads)
             arch.update(num_heads=cfg.heads, head_dim=cfg.hidden // cfg.heads, context_length=cfg.context)
         else:
             graph = build_recurrent_graph(cfg.arch, weights, cfg.layers, cfg.hidden)
@@ -190,7 +176,7 @@ def _train_locked(cfg, corpus: Path, text: str, out: Path, ckpt: Path, reporter,
             "sha256": hashlib.sha256(text.encode()).hexdigest(),
         },
         "training": asdict(cfg),
-        "exporter": _versions(),
+        "exporter": versions("nlpsuite", "torch", "onnx", "tokenizers"),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     manifest = write_backbone(out, graph, tok_file, manifest)

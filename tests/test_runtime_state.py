@@ -1,0 +1,94 @@
+"""The backbone's batch plumbing: left padding and the state operations, on a KV cache (batch axis first)
+and on a recurrent state (batch axis second)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nlpsuite.catalog import Catalog
+from nlpsuite.loader import ensure_model
+from nlpsuite.runtime.backbone import Backbone, left_pad
+
+pytestmark = pytest.mark.shared_cache
+
+PROMPTS = [[5, 17, 42, 9, 7, 3], [11, 12], [20, 15, 10, 5]]
+
+
+@pytest.fixture(scope="module")
+def lstm_folder(tmp_path_factory):
+    """A random two-layer LSTM written through the training exporter: its state is [layers, batch, hidden]."""
+    import torch
+
+    from nlpsuite.train.models import build_model
+    from nlpsuite.train.neural_graph import build_recurrent_graph, recurrent_state_spec
+    from nlpsuite.train.run import write_backbone
+    from nlpsuite.train.vocab import special_tokens, train_tokenizer
+
+    out = tmp_path_factory.mktemp("lstm")
+    tokenizer_file = out.parent / f"{out.name}-tokenizer.json"
+    train_tokenizer("char", "abcdefghijklmnopqrstuvwxyz0123456789 ,.").save(str(tokenizer_file))
+    torch.manual_seed(0)
+    model = build_model("lstm", 60, 16, 2, 1, 32, 0.0)
+    weights = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    manifest = {
+        "architecture": {"model_type": "nlpsuite-lstm", "vocab_size": 60, "hidden_size": 16, "context_length": 64},
+        "state": recurrent_state_spec("lstm", 2, 16),
+        "special_tokens": special_tokens(),
+        "precision": "fp32",
+    }
+    write_backbone(out, build_recurrent_graph("lstm", weights, 2, 16), tokenizer_file, manifest)
+    return out
+
+
+@pytest.fixture(params=["llama", "lstm"])
+def backbone(request, tiny_llama):
+    if request.param == "llama":
+        return Backbone(ensure_model(Catalog().resolve(str(tiny_llama))), device="cpu")
+    return Backbone(request.getfixturevalue("lstm_folder"), device="cpu")
+
+
+def _alone(backbone, prompt):
+    ids, mask, positions = left_pad([prompt], 0)
+    return backbone.forward(ids, mask, positions, backbone.empty_state(1), num_logits=len(prompt))
+
+
+def test_left_pad_puts_every_last_token_in_the_last_column():
+    ids, mask, positions = left_pad([[7, 8, 9], [4]], pad_id=0)
+    np.testing.assert_array_equal(ids, [[7, 8, 9], [0, 0, 4]])
+    np.testing.assert_array_equal(mask, [[1, 1, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(positions, [[0, 1, 2], [0, 0, 0]])
+
+
+def test_a_left_padded_batch_gives_each_row_what_it_gets_alone(backbone):
+    ids, mask, positions = left_pad(PROMPTS, pad_id=2)
+    step = backbone.forward(ids, mask, positions, backbone.empty_state(len(PROMPTS)), num_logits=ids.shape[1])
+    for row, prompt in enumerate(PROMPTS):
+        np.testing.assert_allclose(step.logits[row, -len(prompt) :], _alone(backbone, prompt).logits[0], atol=1e-5)
+
+
+def test_select_rows_of_concatenated_states_gives_each_state_back(backbone):
+    a = _alone(backbone, PROMPTS[0][:4]).state
+    b = _alone(backbone, PROMPTS[2]).state
+    both = backbone.concat_states([a, b])
+    for rows, expected in (([1], b), ([0], a)):
+        picked = backbone.select_rows(both, rows)
+        assert picked.keys() == expected.keys()
+        for name, value in expected.items():
+            np.testing.assert_array_equal(picked[name], value)
+    repeated = backbone.repeat_state(a, 3)
+    for name, value in backbone.concat_states([a, a, a]).items():
+        np.testing.assert_array_equal(repeated[name], value)
+
+
+def test_a_step_on_concatenated_states_continues_each_row(backbone):
+    """What beam search relies on: rows of one batched step are the rows' own continuations."""
+    prompts = [PROMPTS[0][:4], PROMPTS[2]]
+    states = [_alone(backbone, p).state for p in prompts]
+    nxt = np.array([[13], [14]], np.int64)
+    step = backbone.forward(nxt, np.ones((2, 5), np.int64), np.full((2, 1), 4), backbone.concat_states(states))
+    for row, state in enumerate(states):
+        alone = backbone.forward(nxt[row : row + 1], np.ones((1, 5), np.int64), np.full((1, 1), 4), state)
+        np.testing.assert_allclose(step.logits[row], alone.logits[0], atol=1e-5)
+        for name, value in backbone.select_rows(step.state, [row]).items():
+            np.testing.assert_allclose(value, alone.state[name], atol=1e-5)
