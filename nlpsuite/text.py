@@ -140,7 +140,7 @@ def _markdown_sections(text: str, start: int, end: int) -> Iterator[tuple[int, i
     at = start
     for match in _HEADING.finditer(text, start, end):
         if match.start() != start and text[match.start() - 1] != "\n":
-            continue  # a paragraph's first line starts after trimmed blanks, not after a newline
+            continue  # "#" inside a line; the paragraph's own first line follows trimmed blanks, not "\n"
         line_end = text.find("\n", match.start(), end)
         line_end = end if line_end < 0 else line_end
         s, e = _trimmed(text, at, match.start())
@@ -169,7 +169,7 @@ class _Budget:
     def __init__(self, text: str, count: CountTokens, max_tokens: int) -> None:
         self.text, self.count, self.max_tokens = text, count, max_tokens
         self.gaps: dict[str, int] = {}
-        self.guess = 8 * max_tokens  # characters to try first; then what fitted last time
+        self.guess = 8 * max_tokens  # characters to try first; then what fitted at the last cut
 
     def gap(self, start: int, end: int) -> int:
         blank = self.text[start:end]
@@ -179,12 +179,10 @@ class _Budget:
 
     def fit(self, start: int, end: int) -> list[tuple[int, int, int]]:
         """``text[start:end]`` as (start, end, tokens) pieces within the budget: cut at whitespace, else anywhere."""
-        text, pieces = self.text, []
-        tokens = self.count(text[start:end])  # once: cutting below never counts the whole remainder again
-        if tokens <= self.max_tokens:
-            return [(start, end, tokens)]
+        text, pieces, whole_over = self.text, [], False
         while start < end:
-            size, tokens = self._prefix(start, end)
+            size, tokens = self._prefix(start, end, whole_over)
+            whole_over = True  # a cut was needed; the last pieces need not be full, packing joins them again
             cut = start + size
             if cut < end and not text[cut].isspace():
                 space = _LAST_SPACE.match(text, start, cut)
@@ -200,29 +198,30 @@ class _Budget:
             start = _trimmed(text, cut, end)[0]
         return pieces
 
-    def _prefix(self, start: int, end: int) -> tuple[int, int]:
-        """A long prefix of ``text[start:end]`` within the budget: (characters, tokens).
+    def _prefix(self, start: int, end: int, whole_over: bool) -> tuple[int, int]:
+        """A long prefix of ``text[start:end]`` within the budget, all of it if it fits: (characters, tokens).
 
-        Counts only prefixes near the budget's size, never the whole remainder, so that cutting a long text
-        costs about one count of it.
+        Counts prefixes near the budget's size, not the whole text unless it might fit, so that cutting a
+        long text costs about one count of it.
         """
         fits, fits_tokens, over = 0, 0, end - start + 1  # longest prefix known to fit, shortest known not to
-        size = min(self.guess, end - start)
+        size = min(self.guess if whole_over else max(self.guess, 8 * self.max_tokens), end - start)
         for _ in range(16):
             tokens = self.count(self.text[start : start + size])
             if tokens <= self.max_tokens:
                 fits, fits_tokens = size, tokens
-                if size == end - start or 4 * tokens >= 3 * self.max_tokens:
+                if size == end - start or (whole_over and 4 * tokens >= 3 * self.max_tokens):
                     break
             else:
-                over = size
+                over, whole_over = size, True  # a prefix is over the budget, so the whole is
             if over - fits <= 1:
                 break
             # Aim at the budget as if tokens grew in step with characters, inside the bracket.
             size = min(max(size * self.max_tokens // max(tokens, 1), fits + 1), over - 1)
         if fits == 0:  # even one character is over the budget: it still goes, alone
             return 1, self.count(self.text[start : start + 1])
-        self.guess = max(fits, 1)
+        if fits < end - start:
+            self.guess = fits
         return fits, fits_tokens
 
 
