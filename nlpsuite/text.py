@@ -82,6 +82,8 @@ def _is_end(text: str, match: re.Match, start: int, end: int) -> bool:
     """Whether the end mark ``match`` in the block ``text[start:end]`` ends a sentence."""
     marks, after = match.group(1), match.end()
     if any(c in _ANYWHERE for c in marks):
+        if after > match.end(1) and text[after : after + 1] == "と":
+            return False  # 「晴れです。」と言った: a Japanese quotation goes on with its verb
         return not (marks == "．" and after < end and text[after].isdigit())  # "３．１４" is a number
     if after < end and not text[after].isspace():
         return bool(_CJK.match(text, after))  # "你好!我很好" needs no space; "3.5" and "a.b" are no ends

@@ -86,6 +86,7 @@ def test_sentence_ends(text, expected):
         ("我今天很开心。你呢？", ["我今天很开心。", "你呢？"]),
         ("他说：“我很好。”你呢？我也好！", ["他说：“我很好。”", "你呢？", "我也好！"]),
         ("今日は晴れです。明日は雨でしょう．", ["今日は晴れです。", "明日は雨でしょう．"]),
+        ("「晴れです。」と彼は言った。次です。", ["「晴れです。」と彼は言った。", "次です。"]),  # quoted, then と
         ("我们有三点：第一；第二。", ["我们有三点：第一；第二。"]),  # ； ends a clause, not a sentence
         ("你好!我很好.", ["你好!", "我很好."]),  # ASCII marks in CJK text need no space either
         ("मैं घर जा रहा हूँ। तुम कहाँ हो॥ ठीक है।", ["मैं घर जा रहा हूँ।", "तुम कहाँ हो॥", "ठीक है।"]),
@@ -270,3 +271,27 @@ def test_a_megabyte_of_periods_and_initials_splits_completely():
     text = "A. " * 350_000
     assert_exact_and_complete(text, sentences(text))
     assert_exact_and_complete(text, chunk(text, words, 100))
+
+
+def test_budgets_hold_in_the_tokens_of_a_real_bpe_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    corpus = ["the quick brown fox jumps over the lazy dog", "Dr. Smith met J. R. R. Tolkien", "我今天很开心。你呢？"]
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(corpus * 10, trainer)
+    count = lambda t: len(tokenizer.encode(t).ids)  # noqa: E731
+    text = "\n\n".join(
+        [
+            "# Notes\n\nThe quick brown fox jumps over the lazy dog. " * 6,
+            "我今天很开心。你呢？" * 30,
+            "- Dr. Smith\n- J. R. R. Tolkien\n  met   the fox.\n" * 5,
+            "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo" * 20,
+        ]
+    )
+    for budget in (8, 32, 100):
+        for markdown in (False, True):
+            got = chunk(text, count, budget, budget // 4, markdown=markdown)
+            assert_exact_and_complete(text, got)
+            assert max(count(p.text) for p in got) <= budget
