@@ -2,6 +2,13 @@
 
 Every function returns ``Piece``s whose ``text`` is exactly ``source[start:end]``, trimmed of whitespace, so
 callers map results back by offsets instead of searching. Each step is linear in the text's length.
+
+``chunk`` packs whole paragraphs while they fit, else whole sentences, else a sentence cut at whitespace (or
+between characters when it has none); nothing but whitespace is dropped. When a cut falls inside a paragraph,
+the next chunk may repeat the last sentences before it (``overlap_tokens``), so a fact that straddles the cut
+is whole in one of them. ``markdown=True`` adds the retrieval rules: a heading starts a new chunk, a line
+break before a Markdown block (list item, quote, table row, code fence) ends a sentence, and a chunk that is
+already half full ends at a paragraph break. Hard-wrapped prose keeps its sentences whole either way.
 """
 
 from __future__ import annotations
@@ -202,10 +209,7 @@ class _Budget:
 
     def _prefix(self, start: int, end: int, whole_over: bool) -> tuple[int, int]:
         """A long prefix of ``text[start:end]`` within the budget, all of it if it fits: (characters, tokens).
-
-        Counts prefixes near the budget's size, not the whole text unless it might fit, so that cutting a
-        long text costs about one count of it.
-        """
+        Counts prefixes near the budget's size, never a remainder known to be over it: linear in the text."""
         fits, fits_tokens, over = 0, 0, end - start + 1  # longest prefix known to fit, shortest known not to
         size = min(self.guess if whole_over else max(self.guess, 8 * self.max_tokens), end - start)
         for _ in range(16):
@@ -257,13 +261,8 @@ def _units(text: str, budget: _Budget, markdown: bool) -> list[_Unit]:
 def chunk(
     text: str, count: CountTokens, max_tokens: int, overlap_tokens: int = 0, markdown: bool = False
 ) -> list[Piece]:
-    """Consecutive pieces of at most ``max_tokens`` tokens (``count`` counts them) that hold every word of ``text``.
-
-    A piece is whole paragraphs, else whole sentences, else a sentence cut at whitespace (or between characters).
-    When a cut falls inside a paragraph, the next piece repeats its last sentences within ``overlap_tokens``.
-    ``markdown`` adds the retrieval rules: a heading starts a new piece, a line break before a Markdown block
-    ends a sentence, and a piece that is half full ends at a paragraph break.
-    """
+    """Consecutive pieces of at most ``max_tokens`` tokens (``count`` counts them) holding every word of ``text``;
+    see the module docstring for where they are cut and what ``overlap_tokens`` and ``markdown`` add."""
     if max_tokens < 1 or not 0 <= overlap_tokens < max_tokens:
         raise ValueError("need max_tokens >= 1 and 0 <= overlap_tokens < max_tokens")
     pieces: list[Piece] = []
