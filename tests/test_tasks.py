@@ -128,6 +128,20 @@ def test_span_reads_long_contexts_in_chunks_with_offsets_into_the_whole(suite):
     assert got["answer"] == long_context[got["start"] : got["end"]]
 
 
+def test_span_answers_of_a_later_chunk_point_at_their_own_words(suite, monkeypatch):
+    """The model is stubbed to answer "he" where "he\nleft" is; an earlier "he" must not be taken for it."""
+    from nlpsuite.heads.span import Span, SpanHead
+
+    def extract_one(self, question, text):
+        at = text.find("he\nleft")
+        return Span("he", 0.9, at, at + 2, -1.0) if at >= 0 else Span(text[:2], 0.1, 0, 2, -9.0)
+
+    monkeypatch.setattr(SpanHead, "_extract_one", extract_one)
+    context = "\n \n".join([words(150) + " he said."] * 12 + ["Then   he\nleft."])
+    got = suite.ask("Who left?", context=context)
+    assert got["start"] == context.index("he\nleft") and got["answer"] == "he"
+
+
 def test_generative_answer_offsets_are_null_or_true(suite):
     got = suite.ask("Where is it?", context=CONTEXT, generate=True)
     assert set(got) == {"answer", "score", "start", "end"}
