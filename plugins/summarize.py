@@ -15,7 +15,7 @@ from nlpsuite.hookspecs import hookimpl
 from nlpsuite.labelled import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import chunks
+from nlpsuite.text import chunk
 
 PROMPT = "Summarize the following text in {length}.\n\n{text}"
 CHUNK_TOKENS = 1536  # small models summarize short inputs far better than long ones, whatever their window
@@ -66,7 +66,7 @@ class Summarizer:
 
     def plan(self, text: str) -> tuple[int, int]:
         """(generation calls a text needs, for the progress bar; chunks it is first split into)."""
-        first = pieces = len(chunks(text, self.count, self.budget))
+        first = pieces = len(chunk(text, self.count, self.budget))
         calls = 1
         while pieces > 1:
             calls += pieces
@@ -80,7 +80,7 @@ class Summarizer:
         current = list(texts)
         for _ in range(8):  # each round shrinks a text ~10x: eight rounds cover any input that fits in memory
             # (a text whose chunk summaries all came back empty has nothing left to summarize: it stays "")
-            pieces = [chunks(t, self.count, self.budget) or [""] for t in current]
+            pieces = [[p.text for p in chunk(t, self.count, self.budget)] or [""] for t in current]
             if all(len(p) == 1 for p in pieces):
                 todo = [i for i, p in enumerate(pieces) if p[0].strip()]
                 done = dict(zip(todo, self._generate([pieces[i][0] for i in todo], max_words), strict=True))

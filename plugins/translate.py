@@ -14,7 +14,7 @@ from nlpsuite.hookspecs import hookimpl
 from nlpsuite.labelled import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import paragraphs, sentences, split_long
+from nlpsuite.text import chunk, paragraphs, sentences
 
 LANGUAGES = {
     "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
@@ -69,10 +69,10 @@ def translate_texts(suite, texts: list[str], target: str, source: str | None, ba
         doc = []
         for paragraph in paragraphs(text):
             idx = []
-            for sentence in sentences(paragraph):
-                for part in split_long(sentence, count, SENTENCE_TOKENS):
+            for sentence in sentences(text, paragraph.start, paragraph.end):
+                for part in chunk(sentence.text, count, SENTENCE_TOKENS):  # one piece unless it is over-long
                     idx.append(len(units))
-                    units.append(part)
+                    units.append(" ".join(part.text.split()))  # one line: only the reply's first line is kept
             doc.append(idx)
         layout.append(doc)
     src = f"{source} " if source else ""

@@ -1,4 +1,4 @@
-"""Retrieval: chunking, fusion maths, the index life cycle and the CLI, on the tiny model; one e2e check."""
+"""Retrieval: fusion maths, the index life cycle and the CLI, on the tiny model; one e2e check."""
 
 from __future__ import annotations
 
@@ -9,76 +9,7 @@ import numpy as np
 import pytest
 
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.retrieval import chunking, fusion, store
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
-
-DOC = (
-    "Alpha one two three. Beta four five six seven. Gamma eight nine.\n\n"
-    "Delta ten eleven twelve thirteen. Epsilon fourteen fifteen. Zeta sixteen seventeen eighteen."
-)
-
-
-# --- chunking ---------------------------------------------------------------------------------
-
-
-def test_passages_are_exact_slices_within_budget_and_cover_every_sentence():
-    passages = chunking.chunk(DOC, words, max_tokens=8, overlap_tokens=0)
-    assert all(p.text == DOC[p.start : p.end] and words(p.text) <= 8 for p in passages)
-    for sentence in ("Alpha one two three.", "Gamma eight nine.", "Zeta sixteen seventeen eighteen."):
-        assert any(sentence in p.text for p in passages)
-    assert all(p.text[-1] in ".!?" for p in passages)  # cut at sentence ends, never mid-sentence
-
-
-def test_a_cut_inside_a_paragraph_repeats_the_last_sentence_but_a_paragraph_break_does_not():
-    passages = chunking.chunk(DOC, words, max_tokens=9, overlap_tokens=5)
-    texts = [p.text for p in passages]
-    assert texts[0] == "Alpha one two three. Beta four five six seven."
-    assert texts[1] == "Beta four five six seven. Gamma eight nine."  # overlap: "Beta..." again
-    assert texts[2].startswith("Delta")  # a new paragraph starts clean
-    assert not any("nine.\n\nDelta" in t for t in texts)
-
-
-def test_paragraphs_stay_apart_once_a_passage_is_half_full():
-    passages = chunking.chunk(DOC, words, max_tokens=20, overlap_tokens=0)
-    assert [p.text.split()[0] for p in passages] == ["Alpha", "Delta"]
-    short = "Title\n\nBody one two three."
-    heading_joins_its_text = chunking.chunk(short, words, max_tokens=20, overlap_tokens=0)
-    assert [p.text for p in heading_joins_its_text] == [short]
-
-
-def test_markdown_headings_start_passages_and_hard_wrapped_sentences_stay_whole():
-    doc = "# Title\n\nIntro line one\ncontinues here. Second sentence.\n\n## Part\n\n- item one\n- item two"
-    assert [p.text for p in chunking.chunk(doc, words, max_tokens=50, overlap_tokens=0)] == [
-        "# Title\n\nIntro line one\ncontinues here. Second sentence.",
-        "## Part\n\n- item one\n- item two",
-    ]
-    wrapped = "Alpha beta gamma\ndelta epsilon. Zeta eta theta iota."
-    # had the line break ended a sentence, "delta epsilon." would fit the overlap and open passage 2
-    assert [p.text for p in chunking.chunk(wrapped, words, max_tokens=8, overlap_tokens=3)][1] == "Zeta eta theta iota."
-
-
-def test_the_whitespace_between_sentences_counts_against_the_budget():
-    passages = chunking.chunk("aaaa. bbbb.\n    cccc.", len, max_tokens=10, overlap_tokens=0)
-    assert [p.text for p in passages] == ["aaaa.", "bbbb.", "cccc."]  # "aaaa. bbbb." is 11 characters
-
-
-def test_an_over_long_sentence_or_word_is_split_to_fit():
-    sentence = " ".join(f"w{i}" for i in range(50))
-    passages = chunking.chunk(sentence, words, max_tokens=8, overlap_tokens=0)
-    assert all(words(p.text) <= 8 for p in passages)
-    assert " ".join(p.text for p in passages) == sentence
-    blob = "x" * 100
-    pieces = chunking.chunk(blob, lambda t: len(t) // 10 + 1, max_tokens=3, overlap_tokens=0)
-    assert "".join(p.text for p in pieces) == blob and all(len(p.text) // 10 + 1 <= 3 for p in pieces)
-
-
-def test_empty_text_has_no_passages():
-    assert chunking.chunk(" \n\n ", words) == []
-
+from nlpsuite.retrieval import fusion, store
 
 # --- fusion -----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The seven tasks' mechanics on the tiny random model: chunking, label scoring, span extraction, probes,
+"""The seven tasks' mechanics on the tiny random model: label scoring, span extraction, probes,
 translation/summarization plumbing, and the CLI contracts (JSON fields, batch mode, bad input)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import pytest
 from nlpsuite.api import Suite
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.numeric import softmax
-from nlpsuite.text import chunks, paragraphs, sentences, split_long
 
 pytestmark = pytest.mark.shared_cache
 
@@ -34,39 +33,6 @@ def suite(tiny):
 
 def words(n: int) -> str:
     return " ".join(f"w{i}" for i in range(n))
-
-
-# -- text splitting --------------------------------------------------------------------------------------
-
-
-def test_sentences_respect_abbreviations_and_initials():
-    got = sentences('Dr. Smith met J. R. R. Tolkien in the U.S. in May. "Wow!" he said. Then e.g. tea? Yes')
-    assert got == ["Dr. Smith met J. R. R. Tolkien in the U.S. in May.", '"Wow!" he said.', "Then e.g. tea?", "Yes"]
-
-
-def test_paragraphs_split_on_blank_lines_only():
-    assert paragraphs("a\nb\n\n  \n c \n\n\nd") == ["a\nb", "c", "d"]
-
-
-@pytest.mark.parametrize("budget", [3, 10, 50, 1000])
-def test_chunks_keep_every_word_and_fit(budget):
-    text = "\n\n".join(f"{words(40)}. {words(7)}. {words(300)}" for _ in range(3))
-    count = lambda s: len(s.split())  # noqa: E731
-    got = chunks(text, count, budget)
-    assert " ".join(" ".join(got).split()) == " ".join(text.split())
-    assert all(count(c) <= budget for c in got)
-
-
-def test_split_long_cuts_a_word_without_spaces():
-    got = split_long("x" * 100, len, 30)
-    assert "".join(got) == "x" * 100 and all(len(p) <= 30 for p in got)
-
-
-def test_chunks_of_a_one_megabyte_text_are_quick_and_complete():
-    text = ("This is a sentence with several words. " * 25 + "\n\n") * 1100
-    assert len(text) > 1_000_000
-    got = chunks(text, lambda s: len(s.split()), 1000)
-    assert sum(len(c.split()) for c in got) == len(text.split())
 
 
 # -- label scoring -----------------------------------------------------------------------------------------
@@ -162,6 +128,20 @@ def test_span_reads_long_contexts_in_chunks_with_offsets_into_the_whole(suite):
     assert got["answer"] == long_context[got["start"] : got["end"]]
 
 
+def test_span_answers_of_a_later_chunk_point_at_their_own_words(suite, monkeypatch):
+    """The model is stubbed to answer "he" where "he\nleft" is; an earlier "he" must not be taken for it."""
+    from nlpsuite.heads.span import Span, SpanHead
+
+    def extract_one(self, question, text):
+        at = text.find("he\nleft")
+        return Span("he", 0.9, at, at + 2, -1.0) if at >= 0 else Span(text[:2], 0.1, 0, 2, -9.0)
+
+    monkeypatch.setattr(SpanHead, "_extract_one", extract_one)
+    context = "\n \n".join([words(150) + " he said."] * 12 + ["Then   he\nleft."])
+    got = suite.ask("Who left?", context=context)
+    assert got["start"] == context.index("he\nleft") and got["answer"] == "he"
+
+
 def test_generative_answer_offsets_are_null_or_true(suite):
     got = suite.ask("Where is it?", context=CONTEXT, generate=True)
     assert set(got) == {"answer", "score", "start", "end"}
@@ -215,6 +195,13 @@ def test_probe_names_and_single_label_data(suite, cli, tmp_path):
 def test_translation_keeps_paragraphs(suite):
     got = suite.translate("One. Two.\n\nThree.", to="de")
     assert got.count("\n\n") == 1
+
+
+def test_translation_goes_sentence_by_sentence_in_chinese_too(suite):
+    from nlpsuite_plugins.translate import translate_texts
+
+    (got,), units = translate_texts(suite, ["我今天很开心。你呢？\n\nDr. Smith met J. R. R. Tolkien."], "German", None)
+    assert units == 3 and got.count("\n\n") == 1
 
 
 def test_translation_language_codes(suite):
@@ -378,14 +365,6 @@ def test_a_probe_from_other_embeddings_is_refused(suite, tmp_path):
     head.store.save("p", probe)
     with pytest.raises(NlpsuiteError, match="train it again"):
         suite.classify("apple", head="p")
-
-
-def test_span_offsets_map_back_by_whole_words():
-    from nlpsuite.heads.span import Span, SpanHead
-
-    context = "The doctor arrived. Then he left.\n"
-    got = SpanHead._in_context(context, Span("he", 0.5, 0, 2), 0)
-    assert (got.start, got.end) == (25, 27)
 
 
 def test_a_long_one_line_context_is_text_not_a_path(cli, model_args):

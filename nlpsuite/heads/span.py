@@ -10,14 +10,13 @@ span's share of that probability among all the spans the beam completed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import log_softmax
-from ..text import chunks
+from ..text import chunk
 
 INSTRUCTION = (
     "Answer the question with a short phrase copied exactly from the text.\n\nText: {context}\n\nQuestion: {question}"
@@ -76,41 +75,15 @@ class SpanHead:
         if budget < 32:
             raise NlpsuiteError("the question leaves no room for a context in this model's window")
         best: Span | None = None
-        cursor = 0
-        pieces = chunks(context, self.tokenizer.count, budget)
-        if len(pieces) == 1 and pieces[0] == context:
-            pieces = [context]
-        for piece in pieces:
-            offset = self._locate(context, piece, cursor)
-            span = self._extract_one(question, piece)
-            if span is not None and piece is not context:
-                if context[offset : offset + len(piece)] == piece:  # verbatim: shift the offsets
-                    span = Span(span.answer, span.score, span.start + offset, span.end + offset, span.logp)
-                else:
-                    span = self._in_context(context, span, offset)
+        for piece in chunk(context, self.tokenizer.count, budget):
+            span = self._extract_one(question, piece.text)
             if span is not None and (best is None or span.logp > best.logp):
-                best = span
-            cursor = offset
+                # the piece is context[piece.start:piece.end] verbatim: its offsets shift into the context
+                best = Span(span.answer, span.score, span.start + piece.start, span.end + piece.start, span.logp)
         if best is None:
             raise NlpsuiteError("no answer span found in the context")
         assert context[best.start : best.end] == best.answer
         return best
-
-    @staticmethod
-    def _in_context(context: str, span: Span, offset: int) -> Span | None:
-        """A span of a chunk as a span of the whole context (chunking may have normalised whitespace)."""
-        pattern = r"(?<!\w)" + r"\s+".join(re.escape(word) for word in span.answer.split()) + r"(?!\w)"
-        found = re.compile(pattern).search(context, max(0, offset - 1))
-        if found is None:
-            return None
-        return Span(found.group(), span.score, found.start(), found.end(), span.logp)
-
-    @staticmethod
-    def _locate(context: str, piece: str, cursor: int) -> int:
-        """Where a chunk starts in the context (chunks keep words but may normalise whitespace)."""
-        first_word = piece.split(None, 1)[0]
-        found = context.find(first_word, cursor)
-        return found if found >= 0 else cursor
 
     def _extract_one(self, question: str, context: str) -> Span | None:
         ctx_ids, offsets = self.tokenizer.encode_offsets(context)

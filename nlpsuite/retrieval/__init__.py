@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NlpsuiteError
+from ..text import chunk
 from . import index as store
-from .chunking import chunk
 from .documents import Document, read_documents
 from .fusion import score_mix
 
@@ -74,7 +74,7 @@ def add_documents(suite, name: str, docs: list[Document], progress: Progress | N
         documents = {s: v for s, v in known.items() if s not in replaced}
         new = []
         for doc in changed:
-            pieces = chunk(doc.text, count, max_tokens, overlap)
+            pieces = chunk(doc.text, count, max_tokens, overlap, markdown=True)
             new += [{"source": doc.source, "text": p.text, "start": p.start, "end": p.end} for p in pieces]
             if pieces:
                 documents[doc.source] = {"sha256": doc.sha256, "passages": len(pieces)}
