@@ -157,7 +157,9 @@ class Generator:
                 step = self.backbone.forward(next_ids, mask, positions, step.state)
                 steps += 1
         except KeyboardInterrupt:
-            reason_all = "interrupted"
+            if on_text is None:  # nobody is watching a stream: Ctrl-C stops the whole command, nothing half-done
+                raise
+            reason_all = "interrupted"  # a streamed reply keeps what was shown (the REPL stays in chat)
         decode_s = time.perf_counter() - decode_started
         results = []
         for row, stream in enumerate(streams):
