@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import fsutil, metrics
 from .errors import NlpsuiteError
-from .labelled import answers_field, documents, judgements_field, read_rows, read_utf8, text_field
+from .records import answers_field, documents, judgements_field, read_records, text_field
 
 TASKS = ("translation", "summarization", "qa", "sentiment", "classification", "retrieval", "lm")
 Progress = Callable[[int], None]  # advance by this many examples
@@ -61,7 +61,7 @@ def _prepare(task: str, path: Path, options: Options, limit: int | None) -> Exam
         "classification": ("text", "label"),
         "retrieval": ("query", "relevant"),
     }[task]
-    rows = read_rows(path, columns)
+    rows = read_records(path, columns)
     if limit is not None:
         rows = rows[:limit]
     if task == "translation":
@@ -277,7 +277,7 @@ def evaluate_lm(
         raise NlpsuiteError("--stride must be at least 1")
     if options.stride is not None and options.window is not None and options.stride > options.window:
         raise NlpsuiteError("--stride must not exceed --window")
-    text = read_utf8(data)
+    text = fsutil.read_utf8(data).removeprefix("\ufeff")  # a byte-order mark is no text to score
     if limit is not None:
         text = "".join(text.splitlines(keepends=True)[:limit])
     if not text.strip():
@@ -331,7 +331,7 @@ def calibrate(
     if not 0 < holdout < 1:
         raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
     _check_counts(limit, batch_size)
-    rows = read_rows(data, ("text", "label"))[:limit]
+    rows = read_records(data, ("text", "label"))[:limit]
     texts = [text_field(data, n, r, "text") for n, r in rows]
     gold = [text_field(data, n, r, "label") for n, r in rows]
     if labels is not None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from nlpsuite import records
 from nlpsuite.cli import options as opt
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
@@ -114,13 +113,7 @@ def _print_report(report: dict) -> None:
 
 def _load_predictions(path: Path | None) -> list[dict]:
     """Records an interrupted run already wrote (a torn last line is cut off)."""
-    if path is None or not path.exists():
-        return []
-    from nlpsuite.cli.batch import completed_lines
-
-    keep = completed_lines(path)
-    lines = opt.read_utf8(path).splitlines()[:keep]
-    return [json.loads(line) for line in lines]
+    return [] if path is None else records.completed_records(path)
 
 
 def eval_command(
@@ -181,7 +174,7 @@ def eval_command(
             report = evaluation.evaluate_lm(data, open_suite, options, limit, bar.follow)
         else:
             done = _load_predictions(predictions)
-            with _appender(predictions, bool(done)) as keep:
+            with _appender(predictions) as keep:
                 report = evaluation.evaluate(
                     task, data, open_suite, options, limit, batch_size, bar.start, done=done, on_batch=keep
                 )
@@ -196,21 +189,13 @@ def eval_command(
 
 
 @contextlib.contextmanager
-def _appender(path: Path | None, resuming: bool):
-    """``keep(inputs, predictions)`` appends flushed ``{"input", "prediction"}`` lines to ``path``."""
+def _appender(path: Path | None):
+    """``keep(inputs, predictions)`` appends durable ``{"input", "prediction"}`` lines to ``path``."""
     if path is None:
         yield None
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a" if resuming else "w", encoding="utf-8") as out:
-
-        def keep(inputs: list, new: list) -> None:
-            for item, prediction in zip(inputs, new, strict=True):
-                out.write(json.dumps({"input": item, "prediction": prediction}, ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-
-        yield keep
+    with records.appender(path) as append:
+        yield lambda inputs, new: append({"input": i, "prediction": p} for i, p in zip(inputs, new, strict=True))
 
 
 def calibrate(

@@ -149,3 +149,31 @@ def test_a_file_that_is_no_earlier_output_is_left_whole(tmp_path):
     with pytest.raises(NlpsuiteError, match=r"notes\.jsonl:1: not a JSON record; is this the output of an earlier"):
         completed_lines(out)
     assert out.read_text() == 'not json\n{"a": 1}\n{"torn'
+
+
+class _ScriptedProbe:
+    """Stands in for the suite's probe head: keeps what `heads train` read instead of training."""
+
+    def __init__(self, seen: dict) -> None:
+        self.seen = seen
+
+    def head(self, kind):
+        return self
+
+    def train(self, name, texts, labels):
+        self.seen.update(texts=texts, labels=labels)
+        return {"labels": sorted(set(labels)), "examples": len(texts)}
+
+
+def test_heads_train_reads_a_quoted_multiline_csv_field(cli, tmp_path, monkeypatch):
+    from nlpsuite.cli import options
+
+    seen: dict = {}
+    monkeypatch.setattr(options, "open_suite", lambda *args, **kwargs: _ScriptedProbe(seen))
+    data = write(tmp_path / "d.csv", '\ufeffbody,kind\r\n"first line\r\nsecond line",a\r\nplain,7\r\n')
+    result = cli(["heads", "train", "kinds", str(data), "--text-column", "body", "--label-column", "kind", "--json"])
+    assert result.code == 0, result.err
+    assert seen == {"texts": ["first line\r\nsecond line", "plain"], "labels": ["a", "7"]}
+    write(data, 'body,kind\n"two\nlines",a\nthird, \n')
+    failed = cli(["heads", "train", "kinds", str(data), "--text-column", "body", "--label-column", "kind"])
+    assert failed.code == 1 and failed.err.strip() == f"error: {data}:4: 'kind' is empty"
