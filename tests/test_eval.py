@@ -391,7 +391,8 @@ def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypat
 
 
 def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, monkeypatch):
-    table = {f"t{i}": {"a": 0.7, "b": 0.3} if i % 3 else {"a": 0.2, "b": 0.8} for i in range(10)}
+    texts = [f"t{i}" if i != 1 else "t1\u2028line separator" for i in range(10)]  # a line only to str.splitlines
+    table = {t: {"a": 0.7, "b": 0.3} if i % 3 else {"a": 0.2, "b": 0.8} for i, t in enumerate(texts)}
     calls, interrupt = [], [3]  # the third call is interrupted, once
 
     def classify(self, text, labels=None, head=None):
@@ -407,7 +408,7 @@ def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, m
     args = ["eval", "classification", str(data), "--predictions", str(preds), "--batch-size", "3", "--json", *tiny]
     stopped = cli(args)
     assert stopped.code == 130
-    assert len(preds.read_text().splitlines()) == 6  # two whole batches kept
+    assert len(preds.read_text(encoding="utf-8").splitlines()) == 6  # two whole batches kept, each record one line
     with open(preds, "a") as fh:
         fh.write('{"input": "t6", "predi')  # torn by the interruption
     calls.clear()
