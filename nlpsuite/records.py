@@ -212,7 +212,10 @@ def appender(path: Path) -> Iterator[Callable[[Iterable[dict]], None]]:
     with open(path, "a", encoding="utf-8", newline="\n") as out:
 
         def append(records: Iterable[dict]) -> None:
-            text = "".join(dumps(record) + "\n" for record in records)  # a record that fails writes no half batch
+            try:
+                text = "".join(dumps(record) + "\n" for record in records)  # a record that fails writes no half batch
+            except NlpsuiteError as exc:
+                raise NlpsuiteError(f"{path}: {exc}") from None
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -231,6 +234,8 @@ def completed_records(path: Path) -> list[dict]:
     *lines, torn = data.split(b"\n")  # our writer ends every record with \n: anything after the last is torn
     records = []
     for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             record = json.loads(line)
         except ValueError:  # a complete line we cannot read: not our file, so leave it whole
