@@ -48,9 +48,11 @@ def _jsonl(path: Path, raw: str, columns: Sequence[str]) -> list[tuple[int, dict
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
+            record = json.loads(text, parse_float=_finite, parse_constant=_finite)
         except json.JSONDecodeError as exc:
             raise NlpsuiteError(f"{path}:{line}:{exc.colno}: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise NlpsuiteError(f"{path}:{line}: not valid JSON ({exc})") from None
         if not isinstance(record, dict):
             raise NlpsuiteError(f"{path}:{line}: not a JSON object")
         missing = [c for c in columns if c not in record]
@@ -58,6 +60,14 @@ def _jsonl(path: Path, raw: str, columns: Sequence[str]) -> list[tuple[int, dict
             raise NlpsuiteError(f"{path}:{line}: missing column {_names(missing)}")
         rows.append((line, record))
     return rows
+
+
+def _finite(text: str) -> float:
+    """A JSON number; Python alone would also take NaN, Infinity and 1e999, which no other reader agrees on."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
 def _table(path: Path, raw: str, tsv: bool, columns: Sequence[str]) -> list[tuple[int, dict]]:

@@ -91,6 +91,8 @@ def test_an_appended_batch_is_all_or_nothing(tmp_path):
             r"d\.jsonl:2:14: not valid JSON \(Expecting ',' delimiter\)$",
         ),
         ("d.jsonl", '{"text": "a"}\n\n\n["text"]\n', r"d\.jsonl:4: not a JSON object$"),
+        ("d.jsonl", '{"text": "a", "p": NaN}\n', r"d\.jsonl:1: not valid JSON \(NaN is not a finite number\)$"),
+        ("d.jsonl", '{"text": "a", "p": -1e999}\n', r"d\.jsonl:1: not valid JSON \(-1e999 is not a finite number\)$"),
         ("d.jsonl", '{"text": "a"}\n{"label": "b"}\n', r"d\.jsonl:2: missing column 'text'$"),
         ("d.jsonl", "\n \n", r"d\.jsonl holds no records$"),
         ("d.csv", "", r"d\.csv holds no records$"),
