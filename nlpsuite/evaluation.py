@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from . import fsutil, metrics
 from .errors import NlpsuiteError
-from .labelled import read_rows, read_utf8, text_field
+from .records import read_records, text_field
 from .tasks import Option, Task
 
 Progress = Callable[[int], None]  # advance by this many examples
@@ -107,7 +107,7 @@ def evaluate(
     ``on_batch(inputs, predictions)`` sees each new batch as soon as it is predicted."""
     recipe = task.eval
     _check_counts(limit, batch_size)
-    rows = read_rows(data, [*recipe.columns.values(), recipe.gold])[:limit]
+    rows = read_records(data, [*recipe.columns.values(), recipe.gold])[:limit]
     inputs = [{name: text_field(data, n, r, column) for name, column in recipe.columns.items()} for n, r in rows]
     gold = [(recipe.read_gold or text_field)(data, n, r, recipe.gold) for n, r in rows]
     if recipe.prepare:
@@ -184,7 +184,7 @@ def evaluate_lm(
         raise NlpsuiteError("--stride must be at least 1")
     if stride is not None and window is not None and stride > window:
         raise NlpsuiteError("--stride must not exceed --window")
-    text = read_utf8(data)
+    text = fsutil.read_utf8(data).removeprefix("\ufeff")  # a byte-order mark is no text to score
     if limit is not None:
         text = "".join(text.splitlines(keepends=True)[:limit])
     if not text.strip():
@@ -238,7 +238,7 @@ def calibrate(
     if not 0 < holdout < 1:
         raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
     _check_counts(limit, batch_size)
-    rows = read_rows(data, ("text", "label"))[:limit]
+    rows = read_records(data, ("text", "label"))[:limit]
     texts = [text_field(data, n, r, "text") for n, r in rows]
     gold = [text_field(data, n, r, "label") for n, r in rows]
     if labels is not None:

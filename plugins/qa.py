@@ -13,7 +13,7 @@ import numpy as np
 from nlpsuite import metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.labelled import answers_column
+from nlpsuite.records import answers_column
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Input, Option, Task
 

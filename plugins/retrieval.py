@@ -9,7 +9,7 @@ from pathlib import Path
 from nlpsuite import metrics, retrieval
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.labelled import documents, judgements_column
+from nlpsuite.records import documents, judgements_column
 from nlpsuite.tasks import Eval, Input, Option, Task
 
 

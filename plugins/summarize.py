@@ -12,7 +12,7 @@ import re
 from nlpsuite import metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.labelled import reference_field
+from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
 from nlpsuite.text import chunk

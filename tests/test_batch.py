@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from nlpsuite.cli.batch import completed_lines, read_records, run_batch
+from nlpsuite.cli.batch import run_batch
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.records import completed_lines
 
 
 def write(path, lines):
@@ -15,32 +16,58 @@ def write(path, lines):
     return path
 
 
-def test_jsonl_and_tsv_records(tmp_path):
-    jsonl = write(tmp_path / "in.jsonl", ['{"text": "a", "id": 1}', "", '{"text": "b"}'])
-    assert [r["text"] for r in read_records(jsonl)] == ["a", "b"]
-    tsv = write(tmp_path / "in.tsv", ["id\ttext", "1\tfirst", "2\tsecond"])
-    assert read_records(tsv) == [{"id": "1", "text": "first"}, {"id": "2", "text": "second"}]
+def upper(records):
+    return [{"upper": r["text"].upper()} for r in records]
+
+
+def test_jsonl_csv_and_tsv_records(tmp_path):
+    sources = {
+        "in.jsonl": ['{"text": "a\u2028b", "id": 1}', "", '{"text": "c"}'],
+        "in.csv": ["\ufeffid,text", '1,"a\u2028b"', "", "2,c"],
+        "in.tsv": ["\ufeffid\ttext", "1\ta\u2028b", "2\tc"],
+    }
+    for name, lines in sources.items():
+        out = tmp_path / f"{name}.out.jsonl"
+        assert run_batch(write(tmp_path / name, lines), out, upper, quiet=True) == 2
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]  # line tools see 2 lines
+        assert [(r["text"], r["upper"]) for r in rows] == [("a\u2028b", "A\u2028B"), ("c", "C")], name
+
+
+def test_a_quoted_csv_field_spans_lines_in_batch_mode(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('id,text\r\n1,"two\nlines"\r\n2,one\r\n', encoding="utf-8", newline="")
+    out = tmp_path / "out.jsonl"
+    run_batch(src, out, upper, quiet=True)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows == [
+        {"id": "1", "text": "two\nlines", "upper": "TWO\nLINES"},
+        {"id": "2", "text": "one", "upper": "ONE"},
+    ]
 
 
 @pytest.mark.parametrize(
     "lines, message",
     [
-        (['{"text": "a"}', "not json"], ":2: not a JSON object"),
-        (['{"txt": "a"}'], ":1: each record needs"),
-        (['{"text": "  "}'], ":1: each record needs"),
-        ([], "holds no records"),
+        (['{"text": "a"}', "not json"], r"in\.jsonl:2:1: not valid JSON \(Expecting value\)$"),
+        (['{"txt": "a"}'], r"in\.jsonl:1: missing column 'text'$"),
+        (['{"text": "  "}'], r"in\.jsonl:1: 'text' is empty$"),
+        (['{"text": 3}'], r"in\.jsonl:1: 'text' must be a string, not int$"),
+        ([], "holds no records$"),
     ],
 )
 def test_bad_records_name_the_line(tmp_path, lines, message):
-    with pytest.raises(NlpsuiteError, match=message):
-        read_records(write(tmp_path / "in.jsonl", lines))
-
-
-def test_a_torn_last_line_is_cut_off(tmp_path):
     out = tmp_path / "out.jsonl"
-    out.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": ')
-    assert completed_lines(out) == 2
-    assert out.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    with pytest.raises(NlpsuiteError, match=message):
+        run_batch(write(tmp_path / "in.jsonl", lines), out, upper, quiet=True)
+    assert not out.exists()  # checked before anything is written
+
+
+def test_a_nan_result_stops_the_run_without_a_bad_line(tmp_path):
+    src = write(tmp_path / "in.jsonl", [json.dumps({"text": f"t{i}"}) for i in range(4)])
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(NlpsuiteError, match=r"out\.jsonl: cannot write record\['score'\] as JSON: it is NaN or inf"):
+        run_batch(src, out, lambda rs: [{"score": float("nan") if r["text"] == "t2" else 1.0} for r in rs], 2, True)
+    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["t0", "t1"]
 
 
 def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path):
@@ -57,7 +84,7 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_batch(src, out, flaky, batch_size=3, quiet=True)
     assert completed_lines(out) == 3
-    assert run_batch(src, out, lambda rs: [{"upper": r["text"].upper()} for r in rs], batch_size=3, quiet=True) == 4
+    assert run_batch(src, out, upper, batch_size=3, quiet=True) == 4
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["upper"] for r in rows] == [f"T{i}" for i in range(7)]
 

@@ -160,7 +160,7 @@ def _write(path, text):
         (["eval", "summarization", "{tsv}", "--max-words", "0"], "error: --max-words must be at least 1"),
         (["eval", "qa", "{tsv}"], "error: {tsv} has no column 'question', 'context', 'answers'"),
         (["eval", "classification", "{txt}"], "error: {txt}: expected a .jsonl, .csv or .tsv file"),
-        (["eval", "classification", "{notjson}"], "error: {notjson}:2: not a JSON object"),
+        (["eval", "classification", "{notjson}"], "error: {notjson}:2:1: not valid JSON (Expecting value)"),
         (["eval", "classification", "{onelabel}"], "error: {onelabel}: classification needs at least two distinct"),
         (["eval", "classification", "{good}", "--limit", "0"], "error: --limit must be at least 1"),
         (["eval", "retrieval", "{queries}"], "error: --docs is required: JSONL of documents"),
@@ -192,20 +192,6 @@ def test_bad_input_is_one_line_and_exit_1(cli, files, args, message):
     assert result.code == 1, result.out
     assert result.err.strip().startswith(message.format(**files)), result.err
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
-
-
-def test_data_files_quotes_newlines_and_byte_order_marks(tmp_path):
-    from nlpsuite.labelled import judgements_field, read_rows
-
-    csv_file = _write(tmp_path / "d.csv", '\ufefftext,label\r\n"two\nlines, one field",pos\r\nplain,neg\r\n')
-    assert read_rows(csv_file, ["text", "label"]) == [
-        (3, {"text": "two\nlines, one field", "label": "pos"}),
-        (4, {"text": "plain", "label": "neg"}),
-    ]
-    tsv_file = _write(tmp_path / "d.tsv", 'query\trelevant\n"quoted" words\td1, d2 d3\n')
-    ((line, row),) = read_rows(tsv_file, ["query", "relevant"])
-    assert row["query"] == '"quoted" words'  # TSV has no quoting
-    assert judgements_field(tsv_file, line, row["relevant"]) == {"d1": 1.0, "d2": 1.0, "d3": 1.0}
 
 
 # --- command plumbing, with scripted task methods --------------------------------------------
@@ -412,7 +398,8 @@ def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypat
 
 
 def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, monkeypatch):
-    table = {f"t{i}": {"a": 0.7, "b": 0.3} if i % 3 else {"a": 0.2, "b": 0.8} for i in range(10)}
+    texts = [f"t{i}" if i != 1 else "t1\u2028line separator" for i in range(10)]  # a line only to str.splitlines
+    table = {t: {"a": 0.7, "b": 0.3} if i % 3 else {"a": 0.2, "b": 0.8} for i, t in enumerate(texts)}
     calls, interrupt = [], [3]  # the third call is interrupted, once
 
     def classify(inputs, labels=None, head=None):
@@ -428,7 +415,7 @@ def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, m
     args = ["eval", "classification", str(data), "--predictions", str(preds), "--batch-size", "3", "--json", *tiny]
     stopped = cli(args)
     assert stopped.code == 130
-    assert len(preds.read_text().splitlines()) == 6  # two whole batches kept
+    assert len(preds.read_text(encoding="utf-8").splitlines()) == 6  # two whole batches kept, each record one line
     with open(preds, "a") as fh:
         fh.write('{"input": "t6", "predi')  # torn by the interruption
     calls.clear()

@@ -129,7 +129,7 @@ def test_bad_files_and_queries_are_one_line_errors(suite, name, tmp_path, cli, t
     bad_jsonl = tmp_path / "bad.jsonl"
     bad_jsonl.write_text('{"text": "no id"}\n')
     no_id = cli(["index", "add", name, str(bad_jsonl), *tiny]).err.strip()
-    assert no_id.endswith("bad.jsonl:1: each record needs an 'id' (a string or a number)")
+    assert no_id.endswith("bad.jsonl:1: missing column 'id'")
     no_index = cli(["search", name, "x", *tiny]).err.strip()
     assert no_index == f"error: no index named '{name}' (see 'nlpsuite index list')"
     good = tmp_path / "good.txt"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from .. import evaluation
+from .. import evaluation, records
 from ..errors import NlpsuiteError
 from ..plugins import registry
 from . import options as opt
@@ -91,7 +89,7 @@ def _task_command(task):
         done = _load_predictions(given["predictions"])
         with (
             progress_bar(f"evaluating {task.eval.name}", given["quiet"]) as bar,
-            _appender(given["predictions"], bool(done)) as keep,
+            _appender(given["predictions"]) as keep,
         ):
             report = evaluation.evaluate(
                 task,
@@ -196,31 +194,17 @@ def _print_report(report: dict) -> None:
 
 def _load_predictions(path: Path | None) -> list[dict]:
     """Records an interrupted run already wrote (a torn last line is cut off)."""
-    if path is None or not path.exists():
-        return []
-    from .batch import completed_lines
-
-    keep = completed_lines(path)
-    lines = opt.read_utf8(path).splitlines()[:keep]
-    return [json.loads(line) for line in lines]
+    return [] if path is None else records.completed_records(path)
 
 
 @contextlib.contextmanager
-def _appender(path: Path | None, resuming: bool):
-    """``keep(inputs, predictions)`` appends flushed ``{"input", "prediction"}`` lines to ``path``."""
+def _appender(path: Path | None):
+    """``keep(inputs, predictions)`` appends durable ``{"input", "prediction"}`` lines to ``path``."""
     if path is None:
         yield None
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a" if resuming else "w", encoding="utf-8") as out:
-
-        def keep(inputs: list, new: list) -> None:
-            for item, prediction in zip(inputs, new, strict=True):
-                out.write(json.dumps({"input": item, "prediction": prediction}, ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-
-        yield keep
+    with records.appender(path) as append:
+        yield lambda inputs, new: append({"input": i, "prediction": p} for i, p in zip(inputs, new, strict=True))
 
 
 def calibrate(

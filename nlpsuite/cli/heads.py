@@ -10,7 +10,6 @@ import typer
 
 from ..errors import NlpsuiteError
 from . import options as opt
-from .batch import read_records
 
 app = typer.Typer(help="Probe heads: small classifiers trained on the backbone's embeddings.", no_args_is_help=True)
 
@@ -29,20 +28,17 @@ def heads_train(
 ) -> None:
     """Train a probe head on labelled texts; use it with 'nlpsuite classify --head NAME'."""
     from ..heads.probe import NAME
+    from ..records import label_field, read_records, text_field
 
     if not NAME.match(name):
         raise NlpsuiteError(f"bad head name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
-    records = read_records(data, text_column)
-    labels = []
-    for i, record in enumerate(records, start=1):
-        label = record.get(label_column)
-        if label is None or (isinstance(label, str) and not label.strip()):
-            raise NlpsuiteError(f"{data}: record {i} has no {label_column!r} value")
-        labels.append(str(label).strip())
+    rows = read_records(data, (text_column, label_column))
+    texts = [text_field(data, line, record, text_column) for line, record in rows]
+    labels = [label_field(data, line, record, label_column) for line, record in rows]
     suite = opt.open_suite(model, device, precision, quiet)
     if not quiet:
-        opt.err(f"[dim]embedding {len(records)} texts...[/dim]")
-    report = suite.head("probe").train(name, [r[text_column] for r in records], labels)
+        opt.err(f"[dim]embedding {len(texts)} texts...[/dim]")
+    report = suite.head("probe").train(name, texts, labels)
     if json:
         opt.print_json(report)
         return

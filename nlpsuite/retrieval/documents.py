@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import records
 from ..errors import NlpsuiteError
 
 FOLDER_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl")
@@ -35,25 +35,10 @@ def _read(path: Path) -> bytes:
         raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _jsonl(path: Path, text: str) -> list[Document]:
-    docs: dict[str, Document] = {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise NlpsuiteError(f"{path}:{line_no}: not a JSON object") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise NlpsuiteError(f"{path}:{line_no}: each record needs a 'text' string and an 'id'")
-        doc_id = record.get("id")
-        if isinstance(doc_id, bool) or not isinstance(doc_id, str | int) or str(doc_id).strip() == "":
-            raise NlpsuiteError(f"{path}:{line_no}: each record needs an 'id' (a string or a number)")
-        source = str(doc_id)
-        if source in docs:
-            raise NlpsuiteError(f"{path}:{line_no}: id {source!r} appears twice")
-        docs[source] = Document(source, record["text"], hashlib.sha256(record["text"].encode()).hexdigest())
-    return list(docs.values())
+def _jsonl(path: Path) -> list[Document]:
+    # an empty text indexes nothing but is no reason to refuse the rest of a corpus
+    docs = records.documents(path, allow_empty=True)
+    return [Document(source, text, hashlib.sha256(text.encode()).hexdigest()) for source, text in docs.items()]
 
 
 def _files(path: Path) -> list[Path]:
@@ -80,11 +65,10 @@ def read_documents(paths: list[str | Path]) -> list[Document]:
     docs: dict[str, Document] = {}
     for given in paths:
         for path in _files(Path(given).expanduser()):
-            data = _read(path)
-            text = _decode(path, data)
             if path.suffix.lower() == ".jsonl":
-                docs.update((d.source, d) for d in _jsonl(path, text))
+                docs.update((d.source, d) for d in _jsonl(path))
             else:
+                data = _read(path)
                 source = str(path.resolve())
-                docs[source] = Document(source, text, hashlib.sha256(data).hexdigest())
+                docs[source] = Document(source, _decode(path, data), hashlib.sha256(data).hexdigest())
     return list(docs.values())
