@@ -103,3 +103,29 @@ def test_generate_batch_mode(cli, tiny_llama, tmp_path):
     assert (
         cli(["generate", "--input", str(src), *tiny]).err.strip() == "error: batch mode needs both --input and --output"
     )
+
+
+@pytest.mark.shared_cache
+def test_ctrl_c_in_batch_generation_exits_130_and_writes_no_record_cut_short(cli, tiny_llama, tmp_path, monkeypatch):
+    from nlpsuite.runtime.backbone import Backbone
+
+    src = write(tmp_path / "prompts.jsonl", [json.dumps({"text": t}) for t in ("a b", "c", "d e", "f")])
+    out = tmp_path / "out.jsonl"
+    args = ["generate", "--input", str(src), "--output", str(out), "-n", "4", "--ignore-eos", "--batch-size", "2"]
+    args += ["--model", str(tiny_llama), "--quiet"]
+    real, calls = Backbone.forward, []
+
+    def interrupted(self, *a, **k):  # Ctrl-C on the second decode step of the second batch
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Backbone, "forward", interrupted)
+    assert cli(args).code == 130
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 and all(r["finish_reason"] == "length" for r in rows)  # the first batch, whole
+    monkeypatch.setattr(Backbone, "forward", real)
+    assert cli(args).code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["a b", "c", "d e", "f"] and all(r["finish_reason"] == "length" for r in rows)

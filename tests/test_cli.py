@@ -283,3 +283,21 @@ def test_a_file_that_is_not_really_gguf_is_one_line(cli, tmp_path):
     result = cli(["generate", "hi", "--model", str(fake), "--quiet"])
     assert result.code == 1 and result.err.strip().splitlines()[-1].startswith("error: could not convert")
     assert "Traceback" not in result.err
+
+
+def test_ctrl_c_stops_a_task_that_does_not_stream_with_exit_130(cli, tiny, monkeypatch):
+    """The decoding loop used to swallow Ctrl-C and hand back text cut short, which translate went on with."""
+    from nlpsuite.runtime.backbone import Backbone
+
+    real, calls = Backbone.forward, []
+
+    def interrupted(self, ids, *a, **k):
+        calls.append(ids.shape)
+        if ids.shape[1] == 1:  # the first decode step, inside the decoding loop
+            raise KeyboardInterrupt
+        return real(self, ids, *a, **k)
+
+    monkeypatch.setattr(Backbone, "forward", interrupted)
+    result = cli(["translate", "One sentence. Another one.", "--to", "de", "--json", *tiny])
+    assert calls[-1][1] == 1
+    assert result.code == 130 and result.out == ""  # no translation cut short on stdout

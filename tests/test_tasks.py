@@ -201,7 +201,7 @@ def test_translation_goes_sentence_by_sentence_in_chinese_too(suite):
     from nlpsuite_plugins.translate import translate_texts
 
     (got,), units = translate_texts(suite, ["我今天很开心。你呢？\n\nDr. Smith met J. R. R. Tolkien."], "German", None)
-    assert units == 3 and got.count("\n\n") == 1
+    assert units == [3] and got.count("\n\n") == 1
 
 
 def test_translation_language_codes(suite):

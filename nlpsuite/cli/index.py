@@ -52,7 +52,9 @@ def list_indexes(json: opt.Json = False, quiet: opt.Quiet = False) -> None:
     from ..retrieval import index as store
 
     rows = [
-        {k: m[k] for k in ("name", "documents", "passages", "updated")} | {"model": m["model"]["key"]}
+        {k: m[k] for k in ("name", "documents", "passages", "updated")}
+        | {"model": m["model"]["key"]}
+        | ({"damaged": m["damaged"]} if "damaged" in m else {})
         for m in store.list_indexes()
     ]
     if json:
@@ -67,7 +69,10 @@ def list_indexes(json: opt.Json = False, quiet: opt.Quiet = False) -> None:
 
     table = Table("index", "documents", "passages", "model", "updated", box=None)
     for r in rows:
-        table.add_row(r["name"], str(r["documents"]), str(r["passages"]), r["model"], r["updated"])
+        if "damaged" in r:
+            table.add_row(r["name"], "-", "-", "[red]damaged[/red]", r["damaged"])
+        else:
+            table.add_row(r["name"], str(r["documents"]), str(r["passages"]), r["model"], r["updated"])
     Console().print(table)
 
 
