@@ -231,3 +231,11 @@ def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
         Option("stop", list, None, "Stop at this string (repeatable).", separator=None),
         Option("ignore_eos", bool, False, "Keep generating past end-of-sequence."),
     )
+
+
+def check_sampling(options: dict, shared: dict | None = None, batch: bool = False) -> None:
+    """A Task.check for tasks that offer sampling_options(): the decoding settings, checked before any model."""
+    from .runtime.sampling import SamplingParams
+
+    names = {o.name for o in sampling_options()}
+    SamplingParams(**{k: v for k, v in options.items() if k in names}).check()

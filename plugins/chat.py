@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Input, Task, sampling_options
+from nlpsuite.tasks import Input, Task, check_sampling, sampling_options
 
 
 def run(suite, inputs, on_text=None, **sampling):
@@ -22,6 +22,7 @@ def register_tasks(register):
             options=sampling_options(512),
             output=("reply",),
             value="reply",
+            check=check_sampling,
             stream=True,
             command=False,  # `nlpsuite chat` is the REPL
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Input, Option, Task, sampling_options
+from nlpsuite.tasks import Input, Option, Task, check_sampling, sampling_options
 
 OPTIONS = (
     *sampling_options(),
@@ -57,6 +57,7 @@ def register_tasks(register):
             output=("text", "finish_reason", "usage"),
             value="text",
             batch_names={"text": "completion"},
+            check=check_sampling,
             stream=True,
             progress_label="generating",
         )

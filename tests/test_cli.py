@@ -67,6 +67,11 @@ def test_stop_string_ends_generation(cli, tiny):
         (["generate"], b"\xff\xfe bad bytes", "error: the prompt on stdin is not valid UTF-8 text"),
         (["generate", "hi", "--model", "no-such-model"], None, "error: unknown model 'no-such-model'"),
         (["generate", "hi", "--max-tokens", "0"], None, "error: --max-tokens must be at least 1"),
+        # Tiny positive values overflowed the scaled logits: a NaN traceback, or empty output with exit 0.
+        (["generate", "hi", "--temperature", "1e-320"], None, "error: --temperature must be 0 (greedy) or between"),
+        (["generate", "hi", "--repetition-penalty", "1e-320"], None, "error: --repetition-penalty must be between"),
+        (["generate", "hi", "--top-p", "nan"], None, "error: --top-p must be between"),
+        (["chat", "--temperature", "inf"], None, "error: --temperature must be between 0 and 100"),
         (["generate", "hi", "--device", "tpu"], None, "error: unknown device 'tpu'"),
         (["generate", "hi", "--precision", "fp8"], None, "error: unknown precision 'fp8'"),
     ],

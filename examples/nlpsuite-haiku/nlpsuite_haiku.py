@@ -7,7 +7,7 @@ From this declaration alone nlpsuite gives it the `nlpsuite haiku TOPIC` command
 from __future__ import annotations
 
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Input, Task, sampling_options
+from nlpsuite.tasks import Input, Task, check_sampling, sampling_options
 
 PROMPT = "Write a haiku (three lines: 5, 7 and 5 syllables) about {topic}. Reply with the haiku only."
 
@@ -31,6 +31,7 @@ def register_tasks(register):
             options=sampling_options(max_tokens=48),
             output=("haiku",),
             value="haiku",
+            check=check_sampling,
             prompts={"user": PROMPT},
         )
     )

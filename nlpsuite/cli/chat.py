@@ -34,7 +34,6 @@ def chat_command(task):
         chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None}
         options = task.check_options(chosen)
         params = SamplingParams(**options)
-        params.check()
         suite = opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"])
         ChatRepl(suite, params, system=given["system"], json=given["json"], quiet=given["quiet"]).run()
 
