@@ -204,6 +204,22 @@ def path(model_key: str, precision: str, name: str) -> Path:
     return config.home() / "calibration" / _safe(model_key) / _safe(precision) / f"{_safe(name)}.json"
 
 
+def remove(model_key: str, precision: str, task: str, labels: list[str] | None = None, head: str | None = None):
+    """Delete saved calibrations of ``task`` (one label set or probe head, or all of them); the removed paths."""
+    folder = path(model_key, precision, task).parent
+    if labels or head:
+        targets = [path(model_key, precision, task_key(task, labels, head))]
+    else:
+        targets = [f for f in folder.glob("*.json") if f.stem == _safe(task) or f.stem.startswith(_safe(task) + "-")]
+    removed = []
+    for target in targets:
+        with atomic_dir_lock(target):
+            if target.exists():
+                target.unlink()
+                removed.append(target)
+    return removed
+
+
 def save(model_key: str, precision: str, name: str, calibration: Calibration) -> Path:
     target = path(model_key, precision, name)
     with atomic_dir_lock(target):

@@ -212,6 +212,22 @@ def evaluate_lm(
 # --- calibrate -------------------------------------------------------------------------------
 
 
+# Fewer examples of a label than this in the fit part, and a fit can make every later probability 1.000
+# (30 easily separated rows gave temperature 0.036): calibrate refuses rather than save such a fit.
+MIN_PER_LABEL = 10
+
+
+def _enough_per_label(fit_gold: list[str], data: Path, holdout: float) -> None:
+    counts = {label: fit_gold.count(label) for label in sorted(set(fit_gold))}
+    short = {label: n for label, n in counts.items() if n < MIN_PER_LABEL}
+    if short:
+        label, n = next(iter(short.items()))
+        raise NlpsuiteError(
+            f"calibrate needs at least {MIN_PER_LABEL} examples of each label to fit on; the fit part of {data} "
+            f"({1 - holdout:.0%} of it) has {n} of {label!r}: add examples or lower --holdout"
+        )
+
+
 def label_tasks(tasks: dict[str, Task]) -> dict[str, Task]:
     """Tasks whose label scores calibrate can fit, by eval name and by task name."""
     found = {t.eval.name if t.eval else t.name: t for t in tasks.values() if t.scores is not None}
@@ -256,6 +272,7 @@ def calibrate(
         raise NlpsuiteError(f"{data} has {len(texts)} examples: too few to hold out {holdout:g} and fit on the rest")
     order = np.random.default_rng(seed).permutation(len(texts))
     held, fit_part = order[:held_n], order[held_n:]
+    _enough_per_label([gold[i] for i in fit_part], data, holdout)
 
     suite = open_suite()
     advance = progress(len(texts)) if progress else (lambda _n: None)
@@ -277,6 +294,11 @@ def calibrate(
     fitted = calibration.fit(names, scores[fit_part], gold_index[fit_part])
     before = calibration.assess(calibration.softmax(scores[held]), gold_index[held], bins)
     after = calibration.assess(fitted.apply(scores[held]), gold_index[held], bins)
+    if after["nll"] > before["nll"]:  # a fit that does not carry over to unseen examples is not kept
+        raise NlpsuiteError(
+            f"the fitted calibration is worse on the held-out examples (NLL {before['nll']:.3f} -> "
+            f"{after['nll']:.3f}): nothing saved; fit on more data"
+        )
     fitted.info.update(
         n_fit=len(fit_part), n_heldout=len(held), seed=seed, holdout=holdout, before=before, after=after, data=str(data)
     )

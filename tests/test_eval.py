@@ -486,6 +486,27 @@ def test_calibrate_fits_saves_and_reports(cli, tiny, tmp_path, monkeypatch, suit
     assert asked and all(a == ("classify", None, "mine") for a in asked)
     assert calibration.load(suite.source.key, "fp32", calibration.task_key("classify", head="mine")) is not None
 
+    reset = cli(["calibrate", "classification", "--reset", "--json", *tiny])
+    assert reset.code == 0 and len(json.loads(reset.out)["removed"]) == 2  # the label set's and the probe's
+    assert calibration.load(suite.source.key, "fp32", key) is None
+    assert calibration.load(suite.source.key, "fp32", sentiment_key) is not None  # another task's stays
+
+
+def test_calibrate_refuses_a_fit_on_too_few_examples_per_label(cli, tiny, tmp_path, monkeypatch, suite):
+    """30 easily separated rows used to fit temperature 0.036 and make every later probability 1.000."""
+    names = ["positive", "negative", "neutral"]
+    monkeypatch.setattr(
+        Suite,
+        "label_scores",
+        lambda self, task, texts, labels=None, head=None: (names, np.array([[9.0, 0, 0] for _ in texts])),
+        raising=False,
+    )
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "label": names[i % 3]} for i in range(30)])
+    result = cli(["calibrate", "sentiment", str(data), *tiny])
+    assert result.code == 1
+    assert result.err.strip().startswith("error: calibrate needs at least 10 examples of each label to fit on")
+    assert calibration.load(suite.source.key, "fp32", calibration.task_key("sentiment", names)) is None
+
 
 # --- the real task methods (skipped until the tasks and retrieval branches are merged) --------
 
@@ -546,7 +567,7 @@ def test_eval_retrieval_on_the_model(cli, roomy, tmp_path):
 @needs_scores
 def test_calibrate_on_the_model_is_used_by_later_runs(cli, roomy, tmp_path):
     labels = ["sports", "weather"]
-    texts = [f"{w} news number {i}" for i in range(12) for w in ("football", "rain")]
+    texts = [f"{w} news number {i}" for i in range(24) for w in ("football", "rain")]
     records = [{"text": t, "label": labels[i % 2]} for i, t in enumerate(texts)]
     data = write_jsonl(tmp_path / "d.jsonl", records)
     result = cli(["calibrate", "classification", str(data), "--json", *roomy])

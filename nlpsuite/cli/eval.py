@@ -209,7 +209,9 @@ def _appender(path: Path | None):
 
 def calibrate(
     task: Annotated[str, typer.Argument(help="sentiment | classification (a task with label scores)")],
-    data: Annotated[Path, typer.Argument(help="Labelled data: .jsonl, .csv or .tsv with 'text' and 'label'.")],
+    data: Annotated[
+        Path | None, typer.Argument(help="Labelled data: .jsonl, .csv or .tsv with 'text' and 'label'.")
+    ] = None,
     model: opt.Model = None,
     device: opt.Device = "auto",
     precision: opt.Precision = "fp32",
@@ -224,6 +226,9 @@ def calibrate(
     limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N examples.")] = None,
     batch_size: BatchSize = 8,
     bins: Bins = 10,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Remove the saved calibration (of --labels/--head, or all of the task's).")
+    ] = False,
 ) -> None:
     """Fit temperature scaling (and a label bias) on labelled data; later sentiment/classify runs use it."""
     found = evaluation.label_tasks(registry().tasks)
@@ -231,6 +236,11 @@ def calibrate(
         names = [n for n, t in found.items() if n == (t.eval.name if t.eval else t.name)]
         raise NlpsuiteError(f"calibrate works on {' or '.join(names)}, not {task!r}")
     label_list = [label.strip() for label in labels.split(",")] if labels is not None else None
+    if reset:
+        _reset(found[task].name, model, precision, label_list, head, json_out, quiet)
+        return
+    if data is None:
+        raise NlpsuiteError("give the labelled data to fit on (or --reset to remove a saved calibration)")
 
     def open_suite():
         return opt.open_suite(model, device, precision, quiet)
@@ -263,3 +273,14 @@ def calibrate(
         soft_wrap=True,
     )
     console.print(f"saved to {result['saved']}", highlight=False, soft_wrap=True)
+
+
+def _reset(task: str, model, precision: str, labels, head, json_out: bool, quiet: bool) -> None:
+    from .. import calibration
+    from ..api import Suite
+
+    removed = calibration.remove(Suite(model=model, precision=precision).source.key, precision, task, labels, head)
+    if json_out:
+        opt.print_json({"removed": [str(p) for p in removed]})
+    elif not quiet:
+        opt.err(f"removed {len(removed)} saved calibration(s) of {task}; the built-in defaults apply again")
