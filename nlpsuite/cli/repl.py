@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json as _json
 import sys
 from pathlib import Path
 
 from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import write_json_atomic
+from ..records import dumps
 from ..runtime.sampling import SamplingParams
 from .render import as_text
 
@@ -146,10 +146,7 @@ class ChatRepl:
             return
         self.messages.append({"role": "assistant", "content": content})
         if self.json:
-            self.stdout.write(
-                _json.dumps({"role": "assistant", "content": content, "finish_reason": reason}, ensure_ascii=False)
-                + "\n"
-            )
+            self.stdout.write(dumps({"role": "assistant", "content": content, "finish_reason": reason}) + "\n")
         else:
             self.stdout.write(" [interrupted]\n" if reason == "interrupted" else "\n")
         self.stdout.flush()
@@ -244,7 +241,7 @@ class ChatRepl:
             self.say(f"error: {exc}", error=True)
             return
         if self.json:
-            self.stdout.write(_json.dumps(result, ensure_ascii=False) + "\n")
+            self.stdout.write(dumps(result) + "\n")  # one line per result, never NaN
         else:
             self.stdout.write(as_text(result, value) + "\n")
         self.stdout.flush()
