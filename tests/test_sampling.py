@@ -186,3 +186,27 @@ def test_greedy_decoding_stops_a_loop_with_its_own_reason(tiny_llama):
     assert "".join(streamed) == done.text == tok.decode(done.token_ids)
     exact = generator.generate([[1]], SamplingParams(max_tokens=200, ignore_eos=True))[0]
     assert exact.finish_reason == "length" and exact.token_ids == script[:200]  # parity runs keep every token
+
+
+def test_generate_follows_the_models_own_sampling_defaults_when_left_unset(cli, make_tiny_llama, tmp_path):
+    """A folder whose generation_config samples (temperature 0.7, top-p 0.9) is sampled by default, as in
+    transformers; a model that ships none, and an explicit --temperature 0, stay greedy."""
+    import json
+
+    from transformers import GenerationConfig
+
+    folder = make_tiny_llama(tmp_path / "sampler", seed=3)
+    GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, repetition_penalty=1.2).save_pretrained(folder)
+    args = ["generate", "hello world", "-n", "12", "--ignore-eos", "--raw", "--json", "--model", str(folder), "-q"]
+
+    def text(*extra):
+        result = cli([*args, *extra])
+        assert result.code == 0, result.err
+        return json.loads(result.out)["text"]
+
+    assert text("--seed", "1") == text("--seed", "1", "--temperature", "0.7", "--top-p", "0.9",
+                                       "--repetition-penalty", "1.2")  # fmt: skip
+    assert text("--temperature", "0", "--repetition-penalty", "1.2") == text(
+        "--temperature", "0", "--repetition-penalty", "1.2", "--seed", "5"
+    )  # greedy: the seed plays no part
+    assert text("--seed", "1") != text("--temperature", "0", "--repetition-penalty", "1.2")

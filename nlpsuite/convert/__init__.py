@@ -120,6 +120,19 @@ def _special_ids(model, tokenizer) -> dict:
     }
 
 
+def generation_defaults(model) -> dict:
+    """The sampling defaults the model ships (its generation_config), in SamplingParams' names: what generate
+    and chat use for options left unset, as transformers does."""
+    config = getattr(model, "generation_config", None)
+    out = {}
+    if config is not None and getattr(config, "do_sample", False):
+        out = {k: getattr(config, k) for k in ("temperature", "top_k", "top_p") if getattr(config, k, None) is not None}
+    penalty = getattr(config, "repetition_penalty", None)
+    if penalty not in (None, 1.0):
+        out["repetition_penalty"] = float(penalty)
+    return out
+
+
 def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda msg: None, quiet=False) -> dict:
     """Write model.onnx (+ external weights), tokenizer.json; return the manifest fields."""
     if not gguf_file:
@@ -154,6 +167,7 @@ def export_fp32(source: str, gguf_file: str | None, out: Path, progress=lambda m
         "state": kv_state_spec(arch["num_layers"], arch["num_kv_heads"], arch["head_dim"]),
         "special_tokens": _special_ids(model, tokenizer),
         "chat_template": tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None,
+        "generation": generation_defaults(model),
         "precision": "fp32",
         "exporter": {
             "nlpsuite": versions("nlpsuite").get("nlpsuite", "dev"),

@@ -15,6 +15,8 @@ class GenerationHead:
     def __init__(self, suite) -> None:
         self.suite = suite
         self.generator = Generator(suite.backbone, suite.tokenizer)
+        # The model's own sampling defaults (its generation_config), for generate and chat left unset.
+        self.defaults = suite.backbone.manifest.get("generation") or {}
 
     def encode_chat(self, messages: list[Message]) -> list[int]:
         text = self.suite.chat_template.render(messages, add_generation_prompt=True)
@@ -36,10 +38,12 @@ class GenerationHead:
         system: str | None = None,
         on_text: OnText | None = None,
     ) -> list[Completion]:
+        params = params.resolved(self.defaults)
         return self.generator.generate([self.encode(p, raw, system) for p in prompts], params, on_text)
 
     def chat(self, messages: list[Message], params: SamplingParams, on_text: OnText | None = None) -> Completion:
         """Reply to a conversation, dropping the oldest turns (never the system prompt) to fit the context."""
+        params = params.resolved(self.defaults)
         budget = self.suite.backbone.context_length - min(params.max_tokens, 512)
         system = [m for m in messages[:1] if m["role"] == "system"]
         turns = messages[len(system) :]

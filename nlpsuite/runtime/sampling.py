@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -10,14 +11,18 @@ import numpy as np
 from ..errors import NlpsuiteError
 from ..numeric import softmax
 
+# What a sampling field left as None becomes when the model ships no generation defaults: greedy.
+BUILT_IN = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
+
 
 @dataclass
 class SamplingParams:
     max_tokens: int = 256
-    temperature: float = 0.0  # 0 means greedy
-    top_k: int = 0  # 0 means no limit
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
+    # None: the model's own default (its generation_config), else BUILT_IN. 0 temperature means greedy.
+    temperature: float | None = None
+    top_k: int | None = None  # 0 means no limit
+    top_p: float | None = None
+    repetition_penalty: float | None = None
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     ignore_eos: bool = False
@@ -26,7 +31,15 @@ class SamplingParams:
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
 
+    def resolved(self, model_defaults: dict | None = None) -> SamplingParams:
+        """A copy whose unset fields take the model's generation defaults, else the built-in (greedy) ones."""
+        fill = {**BUILT_IN, **{k: v for k, v in (model_defaults or {}).items() if k in BUILT_IN}}
+        return dataclasses.replace(self, **{k: fill[k] for k in BUILT_IN if getattr(self, k) is None})
+
     def check(self) -> None:
+        if any(getattr(self, k) is None for k in BUILT_IN):
+            self.resolved().check()
+            return
         if self.max_tokens < 1:
             raise NlpsuiteError("--max-tokens must be at least 1")
         # Below 1e-4 the scaled logits overflow to inf (NaN probabilities): that is greedy in all but name.
@@ -46,7 +59,7 @@ class Sampler:
     """Chooses the next token of each sequence in a batch."""
 
     def __init__(self, params: SamplingParams) -> None:
-        self.params = params
+        self.params = params.resolved()
         self.rng = np.random.default_rng(params.seed)
 
     def __call__(self, logits: np.ndarray, seen: list[list[int]]) -> np.ndarray:
