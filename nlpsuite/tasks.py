@@ -223,7 +223,7 @@ def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
     """The decoding options every generating task may offer (their ranges are SamplingParams.check's).
     Left unset, temperature, top-k, top-p and the repetition penalty follow the model's own generation
     defaults where it ships them, else greedy decoding."""
-    model = " [default: the model's, else {}]"
+    model = " (default: the model's, else {})"
     return (
         Option("max_tokens", int, max_tokens, "Most new tokens to generate.", short="-n", min=1),
         Option("temperature", float, None, "0 = greedy, else 0.0001 to 100." + model.format(0), short="-t", min=0,

@@ -23,7 +23,7 @@ Model = Annotated[
         "-m",
         envvar="NLPSUITE_MODEL",
         show_envvar=True,
-        help=f"Catalog name, .gguf file, Hugging Face folder or hub id [default: {config.DEFAULT_MODEL}].",
+        help=f"Catalog name, .gguf file, Hugging Face folder or hub id \\[default: {config.DEFAULT_MODEL}].",
     ),
 ]
 Device = Annotated[str, typer.Option("--device", envvar="NLPSUITE_DEVICE", show_envvar=True, help="auto | cpu | cuda.")]

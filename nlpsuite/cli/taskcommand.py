@@ -41,7 +41,7 @@ def _help(option: Option) -> str:
     shown = option.default
     if shown is None or shown is False or option.required:
         return option.help
-    return f"{option.help} [default: {','.join(shown) if isinstance(shown, list) else shown}]"
+    return f"{option.help} \\[default: {','.join(shown) if isinstance(shown, list) else shown}]"  # \\[: not markup
 
 
 def option_parameter(option: Option, name: str | None = None) -> inspect.Parameter:
