@@ -99,32 +99,56 @@ def test_llama_query_rows_come_back_in_hugging_face_order(tmp_path):
     assert not np.array_equal(expected, gguf_order)
 
 
-@pytest.mark.parametrize(("part", "bits"), [("ffn_up", 8), ("ffn_down", 4), ("ffn_gate", 4), ("ffn_gate", 8)])
-def test_onnx_runtime_multiplies_by_the_imported_weights(tiny_gguf, part, bits):
-    """The layout (nibble order, zero points, scales) as ONNX Runtime's MatMulNBits kernel reads it."""
+def run_matmul_nbits(blocks: tuple, k: int, bits: int, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    path, _ = tiny_gguf
-    weights = GGUFWeights(path, 4, 4)
-    packed, scales = weights.blocks(hf(part), bits) or quantize_rows(weights.get(hf(part)), bits)
+    from nlpsuite.convert.quantize import pack_zero_points
+
+    packed, scales = blocks[:2]
+    inits = [numpy_helper.from_array(packed, "b"), numpy_helper.from_array(scales, "s")]
+    if len(blocks) == 3:
+        inits.append(numpy_helper.from_array(pack_zero_points(blocks[2], bits), "z"))
+    n = packed.shape[0]
     node = helper.make_node(
-        "MatMulNBits", ["x", "b", "s"], ["y"], domain="com.microsoft", K=K, N=N, bits=bits, block_size=BLOCK
-    )
+        "MatMulNBits", ["x", "b", "s", "z"][: len(inits) + 1], ["y"], domain="com.microsoft",
+        K=k, N=n, bits=bits, block_size=BLOCK,
+    )  # fmt: skip
     graph = helper.make_graph(
         [node],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, K])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, N])],
-        [numpy_helper.from_array(packed, "b"), numpy_helper.from_array(scales, "s")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [len(x), k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [len(x), n])],
+        inits,
     )
     opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 10
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize(("part", "bits"), [("ffn_up", 8), ("ffn_down", 4), ("ffn_down", 8)])
+def test_onnx_runtime_multiplies_by_the_imported_weights(tiny_gguf, part, bits):
+    """The layout (nibble order, default zero points, scales) as ONNX Runtime's MatMulNBits kernel reads it."""
+    from gguf.quants import dequantize
+
+    path, stored = tiny_gguf
     x = np.random.default_rng(1).normal(size=(3, K)).astype(np.float32)
-    expected = x @ dequantize_rows(packed, scales, bits, K).T
-    np.testing.assert_allclose(session.run(None, {"x": x})[0], expected, rtol=1e-4, atol=1e-4)
+    expected = x @ dequantize(stored[f"blk.0.{part}.weight"], TYPES[part]).T
+    got = run_matmul_nbits(GGUFWeights(path, 4, 4).blocks(hf(part), bits), K, bits, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("bits", "asymmetric", "k"), [(8, False, 96), (4, False, 96), (4, True, 96), (4, True, 128)])
+def test_onnx_runtime_multiplies_by_the_weights_quantized_here(bits, asymmetric, k):
+    """Zero points too: packed two per byte, an odd count of blocks padded per row."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(10, k)).astype(np.float32) + 0.5  # off-centre blocks: zero points matter
+    blocks = quantize_rows(w, bits, asymmetric=asymmetric)
+    x = rng.normal(size=(2, k)).astype(np.float32)
+    expected = x @ dequantize_rows(blocks[0], blocks[1], bits, k, *blocks[2:]).T
+    np.testing.assert_allclose(run_matmul_nbits(blocks, k, bits, x), expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(dequantize_rows(blocks[0], blocks[1], bits, k, *blocks[2:]) - w).max() < 0.6
 
 
 def test_4_bit_blocks_round_to_the_nearest_code():

@@ -12,7 +12,7 @@ import numpy as np
 from onnx import TensorProto
 
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
-from .quantize import ACCURACY_LEVEL, BLOCK, quantize_rows
+from .quantize import ACCURACY_LEVEL, BLOCK, pack_zero_points, quantize_rows
 
 
 def describe(config) -> dict:
@@ -62,7 +62,8 @@ class Projections:
             found = self.weights.blocks(name, bits)
             if found is None:
                 w = self.weights.get(name)
-                found = quantize_rows(w, bits)
+                # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
+                found = quantize_rows(w, bits, asymmetric=bits == 4)
                 k = w.shape[1]
                 del w
             else:
@@ -70,10 +71,15 @@ class Projections:
             parts.append(found)
         packed = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         scales = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        inputs = [x, g.const(packed, f"{tag}_q{bits}"), g.const(scales, f"{tag}_scales")]
+        if any(len(p) == 3 for p in parts):  # symmetric parts of a fused matrix get their implied zero point
+            mid = np.uint8(2 ** (bits - 1))
+            zeros = np.concatenate([p[2] if len(p) == 3 else np.full(p[1].shape, mid, np.uint8) for p in parts])
+            inputs.append(g.const(pack_zero_points(zeros, bits), f"{tag}_zero_points"))
         del parts
         return g.op(
             "MatMulNBits",
-            [x, g.const(packed, f"{tag}_q{bits}"), g.const(scales, f"{tag}_scales")],
+            inputs,
             tag,
             domain="com.microsoft",
             K=k,
@@ -84,9 +90,10 @@ class Projections:
         )
 
 
-def build_graph(config, weights, g: GraphWriter, bits: int | None = None, head_bits: int | None = None):
+def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_bits: int | None = None):
     """The backbone graph of a Llama-family config and its ``weights`` (sources.py); ``bits``: None for fp32
-    MatMuls, 8 or 4 for block-quantized ones; ``head_bits``: the output head's, if it differs."""
+    MatMuls, 8 or 4 for block-quantized ones; ``wide_bits``: those of the matrices most sensitive to rounding
+    (q/k/v, down projection, output head), if they differ."""
     arch = describe(config)
     n_layers, nh, kv, hd = (arch[k] for k in ("num_layers", "num_heads", "num_kv_heads", "head_dim"))
     hidden, vocab = arch["hidden_size"], arch["vocab_size"]
@@ -149,7 +156,7 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, head_b
         att, mlp = p + "self_attn.", p + "mlp."
         past_k, past_v, pres_k, pres_v = names[i]
         h = rms_norm(x, p + "input_layernorm.weight", f"l{i}_ln1")
-        qkv = project(h, [f"{att}{m}_proj.weight" for m in "qkv"], f"l{i}_qkv")
+        qkv = project(h, [f"{att}{m}_proj.weight" for m in "qkv"], f"l{i}_qkv", wide_bits)
         qkv = linear_bias(qkv, *(f"{att}{m}_proj.bias" for m in "qkv"), sizes=[nh * hd, kv * hd, kv * hd])
         q, k, v = g.op("Split", [qkv, split_qkv], f"l{i}_qkv_part", n_out=3, axis=-1)
         q, k = heads(q, nh, f"l{i}_q"), heads(k, kv, f"l{i}_k")
@@ -179,7 +186,7 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, head_b
         gu = linear_bias(gu, mlp + "gate_proj.bias", mlp + "up_proj.bias", sizes=[inter, inter])
         gate, up = g.op("Split", [gu, g.ints([inter, inter])], f"l{i}_gu", n_out=2, axis=-1)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up], f"l{i}_act")
-        down = project(act, [mlp + "down_proj.weight"], f"l{i}_down")
+        down = project(act, [mlp + "down_proj.weight"], f"l{i}_down", wide_bits)
         down = linear_bias(down, mlp + "down_proj.bias", sizes=[hidden])
         x = g.op("Add", [x, down], f"l{i}_resid2")
 
@@ -190,6 +197,6 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, head_b
     if bits is None:
         head = embed if tied else g.const(weights.get(head_name), "lm_head")
     else:
-        head = lambda flat: project(flat, [head_name], "logits_flat", head_bits or bits)  # noqa: E731
+        head = lambda flat: project(flat, [head_name], "logits_flat", wide_bits)  # noqa: E731
     logits(g, final, head, hidden, vocab)
     return finish(g, "nlpsuite_backbone", inputs, outputs, {"com.microsoft": 1} if bits else None)

@@ -32,17 +32,30 @@ def _unpack(blob: np.ndarray, bits: int) -> np.ndarray:
     return codes
 
 
-def quantize_rows(weight: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """[N, K] float weight (out x in) -> (uint8 blobs [N, K/32, 32*bits/8], float32 scales [N, K/32])."""
+def quantize_rows(weight: np.ndarray, bits: int = 8, asymmetric: bool = False) -> tuple[np.ndarray, ...]:
+    """[N, K] float weight (out x in) -> (uint8 blobs [N, K/32, 32*bits/8], float32 scales [N, K/32]), plus
+    uint8 zero points [N, K/32] when ``asymmetric`` (each block's min..max over all codes)."""
     n, k = weight.shape
     blocks = -(-k // BLOCK)
     packed = np.empty((n, blocks, BLOCK * bits // 8), np.uint8)
     scales = np.empty((n, blocks), np.float32)
+    zeros = np.empty((n, blocks), np.uint8) if asymmetric else None
     step = max(1, ROWS_AT_ONCE // max(k, 1))
     for start in range(0, n, step):
         rows = np.zeros((min(step, n - start), blocks * BLOCK), np.float32)
         rows[:, :k] = weight[start : start + step]
         w = rows.reshape(len(rows), blocks, BLOCK)
+        if asymmetric:
+            top = 2**bits - 1
+            low, high = np.minimum(w.min(axis=-1), 0), np.maximum(w.max(axis=-1), 0)
+            scale = (high - low) / top
+            scale[scale == 0] = 1.0
+            zero = np.clip(np.rint(-low / scale), 0, top)
+            codes = np.clip(np.rint(w / scale[..., None] + zero[..., None]), 0, top)
+            packed[start : start + len(rows)] = _pack(codes.astype(np.uint8), bits)
+            scales[start : start + len(rows)] = scale
+            zeros[start : start + len(rows)] = zero
+            continue
         if bits == 8:
             scale = np.abs(w).max(axis=-1) / 127.0
             low, high = -127, 127
@@ -54,12 +67,13 @@ def quantize_rows(weight: np.ndarray, bits: int = 8) -> tuple[np.ndarray, np.nda
         codes = np.clip(np.rint(w / scale[..., None]), low, high) + 2 ** (bits - 1)
         packed[start : start + len(rows)] = _pack(codes.astype(np.uint8), bits)
         scales[start : start + len(rows)] = scale
-    return packed, scales
+    return (packed, scales) if zeros is None else (packed, scales, zeros)
 
 
-def dequantize_rows(packed: np.ndarray, scales: np.ndarray, bits: int, k: int) -> np.ndarray:
-    """The [N, K] float weight that MatMulNBits computes with."""
-    codes = _unpack(packed, bits).astype(np.float32) - 2 ** (bits - 1)
+def dequantize_rows(packed: np.ndarray, scales: np.ndarray, bits: int, k: int, zeros=None) -> np.ndarray:
+    """The [N, K] float weight that MatMulNBits computes with (``zeros``: unpacked uint8 [N, K/32])."""
+    zero = 2 ** (bits - 1) if zeros is None else zeros[..., None].astype(np.float32)
+    codes = _unpack(packed, bits).astype(np.float32) - zero
     n, blocks = scales.shape
     return (codes * scales[..., None]).reshape(n, blocks * BLOCK)[:, :k]
 
@@ -74,6 +88,15 @@ def quantize_blocks(weight: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray,
 def dequantize_blocks(q: np.ndarray, scale: np.ndarray, k: int) -> np.ndarray:
     """The [K, N] float weight of 8-bit blocks (for tests)."""
     return dequantize_rows(q, scale.reshape(q.shape[0], -1), 8, k).T
+
+
+def pack_zero_points(zeros: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 zero points [N, blocks] -> MatMulNBits' packed [N, ceil(blocks*bits/8)] (low nibble first)."""
+    if bits == 8:
+        return zeros
+    if zeros.shape[1] % 2:
+        zeros = np.concatenate([zeros, np.zeros((zeros.shape[0], 1), np.uint8)], axis=1)
+    return zeros[:, 0::2] | (zeros[:, 1::2] << 4)
 
 
 def gguf_blocks(raw: np.ndarray, qtype: GGML, bits: int) -> tuple[np.ndarray, np.ndarray] | None:
