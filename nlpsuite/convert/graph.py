@@ -18,13 +18,52 @@ F32, I64 = TensorProto.FLOAT, TensorProto.INT64
 END = 2**62  # a Slice end past any real length
 
 
+EXTERNAL_MIN = 1024  # initializers this big or bigger live in the weights file, as onnx.save would put them
+ALIGN_MIN, ALIGN = 1 << 20, 1 << 16  # big tensors start on a 64 KiB boundary (onnx's default), so they can be mapped
+
+
+class ExternalWeights:
+    """Streams initializers into one external-data file as they are made: the graph holds only references,
+    so a converted model is never held in memory as a whole."""
+
+    def __init__(self, path) -> None:
+        self.location = path.name
+        self._fh = open(path, "wb")  # noqa: SIM115 - closed by close(), after the last tensor
+
+    def add(self, name: str, array: np.ndarray) -> onnx.TensorProto:
+        array = np.ascontiguousarray(array)
+        offset = self._fh.tell()
+        if array.nbytes >= ALIGN_MIN and offset % ALIGN:
+            self._fh.write(b"\0" * (ALIGN - offset % ALIGN))
+            offset = self._fh.tell()
+        self._fh.write(array.data if array.nbytes else b"")
+        return self.reference(name, array.dtype, array.shape, offset, array.nbytes)
+
+    def reference(self, name: str, dtype, shape, offset: int, length: int) -> onnx.TensorProto:
+        """A tensor whose bytes are already in the file (one stored tensor may be read under two shapes)."""
+        tensor = onnx.TensorProto()
+        tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        tensor.dims.extend(int(d) for d in shape)
+        for key, value in (("location", self.location), ("offset", str(offset)), ("length", str(length))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        return tensor
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 class GraphWriter:
     """Appends nodes and initializers with unique names."""
 
-    def __init__(self, first: int = 0) -> None:
-        """``first``: where the name counter starts, so a subgraph's names differ from its parent's."""
+    def __init__(self, first: int = 0, weights: ExternalWeights | None = None) -> None:
+        """``first``: where the name counter starts, so a subgraph's names differ from its parent's;
+        ``weights``: where big initializers are written as they come (else they stay in the graph)."""
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        self.weights = weights
         self._count = first
 
     def fresh(self, hint: str) -> str:
@@ -42,7 +81,10 @@ class GraphWriter:
 
     def const(self, array: np.ndarray, hint: str) -> str:
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        if self.weights is not None and array.nbytes >= EXTERNAL_MIN:
+            self.initializers.append(self.weights.add(name, array))
+        else:
+            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def ints(self, values: list[int], hint: str = "shape") -> str:
@@ -122,12 +164,17 @@ def last_positions(g: GraphWriter, t: str, output: str | None = None) -> str:
     return output
 
 
-def logits(g: GraphWriter, final: str, head: str, hidden: int, vocab: int, bias: str | None = None) -> None:
-    """Write ``last_hidden_state`` (= ``final`` [B,S,H]) and ``logits`` = head projection of its last positions."""
+def logits(g: GraphWriter, final: str, head, hidden: int, vocab: int, bias: str | None = None) -> None:
+    """Write ``last_hidden_state`` (= ``final`` [B,S,H]) and ``logits`` = head projection of its last positions.
+
+    ``head``: a [vocab, hidden] initializer's name, or a function that writes the projection of [rows, hidden]."""
     g.named("Identity", [final], "last_hidden_state")
     kept = last_positions(g, final)
     flat = g.op("Reshape", [kept, g.ints([-1, hidden])], "kept_flat")
-    scores = g.op("Gemm", [flat, head] + ([bias] if bias else []), "logits_flat", transB=1)
+    if callable(head):
+        scores = head(flat)
+    else:
+        scores = g.op("Gemm", [flat, head] + ([bias] if bias else []), "logits_flat", transB=1)
     zero = g.ints([0], "zero")
     lead = g.op("Slice", [g.op("Shape", [kept]), zero, g.ints([2]), zero], "lead_dims")
     out_shape = g.op("Concat", [lead, g.ints([vocab])], "logits_shape", axis=0)

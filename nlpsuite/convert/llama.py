@@ -1,21 +1,18 @@
 """Write the ONNX backbone graph for Llama-family decoders (Llama, Mistral, Qwen2, Qwen3, SmolLM).
 
-The graph is built node by node from the transformers model's weights rather than traced, so it
-has exactly the backbone contract's inputs and outputs, a fused QKV and gate/up projection per
-layer, the KV cache as plain inputs/outputs, and logits only for the last positions asked for.
+The graph is built node by node from the config and the source's weights, read one tensor at a time,
+rather than traced, so it has exactly the backbone contract's inputs and outputs, a fused QKV and
+gate/up projection per layer, the KV cache as plain inputs/outputs, and logits only for the last
+positions asked for.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import onnx
 from onnx import TensorProto
 
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
-
-
-def _weight(tensor) -> np.ndarray:
-    return tensor.detach().to("cpu").float().numpy()
+from .quantize import ACCURACY_LEVEL, BLOCK, pack_zero_points, quantize_rows
 
 
 def describe(config) -> dict:
@@ -35,25 +32,81 @@ def describe(config) -> dict:
     }
 
 
-def build_graph(model) -> onnx.ModelProto:
-    """Return the backbone graph of a transformers ``*ForCausalLM`` of the Llama family."""
-    cfg = model.config
-    arch = describe(cfg)
+def rotary(config) -> tuple[np.ndarray, float]:
+    """(inv_freq, attention scaling) as the architecture's own rotary module computes them (RoPE scaling too)."""
+    import importlib
+
+    from transformers import AutoModelForCausalLM
+
+    model_class = AutoModelForCausalLM._model_mapping[type(config)]
+    module = importlib.import_module(model_class.__module__)
+    rotary_emb = getattr(module, model_class.__name__.replace("ForCausalLM", "RotaryEmbedding"))(config=config)
+    return rotary_emb.inv_freq.detach().float().numpy(), float(getattr(rotary_emb, "attention_scaling", 1.0))
+
+
+class Projections:
+    """Writes the weight matrices at one precision: fp32 MatMul, or MatMulNBits over 8- or 4-bit blocks
+    (a GGUF's own Q8_0/Q4_0 blocks when they fit, else quantized here one matrix at a time)."""
+
+    def __init__(self, g: GraphWriter, weights, bits: int | None) -> None:
+        self.g, self.weights, self.bits = g, weights, bits
+
+    def __call__(self, x: str, names: list[str], tag: str, bits: int | None = None) -> str:
+        """``x`` [.., K] times the source matrices ``names`` ([N_i, K] each) stacked along N."""
+        g, bits = self.g, bits or self.bits
+        if bits is None:
+            w = np.concatenate([self.weights.get(n) for n in names]) if len(names) > 1 else self.weights.get(names[0])
+            return g.op("MatMul", [x, g.const(w.T, f"{tag}_w")], tag)
+        parts = []
+        for name in names:
+            found = self.weights.blocks(name, bits)
+            if found is None:
+                w = self.weights.get(name)
+                # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
+                found = quantize_rows(w, bits, asymmetric=bits == 4)
+                k = w.shape[1]
+                del w
+            else:
+                k = found[1].shape[1] * BLOCK
+            parts.append(found)
+        packed = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        scales = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        inputs = [x, g.const(packed, f"{tag}_q{bits}"), g.const(scales, f"{tag}_scales")]
+        if any(len(p) == 3 for p in parts):  # symmetric parts of a fused matrix get their implied zero point
+            mid = np.uint8(2 ** (bits - 1))
+            zeros = np.concatenate([p[2] if len(p) == 3 else np.full(p[1].shape, mid, np.uint8) for p in parts])
+            inputs.append(g.const(pack_zero_points(zeros, bits), f"{tag}_zero_points"))
+        del parts
+        return g.op(
+            "MatMulNBits",
+            inputs,
+            tag,
+            domain="com.microsoft",
+            K=k,
+            N=packed.shape[0],
+            bits=bits,
+            block_size=BLOCK,
+            accuracy_level=ACCURACY_LEVEL,
+        )
+
+
+def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_bits: int | None = None):
+    """The backbone graph of a Llama-family config and its ``weights`` (sources.py); ``bits``: None for fp32
+    MatMuls, 8 or 4 for block-quantized ones; ``wide_bits``: those of the matrices most sensitive to rounding
+    (q/k/v, down projection, output head), if they differ."""
+    arch = describe(config)
     n_layers, nh, kv, hd = (arch[k] for k in ("num_layers", "num_heads", "num_kv_heads", "head_dim"))
     hidden, vocab = arch["hidden_size"], arch["vocab_size"]
     groups = nh // kv
-    eps = float(cfg.rms_norm_eps)
-    core = model.model
-    rotary = core.rotary_emb
-    inv_freq = rotary.inv_freq.detach().float().numpy()
-    rope_scale = float(getattr(rotary, "attention_scaling", 1.0))
+    eps = float(config.rms_norm_eps)
+    inv_freq, rope_scale = rotary(config)
+    project = Projections(g, weights, bits)
 
-    g = GraphWriter()
     inputs, outputs = contract_io(vocab, hidden)
     names = kv_cache_io(inputs, outputs, n_layers, kv, hd)
 
     # Embedding and rotary tables (cos/sin for every position in the batch).
-    embed = g.const(_weight(core.embed_tokens.weight), "embed_tokens")
+    embed = g.const(weights.get("model.embed_tokens.weight"), "embed_tokens")
     x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
     pos = g.op("Cast", ["position_ids"], "pos_f", to=TensorProto.FLOAT)
     pos = g.op("Unsqueeze", [pos, g.ints([-1])], "pos_col")
@@ -75,12 +128,12 @@ def build_graph(model) -> onnx.ModelProto:
     split_qkv = g.ints([nh * hd, kv * hd, kv * hd], "qkv_split")
     halves = g.ints([hd // 2, hd // 2], "halves")
 
-    def rms_norm(inp: str, weight, tag: str) -> str:
+    def rms_norm(inp: str, weight: str, tag: str) -> str:
         sq = g.op("Pow", [inp, two], f"{tag}_sq")  # Pow, not Mul: ONNX Runtime fuses this pattern
         mean = g.op("ReduceMean", [sq, g.ints([-1])], f"{tag}_mean", keepdims=1)
         denom = g.op("Sqrt", [g.op("Add", [mean, g.const(np.array(eps, np.float32), "eps")])], f"{tag}_rms")
         normed = g.op("Div", [inp, denom], f"{tag}_normed")
-        return g.op("Mul", [normed, g.const(_weight(weight), f"{tag}_weight")], tag)
+        return g.op("Mul", [normed, g.const(weights.get(weight), f"{tag}_weight")], tag)
 
     def heads(t: str, n: int, tag: str) -> str:  # [B,S,n*D] -> [B,n,S,D]
         t = g.op("Reshape", [t, g.ints([0, 0, n, hd])], f"{tag}_4d")
@@ -91,24 +144,25 @@ def build_graph(model) -> onnx.ModelProto:
         rotated = g.op("Concat", [g.op("Neg", [b]), a], f"{tag}_rot", axis=-1)
         return g.op("Add", [g.op("Mul", [t, cos]), g.op("Mul", [rotated, sin])], f"{tag}_rope")
 
-    def linear_bias(t: str, *biases) -> str:
-        if all(b is None for b in biases):
+    def linear_bias(t: str, *biases: str, sizes: list[int]) -> str:
+        if not any(weights.has(b) for b in biases):
             return t
-        parts = [_weight(b) if b is not None else np.zeros(0, np.float32) for b in biases]
+        pairs = zip(biases, sizes, strict=True)
+        parts = [weights.get(b) if weights.has(b) else np.zeros(n, np.float32) for b, n in pairs]
         return g.op("Add", [t, g.const(np.concatenate(parts), "bias")])
 
-    for i, layer in enumerate(core.layers):
+    for i in range(n_layers):
+        p = f"model.layers.{i}."
+        att, mlp = p + "self_attn.", p + "mlp."
         past_k, past_v, pres_k, pres_v = names[i]
-        att, mlp = layer.self_attn, layer.mlp
-        h = rms_norm(x, layer.input_layernorm.weight, f"l{i}_ln1")
-        w_qkv = np.concatenate([_weight(att.q_proj.weight), _weight(att.k_proj.weight), _weight(att.v_proj.weight)])
-        qkv = g.op("MatMul", [h, g.const(w_qkv.T, f"l{i}_qkv_w")], f"l{i}_qkv")
-        qkv = linear_bias(qkv, att.q_proj.bias, att.k_proj.bias, att.v_proj.bias)
+        h = rms_norm(x, p + "input_layernorm.weight", f"l{i}_ln1")
+        qkv = project(h, [f"{att}{m}_proj.weight" for m in "qkv"], f"l{i}_qkv", wide_bits)
+        qkv = linear_bias(qkv, *(f"{att}{m}_proj.bias" for m in "qkv"), sizes=[nh * hd, kv * hd, kv * hd])
         q, k, v = g.op("Split", [qkv, split_qkv], f"l{i}_qkv_part", n_out=3, axis=-1)
         q, k = heads(q, nh, f"l{i}_q"), heads(k, kv, f"l{i}_k")
-        if getattr(att, "q_norm", None) is not None:  # Qwen3: per-head RMSNorm of queries and keys before RoPE
-            q = rms_norm(q, att.q_norm.weight, f"l{i}_q_norm")
-            k = rms_norm(k, att.k_norm.weight, f"l{i}_k_norm")
+        if weights.has(att + "q_norm.weight"):  # Qwen3: per-head RMSNorm of queries and keys before RoPE
+            q = rms_norm(q, att + "q_norm.weight", f"l{i}_q_norm")
+            k = rms_norm(k, att + "k_norm.weight", f"l{i}_k_norm")
         q, k = rope(q, f"l{i}_q"), rope(k, f"l{i}_k")
         v = heads(v, kv, f"l{i}_v")
         g.named("Concat", [past_k, k], pres_k, axis=2)
@@ -122,26 +176,27 @@ def build_graph(model) -> onnx.ModelProto:
         ctx = g.op("Reshape", [ctx, g.ints([0, nh, -1, hd])], f"l{i}_ctx_heads")
         ctx = g.op("Transpose", [ctx], f"l{i}_ctx_seq", perm=[0, 2, 1, 3])
         ctx = g.op("Reshape", [ctx, g.ints([0, 0, nh * hd])], f"l{i}_ctx_flat")
-        out = g.op("MatMul", [ctx, g.const(_weight(att.o_proj.weight).T, f"l{i}_o_w")], f"l{i}_attn_out")
-        out = linear_bias(out, att.o_proj.bias)
+        out = project(ctx, [att + "o_proj.weight"], f"l{i}_attn_out")
+        out = linear_bias(out, att + "o_proj.bias", sizes=[hidden])
         x = g.op("Add", [x, out], f"l{i}_resid1")
 
-        h = rms_norm(x, layer.post_attention_layernorm.weight, f"l{i}_ln2")
-        w_gu = np.concatenate([_weight(mlp.gate_proj.weight), _weight(mlp.up_proj.weight)])
-        gu = g.op("MatMul", [h, g.const(w_gu.T, f"l{i}_gate_up_w")], f"l{i}_gate_up")
-        gu = linear_bias(gu, getattr(mlp.gate_proj, "bias", None), getattr(mlp.up_proj, "bias", None))
-        gate, up = g.op("Split", [gu, g.ints([mlp.gate_proj.out_features] * 2)], f"l{i}_gu", n_out=2, axis=-1)
+        h = rms_norm(x, p + "post_attention_layernorm.weight", f"l{i}_ln2")
+        gu = project(h, [mlp + "gate_proj.weight", mlp + "up_proj.weight"], f"l{i}_gate_up")
+        inter = int(config.intermediate_size)
+        gu = linear_bias(gu, mlp + "gate_proj.bias", mlp + "up_proj.bias", sizes=[inter, inter])
+        gate, up = g.op("Split", [gu, g.ints([inter, inter])], f"l{i}_gu", n_out=2, axis=-1)
         act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up], f"l{i}_act")
-        down = g.op("MatMul", [act, g.const(_weight(mlp.down_proj.weight).T, f"l{i}_down_w")], f"l{i}_down")
-        down = linear_bias(down, getattr(mlp.down_proj, "bias", None))
+        down = project(act, [mlp + "down_proj.weight"], f"l{i}_down", wide_bits)
+        down = linear_bias(down, mlp + "down_proj.bias", sizes=[hidden])
         x = g.op("Add", [x, down], f"l{i}_resid2")
 
-    final = rms_norm(x, core.norm.weight, "final_norm")
-    # Logits for the last num_logits_to_keep positions only; the head shares the embedding when tied.
-    lm_weight = model.lm_head.weight
-    if lm_weight.data_ptr() == core.embed_tokens.weight.data_ptr():
-        head = embed
+    final = rms_norm(x, "model.norm.weight", "final_norm")
+    # Logits for the last num_logits_to_keep positions only; a tied head is the embedding matrix.
+    tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
+    head_name = "model.embed_tokens.weight" if tied else "lm_head.weight"
+    if bits is None:
+        head = embed if tied else g.const(weights.get(head_name), "lm_head")
     else:
-        head = g.const(_weight(lm_weight), "lm_head")
+        head = lambda flat: project(flat, [head_name], "logits_flat", wide_bits)  # noqa: E731
     logits(g, final, head, hidden, vocab)
-    return finish(g, "nlpsuite_backbone", inputs, outputs)
+    return finish(g, "nlpsuite_backbone", inputs, outputs, {"com.microsoft": 1} if bits else None)

@@ -1,100 +1,118 @@
-"""fp32 backbone -> 8-bit weights: every weight MatMul becomes ONNX Runtime's block-quantized MatMulNBits.
+"""Weight matrices in ONNX Runtime's MatMulNBits layout: 8- or 4-bit codes in blocks of 32 input features.
 
-Symmetric int8 per block of 32 input features keeps the logits close to fp32, and MatMulNBits with
-accuracy_level 4 multiplies in int8, which is where the speed comes from on CPUs without VNNI too.
-(onnxruntime.quantization.quantize_dynamic was tried first: per-channel garbled the logits, per-tensor
-agreed with fp32 on only half of the next tokens.)
+Symmetric blocks keep the logits close to fp32, and MatMulNBits with accuracy_level 4 multiplies in int8,
+which is where the speed comes from on CPUs without VNNI too. (onnxruntime.quantization.quantize_dynamic
+was tried first: per-channel garbled the logits, per-tensor agreed with fp32 on only half of the next
+tokens.) Layout, from ONNX Runtime's contrib-operator spec: B is uint8 [N, K/32, 32*bits/8] with codes
+packed low nibble first along K, scales [N, K/32] in the activations' dtype, and no zero points means
+2^(bits-1). GGUF's Q8_0 and Q4_0 blocks (32 codes and one fp16 scale, zero at 0 and 8) are the same
+numbers in another byte order, so they are imported without rounding again.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
-
-from ..artefacts import MODEL_FILE, TOKENIZER_FILE
-from . import save_graph
+from gguf import GGMLQuantizationType as GGML
 
 BLOCK = 32
 ACCURACY_LEVEL = 4  # int8 activations inside the kernel
+ROWS_AT_ONCE = 1 << 22  # values quantized per chunk: bounds the temporaries for a big matrix
+
+
+def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 codes [..., 32] -> the MatMulNBits blob [..., 32*bits/8] (4 bits: element 2i low, 2i+1 high)."""
+    return codes if bits == 8 else codes[..., 0::2] | (codes[..., 1::2] << 4)
+
+
+def _unpack(blob: np.ndarray, bits: int) -> np.ndarray:
+    if bits == 8:
+        return blob
+    codes = np.empty(blob.shape[:-1] + (blob.shape[-1] * 2,), np.uint8)
+    codes[..., 0::2], codes[..., 1::2] = blob & 0xF, blob >> 4
+    return codes
+
+
+def quantize_rows(weight: np.ndarray, bits: int = 8, asymmetric: bool = False) -> tuple[np.ndarray, ...]:
+    """[N, K] float weight (out x in) -> (uint8 blobs [N, K/32, 32*bits/8], float32 scales [N, K/32]), plus
+    uint8 zero points [N, K/32] when ``asymmetric`` (each block's min..max over all codes)."""
+    n, k = weight.shape
+    blocks = -(-k // BLOCK)
+    packed = np.empty((n, blocks, BLOCK * bits // 8), np.uint8)
+    scales = np.empty((n, blocks), np.float32)
+    zeros = np.empty((n, blocks), np.uint8) if asymmetric else None
+    step = max(1, ROWS_AT_ONCE // max(k, 1))
+    for start in range(0, n, step):
+        rows = np.zeros((min(step, n - start), blocks * BLOCK), np.float32)
+        rows[:, :k] = weight[start : start + step]
+        w = rows.reshape(len(rows), blocks, BLOCK)
+        if asymmetric:
+            top = 2**bits - 1
+            low, high = np.minimum(w.min(axis=-1), 0), np.maximum(w.max(axis=-1), 0)
+            scale = (high - low) / top
+            scale[scale == 0] = 1.0
+            zero = np.clip(np.rint(-low / scale), 0, top)
+            codes = np.clip(np.rint(w / scale[..., None] + zero[..., None]), 0, top)
+            packed[start : start + len(rows)] = _pack(codes.astype(np.uint8), bits)
+            scales[start : start + len(rows)] = scale
+            zeros[start : start + len(rows)] = zero
+            continue
+        if bits == 8:
+            scale = np.abs(w).max(axis=-1) / 127.0
+            low, high = -127, 127
+        else:  # the value of largest magnitude maps to -8, as in llama.cpp's Q4_0: all 16 codes are used
+            extreme = np.take_along_axis(w, np.abs(w).argmax(axis=-1)[..., None], axis=-1)[..., 0]
+            scale = extreme / -8.0
+            low, high = -8, 7
+        scale[scale == 0] = 1.0
+        codes = np.clip(np.rint(w / scale[..., None]), low, high) + 2 ** (bits - 1)
+        packed[start : start + len(rows)] = _pack(codes.astype(np.uint8), bits)
+        scales[start : start + len(rows)] = scale
+    return (packed, scales) if zeros is None else (packed, scales, zeros)
+
+
+def dequantize_rows(packed: np.ndarray, scales: np.ndarray, bits: int, k: int, zeros=None) -> np.ndarray:
+    """The [N, K] float weight that MatMulNBits computes with (``zeros``: unpacked uint8 [N, K/32])."""
+    zero = 2 ** (bits - 1) if zeros is None else zeros[..., None].astype(np.float32)
+    codes = _unpack(packed, bits).astype(np.float32) - zero
+    n, blocks = scales.shape
+    return (codes * scales[..., None]).reshape(n, blocks * BLOCK)[:, :k]
 
 
 def quantize_blocks(weight: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
     """[K, N] float weight -> (uint8 [N, blocks, block] with zero point 128, float scales [N * blocks])."""
-    k, n = weight.shape
-    blocks = -(-k // block)
-    w = np.zeros((n, blocks * block), np.float32)
-    w[:, :k] = weight.T
-    w = w.reshape(n, blocks, block)
-    scale = np.abs(w).max(axis=-1) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.clip(np.rint(w / scale[..., None]), -127, 127).astype(np.int16) + 128
-    return q.astype(np.uint8), scale.astype(np.float32).reshape(-1)
+    assert block == BLOCK
+    q, scale = quantize_rows(weight.T, 8)
+    return q, scale.reshape(-1)
 
 
 def dequantize_blocks(q: np.ndarray, scale: np.ndarray, k: int) -> np.ndarray:
-    """The [K, N] float weight that MatMulNBits computes with (for tests)."""
-    n, blocks, block = q.shape
-    w = (q.astype(np.float32) - 128) * scale.reshape(n, blocks)[..., None]
-    return w.reshape(n, blocks * block)[:, :k].T
+    """The [K, N] float weight of 8-bit blocks (for tests)."""
+    return dequantize_rows(q, scale.reshape(q.shape[0], -1), 8, k).T
 
 
-def _head_as_matmul(model) -> None:
-    """Rewrite the output head Gemm(transB=1) as MatMul on its own [in, out] copy of the weight.
-
-    The tied embedding then stays fp32 for Gather while the head is quantized like every other MatMul.
-    """
-    from onnx import numpy_helper
-
-    inits = {t.name: t for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Gemm" and node.input[1] in inits:
-            weight = numpy_helper.to_array(inits[node.input[1]])
-            head = numpy_helper.from_array(weight.T.copy(), node.input[1] + "_head_t")
-            model.graph.initializer.append(head)
-            node.op_type = "MatMul"
-            del node.attribute[:]
-            node.input[1] = head.name
+def pack_zero_points(zeros: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 zero points [N, blocks] -> MatMulNBits' packed [N, ceil(blocks*bits/8)] (low nibble first)."""
+    if bits == 8:
+        return zeros
+    if zeros.shape[1] % 2:
+        zeros = np.concatenate([zeros, np.zeros((zeros.shape[0], 1), np.uint8)], axis=1)
+    return zeros[:, 0::2] | (zeros[:, 1::2] << 4)
 
 
-def quantize_int8(fp32_dir: Path, out: Path) -> None:
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(fp32_dir / MODEL_FILE))
-    _head_as_matmul(model)
-    inits = {t.name: t for t in model.graph.initializer}
-    nodes = []
-    for node in model.graph.node:
-        weight = inits.get(node.input[1]) if node.op_type == "MatMul" else None
-        if weight is None or len(weight.dims) != 2:
-            nodes.append(node)
-            continue
-        w = numpy_helper.to_array(weight)
-        q, scale = quantize_blocks(w)
-        q_name, s_name = weight.name + "_q8", weight.name + "_scale"
-        model.graph.initializer.extend([numpy_helper.from_array(q, q_name), numpy_helper.from_array(scale, s_name)])
-        nodes.append(
-            helper.make_node(
-                "MatMulNBits",
-                [node.input[0], q_name, s_name],
-                list(node.output),
-                name=node.name,
-                domain="com.microsoft",
-                K=w.shape[0],
-                N=w.shape[1],
-                bits=8,
-                block_size=BLOCK,
-                accuracy_level=ACCURACY_LEVEL,
-            )
-        )
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    used = {name for node in model.graph.node for name in node.input}
-    keep = [t for t in model.graph.initializer if t.name in used]  # e.g. an untied head's fp32 original
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
-    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    save_graph(model, out)
-    shutil.copy(fp32_dir / TOKENIZER_FILE, out / TOKENIZER_FILE)
+def gguf_blocks(raw: np.ndarray, qtype: GGML, bits: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """GGUF rows of Q8_0 or Q4_0 blocks (uint8 [N, row bytes]) as MatMulNBits (blobs, scales), exactly;
+    None for any other pairing (those are dequantized and quantized again)."""
+    n = raw.shape[0]
+    if qtype == GGML.Q8_0 and bits == 8:
+        blocks = raw.reshape(n, -1, 2 + BLOCK)
+        codes = blocks[..., 2:] ^ np.uint8(0x80)  # int8 two's complement + 128: zero point 128
+    elif qtype == GGML.Q4_0 and bits in (4, 8):
+        blocks = raw.reshape(n, -1, 2 + BLOCK // 2)
+        nibbles = blocks[..., 2:]
+        codes = np.concatenate([nibbles & 0xF, nibbles >> 4], axis=-1)  # GGUF: low nibbles are elements 0-15
+        if bits == 8:
+            codes = codes + np.uint8(120)  # zero point 8 -> 128: the same values at 8 bits
+    else:
+        return None
+    scales = np.ascontiguousarray(blocks[..., :2]).view(np.float16)[..., 0].astype(np.float32)
+    return _pack(np.ascontiguousarray(codes), bits), scales

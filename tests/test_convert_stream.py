@@ -1,0 +1,245 @@
+"""Conversion streams weights tensor by tensor; GGUF Q8_0/Q4_0 blocks are imported as they are; int4 works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gguf import GGMLQuantizationType as GGML
+
+from nlpsuite.convert.quantize import BLOCK, dequantize_rows, quantize_rows
+from nlpsuite.convert.sources import GGUFWeights
+
+N, K = 24, 256  # K: one K-quant super-block (256) and eight 32-value blocks per row
+TYPES = {"ffn_up": GGML.Q8_0, "ffn_down": GGML.Q4_0, "ffn_gate": GGML.Q4_1, "attn_v": GGML.Q6_K, "attn_q": GGML.Q5_0}
+
+
+def write_gguf(path: Path, arch: str = "qwen2") -> dict[str, np.ndarray]:
+    """A GGUF holding one matrix per type (gguf's own quantizer); returns name -> the stored bytes."""
+    import gguf
+
+    rng = np.random.default_rng(0)
+    writer = gguf.GGUFWriter(str(path), arch)
+    stored = {}
+    for part, qtype in TYPES.items():
+        if qtype == GGML.Q6_K:  # gguf cannot write K-quants: random codes, sane fp16 scales (the last 2 bytes)
+            raw = rng.integers(0, 256, size=(N, K // 256, 210), dtype=np.uint8)
+            raw[..., 208:] = np.full((N, K // 256, 1), 0.01, np.float16).view(np.uint8)
+            raw = raw.reshape(N, -1)
+        else:
+            raw = gguf.quants.quantize(rng.normal(size=(N, K)).astype(np.float32), qtype)
+        writer.add_tensor(f"blk.0.{part}.weight", raw, raw_shape=raw.shape, raw_dtype=qtype)
+        stored[f"blk.0.{part}.weight"] = raw
+    writer.add_tensor("blk.0.attn_norm.weight", rng.normal(size=K).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return stored
+
+
+def hf(part: str) -> str:
+    return {
+        "ffn_up": "model.layers.0.mlp.up_proj.weight",
+        "ffn_down": "model.layers.0.mlp.down_proj.weight",
+        "ffn_gate": "model.layers.0.mlp.gate_proj.weight",
+        "attn_v": "model.layers.0.self_attn.v_proj.weight",
+        "attn_q": "model.layers.0.self_attn.q_proj.weight",
+    }[part]
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gguf") / "tiny.gguf"
+    return path, write_gguf(path)
+
+
+@pytest.mark.parametrize(("part", "bits"), [("ffn_up", 8), ("ffn_down", 4), ("ffn_down", 8)])
+def test_q8_0_and_q4_0_blocks_are_imported_as_the_gguf_dequantizes_them(tiny_gguf, part, bits):
+    from gguf.quants import dequantize
+
+    path, stored = tiny_gguf
+    weights = GGUFWeights(path, 4, 4)
+    packed, scales = weights.blocks(hf(part), bits)
+    assert packed.shape == (N, K // BLOCK, BLOCK * bits // 8) and scales.shape == (N, K // BLOCK)
+    expected = dequantize(stored[f"blk.0.{part}.weight"], TYPES[part])
+    np.testing.assert_array_equal(dequantize_rows(packed, scales, bits, K), expected)
+
+
+@pytest.mark.parametrize("part", ["ffn_gate", "attn_v", "attn_q"])
+def test_other_gguf_types_are_dequantized_by_the_gguf_package(tiny_gguf, part):
+    from gguf.quants import dequantize
+
+    path, stored = tiny_gguf
+    weights = GGUFWeights(path, 4, 4)
+    assert weights.blocks(hf(part), 8) is None and weights.blocks(hf(part), 4) is None
+    np.testing.assert_array_equal(weights.get(hf(part)), dequantize(stored[f"blk.0.{part}.weight"], TYPES[part]))
+
+
+def test_q8_0_is_not_imported_into_4_bits(tiny_gguf):
+    path, _ = tiny_gguf
+    assert GGUFWeights(path, 4, 4).blocks(hf("ffn_up"), 4) is None
+
+
+def test_llama_query_rows_come_back_in_hugging_face_order(tmp_path):
+    """llama.cpp permutes Llama's q/k rows for its rotary layout; transformers' GGUF loader undoes it, so must we."""
+    from gguf.quants import dequantize
+    from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
+
+    stored = write_gguf(tmp_path / "llama.gguf", arch="llama")
+    weights = GGUFWeights(tmp_path / "llama.gguf", 4, 4)
+    gguf_order = dequantize(stored["blk.0.attn_q.weight"], TYPES["attn_q"])
+    expected = LlamaTensorProcessor()._reverse_permute_weights(gguf_order, 4, 4)
+    np.testing.assert_array_equal(weights.get(hf("attn_q")), expected)
+    assert not np.array_equal(expected, gguf_order)
+
+
+def run_matmul_nbits(blocks: tuple, k: int, bits: int, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from nlpsuite.convert.quantize import pack_zero_points
+
+    packed, scales = blocks[:2]
+    inits = [numpy_helper.from_array(packed, "b"), numpy_helper.from_array(scales, "s")]
+    if len(blocks) == 3:
+        inits.append(numpy_helper.from_array(pack_zero_points(blocks[2], bits), "z"))
+    n = packed.shape[0]
+    node = helper.make_node(
+        "MatMulNBits", ["x", "b", "s", "z"][: len(inits) + 1], ["y"], domain="com.microsoft",
+        K=k, N=n, bits=bits, block_size=BLOCK,
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [len(x), k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [len(x), n])],
+        inits,
+    )
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 10
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize(("part", "bits"), [("ffn_up", 8), ("ffn_down", 4), ("ffn_down", 8)])
+def test_onnx_runtime_multiplies_by_the_imported_weights(tiny_gguf, part, bits):
+    """The layout (nibble order, default zero points, scales) as ONNX Runtime's MatMulNBits kernel reads it."""
+    from gguf.quants import dequantize
+
+    path, stored = tiny_gguf
+    x = np.random.default_rng(1).normal(size=(3, K)).astype(np.float32)
+    expected = x @ dequantize(stored[f"blk.0.{part}.weight"], TYPES[part]).T
+    got = run_matmul_nbits(GGUFWeights(path, 4, 4).blocks(hf(part), bits), K, bits, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("bits", "asymmetric", "k"), [(8, False, 96), (4, False, 96), (4, True, 96), (4, True, 128)])
+def test_onnx_runtime_multiplies_by_the_weights_quantized_here(bits, asymmetric, k):
+    """Zero points too: packed two per byte, an odd count of blocks padded per row."""
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(10, k)).astype(np.float32) + 0.5  # off-centre blocks: zero points matter
+    blocks = quantize_rows(w, bits, asymmetric=asymmetric)
+    x = rng.normal(size=(2, k)).astype(np.float32)
+    expected = x @ dequantize_rows(blocks[0], blocks[1], bits, k, *blocks[2:]).T
+    np.testing.assert_allclose(run_matmul_nbits(blocks, k, bits, x), expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(dequantize_rows(blocks[0], blocks[1], bits, k, *blocks[2:]) - w).max() < 0.6
+
+
+def test_4_bit_blocks_round_to_the_nearest_code():
+    """As llama.cpp's Q4_0: a block's largest magnitude is code -8 exactly, so only the other sign's values
+    beyond +7 steps are clipped (by less than one step)."""
+    w = np.random.default_rng(2).normal(size=(5, 70)).astype(np.float32)  # K not a multiple of 32
+    packed, scales = quantize_rows(w, 4)
+    back = dequantize_rows(packed, scales, 4, 70)
+    step = np.repeat(np.abs(scales), BLOCK, axis=1)[:, :70]
+    clipped = w / np.repeat(scales, BLOCK, axis=1)[:, :70] > 7.5
+    assert np.all(np.abs(back - w)[~clipped] <= step[~clipped] / 2 + 1e-6)
+    assert np.all(np.abs(back - w) < step)
+
+
+@pytest.mark.shared_cache
+def test_int4_backbone_stays_close_to_fp32(tiny_llama):
+    from nlpsuite.catalog import Catalog
+    from nlpsuite.loader import ensure_model
+    from nlpsuite.runtime.backbone import Backbone
+
+    source = Catalog().resolve(str(tiny_llama))
+    fp32 = Backbone(ensure_model(source, "fp32"), device="cpu")
+    int4 = Backbone(ensure_model(source, "int4"), device="cpu")
+    ids = np.random.default_rng(1).integers(5, 250, size=(4, 24))
+    mask, pos = np.ones_like(ids), np.tile(np.arange(24), (4, 1))
+    a = fp32.forward(ids, mask, pos, fp32.empty_state(4), num_logits=24).logits
+    b = int4.forward(ids, mask, pos, int4.empty_state(4), num_logits=24).logits
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.8
+    assert int4.manifest["precision"] == "int4"
+    assert sum(int4.manifest["files"].values()) < 0.5 * sum(fp32.manifest["files"].values())
+
+
+PEAK = """
+import json, sys
+from pathlib import Path
+from nlpsuite.catalog import Catalog
+from nlpsuite.loader import ensure_model
+
+def status(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+ensure_model(Catalog().resolve(sys.argv[1]), sys.argv[3])  # every lazy import happens here
+Path("/proc/self/clear_refs").write_text("5")  # peak RSS starts again from the current RSS
+base = status("VmRSS:")
+ensure_model(Catalog().resolve(sys.argv[2]), sys.argv[3])
+print(json.dumps({"growth": status("VmHWM:") - base}))
+"""
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_converting_never_holds_a_copy_of_the_model(tmp_path, tiny_llama, precision):
+    """Peak memory of a conversion grows by about one tensor, not by the model (here ~100 MB of fp32)."""
+    from safetensors.numpy import save_file
+
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("needs Linux's /proc to reset the peak RSS")
+    folder = tmp_path / "mid"
+    folder.mkdir()
+    hidden, inter, layers, vocab = 512, 1536, 8, 4096
+    config = json.loads((tiny_llama / "config.json").read_text())
+    config.update(
+        hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers, vocab_size=vocab,
+        num_attention_heads=8, num_key_value_heads=8, head_dim=64, tie_word_embeddings=False,
+    )  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_llama / name).exists():
+            (folder / name).write_bytes((tiny_llama / name).read_bytes())
+    rng = np.random.default_rng(0)
+    tensors = {"model.embed_tokens.weight": (vocab, hidden), "lm_head.weight": (vocab, hidden)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        for m in "qkvo":
+            tensors[f"{p}self_attn.{m}_proj.weight"] = (hidden, hidden)
+        tensors[p + "mlp.gate_proj.weight"] = tensors[p + "mlp.up_proj.weight"] = (inter, hidden)
+        tensors[p + "mlp.down_proj.weight"] = (hidden, inter)
+        tensors[p + "input_layernorm.weight"] = tensors[p + "post_attention_layernorm.weight"] = (hidden,)
+    tensors["model.norm.weight"] = (hidden,)
+    arrays = {name: rng.standard_normal(shape, dtype=np.float32) * 0.02 for name, shape in tensors.items()}
+    total = sum(a.nbytes for a in arrays.values())
+    save_file(arrays, str(folder / "model.safetensors"))
+    del arrays
+    script = textwrap.dedent(PEAK)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_llama), str(folder), precision],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    growth = json.loads(done.stdout.strip().splitlines()[-1])["growth"]
+    assert growth < 0.3 * total, f"peak RSS grew by {growth / 1e6:.0f} MB converting {total / 1e6:.0f} MB of weights"
