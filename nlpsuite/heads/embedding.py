@@ -11,18 +11,11 @@ fixed neutral sentences (calibration_text.py), lifts that to 0.77 (dev) / 0.71 (
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
-import tempfile
-
 import numpy as np
 
-from .. import config
 from ..errors import NlpsuiteError
-from ..fsutil import atomic_dir_lock
 from ..runtime.backbone import left_pad
+from . import derived
 from .calibration_text import SENTENCES
 
 PROMPT = 'This sentence : "{text}" means in one word:"'
@@ -75,33 +68,18 @@ class Embedder:
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and spread of this model's states on the calibration sentences, measured once
-        and kept in the user cache (keyed by the converted model, so a reconverted model measures afresh)."""
-        manifest = self.backbone.manifest
-        identity = {
-            "kind": KIND,
-            "model": manifest.get("name"),
-            "precision": manifest.get("precision"),
-            "created": manifest.get("created"),
-            "source": manifest.get("source", {}).get("sha256"),
-            "calibration": SENTENCES,
-        }
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
-        self.stats_path = path = config.home() / "embedding" / f"{digest}.npy"
-        with contextlib.suppress(OSError, ValueError):
-            stats = np.load(path, allow_pickle=False)
-            if stats.shape == (2, self.backbone.hidden_size):
-                return stats[0], stats[1]
-        states = self.states(list(SENTENCES), batch_size=CALIBRATION_BATCH)
-        stats = np.stack([states.mean(axis=0), np.maximum(states.std(axis=0), 1e-6)]).astype(np.float32)
-        with contextlib.suppress(OSError):  # a read-only cache only costs measuring again next time
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_dir_lock(path):
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-                try:
-                    with os.fdopen(fd, "wb") as fh:
-                        np.save(fh, stats, allow_pickle=False)
-                    os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
-        return stats[0], stats[1]
+        per converted model and kept in the user cache (derived.py)."""
+
+        def build():
+            states = self.states(list(SENTENCES), batch_size=CALIBRATION_BATCH)
+            return {"mean": states.mean(axis=0), "scale": np.maximum(states.std(axis=0), 1e-6)}
+
+        what = {"kind": KIND, "calibration": SENTENCES}
+        self.stats_path = derived.path_for(self.backbone.manifest, what)
+        size = (self.backbone.hidden_size,)
+
+        def spread(stats) -> bool:  # texts are divided by it
+            return bool((stats["scale"] > 0).all())
+
+        stats = derived.cached(self.backbone.manifest, what, {"mean": size, "scale": size}, build, spread)
+        return stats["mean"], stats["scale"]

@@ -153,6 +153,16 @@ class Backbone:
         """Whether the state can drop its latest positions (a KV cache can; a recurrent state has mixed them in)."""
         return all(axis is not None for axis in self._grow_axis.values())
 
+    def state_shapes(self, batch: int, length: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each state array after ``length`` positions of ``batch`` rows."""
+        shapes = {}
+        for spec in self.state_spec:
+            shape = [batch if d is None else d for d in spec["shape"]]
+            if spec.get("grow_axis") is not None:
+                shape[spec["grow_axis"]] = length
+            shapes[spec["input"]] = tuple(shape)
+        return shapes
+
     def keep_positions(self, state: State, length: int) -> State:
         """``state`` cut back to its first ``length`` positions: what drafted tokens that were rejected added goes."""
         if not self.can_rewind:
