@@ -17,6 +17,7 @@ from ..errors import NlpsuiteError
 from ..runtime.backbone import left_pad
 from . import derived
 from .calibration_text import SENTENCES
+from .scoring import Prefix
 
 PROMPT = 'This sentence : "{text}" means in one word:"'
 KIND = "prompt-eol-std/1"  # recorded by indexes: a change to the prompt, pooling or stats must bump it
@@ -31,6 +32,7 @@ class Embedder:
     def __init__(self, suite) -> None:
         self.backbone = suite.backbone
         self.tokenizer = suite.tokenizer
+        self.head = self._shared_head()
         self.mean, self.scale = self._stats()
 
     def __call__(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
@@ -61,10 +63,31 @@ class Embedder:
         return out
 
     def _last_states(self, batch: list[list[int]]) -> np.ndarray:
-        ids, mask, positions = left_pad(batch, self.tokenizer.pad_token_id)
-        empty = self.backbone.empty_state(len(batch))
-        step = self.backbone.forward(ids, mask, positions, empty, want_hidden=True, want_state=False)
-        return step.hidden[:, -1]
+        head = self.head
+        if head is None or any(len(ids) <= len(head.ids) or tuple(ids[: len(head.ids)]) != head.ids for ids in batch):
+            ids, mask, positions = left_pad(batch, self.tokenizer.pad_token_id)
+            empty = self.backbone.empty_state(len(batch))
+            step = self.backbone.forward(ids, mask, positions, empty, want_hidden=True, want_state=False)
+            return step.hidden[:, -1]
+        # Every prompt starts with the same tokens: their state is computed once and each row goes on from it,
+        # left-padded after it (a KV cache attends only to unmasked positions, so a gap changes nothing).
+        ids, rest, _ = left_pad([ids[len(head.ids) :] for ids in batch], self.tokenizer.pad_token_id)
+        mask = np.concatenate([np.ones((len(batch), len(head.ids)), np.int64), rest], axis=1)
+        positions = len(head.ids) + np.maximum(rest.cumsum(axis=1) - 1, 0)
+        state = self.backbone.repeat_state(head.state, len(batch))
+        return self.backbone.forward(ids, mask, positions, state, want_hidden=True, want_state=False).hidden[:, -1]
+
+    def _shared_head(self) -> Prefix | None:
+        """The state after the tokens every embedding prompt starts with (None for a recurrent backbone)."""
+        if not self.backbone.can_rewind:  # a recurrent state would run through the padding after the head
+            return None
+        a, b = (self.tokenizer.encode(PROMPT.format(text=t)) for t in ("a", "b"))
+        shared = [x == y for x, y in zip(a, b, strict=False)] + [False]
+        ids = np.array([a[: shared.index(False)]], np.int64)
+        if not ids.size:
+            return None
+        step = self.backbone.forward(ids, np.ones_like(ids), np.arange(ids.size)[None], self.backbone.empty_state(1))
+        return Prefix(tuple(ids[0].tolist()), step.state, step.logits[0, -1])
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and spread of this model's states on the calibration sentences, measured once
