@@ -14,6 +14,8 @@ from nlpsuite import calibration
 from nlpsuite.calibration import CONTENT_FREE, Calibration
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.evaluation import LABEL_EVAL, check_labels, score_labels
+from nlpsuite.heads import derived
+from nlpsuite.heads.scoring import Prefix
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.tasks import Eval, Option, Task
 
@@ -69,16 +71,31 @@ class LabelTasks:
         self.suite = suite
         self.scorer = suite.head("scoring")
         self.tokenizer = suite.tokenizer
-        self._prefixes: dict[str, object] = {}
+        self._prefixes: dict[str, Prefix] = {}
         self._priors: dict[tuple, np.ndarray] = {}
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def _prefix(self, text: str):
-        if text not in self._prefixes:
-            self._prefixes[text] = self.scorer.prefix(self._encode(text))
-        return self._prefixes[text]
+    def _prefix(self, head: str, prompt: str) -> Prefix:
+        """The state after the tokens of ``head`` that every ``prompt`` after it shares: run once per model."""
+        if head not in self._prefixes:
+            # Encoding the two together can merge tokens across the seam ("\n\n" then "Text" becomes "\n",
+            # "\n", "Text"): only the tokens both encodings share are a prefix the prompts really start with.
+            alone, joined = self._encode(head), self._encode(head + prompt.format(text=CONTENT_FREE[0]))
+            shared = [a == b for a, b in zip(alone, joined, strict=False)] + [False]
+            ids = alone[: shared.index(False)]
+            backbone = self.suite.backbone
+            shapes = {**backbone.state_shapes(1, len(ids)), "last_logits": (backbone.vocab_size,)}
+
+            def build():
+                prefix = self.scorer.prefix(ids)
+                return {**prefix.state, "last_logits": prefix.last_logits}
+
+            arrays = derived.cached(backbone.manifest, {"prefix": ids}, shapes, build)
+            last = arrays.pop("last_logits")
+            self._prefixes[head] = Prefix(tuple(ids), arrays, last)
+        return self._prefixes[head]
 
     def _check_text(self, text: str) -> None:
         if not isinstance(text, str) or not text.strip():
@@ -91,12 +108,18 @@ class LabelTasks:
         """Log-likelihoods of ``labels`` after ``head + prompt(text)``, minus the content-free log-prior."""
         for text in texts:
             self._check_text(text)
-        prefix = self._prefix(head) if head else None
+        prefix = self._prefix(head, prompt) if head else None
         verbal = [" " + label for label in labels]
         key = (prompt, head, tuple(labels))
         if key not in self._priors:
-            free = [self._encode(head + prompt.format(text=c)) for c in CONTENT_FREE]
-            self._priors[key] = np.log(self.scorer.content_free_prior(free, verbal, prefix))
+
+            def build():
+                free = [self._encode(head + prompt.format(text=c)) for c in CONTENT_FREE]
+                return {"log_prior": np.log(self.scorer.content_free_prior(free, verbal, prefix))}
+
+            what = {"prior": prompt, "head": head, "labels": verbal, "content_free": CONTENT_FREE}
+            shapes = {"log_prior": (len(labels),)}
+            self._priors[key] = derived.cached(self.suite.backbone.manifest, what, shapes, build)["log_prior"]
         rows = [self.scorer.log_likelihoods(self._encode(head + prompt.format(text=t)), verbal, prefix) for t in texts]
         return np.array(rows) - self._priors[key]
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from nlpsuite.catalog import Catalog
+from nlpsuite.errors import NlpsuiteError
 from nlpsuite.loader import ensure_model
 from nlpsuite.runtime.backbone import Backbone, left_pad
 
@@ -92,3 +93,15 @@ def test_a_step_on_concatenated_states_continues_each_row(backbone):
         np.testing.assert_allclose(step.logits[row], alone.logits[0], atol=1e-5)
         for name, value in backbone.select_rows(step.state, [row]).items():
             np.testing.assert_allclose(value, alone.state[name], atol=1e-5)
+
+
+def test_only_a_kv_cache_can_drop_its_latest_positions(backbone):
+    """Drafting rewinds the state after rejected guesses: a recurrent state has mixed them in, so it never drafts."""
+    state = _alone(backbone, PROMPTS[0]).state
+    if backbone.manifest["architecture"]["model_type"] == "nlpsuite-lstm":
+        assert not backbone.can_rewind
+        with pytest.raises(NlpsuiteError, match="cannot be rewound"):
+            backbone.keep_positions(state, 3)
+        return
+    assert backbone.can_rewind
+    np.testing.assert_array_equal(backbone.keep_positions(state, 4)[name := next(iter(state))], state[name][:, :, :4])

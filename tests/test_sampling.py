@@ -129,6 +129,7 @@ class ScriptedBackbone:
     """Logits that force a fixed token sequence, one token per step."""
 
     context_length = 1024
+    can_rewind = False  # one scripted token per step: it cannot verify drafts
 
     def __init__(self, script: list[int], vocab: int) -> None:
         self.script, self.vocab = script, vocab

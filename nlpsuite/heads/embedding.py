@@ -11,19 +11,13 @@ fixed neutral sentences (calibration_text.py), lifts that to 0.77 (dev) / 0.71 (
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
-import tempfile
-
 import numpy as np
 
-from .. import config
 from ..errors import NlpsuiteError
-from ..fsutil import atomic_dir_lock
 from ..runtime.backbone import left_pad
+from . import derived
 from .calibration_text import SENTENCES
+from .scoring import Prefix
 
 PROMPT = 'This sentence : "{text}" means in one word:"'
 KIND = "prompt-eol-std/1"  # recorded by indexes: a change to the prompt, pooling or stats must bump it
@@ -38,6 +32,7 @@ class Embedder:
     def __init__(self, suite) -> None:
         self.backbone = suite.backbone
         self.tokenizer = suite.tokenizer
+        self.head = self._shared_head()
         self.mean, self.scale = self._stats()
 
     def __call__(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
@@ -68,40 +63,46 @@ class Embedder:
         return out
 
     def _last_states(self, batch: list[list[int]]) -> np.ndarray:
-        ids, mask, positions = left_pad(batch, self.tokenizer.pad_token_id)
-        empty = self.backbone.empty_state(len(batch))
-        step = self.backbone.forward(ids, mask, positions, empty, want_hidden=True, want_state=False)
-        return step.hidden[:, -1]
+        head = self.head
+        if head is None or any(len(ids) <= len(head.ids) or tuple(ids[: len(head.ids)]) != head.ids for ids in batch):
+            ids, mask, positions = left_pad(batch, self.tokenizer.pad_token_id)
+            empty = self.backbone.empty_state(len(batch))
+            step = self.backbone.forward(ids, mask, positions, empty, want_hidden=True, want_state=False)
+            return step.hidden[:, -1]
+        # Every prompt starts with the same tokens: their state is computed once and each row goes on from it,
+        # left-padded after it (a KV cache attends only to unmasked positions, so a gap changes nothing).
+        ids, rest, _ = left_pad([ids[len(head.ids) :] for ids in batch], self.tokenizer.pad_token_id)
+        mask = np.concatenate([np.ones((len(batch), len(head.ids)), np.int64), rest], axis=1)
+        positions = len(head.ids) + np.maximum(rest.cumsum(axis=1) - 1, 0)
+        state = self.backbone.repeat_state(head.state, len(batch))
+        return self.backbone.forward(ids, mask, positions, state, want_hidden=True, want_state=False).hidden[:, -1]
+
+    def _shared_head(self) -> Prefix | None:
+        """The state after the tokens every embedding prompt starts with (None for a recurrent backbone)."""
+        if not self.backbone.can_rewind:  # a recurrent state would run through the padding after the head
+            return None
+        a, b = (self.tokenizer.encode(PROMPT.format(text=t)) for t in ("a", "b"))
+        shared = [x == y for x, y in zip(a, b, strict=False)] + [False]
+        ids = np.array([a[: shared.index(False)]], np.int64)
+        if not ids.size:
+            return None
+        step = self.backbone.forward(ids, np.ones_like(ids), np.arange(ids.size)[None], self.backbone.empty_state(1))
+        return Prefix(tuple(ids[0].tolist()), step.state, step.logits[0, -1])
 
     def _stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and spread of this model's states on the calibration sentences, measured once
-        and kept in the user cache (keyed by the converted model, so a reconverted model measures afresh)."""
-        manifest = self.backbone.manifest
-        identity = {
-            "kind": KIND,
-            "model": manifest.get("name"),
-            "precision": manifest.get("precision"),
-            "created": manifest.get("created"),
-            "source": manifest.get("source", {}).get("sha256"),
-            "calibration": SENTENCES,
-        }
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
-        self.stats_path = path = config.home() / "embedding" / f"{digest}.npy"
-        with contextlib.suppress(OSError, ValueError):
-            stats = np.load(path, allow_pickle=False)
-            if stats.shape == (2, self.backbone.hidden_size):
-                return stats[0], stats[1]
-        states = self.states(list(SENTENCES), batch_size=CALIBRATION_BATCH)
-        stats = np.stack([states.mean(axis=0), np.maximum(states.std(axis=0), 1e-6)]).astype(np.float32)
-        with contextlib.suppress(OSError):  # a read-only cache only costs measuring again next time
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_dir_lock(path):
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-                try:
-                    with os.fdopen(fd, "wb") as fh:
-                        np.save(fh, stats, allow_pickle=False)
-                    os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
-        return stats[0], stats[1]
+        per converted model and kept in the user cache (derived.py)."""
+
+        def build():
+            states = self.states(list(SENTENCES), batch_size=CALIBRATION_BATCH)
+            return {"mean": states.mean(axis=0), "scale": np.maximum(states.std(axis=0), 1e-6)}
+
+        what = {"kind": KIND, "calibration": SENTENCES}
+        self.stats_path = derived.path_for(self.backbone.manifest, what)
+        size = (self.backbone.hidden_size,)
+
+        def spread(stats) -> bool:  # texts are divided by it
+            return bool((stats["scale"] > 0).all())
+
+        stats = derived.cached(self.backbone.manifest, what, {"mean": size, "scale": size}, build, spread)
+        return stats["mean"], stats["scale"]

@@ -83,6 +83,7 @@ class Backbone:
         self.state_spec = manifest["state"]
         self._to_input = {s["output"]: s["input"] for s in self.state_spec}
         self._batch_axis = {s["input"]: s["shape"].index(None) for s in self.state_spec}
+        self._grow_axis = {s["input"]: s.get("grow_axis") for s in self.state_spec}
 
     def _open(self, ort, options, providers: list[str], packed_copy: bool):
         portable = self.folder / MODEL_FILE
@@ -146,6 +147,32 @@ class Backbone:
     def repeat_state(self, state: State, n: int) -> State:
         """Each row of ``state`` repeated ``n`` times, copies side by side."""
         return {name: np.repeat(value, n, axis=self._batch_axis[name]) for name, value in state.items()}
+
+    @property
+    def can_rewind(self) -> bool:
+        """Whether the state can drop its latest positions (a KV cache can; a recurrent state has mixed them in)."""
+        return all(axis is not None for axis in self._grow_axis.values())
+
+    def state_shapes(self, batch: int, length: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each state array after ``length`` positions of ``batch`` rows."""
+        shapes = {}
+        for spec in self.state_spec:
+            shape = [batch if d is None else d for d in spec["shape"]]
+            if spec.get("grow_axis") is not None:
+                shape[spec["grow_axis"]] = length
+            shapes[spec["input"]] = tuple(shape)
+        return shapes
+
+    def keep_positions(self, state: State, length: int) -> State:
+        """``state`` cut back to its first ``length`` positions: what drafted tokens that were rejected added goes."""
+        if not self.can_rewind:
+            raise NlpsuiteError(f"{self.name}'s state cannot be rewound (it is recurrent)")
+        cut = {}
+        for name, value in state.items():
+            index = [slice(None)] * value.ndim
+            index[self._grow_axis[name]] = slice(0, length)
+            cut[name] = value[tuple(index)]
+        return cut
 
     def forward(
         self,

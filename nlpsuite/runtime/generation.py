@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from .backbone import Backbone, left_pad
+from .drafting import DRAFT_TOKENS, propose
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
@@ -28,6 +29,12 @@ class Completion:
     finish_reason: str  # "stop" (EOS or stop string) | "length" | "repetition" | "interrupted"
     prefill_ms: float = 0.0
     decode_tokens_per_s: float = 0.0
+    drafted_tokens: int = 0  # prompt-lookup guesses verified, over the whole batch...
+    accepted_tokens: int = 0  # ...and how many of them the model chose itself
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted_tokens / self.drafted_tokens if self.drafted_tokens else 0.0
 
     @property
     def completion_tokens(self) -> int:
@@ -124,43 +131,83 @@ class Generator:
         streams = [_Stream(list(params.stop)) for _ in prompts]
         seen = [list(p) for p in prompts]
 
+        drafting = self._drafting(params)
+        chosen = [0] * batch  # tokens chosen per row, EOS included
+        drafted = accepted = 0
+
+        def take(row: int, token: int) -> None:
+            """Append one chosen token to a row: end it on EOS, a stop string, a loop or the token budget."""
+            stream = streams[row]
+            chosen[row] += 1
+            if token in eos:
+                delta = stream.finish("stop")
+            else:
+                seen[row].append(token)
+                delta = stream.push(token, self.tokenizer)
+                if stop_loops and not stream.done and repeating_tail(stream.ids):
+                    delta += stream.finish("repetition")
+                if not stream.done and chosen[row] == budget:
+                    delta += stream.finish("length")
+            if delta and on_text:
+                on_text(row, delta)
+
         started = time.perf_counter()
         step = self.backbone.forward(ids, mask, positions, self.backbone.empty_state(batch))
         prefill_s = time.perf_counter() - started
         decode_started = time.perf_counter()
-        steps = 0
+        drafts: list[list[int]] = [[] for _ in prompts]  # what each row fed after its last token in this pass
+        fed = 0  # the longest of them
+        next_position = positions[:, -1]  # of the token fed last without drafts after it (prefill: the prompt's last)
         reason_all = None
         try:
-            for produced in range(budget):
-                tokens = sampler(step.logits[:, -1, :], seen)
-                for row, token in enumerate(tokens):
-                    stream = streams[row]
-                    if stream.done:
+            while True:
+                # Position 0's logits follow the row's last token, position j's its j-th draft: a draft is kept
+                # while it is the token the model chooses there, and the first choice that differs is kept too.
+                first = sampler(step.logits[:, 0, :], seen)
+                kept = [0] * batch
+                for row in range(batch):
+                    if streams[row].done:
                         continue
-                    token = int(token)
-                    if token in eos:
-                        delta = stream.finish("stop")
-                    else:
-                        seen[row].append(token)
-                        delta = stream.push(token, self.tokenizer)
-                        if stop_loops and not stream.done and repeating_tail(stream.ids):
-                            delta += stream.finish("repetition")
-                    if delta and on_text:
-                        on_text(row, delta)
-                if all(s.done for s in streams) or produced == budget - 1:
+                    token = int(first[row])
+                    take(row, token)
+                    for j, draft in enumerate(drafts[row], start=1):
+                        if streams[row].done or token != draft:
+                            break
+                        kept[row] += 1
+                        token = int(sampler(step.logits[row : row + 1, j, :], [seen[row]])[0])
+                        take(row, token)
+                    drafted += len(drafts[row])
+                    accepted += kept[row]
+                if all(s.done for s in streams):
                     break
-                next_ids = np.array(
-                    [[int(t) if not s.done else pad] for t, s in zip(tokens, streams, strict=True)], np.int64
-                )
-                mask = np.concatenate([mask, np.ones((batch, 1), np.int64)], axis=1)
-                positions = positions[:, -1:] + 1
-                step = self.backbone.forward(next_ids, mask, positions, step.state)
-                steps += 1
+                next_position += 1 + np.array(kept)
+                if fed:  # rejected drafts leave the state; a row that kept fewer than another masks the rest
+                    past = mask.shape[1] - fed - 1
+                    for row in range(batch):
+                        mask[row, past + 1 + kept[row] :] = 0
+                    mask = mask[:, : past + 1 + max(kept)]
+                    step.state = self.backbone.keep_positions(step.state, mask.shape[1])
+                drafts = [
+                    propose(seen[row], min(DRAFT_TOKENS, budget - chosen[row] - 1))
+                    if drafting and not streams[row].done
+                    else []
+                    for row in range(batch)
+                ]
+                fed = max(map(len, drafts))
+                next_ids = np.full((batch, fed + 1), pad, np.int64)
+                new_mask = np.zeros((batch, fed + 1), np.int64)
+                for row, draft in enumerate(drafts):  # padding after a shorter draft is never attended to
+                    next_ids[row, : len(draft) + 1] = [seen[row][-1] if not streams[row].done else pad, *draft]
+                    new_mask[row, : len(draft) + 1] = 1
+                mask = np.concatenate([mask, new_mask], axis=1)
+                positions = next_position[:, None] + np.arange(fed + 1)[None, :]
+                step = self.backbone.forward(next_ids, mask, positions, step.state, num_logits=fed + 1)
         except KeyboardInterrupt:
             if on_text is None:  # nobody is watching a stream: Ctrl-C stops the whole command, nothing half-done
                 raise
             reason_all = "interrupted"  # a streamed reply keeps what was shown (the REPL stays in chat)
         decode_s = time.perf_counter() - decode_started
+        decoded = max(chosen) - 1  # the first token of each row came from the prefill
         results = []
         for row, stream in enumerate(streams):
             if not stream.done:
@@ -174,7 +221,14 @@ class Generator:
                     prompt_tokens=len(prompts[row]),
                     finish_reason=stream.reason,
                     prefill_ms=prefill_s * 1000,
-                    decode_tokens_per_s=steps / decode_s if steps and decode_s > 0 else 0.0,
+                    decode_tokens_per_s=decoded / decode_s if decoded > 0 and decode_s > 0 else 0.0,
+                    drafted_tokens=drafted,
+                    accepted_tokens=accepted,
                 )
             )
         return results
+
+    def _drafting(self, params: SamplingParams) -> bool:
+        """Draft from the prompt when it can only pay: greedy choices and a state that can drop rejected tokens."""
+        # Sampling would need an accept/reject step to keep its distribution: not done, so no drafting there.
+        return params.draft and params.temperature == 0 and self.backbone.can_rewind

@@ -27,6 +27,7 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     ignore_eos: bool = False
     stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
+    draft: bool = True  # greedy only: guess tokens from the prompt and verify several per pass (same output)
 
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
