@@ -33,6 +33,8 @@ def run(suite, inputs, raw=False, system=None, on_text=None, **sampling):
                 "load_s": round(backbone.load_s, 3),
                 "prefill_ms": round(c.prefill_ms, 1),
                 "decode_tokens_per_s": round(c.decode_tokens_per_s, 1),
+                "drafted_tokens": c.drafted_tokens,  # prompt-lookup guesses verified (over the batch)
+                "acceptance_rate": round(c.acceptance_rate, 3),
             },
         }
         for c in done

@@ -52,21 +52,26 @@ def test_a_supported_architecture_loads_without_its_shipped_code(make_tiny_llama
     assert not marker.exists() and answer_yes == []
 
 
-def test_every_transformers_load_refuses_remote_code(monkeypatch):
-    """Hub ids are downloaded inside transformers: trust_remote_code=False must reach every loader."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def test_every_transformers_load_refuses_remote_code(monkeypatch, tmp_path):
+    """Hub ids are downloaded first, then read by transformers: trust_remote_code=False must reach every loader."""
+    import json
+
+    from transformers import AutoConfig, AutoTokenizer
 
     from nlpsuite import convert
 
+    fetched = tmp_path / "fetched"
+    fetched.mkdir()
+    (fetched / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
     seen = []
 
     def record(*args, **kwargs):
         seen.append(kwargs.get("trust_remote_code"))
         raise OSError("stop here")
 
+    monkeypatch.setattr(AutoConfig, "from_pretrained", record)
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", record)
-    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", record)
-    monkeypatch.setattr(convert, "hub_reachable", lambda: True)
-    with pytest.raises(Exception, match="could not fetch"):
-        convert.load_transformers("someone/model")
+    monkeypatch.setattr(convert, "_hub_files", lambda source, gguf_file: str(fetched))
+    with pytest.raises(Exception, match="could not load"):
+        convert.open_source("someone/model", None)
     assert seen and all(value is False for value in seen)

@@ -113,6 +113,7 @@ class Generator:
     def generate(
         self, prompts: list[list[int]], params: SamplingParams, on_text: OnText | None = None
     ) -> list[Completion]:
+        params = params.resolved()  # unset sampling fields: built-in greedy (the generation head fills the model's)
         params.check()
         if not prompts or any(len(p) == 0 for p in prompts):
             raise NlpsuiteError("empty prompt")
