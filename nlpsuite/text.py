@@ -45,9 +45,9 @@ _OPENERS = "\"'“‘«‹([{¿¡「『【（"
 _NEXT = re.compile(r"\s*[" + re.escape(_OPENERS) + r"]*(\S?)")  # the first letter after an end mark
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 # Han and kana (with CJK extension B-F): written without spaces, so each character counts as a word.
-_CHARACTER_WORDS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
-_CHARACTER_WORD = re.compile(f"[{_CHARACTER_WORDS}]")
-_WORD = re.compile(rf"[{_CHARACTER_WORDS}]|[^\s{_CHARACTER_WORDS}]+")
+CHARACTER_WORDS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+_CHARACTER_WORD = re.compile(f"[{CHARACTER_WORDS}]")
+_WORD = re.compile(rf"[{CHARACTER_WORDS}]|[^\s{CHARACTER_WORDS}]+")
 _INITIALS = re.compile(r"[^\W\d_](?:\.[^\W\d_])*")  # "J", "J.R.R", "U.S": before a capital they start a name
 
 # A period after these never ends a sentence: they introduce the word that follows ("Dr. Smith", "e.g. tea").
