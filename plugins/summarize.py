@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from nlpsuite import metrics
+from nlpsuite import languages, metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
@@ -105,6 +105,7 @@ class Summarizer:
 def run(suite, inputs, max_words: int | None = None):
     summarizer = suite.shared("summarizer", lambda: Summarizer(suite))
     texts = [i["text"] for i in inputs]
+    languages.check(suite, texts)
     plans = [summarizer.plan(t) for t in texts]
     suite.progress(0, sum(calls for calls, _ in plans))
     summaries = summarizer.summarize(texts, max_words)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from nlpsuite import metrics
+from nlpsuite import languages, metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
@@ -98,6 +98,8 @@ def translate_texts(suite, texts: list[str], target: str, source: str | None, ba
 
 
 def run(suite, inputs, to: str, source: str | None = None):
+    target = next((code for code, name in LANGUAGES.items() if name == to), None)
+    languages.check(suite, [i["text"] for i in inputs], target)
     done, counts = translate_texts(suite, [i["text"] for i in inputs], to, source, progress=suite.progress)
     return [{"translation": t, "to": to, "from": source, "sentences": n} for t, n in zip(done, counts, strict=True)]
 
