@@ -44,6 +44,12 @@ def script_languages(text: str) -> tuple[set[str], str] | None:
     return languages, name
 
 
+def written_in(text: str) -> str | None:
+    """The language a text's script tells (Chinese for Han, Japanese, Korean, Greek, Thai), else None."""
+    found = script_languages(text)
+    return found[1] if found and not found[1].endswith("script") else None
+
+
 def model_languages(suite) -> set[str] | None:
     """The languages the suite's model declares it knows; None when it declares none."""
     if suite.source.kind != "catalog":

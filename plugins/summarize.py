@@ -40,10 +40,13 @@ def clip_words(text: str, max_words: int | None) -> str:
 
 
 def _length(text: str, words: int | None) -> str:
-    """How long the summary may be, in the unit its length is counted in."""
-    if not words:
-        return "a few sentences"
-    return f"at most {words} characters" if counts_characters(text) else f"at most {words} words"
+    """How long the summary may be, in the unit its length is counted in, and in the text's language when its
+    script tells it (small models otherwise summarize Chinese in English)."""
+    length = "a few sentences"
+    if words:
+        length = f"at most {words} characters" if counts_characters(text) else f"at most {words} words"
+    language = languages.written_in(text)
+    return f"{length}, in {language}" if language else length
 
 
 class Summarizer:

@@ -79,3 +79,13 @@ def test_translate_into_a_language_the_model_does_not_know_says_so_in_one_line(
     assert json.loads(result.out)["warnings"] == [lines[0].removeprefix("warning: ")]
     english = cli(["translate", "I love programming.", "--to", "en", *model])
     assert english.code == 0 and "warning" not in english.err
+
+
+def test_a_summary_is_asked_for_in_the_language_and_unit_of_the_text():
+    from nlpsuite_plugins.summarize import _length
+
+    assert languages.written_in("自然语言处理是计算机科学的一个分支。") == "Chinese"
+    assert languages.written_in("Я люблю программирование.") is None  # Russian? Ukrainian? Bulgarian?
+    assert _length("自然语言处理是计算机科学的一个分支。", 30) == "at most 30 characters, in Chinese"
+    assert _length("Natural language processing is a branch of computer science.", 30) == "at most 30 words"
+    assert _length("Natural language processing.", None) == "a few sentences"

@@ -410,3 +410,12 @@ def test_summary_words_count_chinese_characters(suite, monkeypatch):
 
     monkeypatch.setattr(summarize.Summarizer, "_generate", lambda self, texts, words: ["我爱编程。" for _ in texts])
     assert summarize.run(suite, [{"text": "我爱编程，也爱读书。"}], max_words=10)[0]["words"] == 4
+
+
+def test_translate_names_the_source_language_its_script_tells(suite):
+    from nlpsuite_plugins import translate
+
+    got = translate.run(suite, [{"text": "我爱编程。"}, {"text": "I love programming."}], to="German")
+    assert [g["from"] for g in got] == ["Chinese", None]
+    assert translate.run(suite, [{"text": "我爱编程。"}], to="German", source="Japanese")[0]["from"] == "Japanese"
+    assert translate._prompt("我爱编程。", "English", "Chinese").startswith("Translate the following Chinese text into")
