@@ -89,3 +89,13 @@ def test_a_summary_is_asked_for_in_the_language_and_unit_of_the_text():
     assert _length("自然语言处理是计算机科学的一个分支。", 30) == "at most 30 characters, in Chinese"
     assert _length("Natural language processing is a branch of computer science.", 30) == "at most 30 words"
     assert _length("Natural language processing.", None) == "a few sentences"
+
+
+@pytest.mark.shared_cache
+def test_the_chat_repl_says_it_once_too(cli, tiny_llama, monkeypatch):
+    monkeypatch.setattr(languages, "model_languages", lambda suite: {"en"})
+    model = ["--model", str(tiny_llama), "--device", "cpu", "-q", "-n", "3"]
+    result = cli(["chat", *model], stdin="明天天气怎么样？\n你好！\n".encode())
+    assert result.code == 0, result.err
+    warned = [line for line in result.err.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and warned[0].endswith("and this text is Chinese: expect poor results")  # once
