@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
-from . import config
+from . import config, languages
 from .catalog import Catalog
 from .errors import NlpsuiteError
 from .loader import Report, ensure_model
@@ -38,6 +39,10 @@ class Suite:
         self._shared: dict[str, Any] = {}
         # Long tasks report here: progress(n, total=None) advances by n; front-ends set it (a bar on stderr).
         self.progress: Callable[..., None] = lambda _n=0, total=None: None
+        # What the user should know but is no error (the model does not know the text's language): said once each
+        # through on_warning, a Python warning unless a front-end says it its own way.
+        self.warnings: list[str] = []
+        self.on_warning: Callable[[str], None] = lambda message: warnings.warn(message, UserWarning, stacklevel=4)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -96,6 +101,12 @@ class Suite:
             self._heads[name] = factory(self)
         return self._heads[name]
 
+    def warn(self, message: str) -> None:
+        """Tell the user ``message`` once per Suite (see ``on_warning``)."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            self.on_warning(message)
+
     def shared(self, key: str, factory):
         """An object plugins build once per Suite (prompt caches, priors...), made by ``factory()`` on first use."""
         if key not in self._shared:
@@ -136,6 +147,7 @@ class Suite:
         """The assistant's reply to a message or a list of ``{"role", "content"}`` messages."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
+        languages.check(self, [m.get("content") for m in messages if m.get("role") == "user"][-1:])
         return self.head("generation").chat(messages, SamplingParams(**sampling), on_text).text
 
     # -- the built-in tasks (each one is a plugin in plugins/; these are conveniences over ``run``) -----------

@@ -1,7 +1,9 @@
 """Evaluation metrics, each on the scale of the reference implementation it is checked against.
 
 BLEU and chrF come from sacrebleu (0-100, with its signature); ROUGE from Google's ``rouge-score``
-(F-measure, 0-1); exact match and token F1 follow the official SQuAD evaluation (0-100); the
+(F-measure, 0-1); exact match and token F1 follow the official SQuAD evaluation (0-100); text in Chinese
+or Japanese is scored by character, as the CMRC 2018, DRCD and MLQA evaluations (QA) and Chinese ROUGE
+evaluations do, since those languages write no spaces between words; the
 classification metrics follow scikit-learn's definitions (0-1); retrieval metrics are 0-1 with
 linear gains for nDCG, as trec_eval and scikit-learn's ``ndcg_score`` compute it.
 """
@@ -13,6 +15,7 @@ import io
 import math
 import re
 import string
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from .calibration import expected_calibration_error
 from .errors import NlpsuiteError
+from .text import CHARACTER_WORDS
 
 __all__ = [
     "accuracy",
@@ -44,7 +48,8 @@ __all__ = [
 
 # --- translation -----------------------------------------------------------------------------
 
-# sacrebleu tokenizes these target languages with their own tokenizers (its ``trg_lang``).
+# sacrebleu tokenizes these target languages with their own tokenizers (its ``trg_lang``): zh splits Han
+# characters (built in); ja and ko are the WMT standard ja-mecab/ko-mecab, which need nlpsuite's [ja-ko] extra.
 _SPECIAL_TARGETS = {"zh": "zh", "chinese": "zh", "ja": "ja", "japanese": "ja", "ko": "ko", "korean": "ko"}
 
 
@@ -90,16 +95,36 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
 # --- summarization ---------------------------------------------------------------------------
 
 
-def rouge(predictions: Sequence[str], references: Sequence[str], stemmer: bool = True) -> dict[str, float]:
-    """Mean ROUGE-1/2/L F-measure over the pairs (``rouge-score``, Porter stemmer on).
+_ROUGE_TOKEN = re.compile(rf"[{CHARACTER_WORDS}]|[^\W_{CHARACTER_WORDS}]+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 
-    rouge-score's tokenizer keeps only ASCII letters and digits, so text in other scripts scores 0.
+
+class RougeTokenizer:
+    """rouge-score's tokens on ASCII text (lowercase letter/digit runs, Porter-stemmed past 3 letters), plus the
+    words of other scripts, and each Han or kana character as a token of its own."""
+
+    def __init__(self, stemmer: bool = True) -> None:
+        from nltk.stem import porter
+
+        self._stemmer = porter.PorterStemmer() if stemmer else None
+
+    def tokenize(self, text: str) -> list[str]:
+        tokens = _ROUGE_TOKEN.findall(text.lower())
+        if self._stemmer is None:
+            return tokens
+        return [self._stemmer.stem(t) if len(t) > 3 and _ASCII_WORD.fullmatch(t) else t for t in tokens]
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str], stemmer: bool = True) -> dict[str, float]:
+    """Mean ROUGE-1/2/L F-measure over the pairs (``rouge-score`` with ``RougeTokenizer``, Porter stemmer on).
+
+    rouge-score's own tokenizer keeps only ASCII letters and digits, so Chinese would score 0.
     """
     from rouge_score import rouge_scorer
 
     _check_pairs(predictions, references)
     names = ("rouge1", "rouge2", "rougeL")
-    scorer = rouge_scorer.RougeScorer(list(names), use_stemmer=stemmer)
+    scorer = rouge_scorer.RougeScorer(list(names), tokenizer=RougeTokenizer(stemmer))
     totals = dict.fromkeys(names, 0.0)
     for prediction, reference in zip(predictions, references, strict=True):
         scores = scorer.score(reference, prediction)  # (target, prediction)
@@ -112,6 +137,8 @@ def rouge(predictions: Sequence[str], references: Sequence[str], stemmer: bool =
 
 _PUNCTUATION = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_CHARACTER = re.compile(f"[{CHARACTER_WORDS}]")
+_CHARACTER_TOKEN = re.compile(rf"[{CHARACTER_WORDS}]|[^\s{CHARACTER_WORDS}]+")
 
 
 def normalize_answer(text: str) -> str:
@@ -127,14 +154,26 @@ def _golds(answers: str | Sequence[str]) -> list[str]:
     return golds
 
 
+def _answer_tokens(prediction: str, gold: str) -> tuple[list[str], list[str]]:
+    """SQuAD's tokens; when either holds Han or kana, MLQA's Chinese ones: lowercase, no punctuation of any
+    script, each Han or kana character a token, other words split at whitespace."""
+    if not (_CHARACTER.search(prediction) or _CHARACTER.search(gold)):
+        return normalize_answer(prediction).split(), normalize_answer(gold).split()
+    return _character_tokens(prediction), _character_tokens(gold)
+
+
+def _character_tokens(text: str) -> list[str]:
+    text = "".join(c for c in text.lower() if c not in _PUNCTUATION and not unicodedata.category(c).startswith("P"))
+    return _CHARACTER_TOKEN.findall(text)
+
+
 def exact_match(prediction: str, answers: str | Sequence[str]) -> float:
     """1.0 if the normalized prediction equals any normalized gold answer, else 0.0."""
-    norm = normalize_answer(prediction)
-    return float(any(norm == normalize_answer(gold) for gold in _golds(answers)))
+    return float(any(a == b for a, b in (_answer_tokens(prediction, gold) for gold in _golds(answers))))
 
 
 def _f1(prediction: str, gold: str) -> float:
-    pred_tokens, gold_tokens = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    pred_tokens, gold_tokens = _answer_tokens(prediction, gold)
     if not pred_tokens or not gold_tokens:  # SQuAD 2.0's rule: both empty is a match, one empty is not
         return float(pred_tokens == gold_tokens)
     common = collections.Counter(pred_tokens) & collections.Counter(gold_tokens)

@@ -9,6 +9,10 @@ the next chunk may repeat the last sentences before it (``overlap_tokens``), so 
 is whole in one of them. ``markdown=True`` adds the retrieval rules: a heading starts a new chunk, a line
 break before a Markdown block (list item, quote, table row, code fence) ends a sentence, and a chunk that is
 already half full ends at a paragraph break. Hard-wrapped prose keeps its sentences whole either way.
+
+Lengths in words (``count_words``, ``summarize --max-words``) count a whitespace-separated run as one word, and
+each Han or kana character as one word, as Chinese and Japanese count length (字数, 文字数); chunk budgets are
+in the model's tokens, which mean the same in every script.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ _END = re.compile(r"([.!?…‼⁇⁈⁉" + _ANYWHERE + r"]+)[\"'”’»›)\]}
 _OPENERS = "\"'“‘«‹([{¿¡「『【（"
 _NEXT = re.compile(r"\s*[" + re.escape(_OPENERS) + r"]*(\S?)")  # the first letter after an end mark
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
+# Han and kana (with CJK extension B-F): written without spaces, so each character counts as a word.
+CHARACTER_WORDS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+_CHARACTER_WORD = re.compile(f"[{CHARACTER_WORDS}]")
+_WORD = re.compile(rf"[{CHARACTER_WORDS}]|[^\s{CHARACTER_WORDS}]+")
 _INITIALS = re.compile(r"[^\W\d_](?:\.[^\W\d_])*")  # "J", "J.R.R", "U.S": before a capital they start a name
 
 # A period after these never ends a sentence: they introduce the word that follows ("Dr. Smith", "e.g. tea").
@@ -63,6 +71,30 @@ _HEADING = re.compile(r"[ \t]{0,3}#{1,6}(?=[ \t\r]|$)", re.MULTILINE)
 _BLOCK_START = re.compile(r"\n(?=[ \t]*(?:>|\||[*+-][ \t]|\d+[.)][ \t]|```|~~~))")
 _LAST_SPACE = re.compile(r"(?s:.*)\s")  # matched from a position: ends just after the last whitespace
 _LEADING_SPACE = re.compile(r"\s*")
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each word: a Han or kana character, or a run of other non-space characters; punctuation
+    alone beside a Han or kana character ("编程。", "你好，") is no word."""
+    spans = []
+    for match in _WORD.finditer(text):
+        start, end = match.span()
+        beside = (start and _CHARACTER_WORD.match(text, start - 1)) or _CHARACTER_WORD.match(text, end)
+        if beside and not any(c.isalnum() for c in match.group()):  # Han and kana are alphanumeric
+            continue
+        spans.append((start, end))
+    return spans
+
+
+def count_words(text: str) -> int:
+    """Words in ``text``, each Han or kana character counted as one (see the module docstring)."""
+    return len(word_spans(text))
+
+
+def counts_characters(text: str) -> bool:
+    """Whether most of the words of ``text`` are Han or kana characters: its length is a character count."""
+    spans = word_spans(text)
+    return 2 * sum(e - s == 1 and bool(_CHARACTER_WORD.match(text, s)) for s, e in spans) > len(spans)
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:

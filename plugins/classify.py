@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlpsuite import calibration
+from nlpsuite import calibration, languages
 from nlpsuite.calibration import CONTENT_FREE, Calibration
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.evaluation import LABEL_EVAL, check_labels, score_labels
@@ -179,10 +179,12 @@ def predict(suite, task: str, texts: list[str], labels=None, head=None) -> list[
 
 
 def run_sentiment(suite, inputs):
+    languages.check(suite, [i["text"] for i in inputs])
     return predict(suite, "sentiment", [i["text"] for i in inputs])
 
 
 def run_classify(suite, inputs, labels=None, head=None):
+    languages.check(suite, [i["text"] for i in inputs] + list(labels or []))
     return predict(suite, "classify", [i["text"] for i in inputs], labels, head)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nlpsuite import languages
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.tasks import Input, Option, Task, check_sampling, sampling_options
 
@@ -19,6 +20,7 @@ def _generation_head(suite):
 
 
 def run(suite, inputs, raw=False, system=None, on_text=None, **sampling):
+    languages.check(suite, [i["prompt"] for i in inputs])
     done = suite.complete([i["prompt"] for i in inputs], raw=raw, system=system, on_text=on_text, **sampling)
     backbone = suite.backbone
     return [

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from nlpsuite import metrics
+from nlpsuite import languages, metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
@@ -95,6 +95,7 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
 
 
 def run(suite, inputs, index=None, generate=False):
+    languages.check(suite, [i["question"] for i in inputs] + [i.get("context") for i in inputs])
     return [answer_one(suite, i["question"], i.get("context"), index, generate) for i in inputs]
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 
-from nlpsuite import metrics
+from nlpsuite import languages, metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import chunk
+from nlpsuite.text import chunk, count_words, counts_characters, word_spans
 
 PROMPT = "Summarize the following text in {length}.\n\n{text}"
 CHUNK_TOKENS = 1536  # small models summarize short inputs far better than long ones, whatever their window
@@ -24,18 +24,29 @@ _LEADS = re.compile(r"^(here is|here's|sure|summary|the summary|in summary)[^:\n
 
 
 def clip_words(text: str, max_words: int | None) -> str:
-    """At most ``max_words`` words, ending at a sentence end when one is near enough."""
+    """At most ``max_words`` words (a Han or kana character is one), ending at a sentence end when one is near."""
     text = _LEADS.sub("", text.strip())
     if max_words is None:
         return text
-    words = text.split()
-    if len(words) <= max_words:
-        return " ".join(words)
-    clipped = " ".join(words[:max_words])
-    end = max(
-        clipped.rfind(". "), clipped.rfind("! "), clipped.rfind("? "), len(clipped) - 1 if clipped[-1:] in ".!?" else -1
-    )
+    text = " ".join(text.split())
+    spans = word_spans(text)
+    if len(spans) <= max_words:
+        return text
+    clipped = text[: spans[max_words - 1][1]]
+    ends = [clipped.rfind(". "), clipped.rfind("! "), clipped.rfind("? ")]
+    ends += [clipped.rfind(mark) for mark in "。！？"]  # these end a sentence with no space after them
+    end = max(*ends, len(clipped) - 1 if clipped[-1:] in ".!?" else -1)
     return clipped[: end + 1] if end >= len(clipped) // 2 else clipped
+
+
+def _length(text: str, words: int | None) -> str:
+    """How long the summary may be, in the unit its length is counted in, and in the text's language when its
+    script tells it (small models otherwise summarize Chinese in English)."""
+    length = "a few sentences"
+    if words:
+        length = f"at most {words} characters" if counts_characters(text) else f"at most {words} words"
+    language = languages.written_in(text)
+    return f"{length}, in {language}" if language else length
 
 
 class Summarizer:
@@ -51,14 +62,16 @@ class Summarizer:
         return self.suite.tokenizer.count(text)
 
     def _generate(self, texts: list[str], words: int | None) -> list[str]:
-        length = f"at most {words} words" if words else "a few sentences"
         out = []
         for start in range(0, len(texts), self.batch_size):
             part = texts[start : start + self.batch_size]
             prompts = [
-                self.head.encode_chat([{"role": "user", "content": PROMPT.format(length=length, text=t)}]) for t in part
+                self.head.encode_chat([{"role": "user", "content": PROMPT.format(length=_length(t, words), text=t)}])
+                for t in part
             ]
-            max_tokens = int((words or 120) * 1.8) + 16
+            # English takes ~1.3 tokens a word; a Han character takes up to three in English-centred vocabularies
+            per_word = 3 if any(counts_characters(t) for t in part) else 1.8
+            max_tokens = int((words or 120) * per_word) + 16
             params = SamplingParams(max_tokens=max_tokens, repetition_penalty=1.1)
             out.extend(clip_words(c.text, words) for c in self.head.generator.generate(prompts, params))
             self.suite.progress(len(part))
@@ -95,11 +108,12 @@ class Summarizer:
 def run(suite, inputs, max_words: int | None = None):
     summarizer = suite.shared("summarizer", lambda: Summarizer(suite))
     texts = [i["text"] for i in inputs]
+    languages.check(suite, texts)
     plans = [summarizer.plan(t) for t in texts]
     suite.progress(0, sum(calls for calls, _ in plans))
     summaries = summarizer.summarize(texts, max_words)
     return [
-        {"summary": s, "words": len(s.split()), "chunks": chunks}
+        {"summary": s, "words": count_words(s), "chunks": chunks}
         for s, (_, chunks) in zip(summaries, plans, strict=True)
     ]
 

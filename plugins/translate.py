@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from nlpsuite import metrics
+from nlpsuite import languages, metrics
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
@@ -57,13 +57,22 @@ def clean(output: str, source: str) -> str:
     return text
 
 
-def translate_texts(suite, texts: list[str], target: str, source: str | None, batch_size: int = 8, progress=None):
-    """Translate many texts, and count each one's sentences; all sentences share one queue of padded batches."""
+def _prompt(text: str, target: str, source: str | None) -> str:
+    return PROMPT.format(source=f"{source} " if source else "", target=target, text=text)
+
+
+def translate_texts(
+    suite, texts: list[str], target: str, source: str | list[str | None] | None, batch_size: int = 8, progress=None
+):
+    """Translate many texts, and count each one's sentences; all sentences share one queue of padded batches.
+    ``source`` names the language of all texts, or of each one (None: not said)."""
+    sources = source if isinstance(source, list) else [source] * len(texts)
     head = suite.head("generation")
     count = suite.tokenizer.count
     layout: list[list[list[int]]] = []  # text -> paragraph -> indices into units
     units: list[str] = []
-    for text in texts:
+    unit_sources: list[str | None] = []
+    for text, text_source in zip(texts, sources, strict=True):
         if not isinstance(text, str) or not text.strip():
             raise NlpsuiteError("empty text")
         doc = []
@@ -73,9 +82,9 @@ def translate_texts(suite, texts: list[str], target: str, source: str | None, ba
                 for part in chunk(sentence.text, count, SENTENCE_TOKENS):  # one piece unless it is over-long
                     idx.append(len(units))
                     units.append(" ".join(part.text.split()))  # one line: only the reply's first line is kept
+                    unit_sources.append(text_source)
             doc.append(idx)
         layout.append(doc)
-    src = f"{source} " if source else ""
     done = [""] * len(units)
     if progress:
         progress(0, len(units))
@@ -83,8 +92,7 @@ def translate_texts(suite, texts: list[str], target: str, source: str | None, ba
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         prompts = [
-            head.encode_chat([{"role": "user", "content": PROMPT.format(source=src, target=target, text=units[i])}])
-            for i in rows
+            head.encode_chat([{"role": "user", "content": _prompt(units[i], target, unit_sources[i])}]) for i in rows
         ]
         longest = max(count(units[i]) for i in rows)
         factor = 4 if target in DENSE_SCRIPTS else 2  # these scripts take more tokens than English
@@ -98,8 +106,15 @@ def translate_texts(suite, texts: list[str], target: str, source: str | None, ba
 
 
 def run(suite, inputs, to: str, source: str | None = None):
-    done, counts = translate_texts(suite, [i["text"] for i in inputs], to, source, progress=suite.progress)
-    return [{"translation": t, "to": to, "from": source, "sentences": n} for t, n in zip(done, counts, strict=True)]
+    texts = [i["text"] for i in inputs]
+    target = next((code for code, name in LANGUAGES.items() if name == to), None)
+    languages.check(suite, texts, target)
+    # Without --from, the script tells Chinese, Japanese, Korean, Greek or Thai: saying it helps small models.
+    sources = [source or (languages.written_in(t) if isinstance(t, str) else None) for t in texts]
+    done, counts = translate_texts(suite, texts, to, sources, progress=suite.progress)
+    return [
+        {"translation": t, "to": to, "from": s, "sentences": n} for t, s, n in zip(done, sources, counts, strict=True)
+    ]
 
 
 def _score(predictions: list[str], gold: list[str], options: dict) -> dict:

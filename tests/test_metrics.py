@@ -52,11 +52,20 @@ def test_bleu_tokenizes_chinese_targets_as_sacrebleu_does():
     assert "tok:zh" in done["signature"]
     assert done["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], tokenize="zh").score)
     assert "tok:13a" in metrics.bleu(hyps, refs, target_lang="fr")["signature"]
-    try:
-        import MeCab  # noqa: F401
-    except ImportError:  # without sacrebleu's [ja] extra: one line that says what to install
-        with pytest.raises(NlpsuiteError, match=r"^BLEU for 'Japanese' needs .*pip install 'sacrebleu\[ja\]'$"):
-            metrics.bleu(["今日は"], ["今日は"], target_lang="Japanese")
+    assert "tok:zh" in metrics.bleu(hyps, refs, target_lang="Chinese")["signature"]  # the name translate passes
+    for name, code, hyp, ref in (
+        ("Japanese", "ja", "今日は良い天気です。", "今日はいい天気です。"),
+        ("Korean", "ko", "나는 프로그래밍을 좋아한다", "나는 프로그래밍을 정말 좋아한다"),
+    ):
+        try:
+            reference = sacrebleu.metrics.BLEU(trg_lang=code)
+        except (ImportError, RuntimeError):  # without sacrebleu's [ja]/[ko] extra: one line saying what to install
+            with pytest.raises(NlpsuiteError, match=rf"^BLEU for '{name}' needs .*pip install 'sacrebleu\[{code}\]'$"):
+                metrics.bleu([hyp], [ref], target_lang=name)
+            continue
+        done = metrics.bleu([hyp], [ref], target_lang=name)
+        assert f"tok:{code}-mecab" in done["signature"]
+        assert done["score"] == pytest.approx(reference.corpus_score([hyp], [[ref]]).score)
 
 
 def test_rouge_by_hand_and_against_rouge_score():
@@ -91,6 +100,85 @@ def test_squad_normalization_and_scores_by_hand():
     assert done["f1"] == pytest.approx(100 * (1 + 0.8 + 0) / 3)
     with pytest.raises(NlpsuiteError):
         metrics.exact_match("x", [])
+
+
+ZH_HYPS = ["我爱编程。", "自然语言处理是计算机科学的一个分支。", "亚马逊河流经巴西。", "今天天气很好"]
+ZH_REFS = [
+    "我很爱编程。",
+    "自然语言处理（NLP）是计算机科学的分支之一。",
+    "亚马逊河流经秘鲁、哥伦比亚和巴西。",
+    "明天下雨",
+]
+
+
+def test_rouge_scores_chinese_by_character_as_rouge_score_does_on_character_ids():
+    """The usual Chinese ROUGE: every character mapped to an ASCII id, then Google's rouge-score as it is."""
+    import re
+
+    from rouge_score import rouge_scorer
+
+    ids: dict[str, str] = {}
+
+    def as_ids(text: str) -> str:
+        tokens = re.findall(r"[\u4e00-\u9fff]|[a-z0-9]+", text.lower())  # a character, or an ASCII word
+        return " ".join(ids.setdefault(t, f"c{len(ids)}x") for t in tokens)
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
+    expected = {
+        name: np.mean(
+            [scorer.score(as_ids(r), as_ids(h))[name].fmeasure for h, r in zip(ZH_HYPS, ZH_REFS, strict=True)]
+        )
+        for name in ("rouge1", "rouge2", "rougeL")
+    }
+    assert expected["rouge1"] > 0.5
+    assert metrics.rouge(ZH_HYPS, ZH_REFS) == pytest.approx(expected)
+    # by hand: 我 爱 编 程 against 我 很 爱 编 程: 4 of 4 and 4 of 5 unigrams, bigrams 2 of 3 and 2 of 4
+    done = metrics.rouge(["我爱编程"], ["我很爱编程"])
+    assert done == pytest.approx({"rouge1": 8 / 9, "rouge2": 4 / 7, "rougeL": 8 / 9})
+    # mixed: the nlp 分 支 against nlp 的 分 支, 3 of 4 both ways; English words stay words
+    assert metrics.rouge(["The NLP 分支"], ["nlp的分支"])["rouge1"] == pytest.approx(0.75)
+
+
+def _mlqa_chinese_f1(prediction: str, gold: str) -> float:
+    """MLQA's evaluation for Chinese, written out: no punctuation, each Han character a token, bag-of-tokens F1."""
+    import collections
+    import re
+    import string
+    import sys
+    import unicodedata
+
+    punct = {chr(i) for i in range(sys.maxunicode) if unicodedata.category(chr(i)).startswith("P")}
+    punct |= set(string.punctuation)
+
+    def tokens(text: str) -> list[str]:
+        out, word = [], ""
+        for ch in "".join(c for c in text.lower() if c not in punct):
+            if re.match(r"[\u4e00-\u9fa5]", ch):
+                out += word.split() + [ch]
+                word = ""
+            else:
+                word += ch
+        return out + word.split()
+
+    p, g = tokens(prediction), tokens(gold)
+    same = sum((collections.Counter(p) & collections.Counter(g)).values())
+    return 0.0 if same == 0 else 2 * same / (len(p) + len(g))
+
+
+def test_chinese_answers_are_scored_by_character_as_mlqa_and_cmrc_do():
+    # 巴 西 against 巴 西 和 秘 鲁: 2 shared characters, precision 1, recall 2/5
+    assert metrics.token_f1("巴西", "巴西和秘鲁") == pytest.approx(2 * 0.4 / 1.4)
+    assert metrics.exact_match("巴西。", ["巴西"]) == 1.0 and metrics.exact_match("巴 西", "巴西") == 1.0
+    assert metrics.exact_match("巴西", "秘鲁") == 0.0
+    pairs = [
+        ("计算机科学的一个分支", "计算机科学的一个分支，它研究如何让计算机理解人类语言。"),
+        ("自然语言处理（NLP）", "NLP 自然语言处理"),
+        ("Python 编程", "python编程语言"),
+        ("一八八七年", "1887年"),
+    ]
+    for prediction, gold in pairs:
+        assert metrics.token_f1(prediction, gold) == pytest.approx(_mlqa_chinese_f1(prediction, gold)), prediction
+    assert 0 < metrics.qa_scores(["巴西"], [["巴西和秘鲁"]])["f1"] < 100
 
 
 def test_classification_metrics_match_scikit_learn():

@@ -256,6 +256,77 @@ def test_the_search_task_is_registered():
     assert registry().tasks["search"].head == "embedding"
 
 
+# --- BM25 terms by script and language -------------------------------------------------------
+
+
+def test_unspaced_scripts_become_character_bigrams_and_english_keeps_its_terms():
+    from nlpsuite.retrieval import terms
+
+    english = "The runners were running quickly through the parks."
+    assert terms.passage_terms([english])[0] == terms.legacy_terms([english])  # no English regression
+    assert terms.query_terms(english, ["en"]) == terms.legacy_terms([english])[0]
+    assert terms.passage_terms(["自然语言处理"])[0] == [["自然", "然语", "语言", "言处", "处理"]]
+    assert terms.passage_terms(["巴西"])[0] == [["巴西"]] and terms.query_terms("巴", ["en"]) == ["巴"]
+    assert terms.query_terms("我爱Python编程", ["en"]) == ["我爱", "编程", "python"]
+
+
+def test_each_passage_is_stemmed_in_its_own_language():
+    from nlpsuite.retrieval import terms
+
+    french = "Les chats mangeaient des poissons dans la cuisine de la maison."
+    got, languages = terms.passage_terms([french, "The cats were eating fish."])
+    assert languages == ["en", "fr"]
+    assert "chat" in got[0] and "le" not in got[0] and "les" not in got[0]  # French stems, French stop words
+    assert "des" not in got[0] and "cat" in got[1]
+    assert terms.query_terms("mangeaient", ["en"]) == ["mangeaient"]
+    assert set(terms.query_terms("mangeaient", ["en", "fr"])) == {"mangeaient", "mang"}  # stemmed in both
+
+
+CHINESE_DOCS = {
+    "amazon": "亚马逊河是南美洲的一条大河，流经秘鲁、哥伦比亚和巴西，最后注入大西洋。",
+    "tower": "埃菲尔铁塔位于法国巴黎，建于一八八七年至一八八九年，以工程师古斯塔夫·埃菲尔的名字命名。",
+    "nlp": "自然语言处理是计算机科学的一个分支，它研究如何让计算机理解、生成和处理人类语言。",
+    "fox": "The quick brown fox jumps over the lazy dog.",
+    "chat": "Le chat dort sur le canapé pendant que les enfants jouent dans le jardin.",
+}
+
+
+@pytest.mark.shared_cache
+def test_a_mixed_language_index_finds_chinese_english_and_french_by_bm25(suite, name, tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text(
+        "".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in CHINESE_DOCS.items())
+    )
+    suite.index(name, [str(path)])
+    store._LOADED.clear()
+    index = store.load(name)
+    assert index.manifest["bm25"] == {"analyzer": "scripts-1", "languages": ["en", "fr"]}
+    for query, source in (("巴西", "amazon"), ("铁塔在哪里？", "tower"), ("什么是自然语言处理？", "nlp"),
+                          ("jumping foxes", "fox"), ("les chats", "chat")):  # fmt: skip
+        scores = index.bm25_scores(query)
+        best = index.passages[int(np.argmax(scores))]["source"]
+        assert best == source and scores.max() > 0, query
+    assert np.count_nonzero(index.bm25_scores("巴西")) == 1  # no other passage shares a term with it
+
+
+@pytest.mark.shared_cache
+def test_an_index_without_a_recorded_analyzer_is_searched_as_it_was_built(suite, name, corpus):
+    suite.index(name, [str(corpus / "fox.txt")])
+    folder = store.index_dir(name)
+    manifest = json.loads((folder / "index.json").read_text())
+    assert manifest["bm25"]["analyzer"] == "scripts-1"
+    del manifest["bm25"]  # as the previous version wrote it
+    (folder / "index.json").write_text(json.dumps(manifest))
+    store._LOADED.clear()
+    assert store.bm25_record(store.load(name).manifest)["analyzer"] == "english-1"
+    assert suite.search(name, "foxes jumping", k=1)[0]["bm25"] > 0
+    manifest["bm25"] = {"analyzer": "klingon-9", "languages": []}
+    (folder / "index.json").write_text(json.dumps(manifest))
+    store._LOADED.clear()
+    with pytest.raises(NlpsuiteError, match="BM25 analyzer is not one this version knows"):
+        store.load(name)
+
+
 # --- end to end on the real default model ---------------------------------------------------
 
 

@@ -394,3 +394,28 @@ def test_repl_task_options_need_values(suite):
     )
     repl.run()
     assert "translation" in json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+def test_clip_words_counts_chinese_by_character_and_ends_at_a_full_stop():
+    from nlpsuite_plugins.summarize import clip_words
+
+    text = "自然语言处理是计算机科学的一个分支。它研究如何让计算机理解人类语言。"
+    assert clip_words(text, 20) == "自然语言处理是计算机科学的一个分支。"
+    assert clip_words(text, 100) == text
+    assert clip_words("我爱编程，也爱读书。", 3) == "我爱编"
+
+
+def test_summary_words_count_chinese_characters(suite, monkeypatch):
+    from nlpsuite_plugins import summarize
+
+    monkeypatch.setattr(summarize.Summarizer, "_generate", lambda self, texts, words: ["我爱编程。" for _ in texts])
+    assert summarize.run(suite, [{"text": "我爱编程，也爱读书。"}], max_words=10)[0]["words"] == 4
+
+
+def test_translate_names_the_source_language_its_script_tells(suite):
+    from nlpsuite_plugins import translate
+
+    got = translate.run(suite, [{"text": "我爱编程。"}, {"text": "I love programming."}], to="German")
+    assert [g["from"] for g in got] == ["Chinese", None]
+    assert translate.run(suite, [{"text": "我爱编程。"}], to="German", source="Japanese")[0]["from"] == "Japanese"
+    assert translate._prompt("我爱编程。", "English", "Chinese").startswith("Translate the following Chinese text into")

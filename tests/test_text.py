@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from nlpsuite.text import Piece, chunk, paragraphs, sentences
+from nlpsuite.text import Piece, chunk, count_words, counts_characters, paragraphs, sentences, word_spans
 
 
 def words(text: str) -> int:
@@ -295,3 +295,37 @@ def test_budgets_hold_in_the_tokens_of_a_real_bpe_tokenizer():
             got = chunk(text, count, budget, budget // 4, markdown=markdown)
             assert_exact_and_complete(text, got)
             assert max(count(p.text) for p in got) <= budget
+
+
+# --- lengths in any script ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("I love programming.", 3),
+        ("  The -- dash   counts, as split() does. ", 7),
+        ("我爱编程。", 4),  # a Han character is a word; the full stop is none
+        ("我今天很开心。你呢？", 8),
+        ("我爱Python编程！", 5),  # 我 爱 Python 编 程
+        ("你好， world!", 3),
+        ("私はプログラミングが好きです。", 14),  # kana count like Han
+        ("나는 프로그래밍을 좋아한다", 3),  # Korean writes spaces: its words are counted by them
+        ("", 0),
+    ],
+)
+def test_count_words_counts_han_and_kana_by_character(text, expected):
+    assert count_words(text) == expected
+
+
+def test_word_spans_are_offsets_into_the_text():
+    text = "自然语言 (NLP) 很有用。"
+    spans = word_spans(text)
+    assert [text[s:e] for s, e in spans] == ["自", "然", "语", "言", "(NLP)", "很", "有", "用"]
+    assert len(spans) == count_words(text)
+
+
+def test_counts_characters_when_most_words_are_han_or_kana():
+    assert counts_characters("自然语言处理（NLP）是计算机科学的一个分支。")
+    assert not counts_characters("The word 你好 means hello.")
+    assert not counts_characters("")

@@ -6,7 +6,7 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-from .. import config
+from .. import config, languages
 from ..errors import NlpsuiteError
 from ..fsutil import write_json_atomic
 from ..records import dumps
@@ -135,6 +135,7 @@ class ChatRepl:
             self.stdout.flush()
 
         head = self.suite.head("generation")
+        languages.check(self.suite, [text])
         try:
             done = head.chat(convo, self.params, None if self.json else show)
             content, reason = done.text, done.finish_reason

@@ -117,7 +117,8 @@ def run_command(task: Task, given: dict) -> None:
         suite.progress = advance
         (result,) = task.run(suite, [{head.name: value, **shared}], **options, **extra)
     if given["json"]:
-        opt.print_json(result)
+        said = getattr(suite, "warnings", None)  # a stand-in suite (tests, other front-ends) may say nothing
+        opt.print_json({**result, "warnings": said} if said else result)
     elif streamed:
         sys.stdout.write("\n")
     else:

@@ -22,13 +22,12 @@ import numpy as np
 from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
+from . import terms
 
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 GENERATION = re.compile(r"gen-[A-Za-z0-9_]{1,64}")  # tempfile.mkdtemp(prefix="gen-") names
-BM25_STOPWORDS = "en"
-BM25_STEMMER = "english"
 
 
 def indexes_dir() -> Path:
@@ -69,14 +68,20 @@ def check_manifest(manifest: dict) -> None:
             raise ValueError(f"its {field} count is not a whole number")
     if not all(isinstance(manifest.get(k), str) for k in ("created", "updated")):
         raise ValueError("its dates are not text")
+    bm25 = manifest.get("bm25", {"analyzer": terms.LEGACY})  # indexes written before it was recorded
+    languages = bm25.get("languages", []) if isinstance(bm25, dict) else None
+    if not (
+        isinstance(bm25, dict)
+        and bm25.get("analyzer") in (terms.ANALYZER, terms.LEGACY)
+        and isinstance(languages, list)
+        and all(language in terms.STEMMERS for language in languages)
+    ):
+        raise ValueError("its BM25 analyzer is not one this version knows")
 
 
-def bm25_tokens(texts: list[str]) -> list[list[str]]:
-    import bm25s
-    import Stemmer
-
-    stemmer = Stemmer.Stemmer(BM25_STEMMER)
-    return bm25s.tokenize(texts, stopwords=BM25_STOPWORDS, stemmer=stemmer, return_ids=False, show_progress=False)
+def bm25_record(manifest: dict) -> dict:
+    """How the index's BM25 terms were made: ``{"analyzer", "languages"}``; queries are cut the same way."""
+    return manifest.get("bm25", {"analyzer": terms.LEGACY, "languages": ["en"]})
 
 
 @dataclass
@@ -93,7 +98,12 @@ class Index:
     def bm25_scores(self, query: str) -> np.ndarray:
         if not self.passages:
             return np.zeros(0, np.float32)
-        ids = self.bm25.get_tokens_ids(bm25_tokens([query])[0])
+        record = bm25_record(self.manifest)
+        if record["analyzer"] == terms.LEGACY:
+            words = terms.legacy_terms([query])[0]
+        else:
+            words = terms.query_terms(query, record["languages"])
+        ids = self.bm25.get_tokens_ids(words)
         ids = [i for i in ids if i != self.bm25.vocab_dict.get("")]  # the empty-document placeholder
         if not ids:
             return np.zeros(len(self.passages), np.float32)
@@ -194,8 +204,8 @@ def check_model(manifest: dict, name: str, model: dict) -> None:
         )
 
 
-def _write(folder: Path, passages: list[dict], embeddings: np.ndarray, documents: dict) -> str:
-    """Write a generation folder; returns its name."""
+def _write(folder: Path, passages: list[dict], embeddings: np.ndarray, documents: dict) -> tuple[str, dict]:
+    """Write a generation folder; returns its name and how its BM25 terms were made."""
     import bm25s
 
     data = Path(tempfile.mkdtemp(dir=folder, prefix="gen-"))
@@ -203,11 +213,13 @@ def _write(folder: Path, passages: list[dict], embeddings: np.ndarray, documents
         json.dumps({"passages": passages, "documents": documents}, ensure_ascii=False), encoding="utf-8"
     )
     np.save(data / "embeddings.npy", embeddings.astype(np.float32), allow_pickle=False)
+    record = {"analyzer": terms.ANALYZER, "languages": []}
     if passages:
+        tokens, record["languages"] = terms.passage_terms([p["text"] for p in passages])
         bm25 = bm25s.BM25()
-        bm25.index(bm25_tokens([p["text"] for p in passages]), show_progress=False)
+        bm25.index(tokens, show_progress=False)
         bm25.save(str(data / "bm25"), allow_pickle=False, show_progress=False)
-    return data.name
+    return data.name, record
 
 
 def update(
@@ -231,7 +243,7 @@ def update(
             return manifest
         passages, embeddings, documents = changed
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        data = _write(folder, passages, embeddings, documents)
+        data, bm25 = _write(folder, passages, embeddings, documents)
         new = {
             "format_version": FORMAT_VERSION,
             "name": name,
@@ -240,6 +252,7 @@ def update(
             "documents": len(documents),
             "passages": len(passages),
             "dim": int(embeddings.shape[1]),
+            "bm25": bm25,
             "created": manifest["created"] if manifest else now,
             "updated": now,
         }

@@ -1,0 +1,78 @@
+"""Which languages a model knows, and one warning when a task's text or target language is not among them.
+
+A catalog entry lists its model's languages (ISO 639-1 codes, ``"languages"``); a folder or GGUF file the user
+brings declares none, and then nothing is said. A text's language is told by its script alone, which needs no
+model and is never wrong about Chinese on an English model; Latin-script text is never warned about, since its
+script does not tell English from French.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAMES = {
+    "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
+    "fa": "Persian", "fr": "French", "he": "Hebrew", "hi": "Hindi", "it": "Italian", "ja": "Japanese",
+    "ko": "Korean", "mr": "Marathi", "ne": "Nepali", "pt": "Portuguese", "ru": "Russian", "sr": "Serbian",
+    "th": "Thai", "uk": "Ukrainian", "ur": "Urdu", "yi": "Yiddish", "zh": "Chinese",
+}  # fmt: skip
+
+# Non-Latin scripts: the languages written in each, and what to call a text in it.
+_SCRIPTS = {
+    "kana": (re.compile(r"[\u3040-\u30ff\uff66-\uff9f]"), {"ja"}, "Japanese"),
+    "han": (re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"), {"zh", "ja"}, "Chinese"),
+    "hangul": (re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]"), {"ko"}, "Korean"),
+    "cyrillic": (re.compile(r"[\u0400-\u04ff]"), {"ru", "uk", "bg", "sr"}, "Cyrillic script"),
+    "greek": (re.compile(r"[\u0370-\u03ff]"), {"el"}, "Greek"),
+    "arabic": (re.compile(r"[\u0600-\u06ff]"), {"ar", "fa", "ur"}, "Arabic script"),
+    "hebrew": (re.compile(r"[\u0590-\u05ff]"), {"he", "yi"}, "Hebrew script"),
+    "devanagari": (re.compile(r"[\u0900-\u097f]"), {"hi", "mr", "ne"}, "Devanagari script"),
+    "thai": (re.compile(r"[\u0e00-\u0e7f]"), {"th"}, "Thai"),
+}
+
+
+def script_languages(text: str) -> tuple[set[str], str] | None:
+    """(the languages its main script is written in, what to call it), or None for Latin script or no letters."""
+    letters = sum(c.isalpha() for c in text)
+    counts = {name: len(pattern.findall(text)) for name, (pattern, _, _) in _SCRIPTS.items()}
+    if counts["kana"]:  # Japanese mixes kana with Han: together they are its script
+        counts["kana"] += counts.pop("han")
+    best = max(counts, key=counts.get)
+    if not letters or 2 * counts[best] <= letters:
+        return None
+    _, languages, name = _SCRIPTS[best]
+    return languages, name
+
+
+def written_in(text: str) -> str | None:
+    """The language a text's script tells (Chinese for Han, Japanese, Korean, Greek, Thai), else None."""
+    found = script_languages(text)
+    return found[1] if found and not found[1].endswith("script") else None
+
+
+def model_languages(suite) -> set[str] | None:
+    """The languages the suite's model declares it knows; None when it declares none."""
+    if suite.source.kind != "catalog":
+        return None
+    entry = suite.catalog.find(suite.source.key) or {}
+    languages = entry.get("languages")
+    return set(languages) if languages else None
+
+
+def _known(languages: set[str]) -> str:
+    return ", ".join(NAMES.get(code, code) for code in sorted(languages))
+
+
+def check(suite, texts: list[str], target: str | None = None) -> None:
+    """Warn (``suite.warn``) when a text's script or the ``target`` language code is outside the model's."""
+    known = model_languages(suite)
+    if not known:
+        return
+    for text in texts:
+        found = script_languages(text) if isinstance(text, str) else None
+        if found and not found[0] & known:
+            suite.warn(f"{suite.source.key} knows {_known(known)}, and this text is {found[1]}: expect poor results")
+            break
+    if target and target not in known:
+        name = NAMES.get(target, target)
+        suite.warn(f"{suite.source.key} knows {_known(known)}, not {name}: expect poor {name} output")

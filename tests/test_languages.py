@@ -1,0 +1,101 @@
+"""Language awareness: a catalog model's languages, a text's script, and the one-line warning when they differ."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from nlpsuite import languages
+from nlpsuite.catalog import Catalog, ModelSource
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("我爱编程。", ({"zh", "ja"}, "Chinese")),
+        ("私はプログラミングが好きです。", ({"ja"}, "Japanese")),
+        ("나는 프로그래밍을 좋아한다", ({"ko"}, "Korean")),
+        ("Я люблю программирование.", ({"ru", "uk", "bg", "sr"}, "Cyrillic script")),
+        ("I love programming.", None),
+        ("J'aime programmer.", None),  # Latin script says nothing of the language
+        ("What does 你好 mean in English?", None),  # mostly Latin
+        ("2024-01-01 12:00", None),
+    ],
+)
+def test_a_text_is_placed_by_its_main_script(text, expected):
+    assert languages.script_languages(text) == expected
+
+
+def fake_suite(kind="catalog", key="smollm2-135m-instruct"):
+    said: list[str] = []
+    suite = SimpleNamespace(source=ModelSource(kind, key, key), catalog=Catalog(), warn=said.append)
+    return suite, said
+
+
+def test_the_default_model_declares_english_and_warns_once_about_chinese():
+    suite, said = fake_suite()
+    assert languages.model_languages(suite) == {"en"}
+    languages.check(suite, ["I love programming.", "The weather is nice."], "fr")
+    assert said == ["smollm2-135m-instruct knows English, not French: expect poor French output"]
+    said.clear()
+    languages.check(suite, ["我爱编程。", "自然语言处理是什么？"])
+    assert said == ["smollm2-135m-instruct knows English, and this text is Chinese: expect poor results"]
+    said.clear()
+    languages.check(suite, ["I love programming."], "en")
+    assert said == []
+
+
+def test_a_model_the_user_brings_declares_nothing_and_nothing_is_said():
+    suite, said = fake_suite("gguf", "qwen-0123abcd")
+    languages.check(suite, ["我爱编程。"], "zh")
+    assert languages.model_languages(suite) is None and said == []
+
+
+def test_the_api_warns_once_per_suite():
+    from nlpsuite import Suite
+
+    suite = Suite(model="smollm2-135m-instruct")
+    with pytest.warns(UserWarning, match="this text is Chinese"):
+        languages.check(suite, ["我爱编程。"])
+    suite.on_warning = pytest.fail  # said already: not again
+    languages.check(suite, ["我今天很开心。"])
+    assert len(suite.warnings) == 1
+
+
+@pytest.mark.shared_cache
+def test_translate_into_a_language_the_model_does_not_know_says_so_in_one_line(
+    cli, make_tiny_llama, tmp_path_factory, monkeypatch
+):
+    tiny = make_tiny_llama(tmp_path_factory.mktemp("tiny-languages"), context=4096)
+    model = ["--model", str(tiny), "--device", "cpu", "-q"]
+    monkeypatch.setattr(languages, "model_languages", lambda suite: {"en"})  # as a catalog entry would say
+    result = cli(["translate", "I love programming.", "--to", "zh", "--json", *model])
+    assert result.code == 0, result.err
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("warning: ")
+    assert lines[0].endswith("knows English, not Chinese: expect poor Chinese output")
+    assert json.loads(result.out)["warnings"] == [lines[0].removeprefix("warning: ")]
+    english = cli(["translate", "I love programming.", "--to", "en", *model])
+    assert english.code == 0 and "warning" not in english.err
+
+
+def test_a_summary_is_asked_for_in_the_language_and_unit_of_the_text():
+    from nlpsuite_plugins.summarize import _length
+
+    assert languages.written_in("自然语言处理是计算机科学的一个分支。") == "Chinese"
+    assert languages.written_in("Я люблю программирование.") is None  # Russian? Ukrainian? Bulgarian?
+    assert _length("自然语言处理是计算机科学的一个分支。", 30) == "at most 30 characters, in Chinese"
+    assert _length("Natural language processing is a branch of computer science.", 30) == "at most 30 words"
+    assert _length("Natural language processing.", None) == "a few sentences"
+
+
+@pytest.mark.shared_cache
+def test_the_chat_repl_says_it_once_too(cli, tiny_llama, monkeypatch):
+    monkeypatch.setattr(languages, "model_languages", lambda suite: {"en"})
+    model = ["--model", str(tiny_llama), "--device", "cpu", "-q", "-n", "3"]
+    result = cli(["chat", *model], stdin="明天天气怎么样？\n你好！\n".encode())
+    assert result.code == 0, result.err
+    warned = [line for line in result.err.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and warned[0].endswith("and this text is Chinese: expect poor results")  # once
