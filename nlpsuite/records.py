@@ -129,13 +129,14 @@ def label_field(path: Path, line: int, record: dict, column: str) -> str:
 
 
 def answers_field(path: Path, line: int, value) -> list[str]:
-    """A list of gold answers, a single answer, or SQuAD's ``{"text": [...], "answer_start": [...]}``."""
+    """A list of gold answers, a single answer, or SQuAD's ``{"text": [...], "answer_start": [...]}``; an empty
+    list marks a question the context does not answer (SQuAD 2.0)."""
     if isinstance(value, dict) and "text" in value:
         value = value["text"]
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
-        raise NlpsuiteError(f"{path}:{line}: 'answers' must be a string or a non-empty list of strings")
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise NlpsuiteError(f"{path}:{line}: 'answers' must be a string or a list of strings ([] for no answer)")
     return value
 
 

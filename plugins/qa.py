@@ -1,7 +1,8 @@
 """Built-in plugin: the `ask` task, question answering, extractive (span head) or generative.
 
 With ``--context`` the answer comes from that text; with ``--index`` the question first retrieves
-passages from a search index and the answer cites them (``sources``).
+passages from a search index and the answer cites them (``sources``). Every mode may answer null (the text
+does not say): a null candidate competes with the answer, and ``score`` is then the probability of no answer.
 """
 
 from __future__ import annotations
@@ -12,19 +13,27 @@ import numpy as np
 
 from nlpsuite import languages, metrics
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.heads.span import decide
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Input, Option, Task
 
 GENERATIVE_PROMPT = (
-    "Answer the question in one short sentence, using only the text below.\n\nText: {context}\n\nQuestion: {question}"
+    "Answer the question in one short sentence, using only the text below. If the text does not say, answer "
+    '"unknown".\n\nText: {context}\n\nQuestion: {question}'
 )
 GENERATIVE_INDEX_PROMPT = (
     "Answer the question in one or two sentences using only these numbered passages, and cite the passages "
-    "you used like [1].\n\n{passages}\n\nQuestion: {question}"
+    'you used like [1]. If they do not say, answer "unknown".\n\n{passages}\n\nQuestion: {question}'
 )
+NO_ANSWER = "unknown"  # the null reply both prompts offer
+GENERATIVE_NULL_PRIOR = 0.0  # log-weight of the null reply against the generated answer, tuned on development data
 PASSAGES = 3  # retrieved passages an answer may draw on
+
+
+def _null(no_answer: float, **extra) -> dict:
+    return {"answer": None, "score": round(no_answer, 4), "start": None, "end": None, **extra}
 
 
 def _locate(answer: str, context: str) -> tuple[int | None, int | None]:
@@ -49,11 +58,18 @@ def _generative(suite, question: str, context: str, prompt: str) -> dict:
     head = suite.head("generation")
     ids = head.encode_chat([{"role": "user", "content": prompt}])
     answer = head.generator.generate([ids], SamplingParams(max_tokens=96, stop=["\n\n"]))[0].text.strip()
-    if not answer:  # the model declined to answer: say so in the result rather than fail the batch
-        return {"answer": "", "score": 0.0, "start": None, "end": None}
+    if not answer:  # the model's own reply was nothing: no answer, and nothing competes with that
+        return _null(1.0)
+    if metrics.normalize_answer(answer) == NO_ANSWER:  # it chose the null reply itself
+        return _null(_mean_prob(suite, ids, answer))
     start, end = _locate(answer, context)
     if start is not None:
         answer = context[start:end]
+    # The null reply competes with the answer: its share of their summed probability, the prior tuned on dev data.
+    said, null = suite.head("scoring").log_likelihoods(ids, [answer, NO_ANSWER])
+    no_answer = float(1 / (1 + np.exp(said - null - GENERATIVE_NULL_PRIOR)))
+    if no_answer > 0.5:
+        return _null(no_answer)
     return {"answer": answer, "score": round(_mean_prob(suite, ids, answer), 4), "start": start, "end": end}
 
 
@@ -80,23 +96,47 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
         )
         result.update(start=None, end=None)  # offsets would point into a joined text the user never saw
         return {**result, "sources": sources}
-    spans = {}
+    read = {}
     for i, s in enumerate(sources):
         try:
-            spans[i] = suite.head("span").extract(question, s["text"])
-        except NlpsuiteError:  # a passage with no usable span: the others may still answer
+            read[i] = suite.head("span").read(question, s["text"])
+        except NlpsuiteError:  # a passage the span head cannot read: the others may still answer
             continue
-    if not spans:
+    if not read:
         raise NlpsuiteError("no answer span found in the retrieved passages")
-    # The answer's own probability, weighed by how well its passage matched the question.
-    best = max(spans, key=lambda i: spans[i].logp + np.log(max(sources[i]["score"], 1e-6)))
+    spans = [i for i in read if read[i][0] is not None]
+    if not spans:
+        return _null(min(null.score for _, null in read.values()), sources=sources)
+    # The answer's own probability, weighed by how well its passage matched the question; then that span
+    # against its passage's null.
+    best = max(spans, key=lambda i: read[i][0].logp + np.log(max(sources[i]["score"], 1e-6)))
+    chosen = decide(*read[best])
+    if chosen.answer is None:
+        return _null(chosen.score, sources=sources)
     # start/end point into the cited passage (``source``/``passage`` say which).
-    return {**spans[best].to_json(), "source": sources[best]["source"], "passage": best + 1, "sources": sources}
+    return {**chosen.to_json(), "source": sources[best]["source"], "passage": best + 1, "sources": sources}
 
 
 def run(suite, inputs, index=None, generate=False):
     languages.check(suite, [i["question"] for i in inputs] + [i.get("context") for i in inputs])
     return [answer_one(suite, i["question"], i.get("context"), index, generate) for i in inputs]
+
+
+def score(predictions: list[str | None], gold: list[list[str]]) -> dict[str, float]:
+    """SQuAD 2.0's scoring: a null answer is the empty string, right only where the gold has no answers;
+    with unanswerable questions in the data, also the scores on each kind."""
+    said = [p or "" for p in predictions]
+    golds = [g or [""] for g in gold]
+    result = metrics.qa_scores(said, golds)
+    if any(not g for g in gold):
+        has = [i for i, g in enumerate(gold) if g]
+        if has:
+            parts = metrics.qa_scores([said[i] for i in has], [golds[i] for i in has])
+            result.update(has_answer_exact_match=parts["exact_match"], has_answer_f1=parts["f1"])
+        result["no_answer_accuracy"] = metrics.qa_scores(
+            [said[i] for i, g in enumerate(gold) if not g], [[""] for g in gold if not g]
+        )["exact_match"]
+    return result
 
 
 def _context_or_index(options: dict, shared: dict, batch: bool) -> None:
@@ -127,7 +167,7 @@ def register_tasks(register):
                 "qa",
                 {"question": "question", "context": "context"},
                 "answers",
-                lambda predictions, gold, options: metrics.qa_scores(predictions, gold),
+                lambda predictions, gold, options: score(predictions, gold),
                 read_gold=answers_column,
                 field="answer",
             ),

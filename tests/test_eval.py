@@ -137,7 +137,7 @@ def files(tmp_path):
         "queries": write_jsonl(tmp_path / "q.jsonl", [{"query": "q", "relevant": ["d1", "d9"]}]),
         "docs": write_jsonl(tmp_path / "docs.jsonl", [{"id": "d1", "text": "doc"}]),
         "badgrade": write_jsonl(tmp_path / "g.jsonl", [{"query": "q", "relevant": {"d1": "high"}}]),
-        "qa": write_jsonl(tmp_path / "qa.jsonl", [{"question": "q", "context": "c", "answers": []}]),
+        "qa": write_jsonl(tmp_path / "qa.jsonl", [{"question": "q", "context": "c", "answers": ["x", 3]}]),
         "blank": _write(tmp_path / "blank.txt", "  \n\n"),
         "short": _write(tmp_path / "short.tsv", 'text\tlabel\n"quoted" start\tpos\nfoo\n'),
     }
@@ -167,7 +167,7 @@ def _write(path, text):
         (["eval", "retrieval", "{queries}", "--docs", "{docs}"], "error: {queries}: relevant ids not in {docs}: d9"),
         (["eval", "retrieval", "{badgrade}", "--docs", "{docs}"], "error: {badgrade}:1: the grade of 'd1' in"),
         (["eval", "retrieval", "{queries}", "--docs", "{docs}", "--k", "0"], "error: --k must be at least 1"),
-        (["eval", "qa", "{qa}"], "error: {qa}:1: 'answers' must be a string or a non-empty list of strings"),
+        (["eval", "qa", "{qa}"], "error: {qa}:1: 'answers' must be a string or a list of strings ([] for no answer)"),
         (["eval", "classification", "{short}"], "error: {short}:3: no value for 'label'"),
         (["eval", "retrieval", "{queries}", "--docs", "{csv}"], "error: {csv}: the documents must be a .jsonl file"),
         (["eval", "lm", "{blank}"], "error: {blank} holds no text"),
@@ -348,6 +348,38 @@ def test_summarization_and_qa_reports(cli, tiny, tmp_path, monkeypatch):
     )
     result = cli(["eval", "qa", str(data), "--json", *tiny])
     assert json.loads(result.out)["metrics"] == pytest.approx({"exact_match": 100 / 3, "f1": 100 * (1 + 2 / 3) / 3})
+
+
+def test_qa_scores_a_null_answer_as_squad2_does(cli, tiny, tmp_path, monkeypatch):
+    """No answer is right only where the gold has none (``[]``, or SQuAD 2.0's empty ``text``)."""
+    answers = {"who?": None, "when?": "1969", "where?": None, "why?": "for fun"}
+    script(
+        monkeypatch,
+        "ask",
+        lambda inputs, index=None, generate=False: [
+            {"answer": answers[i["question"]], "score": 0.5, "start": None, "end": None} for i in inputs
+        ],
+    )
+    data = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            {"question": "who?", "context": "c", "answers": []},  # right: no answer
+            {"question": "when?", "context": "c", "answers": ["1969"]},  # right
+            {"question": "where?", "context": "c", "answers": ["London"]},  # wrong: it has an answer
+            {"question": "why?", "context": "c", "answers": {"text": [], "answer_start": []}},  # wrong: it has none
+        ],
+    )
+    result = cli(["eval", "qa", str(data), "--json", *tiny])
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["metrics"] == pytest.approx(
+        {
+            "exact_match": 50.0,
+            "f1": 50.0,
+            "has_answer_exact_match": 50.0,
+            "has_answer_f1": 50.0,
+            "no_answer_accuracy": 50.0,
+        }
+    )
 
 
 def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypatch):

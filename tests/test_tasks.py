@@ -112,17 +112,25 @@ def test_empty_text_is_refused(suite):
 # -- span head -----------------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def spans_only(monkeypatch):
+    """Keeps the null out of the running where span mechanics are tested: the random model may prefer it."""
+    from nlpsuite.heads import span
+
+    monkeypatch.setattr(span, "NULL_PRIOR", -1e9)
+
+
 @pytest.mark.parametrize(
     "question", ["Who built it?", "How tall?", "When was the tower built and by whom exactly?", "x"]
 )
-def test_span_answers_are_substrings_with_true_offsets(suite, question):
+def test_span_answers_are_substrings_with_true_offsets(suite, question, spans_only):
     got = suite.ask(question, context=CONTEXT)
     assert got["answer"] and got["answer"] == CONTEXT[got["start"] : got["end"]]
     assert 0 < got["score"] <= 1
     assert got["answer"] == got["answer"].strip()
 
 
-def test_span_reads_long_contexts_in_chunks_with_offsets_into_the_whole(suite):
+def test_span_reads_long_contexts_in_chunks_with_offsets_into_the_whole(suite, spans_only):
     long_context = "\n\n".join([words(150) + "."] * 12 + [CONTEXT])
     got = suite.ask("Who built it?", context=long_context)
     assert got["answer"] == long_context[got["start"] : got["end"]]
@@ -134,7 +142,8 @@ def test_span_answers_of_a_later_chunk_point_at_their_own_words(suite, monkeypat
 
     def extract_one(self, question, text):
         at = text.find("he\nleft")
-        return Span("he", 0.9, at, at + 2, -1.0) if at >= 0 else Span(text[:2], 0.1, 0, 2, -9.0)
+        null = Span(None, 0.0, None, None, -50.0)
+        return (Span("he", 0.9, at, at + 2, -1.0), null) if at >= 0 else (Span(text[:2], 0.1, 0, 2, -9.0), null)
 
     monkeypatch.setattr(SpanHead, "_extract_one", extract_one)
     context = "\n \n".join([words(150) + " he said."] * 12 + ["Then   he\nleft."])
@@ -147,6 +156,75 @@ def test_generative_answer_offsets_are_null_or_true(suite):
     assert set(got) == {"answer", "score", "start", "end"}
     if got["start"] is not None:
         assert CONTEXT[got["start"] : got["end"]] == got["answer"]
+
+
+# -- no answer ---------------------------------------------------------------------------------------------------
+
+NULL_REPLY = "unknown"  # the reply ask's prompts offer for a question the text does not answer
+
+
+@pytest.fixture
+def null_likelier(monkeypatch):
+    """Scripts a model sure of the null reply: the span head's null candidate is certain, and a generated answer
+    ("Paris") is far less likely to the scorer than the null reply."""
+    from nlpsuite.heads.scoring import LabelScorer
+    from nlpsuite.heads.span import SpanHead
+    from nlpsuite.runtime.generation import Completion, Generator
+
+    # raising=False: before the null candidate existed, this scripted nothing and the span won
+    monkeypatch.setattr(SpanHead, "_null_logp", lambda self, step, past: 0.0, raising=False)
+    monkeypatch.setattr(
+        Generator, "generate", lambda self, prompts, params, on_text=None: [Completion("Paris", [], 0, "stop")]
+    )
+    scripted = {NULL_REPLY: -1.0, "Paris": -30.0}
+    monkeypatch.setattr(
+        LabelScorer, "log_likelihoods", lambda self, ids, labels, prefix=None: np.array([scripted[x] for x in labels])
+    )
+
+
+def _is_null(got: dict) -> None:
+    assert got["answer"] is None and got["start"] is None and got["end"] is None
+    assert 0.5 < got["score"] <= 1  # the probability of no answer, which won
+
+
+@pytest.mark.parametrize("generate", [False, True])
+def test_the_null_answer_wins_when_the_model_finds_it_far_likelier(suite, null_likelier, generate):
+    got = suite.ask("Who painted the tower?", context=CONTEXT, generate=generate)
+    assert set(got) == {"answer", "score", "start", "end"}
+    _is_null(got)
+
+
+@pytest.mark.parametrize("generate", [False, True])
+def test_the_null_answer_from_an_index_cites_nothing(suite, tmp_path, null_likelier, generate):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tower.txt").write_text(CONTEXT)
+    suite.index("kb", [str(docs)])
+    got = suite.ask("Who painted the tower?", index="kb", generate=generate)
+    _is_null(got)
+    assert got["sources"] and "passage" not in got and "source" not in got
+
+
+def test_the_null_prior_decides_between_the_best_span_and_no_answer(suite, monkeypatch):
+    """The same reading, two priors: the decision is a comparison of the two probabilities, nothing else."""
+    from nlpsuite.heads import span
+
+    head = suite.head("span")
+    monkeypatch.setattr(span, "NULL_PRIOR", 0.0)
+    best, null = head.read("Who built it?", CONTEXT)
+    assert best.score + null.score <= 1 + 1e-6  # shares of one distribution
+    monkeypatch.setattr(span, "NULL_PRIOR", best.logp - null.logp + 1.0)
+    assert head.extract("Who built it?", CONTEXT).answer is None
+    monkeypatch.setattr(span, "NULL_PRIOR", best.logp - null.logp - 1.0)
+    assert head.extract("Who built it?", CONTEXT).answer == best.answer
+
+
+def test_no_answer_on_the_command_line(cli, model_args, null_likelier):
+    got = cli(["ask", "Who painted the tower?", "--context", CONTEXT, "--json", *model_args])
+    assert got.code == 0, got.err
+    _is_null(json.loads(got.out))
+    shown = cli(["ask", "Who painted the tower?", "--context", CONTEXT, *model_args])
+    assert shown.code == 0 and shown.out.startswith("(no answer)  (score ")
 
 
 # -- probes ------------------------------------------------------------------------------------------------------
@@ -283,7 +361,7 @@ def test_batch_modes_add_their_field(cli, model_args, tmp_path, args, field):
     assert [r["id"] for r in lines] == [1, 2] and all(field in r for r in lines)
 
 
-def test_ask_batch_with_context_field(cli, model_args, tmp_path):
+def test_ask_batch_with_context_field(cli, model_args, tmp_path, spans_only):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(json.dumps({"text": "Who built it?", "context": CONTEXT}) + "\n")
     assert cli(["ask", "--input", str(src), "--output", str(out), *model_args]).code == 0
@@ -331,14 +409,14 @@ def test_plugins_register_every_task(suite):
     assert {"generation", "scoring", "embedding", "probe", "span"} <= set(suite.registry.heads)
 
 
-def test_span_never_answers_with_blanks(suite):
+def test_span_never_answers_with_blanks(suite, spans_only):
     spaced = "   \n\n   " + CONTEXT.replace(" ", "   ") + "\n\n\n"
     got = suite.ask("Who built it?", context=spaced)
     assert got["answer"].strip() == got["answer"] and got["answer"]
     assert spaced[got["start"] : got["end"]] == got["answer"]
 
 
-def test_ask_from_an_index_cites_its_passages(suite, tmp_path):
+def test_ask_from_an_index_cites_its_passages(suite, tmp_path, spans_only):
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "tower.txt").write_text(CONTEXT)
@@ -367,7 +445,7 @@ def test_a_probe_from_other_embeddings_is_refused(suite, tmp_path):
         suite.classify("apple", head="p")
 
 
-def test_a_long_one_line_context_is_text_not_a_path(cli, model_args):
+def test_a_long_one_line_context_is_text_not_a_path(cli, model_args, spans_only):
     context = "Marie Curie was a physicist and chemist who did pioneering research on radioactivity. " * 4
     got = cli(["ask", "Who was Marie Curie?", "--context", context.strip(), "--json", *model_args])
     assert got.code == 0, got.err

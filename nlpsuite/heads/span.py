@@ -6,6 +6,10 @@ therefore a span of the context's own tokens, mapped back to character offsets i
 beam keeps a few candidate spans; the score is the model's probability of the whole answer (its
 tokens, then stopping), so a span must earn every token it adds; the reported score is the best
 span's share of that probability among all the spans the beam completed.
+
+A null candidate competes with the spans, as in SQuAD 2.0 systems: the probability of the model replying
+that the text does not say, weighed by a prior tuned on development data. When it outweighs the best span,
+the answer is null and its score is the probability of no answer.
 """
 
 from __future__ import annotations
@@ -19,18 +23,21 @@ from ..numeric import log_softmax
 from ..text import chunk
 
 INSTRUCTION = (
-    "Answer the question with a short phrase copied exactly from the text.\n\nText: {context}\n\nQuestion: {question}"
+    "Answer the question with a short phrase copied exactly from the text. If the text does not say, answer "
+    '"unknown".\n\nText: {context}\n\nQuestion: {question}'
 )
+NO_ANSWER = " unknown"  # the null candidate: the reply the instruction offers when the text does not say
+NULL_PRIOR = 0.0  # log-weight of the null candidate against the spans, tuned on development data
 ANSWER_PREFIX = "Answer:"
 ENDINGS = ("\n", ".", ",", ";", "!", "?")  # tokens that may close an answer, besides end-of-sequence
 
 
 @dataclass
 class Span:
-    answer: str
+    answer: str | None  # None: the text holds no answer (score is then the probability of that)
     score: float
-    start: int  # character offsets into the context: context[start:end] == answer
-    end: int
+    start: int | None  # character offsets into the context: context[start:end] == answer
+    end: int | None
     logp: float = 0.0  # the model's log-probability of the answer: comparable across contexts, unlike score
 
     def to_json(self) -> dict:
@@ -58,6 +65,7 @@ class SpanHead:
         self.max_answer_tokens = max_answer_tokens
         single = [self.tokenizer.encode(e, add_special_tokens=False) for e in ENDINGS]
         self.end_ids = sorted({*self.tokenizer.eos_token_ids, *(ids[0] for ids in single if len(ids) == 1)})
+        self.null_ids = self.tokenizer.encode(NO_ANSWER, add_special_tokens=False)
 
     def prompt_ids(self, question: str, context: str) -> list[int]:
         messages = [{"role": "user", "content": INSTRUCTION.format(context=context, question=question)}]
@@ -65,7 +73,13 @@ class SpanHead:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def extract(self, question: str, context: str) -> Span:
-        """The best span of ``context`` answering ``question`` (long contexts are read in chunks)."""
+        """The best span of ``context`` answering ``question``, or the null answer if no answer outweighs it."""
+        best, null = self.read(question, context)
+        return decide(best, null)
+
+    def read(self, question: str, context: str) -> tuple[Span | None, Span]:
+        """The best span of ``context`` (None if it has none) and the null answer it competed with
+        (long contexts are read in chunks: the chunk of the best span supplies the null)."""
         if not question.strip():
             raise NlpsuiteError("empty question")
         if not context.strip():
@@ -75,26 +89,28 @@ class SpanHead:
         if budget < 32:
             raise NlpsuiteError("the question leaves no room for a context in this model's window")
         best: Span | None = None
+        nulls: list[Span] = []
         for piece in chunk(context, self.tokenizer.count, budget):
-            span = self._extract_one(question, piece.text)
+            span, null = self._extract_one(question, piece.text)
             if span is not None and (best is None or span.logp > best.logp):
                 # the piece is context[piece.start:piece.end] verbatim: its offsets shift into the context
                 best = Span(span.answer, span.score, span.start + piece.start, span.end + piece.start, span.logp)
-        if best is None:
-            raise NlpsuiteError("no answer span found in the context")
+                best_null = null
+            nulls.append(null)
+        if best is None:  # nothing but the null to choose: the least sure chunk speaks for the text
+            return None, min(nulls, key=lambda n: n.score)
         assert context[best.start : best.end] == best.answer
-        return best
+        return best, best_null
 
-    def _extract_one(self, question: str, context: str) -> Span | None:
+    def _extract_one(self, question: str, context: str) -> tuple[Span | None, Span]:
         ctx_ids, offsets = self.tokenizer.encode_offsets(context)
-        if not ctx_ids:
-            return None
         prompt = self.prompt_ids(question, context)
         if len(prompt) + self.max_answer_tokens >= self.backbone.context_length:
             raise NlpsuiteError("the context and question exceed this model's window")
         backbone = self.backbone
         arr = np.array([prompt], np.int64)
         step = backbone.forward(arr, np.ones_like(arr), np.arange(len(prompt))[None], backbone.empty_state(1))
+        null_logp = self._null_logp(step, len(prompt)) + NULL_PRIOR
         n = len(ctx_ids)
         beams = [_Beam([], set(range(n)), 0.0, step.state, log_softmax(step.logits[0, -1]), len(prompt))]
         finished: list[tuple[float, list[int], set[int]]] = []
@@ -121,10 +137,10 @@ class SpanHead:
             if beam.tokens:
                 stop = float(np.logaddexp.reduce(beam.logits[self.end_ids]))
                 finished.append((beam.logp + stop, beam.tokens, beam.ends))
-        if not finished:
-            return None
-        # Report the answer's share of the probability of all the spans the beam finished.
-        total = np.logaddexp.reduce([f[0] for f in finished])
+        # Each candidate's score is its share of the probability of all of them: the spans the beam finished
+        # and the null.
+        total = np.logaddexp.reduce([null_logp, *(f[0] for f in finished)])
+        null = Span(None, float(np.exp(null_logp - total)), None, None, null_logp)
         for score, tokens, ends in sorted(finished, key=lambda f: -f[0]):
             end_pos = min(ends)  # the earliest occurrence of the span
             start, end = offsets[end_pos - len(tokens)][0], offsets[end_pos - 1][1]
@@ -133,8 +149,21 @@ class SpanHead:
             while end > start and context[end - 1].isspace():
                 end -= 1
             if start < end:  # a span of blanks is no answer: try the next best
-                return Span(context[start:end], float(np.exp(score - total)), start, end, float(score))
-        return None
+                return Span(context[start:end], float(np.exp(score - total)), start, end, float(score)), null
+        return None, null
+
+    def _null_logp(self, step, past: int) -> float:
+        """The model's log-probability of the null reply, then stopping, after the prompt ``step`` read."""
+        ids = self.null_ids
+        first = float(log_softmax(step.logits[0, -1])[ids[0]])
+        arr = np.array([ids], np.int64)
+        positions = np.arange(past, past + len(ids))[None]
+        after = self.backbone.forward(
+            arr, np.ones((1, past + len(ids)), np.int64), positions, step.state, num_logits=len(ids), want_state=False
+        )
+        logp = log_softmax(after.logits[0])
+        rest = sum(float(logp[i - 1, ids[i]]) for i in range(1, len(ids)))
+        return first + rest + float(np.logaddexp.reduce(logp[-1, self.end_ids]))
 
     def _advance(self, candidates) -> list[_Beam]:
         """Feed each kept candidate's token to the model, as one batch."""
@@ -150,3 +179,8 @@ class SpanHead:
             logits = log_softmax(step.logits[row, -1])
             beams.append(_Beam([*beam.tokens, token], ends, logp, row_state, logits, past + 1))
         return beams
+
+
+def decide(best: Span | None, null: Span) -> Span:
+    """The best span, unless the null candidate outweighs it."""
+    return null if best is None or null.logp > best.logp else best
