@@ -1,0 +1,166 @@
+"""The model thread: admits waiting sequences into one DecodeBatch between decode steps and hands their text
+back to the asyncio loop that asked; task calls and embeddings run one at a time on a second thread."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..errors import NlpsuiteError
+from ..runtime.batching import DecodeBatch, Sequence
+from ..runtime.sampling import SamplingParams
+
+log = logging.getLogger("nlpsuite.serve")
+
+
+class QueueFull(Exception):
+    """More requests wait than the server takes (answered 429)."""
+
+
+@dataclass
+class Ticket:
+    """One request's sequences and where their events go: ``(index, kind, value)`` on its asyncio queue,
+    kind "text" (a delta), "done" (a Completion) or "error" (a message)."""
+
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    sequences: list[Sequence] = field(default_factory=list)
+    cancelled: bool = False
+
+    def emit(self, index: int, kind: str, value) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            self.loop.call_soon_threadsafe(self.events.put_nowait, (index, kind, value))
+
+
+class Engine:
+    """Continuous batching over the suite's backbone, plus a one-at-a-time lane for everything else."""
+
+    def __init__(self, suite, max_batch: int = 16, max_queue: int = 64) -> None:
+        self.suite = suite
+        self.batch = DecodeBatch(suite.backbone, suite.tokenizer)
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self._waiting: collections.deque[tuple[Ticket, int]] = collections.deque()
+        self._cancelled: list[Ticket] = []
+        self._owner: dict[int, tuple[Ticket, int]] = {}  # id(sequence) -> its ticket and index
+        self._wake = threading.Condition()
+        self._closed = False
+        self._jobs_waiting = 0
+        self.cancelled_rows = 0  # rows freed because their client went away
+        self._jobs = ThreadPoolExecutor(1, thread_name_prefix="nlpsuite-jobs")
+        self._thread = threading.Thread(target=self._loop, name="nlpsuite-decode", daemon=True)
+        self._thread.start()
+
+    # -- generation ----------------------------------------------------------------------------------------
+
+    def submit(self, prompts: list[list[int]], params: list[SamplingParams]) -> Ticket:
+        """Queue one sequence per prompt (checked here: NlpsuiteError for a bad one, QueueFull when full)."""
+        ticket = Ticket(asyncio.get_running_loop())
+        ticket.sequences = [self.batch.sequence(p, s) for p, s in zip(prompts, params, strict=True)]
+        with self._wake:
+            if self._closed:
+                raise QueueFull("the server is shutting down")
+            if len(self._waiting) + len(ticket.sequences) > self.max_queue:
+                raise QueueFull(f"{len(self._waiting)} requests are waiting already")
+            self._waiting.extend((ticket, i) for i in range(len(ticket.sequences)))
+            self._wake.notify()
+        return ticket
+
+    def cancel(self, ticket: Ticket) -> None:
+        """Free a ticket's slots before the next step (its client went away)."""
+        with self._wake:
+            if not ticket.cancelled:
+                ticket.cancelled = True
+                self._cancelled.append(ticket)
+                self._wake.notify()
+
+    @property
+    def active(self) -> int:
+        return len(self.batch.rows)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._closed or self._waiting or self._cancelled or self.batch.rows):
+                    self._wake.wait()
+                if self._closed:
+                    return
+                cancelled, self._cancelled = self._cancelled, []
+                room = self.max_batch - len(self.batch.rows)
+                admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
+            for ticket in cancelled:
+                for seq in ticket.sequences:
+                    if self._owner.pop(id(seq), None):
+                        self.batch.remove(seq)
+                        self.cancelled_rows += 1
+            for ticket, index in admitted:
+                if not ticket.cancelled:
+                    self._admit(ticket, index)
+            try:
+                stepped = self.batch.step()
+            except Exception as exc:  # noqa: BLE001 - every row of the failed step is told, and the server goes on
+                self._fail_batch(exc)
+                continue
+            for seq, delta in stepped:
+                self._report(seq, delta)
+
+    def _admit(self, ticket: Ticket, index: int) -> None:
+        seq = ticket.sequences[index]
+        try:
+            delta = self.batch.add(seq)
+        except Exception as exc:  # noqa: BLE001 - a prompt that fails its prefill fails alone
+            ticket.emit(index, "error", _message(exc))
+            return
+        self._owner[id(seq)] = (ticket, index)
+        self._report(seq, delta)
+
+    def _report(self, seq: Sequence, delta: str) -> None:
+        ticket, index = self._owner[id(seq)]
+        if delta:
+            ticket.emit(index, "text", delta)
+        if seq.done:
+            del self._owner[id(seq)]
+            ticket.emit(index, "done", seq.completion())
+
+    def _fail_batch(self, exc: Exception) -> None:
+        log.error("decode step failed: %s", _message(exc))
+        for seq in list(self.batch.rows):
+            ticket, index = self._owner.pop(id(seq))
+            ticket.emit(index, "error", _message(exc))
+            self.batch.remove(seq)
+
+    # -- everything else: task calls and embeddings, one at a time ------------------------------------------
+
+    async def job(self, work: Callable[[], object]):
+        """Run ``work()`` on the jobs thread (QueueFull when too many wait)."""
+        if self._jobs_waiting >= self.max_queue:
+            raise QueueFull(f"{self._jobs_waiting} requests are waiting already")
+        self._jobs_waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._jobs, work)
+        finally:
+            self._jobs_waiting -= 1
+
+    def close(self) -> None:
+        """Stop the threads; sequences still decoding end as cancelled."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+        self._jobs.shutdown(wait=False, cancel_futures=True)
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, NlpsuiteError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
