@@ -143,8 +143,9 @@ def test_rows_joining_and_leaving_a_batch_decode_what_they_decode_alone(server, 
     batch = DecodeBatch(suite.backbone, suite.tokenizer)
     rows = [batch.sequence(p, SamplingParams(max_tokens=n, **sampling)) for p, n in zip(prompts, lengths, strict=True)]
     most = 0
-    for i, row in enumerate(rows):  # each joins a batch already decoding, with longer and shorter prompts
-        batch.add(row)
+    batch.add(rows[:2])  # prefilled together, left-padded
+    for i, row in enumerate(rows[2:], start=2):  # each joins a batch already decoding, longer and shorter
+        batch.add([row])
         for _ in range(i + 2):
             batch.step()
             most = max(most, len(batch.rows))
@@ -164,8 +165,7 @@ def test_a_removed_row_leaves_the_others_untouched(server):
     expected = [alone(suite, p, max_tokens=20, temperature=1.0, seed=3) for p in prompts]
     batch = DecodeBatch(suite.backbone, suite.tokenizer)
     rows = [batch.sequence(p, SamplingParams(max_tokens=20, temperature=1.0, seed=3)) for p in prompts]
-    for row in rows:
-        batch.add(row)
+    batch.add(rows)
     batch.step()
     batch.remove(rows[0])  # the longest prompt leaves: its padding columns go too
     assert batch.mask.shape[1] == max(len(p) for p in prompts[1:]) + 1

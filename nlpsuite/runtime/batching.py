@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from ..errors import NlpsuiteError
-from .backbone import Backbone, State
+from .backbone import Backbone, State, left_pad
 from .generation import Completion, _Stream, repeating_tail
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
@@ -93,34 +93,39 @@ class DecodeBatch:
         """A sequence for ``prompt`` on this batch's model (checked: raises NlpsuiteError)."""
         return Sequence(prompt, params, self.backbone.context_length, self.tokenizer.eos_token_ids)
 
-    def add(self, seq: Sequence) -> str:
-        """Prefill ``seq`` alone, sample its first token and let it join the batch unless that ended it."""
+    def add(self, seqs: list[Sequence]) -> list[str]:
+        """Prefill ``seqs`` together (left-padded, as ``Generator.generate`` does), sample each one's first token
+        and let those it did not end join the batch; the text each made final."""
         started = time.perf_counter()
-        n = len(seq.prompt)
-        ids = np.array([seq.prompt], np.int64)
-        step = self.backbone.forward(
-            ids, np.ones((1, n), np.int64), np.arange(n, dtype=np.int64)[None], self.backbone.empty_state(1)
-        )
-        seq.prefill_ms = (time.perf_counter() - started) * 1000
-        seq._decode_started = time.perf_counter()
-        delta = seq.accept(step.logits[:, -1, :], self.tokenizer)
-        if not seq.done:
-            self._join(seq, step.state, n)
-        return delta
+        ids, mask, positions = left_pad([s.prompt for s in seqs], self.tokenizer.pad_token_id)
+        step = self.backbone.forward(ids, mask, positions, self.backbone.empty_state(len(seqs)))
+        now = time.perf_counter()
+        deltas = []
+        for row, seq in enumerate(seqs):
+            seq.prefill_ms, seq._decode_started = (now - started) * 1000, now
+            deltas.append(seq.accept(step.logits[row : row + 1, -1, :], self.tokenizer))
+        keep = [row for row, seq in enumerate(seqs) if not seq.done]
+        if keep:
+            state = step.state if len(keep) == len(seqs) else self.backbone.select_rows(step.state, keep)
+            self._join([seqs[row] for row in keep], state, mask[keep])
+        return deltas
 
-    def _join(self, seq: Sequence, state: State, length: int) -> None:
+    def _join(self, rows: list[Sequence], state: State, mask: np.ndarray) -> None:
+        empty = int(np.argmax(mask.any(axis=0)))  # columns only the rows that already finished needed
+        mask, state = mask[:, empty:], self.backbone.trim_state(state, empty)
         if not self.rows:
-            self.rows, self.mask, self.state = [seq], np.ones((1, length), np.int64), state
+            self.rows, self.mask, self.state = rows, mask, state
             return
-        width = self.mask.shape[1]
-        if length > width:  # the newcomer is longer: every row already here gets padding in front
-            self.state = self.backbone.widen_state(self.state, length - width)
-            self.mask = np.concatenate([np.zeros((len(self.rows), length - width), np.int64), self.mask], axis=1)
-            width = length
-        row_mask = np.concatenate([np.zeros((1, width - length), np.int64), np.ones((1, length), np.int64)], axis=1)
-        self.state = self.backbone.concat_states([self.state, self.backbone.widen_state(state, width - length)])
-        self.mask = np.concatenate([self.mask, row_mask], axis=0)
-        self.rows.append(seq)
+        old, new = self.mask.shape[1], mask.shape[1]
+        if new > old:  # the newcomers are longer: every row already here gets padding in front
+            self.state = self.backbone.widen_state(self.state, new - old)
+            self.mask = np.concatenate([np.zeros((len(self.rows), new - old), np.int64), self.mask], axis=1)
+        elif old > new:
+            state = self.backbone.widen_state(state, old - new)
+            mask = np.concatenate([np.zeros((len(rows), old - new), np.int64), mask], axis=1)
+        self.state = self.backbone.concat_states([self.state, state])
+        self.mask = np.concatenate([self.mask, mask], axis=0)
+        self.rows = self.rows + rows
 
     def step(self) -> list[tuple[Sequence, str]]:
         """One decode step for every row: (row, its new text) pairs; finished rows have left the batch."""

@@ -103,9 +103,9 @@ class Engine:
                     if self._owner.pop(id(seq), None):
                         self.batch.remove(seq)
                         self.cancelled_rows += 1
-            for ticket, index in admitted:
-                if not ticket.cancelled:
-                    self._admit(ticket, index)
+            admitted = [(t, i) for t, i in admitted if not t.cancelled]
+            if admitted:
+                self._admit(admitted)
             try:
                 stepped = self.batch.step()
             except Exception as exc:  # noqa: BLE001 - every row of the failed step is told, and the server goes on
@@ -114,15 +114,28 @@ class Engine:
             for seq, delta in stepped:
                 self._report(seq, delta)
 
-    def _admit(self, ticket: Ticket, index: int) -> None:
-        seq = ticket.sequences[index]
+    def _admit(self, admitted: list[tuple[Ticket, int]]) -> None:
+        """Prefill the newcomers in one pass; if that fails, each alone, so that a bad prompt fails by itself."""
         try:
-            delta = self.batch.add(seq)
-        except Exception as exc:  # noqa: BLE001 - a prompt that fails its prefill fails alone
-            ticket.emit(index, "error", _message(exc))
+            self._prefill(admitted)
             return
-        self._owner[id(seq)] = (ticket, index)
-        self._report(seq, delta)
+        except Exception as exc:  # noqa: BLE001 - told to the request(s) concerned below
+            if len(admitted) == 1:
+                ticket, index = admitted[0]
+                ticket.emit(index, "error", _message(exc))
+                return
+        for ticket, index in admitted:
+            try:
+                self._prefill([(ticket, index)])
+            except Exception as exc:  # noqa: BLE001
+                ticket.emit(index, "error", _message(exc))
+
+    def _prefill(self, admitted: list[tuple[Ticket, int]]) -> None:
+        seqs = [ticket.sequences[index] for ticket, index in admitted]
+        deltas = self.batch.add(seqs)
+        for (ticket, index), seq, delta in zip(admitted, seqs, deltas, strict=True):
+            self._owner[id(seq)] = (ticket, index)
+            self._report(seq, delta)
 
     def _report(self, seq: Sequence, delta: str) -> None:
         ticket, index = self._owner[id(seq)]
