@@ -298,6 +298,17 @@ def test_error_statuses(client, server):
     assert caught.value.code == "context_length_exceeded"
 
 
+def test_without_a_key_only_requests_that_name_loopback_get_in(server):
+    server.service.config.api_key = None
+    try:
+        assert request(server.port, "GET", "/v1/models")[0] == 200
+        assert request(server.port, "GET", "/v1/models", headers={"Host": f"localhost:{server.port}"})[0] == 200
+        status, body = request(server.port, "GET", "/v1/models", headers={"Host": "attacker.example"})
+        assert status == 403 and body["error"]["code"] == "host_not_allowed"
+    finally:
+        server.service.config.api_key = KEY
+
+
 def test_a_full_queue_is_429_with_retry_after_and_loading_or_draining_is_503(server):
     service, body = server.service, {"model": model_id(server), "prompt": "hi", "max_tokens": 2}
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)

@@ -33,7 +33,7 @@ def serve(
 ) -> None:
     """Serve the model over HTTP: an OpenAI-compatible API, every task at /v1/tasks/NAME, a web page at /."""
     from ..serve.app import ServeConfig
-    from ..serve.server import check_exposure
+    from ..serve.server import check_exposure, is_loopback
     from ..serve.server import serve as run
 
     for name, value, low in (("--port", port, 0), ("--max-batch", max_batch, 1), ("--max-queue", max_queue, 1)):
@@ -51,5 +51,6 @@ def serve(
         max_queue=max_queue,
         max_body=int(max_body_mb * 1024 * 1024),
         drain_s=drain_seconds,
+        loopback_only=is_loopback(host),
     )
     run(config, host, port, json_logs=json)

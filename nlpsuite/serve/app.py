@@ -34,6 +34,7 @@ class ServeConfig:
     max_queue: int = 64
     max_body: int = 4 * 1024 * 1024  # bytes of one request's body
     drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
+    loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
 
 
 class Service:
@@ -82,9 +83,18 @@ class Service:
             self.engine.close()
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
 def _check_key(service: Service, request) -> None:
     key = service.config.api_key
     if not key:
+        # Without a key only loopback guards the model: a name that merely resolves here (DNS rebinding, a web
+        # page of another site) is refused, so only clients that name this machine get in.
+        host = request.headers.get("host", "").lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if service.config.loopback_only and name not in LOOPBACK_NAMES:
+            raise ApiError(403, f"Host {host!r} is not allowed without an API key", code="host_not_allowed")
         return
     given = request.headers.get("authorization", "")
     token = given[7:] if given[:7].lower() == "bearer " else request.headers.get("x-api-key", "")

@@ -7,8 +7,8 @@ import re
 
 from starlette.responses import Response
 
-TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
-         413: "invalid_request_error", 429: "rate_limit_error"}  # fmt: skip
+TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
+         404: "invalid_request_error", 413: "invalid_request_error", 429: "rate_limit_error"}  # fmt: skip
 
 
 class ApiError(Exception):
