@@ -13,13 +13,13 @@ from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NlpsuiteError
 from . import openai_api, tasks
 from .engine import Engine, QueueFull
-from .errors import ApiError, bad
+from .errors import ApiError, ClientGone, bad
 
 log = logging.getLogger("nlpsuite.serve")
 
@@ -59,7 +59,8 @@ class Service:
             suite = self.suite
             started = time.perf_counter()
             backbone = suite.backbone
-            suite.tokenizer, suite.chat_template, suite.head("generation")  # noqa: B018 - loaded now, not mid-request
+            self.chat_template = suite.chat_template  # loaded now (with the tokenizer), not in a request
+            suite.head("generation")
             self.model_id = suite.source.key
             self.model_names = {self.model_id, suite.model_name}
             self.context, self.vocab = backbone.context_length, backbone.vocab_size
@@ -146,6 +147,8 @@ def endpoint(service: Service, handler, body: bool = True):
             return await handler(service, request, payload)
         except ApiError as exc:
             return exc.response()
+        except ClientGone:  # nobody reads this: nginx's code for it, so the access log says what happened
+            return Response(status_code=499)
         except QueueFull as exc:
             return ApiError(429, f"the server is busy: {exc}; retry later", code="queue_full", retry_after=1).response()
         except NlpsuiteError as exc:  # input the model side refused: the caller's to fix

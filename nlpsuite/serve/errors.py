@@ -29,6 +29,10 @@ class ApiError(Exception):
         return Response(json.dumps(self.body()), self.status, headers, media_type="application/json")
 
 
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
 def bad(message: str, param: str | None = None, code: str | None = None) -> ApiError:
     return ApiError(400, message, param, code)
 

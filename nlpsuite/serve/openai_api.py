@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from ..errors import NlpsuiteError
 from ..runtime.sampling import SamplingParams
-from .errors import ApiError, api_words, bad
+from .errors import ApiError, ClientGone, api_words, bad
 
 SAMPLING = {"max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed", "top_k",
             "repetition_penalty", "ignore_eos"}  # fmt: skip
@@ -227,13 +227,17 @@ async def _generate(service, request, prompts, params, stream: bool, usage: bool
 
 async def _whole(service, request, ticket, meta: dict, chat: bool) -> dict:
     done: dict[int, object] = {}
+    checked = time.monotonic()
     try:
         while len(done) < len(ticket.sequences):
-            try:
-                index, kind, value = await asyncio.wait_for(ticket.events.get(), 1.0)
-            except asyncio.TimeoutError:
+            # Text keeps coming while it decodes, so whether the client is still there is asked by the clock.
+            if time.monotonic() - checked > 0.5:
                 if await request.is_disconnected():
-                    raise asyncio.CancelledError from None  # nobody waits for it: free the slot
+                    raise ClientGone  # nobody waits for it: free the slot (finally, below)
+                checked = time.monotonic()
+            try:
+                index, kind, value = await asyncio.wait_for(ticket.events.get(), 0.5)
+            except asyncio.TimeoutError:
                 continue
             if kind == "error":
                 raise ApiError(500, value, code="generation_failed")
