@@ -273,9 +273,14 @@ def test_bad_requests_are_400_with_the_field_named(client, server, extra, param)
 def test_neutral_values_of_unsupported_fields_are_accepted(client, server):
     reply = client.chat.completions.create(
         model=model_id(server), messages=[{"role": "user", "content": "hi"}], max_tokens=3, temperature=0,
-        n=1, presence_penalty=0, frequency_penalty=0,
+        n=1, presence_penalty=0, frequency_penalty=0.0, logprobs=False, user="someone",
     )  # fmt: skip
     assert reply.choices[0].message.content is not None
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=model_id(server), messages=[{"role": "user", "content": "hi"}], max_tokens=3, presence_penalty=0.5
+        )
+    assert caught.value.body["param"] == "presence_penalty"
 
 
 def test_error_statuses(client, server):

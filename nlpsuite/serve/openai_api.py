@@ -49,6 +49,11 @@ def check_fields(body: dict, allowed: set[str]) -> dict:
 
 
 def _same(value, default) -> bool:
+    """Equal as JSON means it: 0.0 is 0, but false is not 0."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default
+    if isinstance(value, int | float) and isinstance(default, int | float):
+        return value == default
     return type(value) is type(default) and value == default
 
 
