@@ -455,6 +455,9 @@ def test_every_task_answers_and_a_list_in_gives_a_list_out(server, tmp_path):
     docs = tmp_path / "docs.txt"
     docs.write_text("The Eiffel Tower is in Paris.\n\nThe quick brown fox jumps over the lazy dog.\n", encoding="utf-8")
     server.suite.index("serve-docs", [str(docs)])
+    status, indexes = request(server.port, "GET", "/v1/indexes", headers=authed())
+    listed = {i["name"]: i for i in indexes["data"]}
+    assert status == 200 and listed["serve-docs"]["documents"] == 1 and listed["serve-docs"]["passages"] >= 1
     bodies = {
         "translate": {"text": ["hello", "good night"], "to": "fr"},
         "summarize": {"text": ["a small model speaks in short sentences"], "max_words": 5},

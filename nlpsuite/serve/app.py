@@ -185,6 +185,7 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/embeddings", endpoint(service, openai_api.embeddings), methods=["POST"]),
         Route("/v1/tasks", endpoint(service, tasks.list_tasks, body=False), methods=["GET"]),
         Route("/v1/tasks/{task}", endpoint(service, tasks.run_task), methods=["POST"]),
+        Route("/v1/indexes", endpoint(service, tasks.list_indexes, body=False), methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager

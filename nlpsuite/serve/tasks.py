@@ -51,6 +51,15 @@ async def list_tasks(service, request, body):
     return JSONResponse({"object": "list", "data": data})
 
 
+async def list_indexes(service, request, body):
+    """The search indexes ``nlpsuite index add`` built (``POST /v1/tasks/search`` takes their names)."""
+    from ..retrieval import index
+
+    keep = ("name", "documents", "passages", "updated", "damaged")
+    found = [{k: i[k] for k in keep if k in i} for i in await service.engine.job(index.list_indexes)]
+    return JSONResponse({"object": "list", "data": found})
+
+
 async def run_task(service, request, body: dict):
     name = request.path_params["task"]
     task = service.suite.registry.tasks.get(name)
