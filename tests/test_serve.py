@@ -120,8 +120,10 @@ def client(server):
 
 
 def alone(suite, prompt_ids: list[int], **sampling):
-    """What the CLI's decoding loop gives for one prompt on its own."""
-    return suite.head("generation").generator.generate([prompt_ids], SamplingParams(**sampling))[0]
+    """What the CLI's decoding loop gives for one prompt on its own (the server's tasks decode in its batch)."""
+    from nlpsuite.runtime.generation import Generator
+
+    return Generator(suite.backbone, suite.tokenizer).generate([prompt_ids], SamplingParams(**sampling))[0]
 
 
 def model_id(server) -> str:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from ..errors import NlpsuiteError
 from . import openai_api, tasks
-from .engine import Engine, QueueFull
+from .engine import BatchedGenerator, Engine, QueueFull
 from .errors import ApiError, ClientGone, bad
 
 log = logging.getLogger("nlpsuite.serve")
@@ -65,6 +65,7 @@ class Service:
             self.model_names = {self.model_id, suite.model_name}
             self.context, self.vocab = backbone.context_length, backbone.vocab_size
             self.engine = Engine(suite, self.config.max_batch, self.config.max_queue)
+            suite.head("generation").generator = BatchedGenerator(self.engine)  # tasks decode in the shared batch
             log.info("model %s loaded in %.2f s on %s (%s)", self.model_id, time.perf_counter() - started,
                      backbone.device, backbone.precision)  # fmt: skip
             if self.state == "loading":

@@ -1,5 +1,6 @@
 """The model thread: admits waiting sequences into one DecodeBatch between decode steps and hands their text
-back to the asyncio loop that asked; task calls and embeddings run one at a time on a second thread."""
+back to whoever asked (an asyncio handler, or a task's call on the jobs thread); task calls and embeddings run
+one at a time on that second thread, and the text they generate joins the same batch (BatchedGenerator)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..errors import NlpsuiteError
 from ..runtime.batching import DecodeBatch, Sequence
+from ..runtime.generation import Completion
 from ..runtime.sampling import SamplingParams
 
 log = logging.getLogger("nlpsuite.serve")
@@ -25,17 +28,27 @@ class QueueFull(Exception):
 
 @dataclass
 class Ticket:
-    """One request's sequences and where their events go: ``(index, kind, value)`` on its asyncio queue,
-    kind "text" (a delta), "done" (a Completion) or "error" (a message)."""
+    """One request's sequences and where their events go: ``(index, kind, value)``, kind "text" (a delta),
+    "done" (a Completion) or "error" (a message), delivered to ``events`` by ``deliver``."""
 
-    loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    deliver: Callable[[tuple], None]
+    events: asyncio.Queue | queue.SimpleQueue
     sequences: list[Sequence] = field(default_factory=list)
     cancelled: bool = False
 
     def emit(self, index: int, kind: str, value) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
-            self.loop.call_soon_threadsafe(self.events.put_nowait, (index, kind, value))
+            self.deliver((index, kind, value))
+
+    @classmethod
+    def for_asyncio(cls) -> Ticket:
+        loop, events = asyncio.get_running_loop(), asyncio.Queue()
+        return cls(lambda event: loop.call_soon_threadsafe(events.put_nowait, event), events)
+
+    @classmethod
+    def for_thread(cls) -> Ticket:
+        events = queue.SimpleQueue()
+        return cls(events.put, events)
 
 
 class Engine:
@@ -59,14 +72,16 @@ class Engine:
 
     # -- generation ----------------------------------------------------------------------------------------
 
-    def submit(self, prompts: list[list[int]], params: list[SamplingParams]) -> Ticket:
-        """Queue one sequence per prompt (checked here: NlpsuiteError for a bad one, QueueFull when full)."""
-        ticket = Ticket(asyncio.get_running_loop())
+    def submit(self, prompts: list[list[int]], params: list[SamplingParams], ticket: Ticket | None = None) -> Ticket:
+        """Queue one sequence per prompt (checked here: NlpsuiteError for a bad one, QueueFull when full); a
+        ticket for a thread is never refused for a full queue (its task call was let in already)."""
+        ticket = ticket or Ticket.for_asyncio()
         ticket.sequences = [self.batch.sequence(p, s) for p, s in zip(prompts, params, strict=True)]
         with self._wake:
             if self._closed:
                 raise QueueFull("the server is shutting down")
-            if len(self._waiting) + len(ticket.sequences) > self.max_queue:
+            bounded = isinstance(ticket.events, asyncio.Queue)
+            if bounded and len(self._waiting) + len(ticket.sequences) > self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are waiting already")
             self._waiting.extend((ticket, i) for i in range(len(ticket.sequences)))
             self._wake.notify()
@@ -79,6 +94,10 @@ class Engine:
                 ticket.cancelled = True
                 self._cancelled.append(ticket)
                 self._wake.notify()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def active(self) -> int:
@@ -177,3 +196,36 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, NlpsuiteError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+class BatchedGenerator:
+    """``Generator.generate`` for task calls in the server: their sequences join the engine's shared batch.
+
+    Greedy rows decode what ``Generator.generate`` gives; a seeded sampled batch differs (each row gets its own
+    sampler with the seed, not one for the batch)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams, on_text=None) -> list[Completion]:
+        params.check()
+        if not prompts:
+            raise NlpsuiteError("empty prompt")
+        copies = [SamplingParams(**vars(params)) for _ in prompts]
+        ticket = self.engine.submit(prompts, copies, Ticket.for_thread())
+        done: dict[int, Completion] = {}
+        while len(done) < len(prompts):
+            try:
+                index, kind, value = ticket.events.get(timeout=1.0)
+            except queue.Empty:
+                if self.engine.closed:
+                    raise NlpsuiteError("the server is shutting down") from None
+                continue
+            if kind == "text" and on_text:
+                on_text(index, value)
+            elif kind == "done":
+                done[index] = value
+            elif kind == "error":
+                self.engine.cancel(ticket)
+                raise NlpsuiteError(value)
+        return [done[i] for i in range(len(prompts))]
