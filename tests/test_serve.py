@@ -337,6 +337,33 @@ def test_a_full_queue_is_429_with_retry_after_and_loading_or_draining_is_503(ser
         assert status == 503 and answer["error"]["code"] == state
 
 
+def test_a_failure_mid_stream_is_an_error_event_and_the_server_goes_on(client, server, monkeypatch):
+    from nlpsuite.errors import NlpsuiteError
+
+    backbone, calls = server.suite.backbone, []
+    forward = backbone.forward
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the prefill and one decode step go through, then the model breaks
+            raise NlpsuiteError("the model gave non-finite numbers")
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(backbone, "forward", failing)
+    body = {"model": model_id(server), "prompt": "hello", "max_tokens": 50, "ignore_eos": True, "stream": True}
+    status, text = request(server.port, "POST", "/v1/completions", body, authed())
+    events = [json.loads(e[6:]) for e in text.split("\n\n") if e.startswith("data: {")]
+    assert status == 200 and events[-1]["error"]["message"] == "the model gave non-finite numbers"
+    assert "[DONE]" not in text and len(events) >= 2  # text before the failure was sent
+    calls.clear()
+    with pytest.raises(openai.APIError, match="non-finite"):
+        kwargs = {"model": model_id(server), "prompt": "hi", "max_tokens": 50, "stream": True}
+        list(client.completions.create(**kwargs, extra_body={"ignore_eos": True}))
+    monkeypatch.undo()
+    assert client.completions.create(model=model_id(server), prompt="hello", max_tokens=3).choices[0].text is not None
+    assert server.service.engine.active == 0
+
+
 # -- continuous batching through the server ---------------------------------------------------------------------
 
 
