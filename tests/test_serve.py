@@ -299,6 +299,8 @@ def test_error_statuses(client, server):
     form = authed(**{"Content-Type": "application/x-www-form-urlencoded"})
     assert request(port, "POST", "/v1/embeddings", {"input": "x", "model": model_id(server)}, form)[0] == 400
     assert request(port, "GET", "/v1/nothing", headers=authed())[1]["error"]["message"] == "no route /v1/nothing"
+    with pytest.raises(openai.BadRequestError, match="at most 32 prompts"):
+        client.completions.create(model=model_id(server), prompt=["hi"] * 33, max_tokens=1)
     long_prompt = " ".join(f"w{i}" for i in range(3000))
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model=model_id(server), prompt=long_prompt, max_tokens=4)

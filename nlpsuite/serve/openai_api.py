@@ -213,6 +213,8 @@ async def completions(service, request, body: dict):
     params = sampling(body, service.context)
     tokenizer = service.suite.tokenizer
     prompts = await asyncio.to_thread(completion_prompts, body.get("prompt"), tokenizer, service.vocab)
+    if len(prompts) > service.config.max_queue:  # it could never be let in: not "busy, retry" but too big
+        raise bad(f"at most {service.config.max_queue} prompts in one request (--max-queue)", "prompt")
     return await _generate(service, request, prompts, params, stream, usage, chat=False)
 
 
