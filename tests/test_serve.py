@@ -511,6 +511,20 @@ def test_every_task_answers_and_a_list_in_gives_a_list_out(server, tmp_path):
     assert status == 200 and found["results"][0]["text"].startswith("The Eiffel Tower")
 
 
+def test_a_streaming_task_sends_its_text_then_the_result(server):
+    body = {"prompt": ["hello", "the lazy dog"], "max_tokens": 12, "ignore_eos": True}
+    status, text = request(server.port, "POST", "/v1/tasks/generate?stream=true", body, authed())
+    events = [e[6:] for e in text.split("\n\n") if e.startswith("data: ")]
+    assert status == 200 and events[-1] == "[DONE]"
+    result = json.loads(events[-2])["result"]
+    deltas = [json.loads(e) for e in events[:-2]]
+    for index, row in enumerate(result):
+        assert "".join(d["delta"] for d in deltas if d["index"] == index) == row["text"]
+        assert row["usage"]["completion_tokens"] == 12
+    status, answer = request(server.port, "POST", "/v1/tasks/sentiment?stream=true", {"text": "x"}, authed())
+    assert status == 400 and answer["error"]["param"] == "stream"
+
+
 @pytest.mark.parametrize(
     ("task", "body", "status", "message"),
     [
@@ -605,5 +619,13 @@ def test_the_web_page_chats_and_runs_a_task_form_in_a_headless_browser(server):
         form.find_element(By.TAG_NAME, "button").click()
         result = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#task-haiku .result.done"))[0]
         assert json.loads(result.text)["topic"] == "autumn rain"
+        form = driver.find_element(By.ID, "task-generate")  # a task that streams its text
+        driver.execute_script("arguments[0].closest('details').open = true", form)
+        form.find_element(By.NAME, "prompt").send_keys("hello world")
+        form.find_element(By.NAME, "max_tokens").send_keys("6")
+        form.find_element(By.NAME, "ignore_eos").click()
+        form.find_element(By.TAG_NAME, "button").click()
+        result = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#task-generate .result.done"))[0]
+        assert json.loads(result.text)["usage"]["completion_tokens"] == 6
     finally:
         driver.quit()

@@ -3,14 +3,17 @@ describes every registered task, ``POST /v1/tasks/{name}`` answers what ``nlpsui
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..errors import NlpsuiteError
 from ..tasks import Input, Option, Task
+from .engine import QueueFull
 from .errors import ApiError, api_words, bad
+from .openai_api import SSE_HEADERS
 
 TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", Path: "path"}
 
@@ -25,6 +28,7 @@ def describe(task: Task) -> dict:
         "options": [_option(o) for o in task.options],
         "output": list(task.output),
         "value": task.value,
+        "stream": task.stream,
     }
 
 
@@ -61,29 +65,63 @@ async def list_indexes(service, request, body):
 
 
 async def run_task(service, request, body: dict):
+    """What ``nlpsuite NAME --json`` prints; with ``?stream=true`` a task that streams sends its text as SSE
+    events ``{"index", "delta"}``, then ``{"result": ...}`` and ``[DONE]``."""
     name = request.path_params["task"]
     task = service.suite.registry.tasks.get(name)
     if task is None:
         known = ", ".join(sorted(service.suite.registry.tasks))
         raise ApiError(404, f"no task named {name!r} (installed: {known})", "task", "task_not_found")
+    stream = request.query_params.get("stream", "false").lower() in ("1", "true", "yes")
+    if stream and not task.stream:
+        raise bad(f"{name} does not stream its text: call it without ?stream=true", "stream")
     flags = {o.cli_flag: o.name for o in task.options}
     try:
         inputs, options, single = _request(task, body)
     except NlpsuiteError as exc:
         raise bad(api_words(str(exc), flags)) from None
 
-    def work():
+    def work(on_text=None):
+        extra = {"on_text": on_text} if on_text else {}
         try:
-            return task.run(service.suite, inputs, **options)
+            results = task.run(service.suite, inputs, **options, **extra)
         except NlpsuiteError as exc:  # input the task itself refuses (an unknown index, a bad label...)
             raise bad(api_words(str(exc), flags)) from None
+        try:  # as the CLI's --json: valid JSON or an error, never NaN
+            return json.dumps(results[0] if single else results, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise ApiError(500, "the result holds a non-finite number (NaN or infinity)", code="non_finite") from None
 
-    results = await service.engine.job(work)
-    try:  # as the CLI's --json: valid JSON or an error, never NaN
-        text = json.dumps(results[0] if single else results, ensure_ascii=False, allow_nan=False)
-    except ValueError:
-        raise ApiError(500, "the result holds a non-finite number (NaN or infinity)", code="non_finite") from None
-    return Response(text, media_type="application/json")
+    if stream:
+        return StreamingResponse(_streamed(service, work), media_type="text/event-stream", headers=SSE_HEADERS)
+    return Response(await service.engine.job(work), media_type="application/json")
+
+
+async def _streamed(service, work):
+    loop, deltas = asyncio.get_running_loop(), asyncio.Queue()
+
+    def on_text(index: int, delta: str) -> None:
+        loop.call_soon_threadsafe(deltas.put_nowait, (index, delta))
+
+    job = asyncio.ensure_future(service.engine.job(lambda: work(on_text)))
+    while not (job.done() and deltas.empty()):
+        waiter = asyncio.ensure_future(deltas.get())
+        await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter.done():
+            index, delta = waiter.result()
+            yield f"data: {json.dumps({'index': index, 'delta': delta}, ensure_ascii=False)}\n\n"
+        else:
+            waiter.cancel()
+    try:
+        result = job.result()
+    except ApiError as exc:  # the status line is sent already: the error is an event
+        yield f"data: {json.dumps(exc.body())}\n\n"
+        return
+    except QueueFull as exc:
+        yield f"data: {json.dumps(ApiError(429, f'the server is busy: {exc}', code='queue_full').body())}\n\n"
+        return
+    yield f'data: {{"result": {result}}}\n\n'
+    yield "data: [DONE]\n\n"
 
 
 def _request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
