@@ -59,8 +59,8 @@ class Service:
             suite = self.suite
             started = time.perf_counter()
             backbone = suite.backbone
-            self.chat_template = suite.chat_template  # loaded now (with the tokenizer), not in a request
-            suite.head("generation")
+            for part in ("tokenizer", "chat_template"):  # loaded now, not inside the first request
+                getattr(suite, part)
             self.model_id = suite.source.key
             self.model_names = {self.model_id, suite.model_name}
             self.context, self.vocab = backbone.context_length, backbone.vocab_size
