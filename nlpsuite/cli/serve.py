@@ -29,7 +29,7 @@ def serve(
     drain_seconds: Annotated[
         float, typer.Option("--drain-seconds", help="On SIGTERM, how long requests in flight may finish.")
     ] = 30.0,
-    json: opt.Json = False,
+    json: Annotated[bool, typer.Option("--json", help="Log one JSON object per line, for machines.")] = False,
 ) -> None:
     """Serve the model over HTTP: an OpenAI-compatible API, every task at /v1/tasks/NAME, a web page at /."""
     from ..serve.app import ServeConfig
