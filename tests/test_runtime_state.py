@@ -105,3 +105,23 @@ def test_only_a_kv_cache_can_drop_its_latest_positions(backbone):
         return
     assert backbone.can_rewind
     np.testing.assert_array_equal(backbone.keep_positions(state, 4)[name := next(iter(state))], state[name][:, :, :4])
+
+
+def test_rows_that_join_a_decoding_batch_get_what_they_get_alone(backbone):
+    """Continuous batching (runtime/batching.py) on either kind of state: rows join mid-decode, one leaves."""
+    from nlpsuite.runtime.batching import DecodeBatch
+    from nlpsuite.runtime.generation import Generator
+    from nlpsuite.runtime.sampling import SamplingParams
+    from nlpsuite.runtime.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(backbone.folder, backbone.manifest.get("special_tokens", {}))
+    params = [SamplingParams(max_tokens=n, temperature=1.0, seed=5, ignore_eos=True) for n in (12, 3, 9)]
+    alone = [Generator(backbone, tokenizer).generate([p], s)[0].token_ids for p, s in zip(PROMPTS, params, strict=True)]
+    batch = DecodeBatch(backbone, tokenizer)
+    rows = [batch.sequence(p, SamplingParams(**vars(s))) for p, s in zip(PROMPTS, params, strict=True)]
+    batch.add(rows[1:2])
+    batch.step()
+    batch.add([rows[0], rows[2]])  # longer than the row decoding: it gets padding in front
+    while batch.rows:
+        batch.step()
+    assert [r.completion().token_ids for r in rows] == alone

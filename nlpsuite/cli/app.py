@@ -12,7 +12,7 @@ from .. import __version__
 from ..errors import NlpsuiteError
 from ..fsutil import os_error_line
 from ..plugins import command_name, registry
-from . import chat, heads, index, info, models, train
+from . import chat, heads, index, info, models, serve, train
 from . import eval as evaluate
 from .taskcommand import task_command
 
@@ -54,6 +54,7 @@ def build_app() -> typer.Typer:
     app.add_typer(models.app, name="models")
     app.command("plugins")(info.plugins)
     app.command("doctor")(info.doctor)
+    app.command("serve")(serve.serve)
     for target, name, _plugin in reg.commands:  # names were checked for clashes when loaded
         if isinstance(target, typer.Typer):
             app.add_typer(target, name=command_name(target, name))

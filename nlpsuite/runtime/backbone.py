@@ -144,6 +144,28 @@ class Backbone:
         """The state of the batch rows ``rows``, in that order."""
         return {name: np.take(value, rows, axis=self._batch_axis[name]) for name, value in state.items()}
 
+    def widen_state(self, state: State, n: int) -> State:
+        """``state`` with ``n`` empty past positions put before the old ones (for rows whose mask gains ``n``
+        leading zeros); a state with no growing axis (an RNN's) is returned as it is."""
+        out = {}
+        for spec in self.state_spec:
+            value, axis = state[spec["input"]], spec.get("grow_axis")
+            if axis is None or n == 0:
+                out[spec["input"]] = value
+                continue
+            shape = list(value.shape)
+            shape[axis] = n
+            out[spec["input"]] = np.concatenate([np.zeros(shape, value.dtype), value], axis=axis)
+        return out
+
+    def trim_state(self, state: State, n: int) -> State:
+        """``state`` without its first ``n`` past positions (columns that are padding in every row)."""
+        out = {}
+        for spec in self.state_spec:
+            value, axis = state[spec["input"]], spec.get("grow_axis")
+            out[spec["input"]] = value if axis is None or n == 0 else np.take(value, range(n, value.shape[axis]), axis)
+        return out
+
     def repeat_state(self, state: State, n: int) -> State:
         """Each row of ``state`` repeated ``n`` times, copies side by side."""
         return {name: np.repeat(value, n, axis=self._batch_axis[name]) for name, value in state.items()}

@@ -1,0 +1,155 @@
+"""`nlpsuite serve` under 1, 4, 8 and 16 concurrent streaming clients (and llama.cpp's server, where it installs).
+
+Each client streams one chat completion of --tokens tokens (greedy, ignore_eos) and records when its first
+token and its last arrive. Per load: aggregate decode tok/s (all clients' tokens over the round's wall time),
+time to first token p50/p95. Prints a table and writes JSON.
+
+    python benchmarks/bench_serve.py                                  # the default model, 1/4/8/16 clients
+    python benchmarks/bench_serve.py --model PATH --clients 1,8 --tokens 64
+    python benchmarks/bench_serve.py --gguf model.gguf                # also llama.cpp's server, same GGUF
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+PROMPT = (
+    "You are helping a student prepare for an exam. Explain, in a few clear paragraphs, how the water "
+    "cycle works: evaporation, condensation, precipitation and collection, with one everyday example of each."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, path: str, seconds: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with status {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"the server on port {port} was not ready in {seconds} s")
+
+
+def one_stream(port: int, model: str, tokens: int, client: int, out: list) -> None:
+    """One streaming chat completion: (start, first token, end, tokens received)."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"({client}) {PROMPT}"}],
+        "max_tokens": tokens,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    start = time.perf_counter()
+    first, chunks = None, 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    if response.status != 200:
+        raise SystemExit(f"HTTP {response.status}: {response.read()[:300]!r}")
+    while line := response.readline():
+        if not line.startswith(b"data: {"):
+            continue
+        delta = json.loads(line[6:])["choices"]
+        if delta and delta[0].get("delta", {}).get("content"):
+            chunks += 1
+            first = first or time.perf_counter()
+    out.append({"start": start, "first": first or time.perf_counter(), "end": time.perf_counter(), "chunks": chunks})
+
+
+def load(port: int, model: str, clients: int, tokens: int) -> dict:
+    results: list[dict] = []
+    threads = [threading.Thread(target=one_stream, args=(port, model, tokens, i, results)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    ttft = sorted((r["first"] - r["start"]) * 1000 for r in results)
+    return {
+        "clients": clients,
+        "wall_s": round(wall, 2),
+        "aggregate_tokens_per_s": round(clients * tokens / wall, 1),
+        "ttft_p50_ms": round(statistics.median(ttft)),
+        "ttft_p95_ms": round(ttft[min(len(ttft) - 1, int(0.95 * len(ttft)))]),
+        "text_chunks": sum(r["chunks"] for r in results),
+    }
+
+
+def run_engine(name: str, command: list[str], port: int, health: str, model: str, args) -> list[dict]:
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(port, health, 900, proc)
+        load(port, model, 1, 8)  # warm-up
+        rows = []
+        for clients in args.clients:
+            row = {"engine": name, **load(port, model, clients, args.tokens)}
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--clients", default="1,4,8,16", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--gguf", help="Also run llama.cpp's server (llama-cpp-python[server]) on this GGUF file.")
+    parser.add_argument("--out", default="bench_serve.json")
+    args = parser.parse_args()
+    slots = max(args.clients)
+
+    port = free_port()
+    command = [sys.executable, "-m", "nlpsuite", "serve", "--model", args.model, "--precision", args.precision,
+               "--device", "cpu", "--port", str(port), "--max-batch", str(slots)]  # fmt: skip
+    rows = run_engine("nlpsuite", command, port, "/health", args.model, args)
+    if args.gguf:
+        try:
+            import llama_cpp.server  # noqa: F401
+        except ImportError:
+            print("llama.cpp: skipped (pip install 'llama-cpp-python[server]')", file=sys.stderr)
+        else:
+            port = free_port()
+            command = [sys.executable, "-m", "llama_cpp.server", "--model", args.gguf, "--port", str(port),
+                       "--n_ctx", str(2048 * slots), "--n_threads", str(os.cpu_count())]  # fmt: skip
+            rows += run_engine("llama.cpp", command, port, "/v1/models", args.gguf, args)
+
+    single = {r["engine"]: r["aggregate_tokens_per_s"] for r in rows if r["clients"] == 1}
+    print(f"{'engine':<10} {'clients':>7} {'agg tok/s':>10} {'x one':>6} {'TTFT p50 ms':>12} {'TTFT p95 ms':>12}")
+    for r in rows:
+        ratio = r["aggregate_tokens_per_s"] / single[r["engine"]] if single.get(r["engine"]) else float("nan")
+        print(
+            f"{r['engine']:<10} {r['clients']:>7} {r['aggregate_tokens_per_s']:>10.1f} {ratio:>6.2f} "
+            f"{r['ttft_p50_ms']:>12} {r['ttft_p95_ms']:>12}"
+        )
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump({"tokens": args.tokens, "rows": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

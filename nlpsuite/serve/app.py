@@ -1,0 +1,224 @@
+"""The ASGI app: routes, API key, body limit, loading and draining states, errors in OpenAI's shape, access log."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import NlpsuiteError
+from . import openai_api, tasks
+from .engine import BatchedGenerator, Engine, QueueFull
+from .errors import ApiError, ClientGone, bad
+
+log = logging.getLogger("nlpsuite.serve")
+
+
+@dataclass
+class ServeConfig:
+    model: str | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    api_key: str | None = None
+    max_batch: int = 16
+    max_queue: int = 64
+    max_body: int = 4 * 1024 * 1024  # bytes of one request's body
+    drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
+    loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
+
+
+class Service:
+    """What the routes share: the suite (loaded once, in the background) and the engine over it."""
+
+    def __init__(self, config: ServeConfig, suite=None) -> None:
+        self.config = config
+        self.suite = suite
+        self.engine: Engine | None = None
+        self.state = "loading"  # loading | ready | draining | failed
+        self.failure = ""
+        self.on_failure = lambda: None
+        self.created = int(time.time())
+
+    def load(self) -> None:
+        """Load the model and start the engine; a failure is kept (and ends the server)."""
+        try:
+            if self.suite is None:
+                from ..api import Suite
+
+                self.suite = Suite(self.config.model, self.config.device, self.config.precision, report=log.info)
+            suite = self.suite
+            started = time.perf_counter()
+            backbone = suite.backbone
+            for part in ("tokenizer", "chat_template"):  # loaded now, not inside the first request
+                getattr(suite, part)
+            self.model_id = suite.source.key
+            self.model_names = {self.model_id, suite.model_name}
+            self.context, self.vocab = backbone.context_length, backbone.vocab_size
+            self.engine = Engine(suite, self.config.max_batch, self.config.max_queue)
+            suite.head("generation").generator = BatchedGenerator(self.engine)  # tasks decode in the shared batch
+            log.info("model %s loaded in %.2f s on %s (%s)", self.model_id, time.perf_counter() - started,
+                     backbone.device, backbone.precision)  # fmt: skip
+            if self.state == "loading":
+                self.state = "ready"
+        except Exception as exc:  # noqa: BLE001 - the server cannot serve: say why and stop
+            self.state, self.failure = "failed", str(exc) if isinstance(exc, NlpsuiteError) else repr(exc)
+            log.error("cannot load the model: %s", self.failure)
+            self.on_failure()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.load, name="nlpsuite-load", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def _check_key(service: Service, request) -> None:
+    key = service.config.api_key
+    if not key:
+        # Without a key only loopback guards the model: a name that merely resolves here (DNS rebinding, a web
+        # page of another site) is refused, so only clients that name this machine get in.
+        host = request.headers.get("host", "").lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if service.config.loopback_only and name not in LOOPBACK_NAMES:
+            raise ApiError(403, f"Host {host!r} is not allowed without an API key", code="host_not_allowed")
+        return
+    given = request.headers.get("authorization", "")
+    token = given[7:] if given[:7].lower() == "bearer " else request.headers.get("x-api-key", "")
+    if not hmac.compare_digest(token.encode(), key.encode()):  # constant time: no guessing it byte by byte
+        raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'", code="invalid_api_key")
+
+
+def _check_state(service: Service) -> None:
+    if service.state == "loading":
+        raise ApiError(503, "the model is still loading", code="loading", retry_after=2)
+    if service.state == "draining":
+        raise ApiError(503, "the server is shutting down", code="draining", retry_after=5)
+    if service.state == "failed":
+        raise ApiError(503, f"the model failed to load: {service.failure}", code="load_failed")
+
+
+async def _read_json(service: Service, request) -> dict:
+    limit = service.config.max_body
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request body is over {limit} bytes", code="request_too_large")
+    # A JSON content type forces browsers to ask first (CORS preflight, which this server never grants), so a
+    # web page elsewhere cannot post to a server on the user's loopback.
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise bad("send the body as JSON, with 'Content-Type: application/json'", code="unsupported_media_type")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the request body is over {limit} bytes", code="request_too_large")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        raise bad("the request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise bad("the request body must be a JSON object", code="invalid_json")
+    return body
+
+
+def endpoint(service: Service, handler, body: bool = True):
+    """A route around ``handler(service, request, body)``: key, state, JSON body, and errors as OpenAI's."""
+
+    async def route(request):
+        try:
+            _check_key(service, request)
+            _check_state(service)
+            payload = await _read_json(service, request) if body else None
+            return await handler(service, request, payload)
+        except ApiError as exc:
+            return exc.response()
+        except ClientGone:  # nobody reads this: nginx's code for it, so the access log says what happened
+            return Response(status_code=499)
+        except QueueFull as exc:
+            return ApiError(429, f"the server is busy: {exc}; retry later", code="queue_full", retry_after=1).response()
+        except NlpsuiteError as exc:  # input the model side refused: the caller's to fix
+            return bad(str(exc)).response()
+
+    return route
+
+
+def _page(request):
+    html = resources.files("nlpsuite.serve").joinpath("page.html").read_text(encoding="utf-8")
+    return HTMLResponse(html, headers={"Content-Security-Policy": "default-src 'self' 'unsafe-inline'"})
+
+
+def _health(service: Service):
+    async def health(request):
+        code = 200 if service.state == "ready" else 503
+        return JSONResponse({"status": service.state}, code)
+
+    return health
+
+
+async def _http_error(request, exc: HTTPException):
+    message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+    return ApiError(exc.status_code, message.get(exc.status_code, exc.detail), code="not_found").response()
+
+
+def create_app(service: Service) -> Starlette:
+    routes = [
+        Route("/", _page, methods=["GET"]),
+        Route("/health", _health(service), methods=["GET"]),
+        Route("/v1/models", endpoint(service, openai_api.models, body=False), methods=["GET"]),
+        Route("/v1/chat/completions", endpoint(service, openai_api.chat), methods=["POST"]),
+        Route("/v1/completions", endpoint(service, openai_api.completions), methods=["POST"]),
+        Route("/v1/embeddings", endpoint(service, openai_api.embeddings), methods=["POST"]),
+        Route("/v1/tasks", endpoint(service, tasks.list_tasks, body=False), methods=["GET"]),
+        Route("/v1/tasks/{task}", endpoint(service, tasks.run_task), methods=["POST"]),
+        Route("/v1/indexes", endpoint(service, tasks.list_indexes, body=False), methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if service.state == "loading":
+            service.start()
+        yield
+        service.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    return AccessLog(app)
+
+
+class AccessLog:
+    """One log line per request: method, path, status, milliseconds (the body is never logged)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [0]
+
+        async def watch(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            fields = {"method": scope["method"], "path": scope["path"], "status": status[0], "ms": round(ms, 1)}
+            log.info("%s %s %s %.0f ms", *fields.values(), extra={"fields": fields})

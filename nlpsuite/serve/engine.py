@@ -1,0 +1,231 @@
+"""The model thread: admits waiting sequences into one DecodeBatch between decode steps and hands their text
+back to whoever asked (an asyncio handler, or a task's call on the jobs thread); task calls and embeddings run
+one at a time on that second thread, and the text they generate joins the same batch (BatchedGenerator)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..errors import NlpsuiteError
+from ..runtime.batching import DecodeBatch, Sequence
+from ..runtime.generation import Completion
+from ..runtime.sampling import SamplingParams
+
+log = logging.getLogger("nlpsuite.serve")
+
+
+class QueueFull(Exception):
+    """More requests wait than the server takes (answered 429)."""
+
+
+@dataclass
+class Ticket:
+    """One request's sequences and where their events go: ``(index, kind, value)``, kind "text" (a delta),
+    "done" (a Completion) or "error" (a message), delivered to ``events`` by ``deliver``."""
+
+    deliver: Callable[[tuple], None]
+    events: asyncio.Queue | queue.SimpleQueue
+    sequences: list[Sequence] = field(default_factory=list)
+    cancelled: bool = False
+
+    def emit(self, index: int, kind: str, value) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            self.deliver((index, kind, value))
+
+    @classmethod
+    def for_asyncio(cls) -> Ticket:
+        loop, events = asyncio.get_running_loop(), asyncio.Queue()
+        return cls(lambda event: loop.call_soon_threadsafe(events.put_nowait, event), events)
+
+    @classmethod
+    def for_thread(cls) -> Ticket:
+        events = queue.SimpleQueue()
+        return cls(events.put, events)
+
+
+class Engine:
+    """Continuous batching over the suite's backbone, plus a one-at-a-time lane for everything else."""
+
+    def __init__(self, suite, max_batch: int = 16, max_queue: int = 64) -> None:
+        self.suite = suite
+        self.batch = DecodeBatch(suite.backbone, suite.tokenizer)
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self._waiting: collections.deque[tuple[Ticket, int]] = collections.deque()
+        self._cancelled: list[Ticket] = []
+        self._owner: dict[int, tuple[Ticket, int]] = {}  # id(sequence) -> its ticket and index
+        self._wake = threading.Condition()
+        self._closed = False
+        self._jobs_waiting = 0
+        self.cancelled_rows = 0  # rows freed because their client went away
+        self._jobs = ThreadPoolExecutor(1, thread_name_prefix="nlpsuite-jobs")
+        self._thread = threading.Thread(target=self._loop, name="nlpsuite-decode", daemon=True)
+        self._thread.start()
+
+    # -- generation ----------------------------------------------------------------------------------------
+
+    def submit(self, prompts: list[list[int]], params: list[SamplingParams], ticket: Ticket | None = None) -> Ticket:
+        """Queue one sequence per prompt (checked here: NlpsuiteError for a bad one, QueueFull when full); a
+        ticket for a thread is never refused for a full queue (its task call was let in already)."""
+        ticket = ticket or Ticket.for_asyncio()
+        ticket.sequences = [self.batch.sequence(p, s) for p, s in zip(prompts, params, strict=True)]
+        with self._wake:
+            if self._closed:
+                raise QueueFull("the server is shutting down")
+            bounded = isinstance(ticket.events, asyncio.Queue)
+            if bounded and len(self._waiting) + len(ticket.sequences) > self.max_queue:
+                raise QueueFull(f"{len(self._waiting)} requests are waiting already")
+            self._waiting.extend((ticket, i) for i in range(len(ticket.sequences)))
+            self._wake.notify()
+        return ticket
+
+    def cancel(self, ticket: Ticket) -> None:
+        """Free a ticket's slots before the next step (its client went away)."""
+        with self._wake:
+            if not ticket.cancelled:
+                ticket.cancelled = True
+                self._cancelled.append(ticket)
+                self._wake.notify()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def active(self) -> int:
+        return len(self.batch.rows)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._closed or self._waiting or self._cancelled or self.batch.rows):
+                    self._wake.wait()
+                if self._closed:
+                    return
+                cancelled, self._cancelled = self._cancelled, []
+                room = self.max_batch - len(self.batch.rows)
+                admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
+            for ticket in cancelled:
+                for seq in ticket.sequences:
+                    if self._owner.pop(id(seq), None):
+                        self.batch.remove(seq)
+                        self.cancelled_rows += 1
+            admitted = [(t, i) for t, i in admitted if not t.cancelled]
+            if admitted:
+                self._admit(admitted)
+            try:
+                stepped = self.batch.step()
+            except Exception as exc:  # noqa: BLE001 - every row of the failed step is told, and the server goes on
+                self._fail_batch(exc)
+                continue
+            for seq, delta in stepped:
+                self._report(seq, delta)
+
+    def _admit(self, admitted: list[tuple[Ticket, int]]) -> None:
+        """Prefill the newcomers in one pass; if that fails, each alone, so that a bad prompt fails by itself."""
+        try:
+            self._prefill(admitted)
+            return
+        except Exception as exc:  # noqa: BLE001 - told to the request(s) concerned below
+            if len(admitted) == 1:
+                ticket, index = admitted[0]
+                ticket.emit(index, "error", _message(exc))
+                return
+        for ticket, index in admitted:
+            try:
+                self._prefill([(ticket, index)])
+            except Exception as exc:  # noqa: BLE001
+                ticket.emit(index, "error", _message(exc))
+
+    def _prefill(self, admitted: list[tuple[Ticket, int]]) -> None:
+        seqs = [ticket.sequences[index] for ticket, index in admitted]
+        deltas = self.batch.add(seqs)
+        for (ticket, index), seq, delta in zip(admitted, seqs, deltas, strict=True):
+            self._owner[id(seq)] = (ticket, index)
+            self._report(seq, delta)
+
+    def _report(self, seq: Sequence, delta: str) -> None:
+        ticket, index = self._owner[id(seq)]
+        if delta:
+            ticket.emit(index, "text", delta)
+        if seq.done:
+            del self._owner[id(seq)]
+            ticket.emit(index, "done", seq.completion())
+
+    def _fail_batch(self, exc: Exception) -> None:
+        log.error("decode step failed: %s", _message(exc))
+        for seq in list(self.batch.rows):
+            ticket, index = self._owner.pop(id(seq))
+            ticket.emit(index, "error", _message(exc))
+            self.batch.remove(seq)
+
+    # -- everything else: task calls and embeddings, one at a time ------------------------------------------
+
+    async def job(self, work: Callable[[], object]):
+        """Run ``work()`` on the jobs thread (QueueFull when too many wait)."""
+        if self._jobs_waiting >= self.max_queue:
+            raise QueueFull(f"{self._jobs_waiting} requests are waiting already")
+        self._jobs_waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._jobs, work)
+        finally:
+            self._jobs_waiting -= 1
+
+    def close(self) -> None:
+        """Stop the threads; sequences still decoding end as cancelled."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+        self._jobs.shutdown(wait=False, cancel_futures=True)
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, NlpsuiteError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class BatchedGenerator:
+    """``Generator.generate`` for task calls in the server: their sequences join the engine's shared batch.
+
+    Greedy rows decode what ``Generator.generate`` gives; a seeded sampled batch differs (each row gets its own
+    sampler with the seed, not one for the batch)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def generate(self, prompts: list[list[int]], params: SamplingParams, on_text=None) -> list[Completion]:
+        params.check()
+        if not prompts:
+            raise NlpsuiteError("empty prompt")
+        copies = [SamplingParams(**vars(params)) for _ in prompts]
+        ticket = self.engine.submit(prompts, copies, Ticket.for_thread())
+        done: dict[int, Completion] = {}
+        while len(done) < len(prompts):
+            try:
+                index, kind, value = ticket.events.get(timeout=1.0)
+            except queue.Empty:
+                if self.engine.closed:
+                    raise NlpsuiteError("the server is shutting down") from None
+                continue
+            if kind == "text" and on_text:
+                on_text(index, value)
+            elif kind == "done":
+                done[index] = value
+            elif kind == "error":
+                self.engine.cancel(ticket)
+                raise NlpsuiteError(value)
+        return [done[i] for i in range(len(prompts))]
