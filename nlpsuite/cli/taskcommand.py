@@ -134,11 +134,8 @@ def _write(_row: int, delta: str) -> None:
 def _run_batch(task: Task, suite, given: dict, shared: dict, options: dict) -> None:
     from .batch import run_batch
 
-    head, *rest = task.inputs
-
     def process(records: list[dict]) -> list[dict]:
-        inputs = [{head.name: r["text"], **{i.name: r.get(i.name, shared.get(i.name)) for i in rest}} for r in records]
-        results = task.run(suite, inputs, **options)
+        results = task.run(suite, task.batch_inputs(records, shared), **options)
         if any(r.get("finish_reason") == "interrupted" for r in results):
             raise KeyboardInterrupt  # a record cut short is never written: a resume redoes it
         return [task.batch_fields(r) for r in results]
