@@ -75,6 +75,12 @@ class Pool:
             return self.workers
         return max(1, int(ray.cluster_resources().get("CPU", 1)) // self.thread_count())
 
+    def model_key(self) -> str:
+        """The model's cache key, as this process resolves it (no model is loaded here)."""
+        from .api import Suite
+
+        return Suite(model=self.model, device=self.device, precision=self.precision).source.key
+
     def env(self) -> dict[str, str]:
         """What each actor sets before it loads the model; the cache is shared only when NLPSUITE_HOME says where."""
         env = {"NLPSUITE_THREADS": str(self.thread_count())}
@@ -166,11 +172,10 @@ def read(input_path: str | Path, batch_size: int):
     if Path(name).suffix.lower() not in SUFFIXES:
         raise NlpsuiteError(f"{name}: expected a .jsonl, .csv or .tsv file")
     where = name
-    if "://" not in name:
-        path = Path(name)
-        if not path.is_file():
+    if "://" not in name:  # a local path: any node may read it, so on several nodes it must be on a shared disk
+        if not Path(name).is_file():
             raise NlpsuiteError(f"cannot read {name}: no such file")
-        where = "local://" + str(path.resolve())  # read on this node: other nodes need not see the file
+        where = str(Path(name).resolve())
     parsed = ray.data.read_binary_files(where).flat_map(_parse_file, fn_kwargs={"name": name})
     # Materialized before the actors start: they may hold every CPU, and a read or split task that waits
     # for one would stall them all (and a resume splits the records it has anyway).
@@ -214,6 +219,8 @@ def run_task(
                 resumable(output_path, [])
         if done:
             progress(done)
+        if not records.count():  # counted already: the dataset is materialized
+            return 0
         out = records.map_batches(**pool.map_args(TaskActor, batch_size, task=task, shared=shared or {},
                                                   options=options or {}))  # fmt: skip
         written = 0
