@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,7 @@ class Pool:
                 "device": self.device,
                 "precision": self.precision,
                 **kwargs,
-            },  # fmt: skip
+            },
             "batch_size": batch_size,
             "batch_format": "numpy",
             "compute": ActorPoolStrategy(size=self.size()),
@@ -131,6 +132,8 @@ class TaskActor(SuiteActor):
     def __call__(self, batch: dict) -> dict:
         records = [json.loads(r) for r in batch["record"]]
         results = self.task.run(self.suite, self.task.batch_inputs(records, self.shared), **self.options)
+        if any(r.get("finish_reason") == "interrupted" for r in results):  # Ctrl-C reaches the local workers too
+            raise NlpsuiteError("interrupted: a record was cut short, so this batch is not written")
         lines = [dumps({**r, **self.task.batch_fields(out)}) for r, out in zip(records, results, strict=True)]
         return {"line": np.array(lines, dtype=object)}
 
@@ -148,7 +151,8 @@ def _configure() -> None:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the output follows the input, as locally
     context.enable_progress_bars = False  # the CLI has its own bar on stderr
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # A failed batch comes back as our one-line error; Ray Data's own log of it is in the session's logs
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
 
 
 def _parse_file(row: dict, name: str) -> list[dict]:
@@ -165,7 +169,8 @@ def _parse_file(row: dict, name: str) -> list[dict]:
 
 
 def read(input_path: str | Path, batch_size: int):
-    """The input's records as JSON text, checked, in blocks of ``batch_size`` so that the actors share them."""
+    """The input's records as JSON text, checked, in blocks of ``batch_size`` so that the actors share them;
+    held in the cluster's object store (which spills to disk), not in this process."""
     import ray.data
 
     name = str(input_path)
@@ -269,13 +274,22 @@ def embedder(pool: Pool, batch_size: int = 64) -> Callable[..., np.ndarray]:
 
 
 def _plain(exc: BaseException) -> BaseException:
-    """A worker's NlpsuiteError as the one-line error it is; anything else as it came."""
-    seen = exc
-    while seen is not None:
-        cause = getattr(seen, "cause", None)  # a RayTaskError holds the worker's own exception
-        if isinstance(cause, NlpsuiteError):
-            return NlpsuiteError(str(cause.args[0]) if cause.args else str(cause))
-        if isinstance(seen, NlpsuiteError) and type(seen) is not NlpsuiteError and seen.args:
-            return NlpsuiteError(str(seen.args[0]).splitlines()[-1])
-        seen = seen.__cause__ or cause
-    return exc
+    """A worker's NlpsuiteError as the one-line error it is; anything else as it came.
+
+    Ray hands back the worker's exception as ``.cause`` of a RayTaskError, or, when Ray Data wrapped it
+    first, only as the text of its traceback.
+    """
+    pending, seen = [exc], set()
+    while pending:
+        found = pending.pop()
+        if id(found) in seen:
+            continue
+        seen.add(id(found))
+        if isinstance(found, NlpsuiteError) and type(found).__module__.startswith("nlpsuite"):
+            return found
+        pending += [e for e in (getattr(found, "cause", None), found.__cause__, found.__context__) if e is not None]
+    said = _WORKER_ERROR.findall(str(exc))
+    return NlpsuiteError(said[-1]) if said else exc
+
+
+_WORKER_ERROR = re.compile(r"^nlpsuite\.errors\.\w*Error: (.+)$", re.MULTILINE)

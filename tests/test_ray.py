@@ -126,6 +126,15 @@ def test_batch_on_the_cluster_equals_the_local_run_and_resumes(cluster, cli, mod
 
 
 @pytest.mark.shared_cache
+def test_a_bad_record_is_the_same_one_line_error_as_locally(cluster, cli, model, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "fine"}\n\n{"text": "  "}\n', encoding="utf-8")
+    got = cli(["sentiment", "--input", str(source), "--output", str(tmp_path / "out.jsonl"), *ray_args(model)])
+    assert got.code == 1 and got.err.strip() == f"error: {source}:3: 'text' is empty"
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.shared_cache
 def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli, model, tmp_path):
     import psutil
 
