@@ -34,7 +34,13 @@ def read_records(path: Path, columns: Sequence[str] = ()) -> list[tuple[int, dic
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise NlpsuiteError(f"{path}: expected a .jsonl, .csv or .tsv file")
-    raw = fsutil.read_utf8(path).removeprefix("\ufeff")  # a byte-order mark is not part of the first record
+    return parse_records(path, fsutil.read_utf8(path), columns)
+
+
+def parse_records(path: Path, raw: str, columns: Sequence[str] = ()) -> list[tuple[int, dict]]:
+    """``read_records`` for a file's text read elsewhere (e.g. by a Ray worker); ``path`` names it in errors."""
+    suffix = path.suffix.lower()
+    raw = raw.removeprefix("\ufeff")  # a byte-order mark is not part of the first record
     rows = _table(path, raw, suffix == ".tsv", columns) if suffix in (".csv", ".tsv") else _jsonl(path, raw, columns)
     if not rows:
         raise NlpsuiteError(f"{path} holds no records")

@@ -25,15 +25,23 @@ def add(
     json: opt.Json = False,
     quiet: opt.Quiet = False,
     precision: opt.Precision = "fp32",
+    ray: opt.Ray = None,
+    workers: opt.Workers = None,
 ) -> None:
     """Add documents to an index (created if new); a changed file replaces its passages."""
     from .. import retrieval
 
     retrieval.store.index_dir(name)
     docs = retrieval.read_documents(paths)  # unreadable or binary input fails before the model loads
-    suite = opt.open_suite(model, device, precision, quiet)
+    pool = opt.ray_pool(ray, workers, model, device, precision)
+    suite = opt.open_suite(model, device, precision, quiet)  # cuts passages and writes the index: one writer
+    embed = None
+    if pool:
+        from .. import distributed
+
+        embed = distributed.embedder(pool, retrieval.EMBED_SLICE)
     with progress_bar("embedding passages", quiet, transient=False) as bar:
-        counts = retrieval.add_documents(suite, name, docs, bar.follow)
+        counts = retrieval.add_documents(suite, name, docs, bar.follow, embed)
     if json:
         opt.print_json(counts)
     elif not quiet:

@@ -40,6 +40,34 @@ BatchOutput = Annotated[
 ]
 Force = Annotated[bool, typer.Option("--force", help="Batch mode: overwrite an --output that is not this run's.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch mode: records run together.")]
+Ray = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run on a Ray cluster: auto (the one 'ray start' made), local (start one here) or host:port.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", help="With --ray: actors, each loading the model once [default: the cluster's CPUs]."),
+]
+
+
+def ray_pool(ray: str | None, workers: int | None, model: str | None, device: str, precision: str):
+    """The actor pool that --ray asks for, connected (None without --ray); --workers alone is refused."""
+    if ray is None:
+        if workers is not None:
+            raise NlpsuiteError("--workers needs --ray")
+        return None
+    from .. import distributed
+
+    pool = distributed.Pool(model=model, device=device, precision=precision, workers=workers)
+    if workers is not None and workers < 1:
+        raise NlpsuiteError("--workers must be at least 1")
+    pool.thread_count()  # a bad NLPSUITE_THREADS fails before any cluster starts
+    distributed.connect(ray)
+    return pool
 
 
 def err(message: str) -> None:

@@ -30,6 +30,8 @@ COMMON = {
     "device": (opt.Device, "auto"),
     "precision": (opt.Precision, "fp32"),
     "quiet": (opt.Quiet, False),
+    "ray": (opt.Ray, None),
+    "workers": (opt.Workers, None),
 }
 
 
@@ -102,6 +104,12 @@ def run_command(task: Task, given: dict) -> None:
     if given["batch_size"] < 1:
         raise NlpsuiteError("--batch-size must be at least 1")
     options = task.check_options(chosen, shared, batch)
+    if given["ray"] is not None and not batch:
+        raise NlpsuiteError("--ray runs batch mode: give --input and --output")
+    pool = opt.ray_pool(given["ray"], given["workers"], given["model"], given["device"], given["precision"])
+    if pool:  # the actors load the model; this process only reads and writes records
+        _run_on_ray(task, pool, given, shared, options)
+        return
     value = None if batch else opt.read_text(text, what=head.name, file=given["file"], stdin_taken="-" in shared)
     quiet = given["quiet"]
     suite = opt.open_suite(given["model"], given["device"], given["precision"], quiet)
@@ -135,11 +143,8 @@ def _write(_row: int, delta: str) -> None:
 def _run_batch(task: Task, suite, given: dict, shared: dict, options: dict) -> None:
     from .batch import run_batch
 
-    head, *rest = task.inputs
-
     def process(records: list[dict]) -> list[dict]:
-        inputs = [{head.name: r["text"], **{i.name: r.get(i.name, shared.get(i.name)) for i in rest}} for r in records]
-        results = task.run(suite, inputs, **options)
+        results = task.run(suite, task.batch_inputs(records, shared), **options)
         if any(r.get("finish_reason") == "interrupted" for r in results):
             raise KeyboardInterrupt  # a record cut short is never written: a resume redoes it
         return [task.batch_fields(r) for r in results]
@@ -150,6 +155,20 @@ def _run_batch(task: Task, suite, given: dict, shared: dict, options: dict) -> N
     if given["json"] and str(output) != "-":
         arguments = {o.name: options[o.name] for o in task.options if o.argument}
         opt.print_json({"output": str(output), "written": written, "model": suite.source.key, **arguments})
+
+
+def _run_on_ray(task: Task, pool, given: dict, shared: dict, options: dict) -> None:
+    from .. import distributed
+    from .progress import progress_bar
+
+    output = given["output"]
+    with progress_bar(task.progress_label or task.name, given["quiet"], transient=False) as bar:
+        written = distributed.run_task(
+            task, given["input"], output, pool, shared, options, given["batch_size"], given["force"], bar
+        )
+    if given["json"] and str(output) != "-":
+        arguments = {o.name: options[o.name] for o in task.options if o.argument}
+        opt.print_json({"output": str(output), "written": written, "model": pool.model_key(), **arguments})
 
 
 def text_or_file(value: str, field: Input) -> str:

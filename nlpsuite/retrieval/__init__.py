@@ -23,6 +23,7 @@ EMBED_SLICE = 64  # passages per progress step
 DENSE_WEIGHT = 0.7  # tuned on STS-B dev used as a search (0.5-0.9 tried; RRF lost): see fusion.py
 
 Progress = Callable[[int, int], None]  # (passages embedded so far, total)
+Embed = Callable[[list[str], Progress | None], np.ndarray]  # passages -> unit vectors, one row each, in order
 
 
 def model_identity(suite) -> dict:
@@ -56,8 +57,11 @@ def add(suite, name: str, paths: list[str | Path], progress: Progress | None = N
     return add_documents(suite, name, read_documents(paths), progress)
 
 
-def add_documents(suite, name: str, docs: list[Document], progress: Progress | None = None) -> dict:
-    """``add`` for documents already read (see ``read_documents``)."""
+def add_documents(
+    suite, name: str, docs: list[Document], progress: Progress | None = None, embed: Embed | None = None
+) -> dict:
+    """``add`` for documents already read (see ``read_documents``); ``embed`` replaces the suite's own
+    embedding of the new passages (e.g. on a cluster), while the passages and the index stay here."""
     model = model_identity(suite)
     max_tokens = min(MAX_TOKENS, suite.backbone.context_length)
     overlap = min(OVERLAP_TOKENS, max_tokens // 4)
@@ -92,7 +96,8 @@ def add_documents(suite, name: str, docs: list[Document], progress: Progress | N
             return None
         embeddings = current.embeddings[keep] if current else None
         if new:
-            vectors = _embed(suite, [p["text"] for p in new], progress)
+            texts = [p["text"] for p in new]
+            vectors = embed(texts, progress) if embed else _embed(suite, texts, progress)
             embeddings = vectors if embeddings is None or not len(embeddings) else np.vstack([embeddings, vectors])
         return passages + new, embeddings, documents
 

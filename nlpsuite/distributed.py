@@ -1,0 +1,295 @@
+"""Batch mode and index embedding on a Ray cluster: one more front-end over the task declaration.
+
+Ray Data reads the input file (any filesystem Ray reads) and parses it with the reader local batch mode
+uses; a pool of actors, each holding one Suite (the backbone loaded once per actor), runs ``task.run``
+on batches; the driver writes the output in input order through the local appender, so every record is
+written exactly once and a re-run resumes after the last complete line. Ray restarts an actor that
+dies (kill -9, lost node) and retries its batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NlpsuiteError
+from .records import SUFFIXES, appender, dumps, parse_records, text_field
+
+Progress = Callable[..., None]  # progress(n, total=None): n more records written
+
+
+def connect(address: str) -> bool:
+    """Join the Ray cluster at ``address`` (``auto``, ``local`` or ``host:port``); True if this started Ray."""
+    try:
+        import ray
+    except ImportError:
+        raise NlpsuiteError('--ray needs Ray: pip install "nlpsuite[ray]"') from None
+    if ray.is_initialized():
+        return False  # the caller (a notebook, a test) chose its cluster already
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}  # stdout may be the output
+    try:
+        if address == "local":
+            # a cluster for trying things out serves nobody else: loopback only, no dashboard
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise NlpsuiteError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+    return True
+
+
+def disconnect() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The actor pool: how many actors, what each one loads, and the threads each one runs."""
+
+    model: str | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    workers: int | None = None  # None: as many as the cluster's CPUs allow
+    threads: int | None = None  # per actor; None: NLPSUITE_THREADS of this process, else 1
+
+    def thread_count(self) -> int:
+        given = self.threads if self.threads is not None else os.environ.get("NLPSUITE_THREADS") or "1"
+        if not str(given).isdigit() or int(given) < 1:
+            raise NlpsuiteError(f"NLPSUITE_THREADS must be a whole number, not {given!r}")
+        return int(given)
+
+    def size(self) -> int:
+        import ray
+
+        if self.workers is not None:
+            if self.workers < 1:
+                raise NlpsuiteError("--workers must be at least 1")
+            return self.workers
+        return max(1, int(ray.cluster_resources().get("CPU", 1)) // self.thread_count())
+
+    def model_key(self) -> str:
+        """The model's cache key, as this process resolves it (no model is loaded here)."""
+        from .api import Suite
+
+        return Suite(model=self.model, device=self.device, precision=self.precision).source.key
+
+    def env(self) -> dict[str, str]:
+        """What each actor sets before it loads the model; the cache is shared only when NLPSUITE_HOME says where."""
+        env = {"NLPSUITE_THREADS": str(self.thread_count())}
+        for name in ("NLPSUITE_HOME", "HF_HUB_OFFLINE", "NLPSUITE_STRICT_PLUGINS"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    def map_args(self, actor: type, batch_size: int, **kwargs) -> dict:
+        """``map_batches`` arguments that run ``actor`` on this pool."""
+        from ray.data import ActorPoolStrategy
+
+        return {
+            "fn": actor,
+            "fn_constructor_kwargs": {
+                "env": self.env(),
+                "model": self.model,
+                "device": self.device,
+                "precision": self.precision,
+                **kwargs,
+            },
+            "batch_size": batch_size,
+            "batch_format": "numpy",
+            "compute": ActorPoolStrategy(size=self.size()),
+            "num_cpus": self.thread_count(),
+            **({"num_gpus": 1} if self.device == "cuda" else {}),
+        }
+
+
+class SuiteActor:
+    """One Suite per actor: the backbone is loaded once, when the actor starts (and again if it is restarted)."""
+
+    def __init__(self, env: dict, model: str | None, device: str, precision: str) -> None:
+        os.environ.update(env)  # before the backbone's session reads NLPSUITE_THREADS
+        from .api import Suite
+
+        self.suite = Suite(model=model, device=device, precision=precision)
+        self.suite.backbone  # noqa: B018 - load now, not inside the first batch
+
+
+class TaskActor(SuiteActor):
+    """``task.run`` on a batch of records (JSON text): the output records as JSON text."""
+
+    def __init__(self, task, shared: dict, options: dict, **suite) -> None:
+        super().__init__(**suite)
+        self.task, self.shared, self.options = task, shared, options
+
+    def __call__(self, batch: dict) -> dict:
+        records = [json.loads(r) for r in batch["record"]]
+        results = self.task.run(self.suite, self.task.batch_inputs(records, self.shared), **self.options)
+        if any(r.get("finish_reason") == "interrupted" for r in results):  # Ctrl-C reaches the local workers too
+            raise NlpsuiteError("interrupted: a record was cut short, so this batch is not written")
+        lines = [dumps({**r, **self.task.batch_fields(out)}) for r, out in zip(records, results, strict=True)]
+        return {"line": np.array(lines, dtype=object)}
+
+
+class EmbeddingActor(SuiteActor):
+    """The embedding head on a batch of passages."""
+
+    def __call__(self, batch: dict) -> dict:
+        return {"vector": self.suite.head("embedding")(list(batch["text"]))}
+
+
+def _configure() -> None:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # the output follows the input, as locally
+    context.enable_progress_bars = False  # the CLI has its own bar on stderr
+    # A failed batch comes back as our one-line error; Ray Data's own log of it is in the session's logs
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+
+
+def _parse_file(row: dict, name: str) -> list[dict]:
+    """The records of one input file, checked as local batch mode checks them, as JSON text."""
+    path = Path(name)
+    try:
+        raw = bytes(row["bytes"]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise NlpsuiteError(f"{name} is not UTF-8 text") from None
+    rows = parse_records(path, raw, ("text",))
+    for line, record in rows:
+        text_field(path, line, record, "text")
+    return [{"record": dumps(record)} for _, record in rows]
+
+
+def read(input_path: str | Path, batch_size: int):
+    """The input's records as JSON text, checked, in blocks of ``batch_size`` so that the actors share them;
+    held in the cluster's object store (which spills to disk), not in this process."""
+    import ray.data
+
+    name = str(input_path)
+    if Path(name).suffix.lower() not in SUFFIXES:
+        raise NlpsuiteError(f"{name}: expected a .jsonl, .csv or .tsv file")
+    where = name
+    if "://" not in name:  # a local path: any node may read it, so on several nodes it must be on a shared disk
+        if not Path(name).is_file():
+            raise NlpsuiteError(f"cannot read {name}: no such file")
+        where = str(Path(name).resolve())
+    parsed = ray.data.read_binary_files(where).flat_map(_parse_file, fn_kwargs={"name": name})
+    # Materialized before the actors start: they may hold every CPU, and a read or split task that waits
+    # for one would stall them all (and a resume splits the records it has anyway).
+    return parsed.repartition(target_num_rows_per_block=batch_size).materialize()
+
+
+def _complete_lines(path: Path) -> int:
+    """How many complete lines ``path`` holds, cutting nothing (``resumable`` checks them first)."""
+    if str(path) == "-" or not path.is_file():
+        return 0
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.endswith(b"\n") and line.strip())
+
+
+def run_task(
+    task,
+    input_path: str | Path,
+    output_path: Path,
+    pool: Pool,
+    shared: dict | None = None,
+    options: dict | None = None,
+    batch_size: int = 8,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> int:
+    """Batch mode on the connected cluster: the records not yet in ``output_path``; returns how many were written."""
+    from .cli.batch import resumable
+
+    _configure()
+    progress = progress or (lambda _n=0, total=None: None)
+    fresh = force or str(output_path) == "-"
+    done = 0
+    try:
+        records = read(input_path, batch_size)
+        if not fresh:
+            lines = _complete_lines(output_path)
+            if lines:  # the input's first lines, to check the output is theirs (materialized: a resume only)
+                head, records = records.split_at_indices([lines])
+                done = resumable(output_path, [json.loads(r["record"]) for r in head.iter_rows()])
+            else:
+                resumable(output_path, [])
+        if done:
+            progress(done)
+        if not records.count():  # counted already: the dataset is materialized
+            return 0
+        out = records.map_batches(**pool.map_args(TaskActor, batch_size, task=task, shared=shared or {},
+                                                  options=options or {}))  # fmt: skip
+        written = 0
+        with appender(output_path, fresh=fresh) as append:
+            for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                lines = batch["line"]
+                append(json.loads(line) for line in lines)
+                written += len(lines)
+                progress(len(lines))
+    except NlpsuiteError:
+        raise
+    except Exception as exc:
+        raise _plain(exc) from None
+    return written
+
+
+def embedder(pool: Pool, batch_size: int = 64) -> Callable[..., np.ndarray]:
+    """``embed(texts, progress)`` on the connected cluster, for ``retrieval.add_documents``."""
+
+    def embed(texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        import pyarrow as pa
+        import ray.data
+
+        _configure()
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
+        ranked = [texts[i] for i in order]
+        blocks = [pa.table({"text": ranked[s : s + batch_size]}) for s in range(0, len(ranked), batch_size)]
+        out, row = None, 0
+        try:
+            vectors = ray.data.from_arrow(blocks).map_batches(**pool.map_args(EmbeddingActor, batch_size))
+            for batch in vectors.iter_batches(batch_size=None, batch_format="numpy"):
+                found = batch["vector"]
+                if out is None:
+                    out = np.empty((len(texts), found.shape[1]), np.float32)
+                out[order[row : row + len(found)]] = found
+                row += len(found)
+                if progress:
+                    progress(row, len(texts))
+        except NlpsuiteError:
+            raise
+        except Exception as exc:
+            raise _plain(exc) from None
+        return out
+
+    return embed
+
+
+def _plain(exc: BaseException) -> BaseException:
+    """A worker's NlpsuiteError as the one-line error it is; anything else as it came.
+
+    Ray hands back the worker's exception as ``.cause`` of a RayTaskError, or, when Ray Data wrapped it
+    first, only as the text of its traceback.
+    """
+    pending, seen = [exc], set()
+    while pending:
+        found = pending.pop()
+        if id(found) in seen:
+            continue
+        seen.add(id(found))
+        if isinstance(found, NlpsuiteError) and type(found).__module__.startswith("nlpsuite"):
+            return found
+        pending += [e for e in (getattr(found, "cause", None), found.__cause__, found.__context__) if e is not None]
+    said = _WORKER_ERROR.findall(str(exc))
+    return NlpsuiteError(said[-1]) if said else exc
+
+
+_WORKER_ERROR = re.compile(r"^nlpsuite\.errors\.\w*Error: (.+)$", re.MULTILINE)
