@@ -452,7 +452,7 @@ def test_tasks_are_listed_with_their_declarations(server):
     haiku = tasks["haiku"]
     assert [i["name"] for i in haiku["inputs"]] == ["topic"] and haiku["value"] == "haiku"
     temperature = next(o for o in haiku["options"] if o["name"] == "temperature")
-    assert temperature == {**temperature, "type": "number", "default": 0.0, "min": 0, "max": 100}
+    assert temperature == {**temperature, "type": "number", "default": None, "min": 0, "max": 100}
 
 
 @pytest.fixture

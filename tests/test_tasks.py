@@ -199,8 +199,8 @@ def test_the_null_answer_from_an_index_cites_nothing(suite, tmp_path, null_likel
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "tower.txt").write_text(CONTEXT)
-    suite.index("kb", [str(docs)])
-    got = suite.ask("Who painted the tower?", index="kb", generate=generate)
+    suite.index("kb-null", [str(docs)])
+    got = suite.ask("Who painted the tower?", index="kb-null", generate=generate)
     _is_null(got)
     assert got["sources"] and "passage" not in got and "source" not in got
 
