@@ -7,6 +7,10 @@ time to first token p50/p95. Prints a table and writes JSON.
     python benchmarks/bench_serve.py                                  # the default model, 1/4/8/16 clients
     python benchmarks/bench_serve.py --model PATH --clients 1,8 --tokens 64
     python benchmarks/bench_serve.py --gguf model.gguf                # also llama.cpp's server, same GGUF
+    python benchmarks/bench_serve.py --soak 60                        # 16 clients, random cancellations
+
+--soak checks, rather than times: every stream not cancelled ends in [DONE] with as many tokens as it asked
+for, and afterwards nothing is left decoding or waiting (GET /health).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -97,6 +102,54 @@ def load(port: int, model: str, clients: int, tokens: int) -> dict:
     }
 
 
+def soak(port: int, model: str, clients: int, seconds: float) -> dict:
+    """Clients asking again and again, some of them hanging up mid-stream; counts what came back wrong."""
+    counts = {"finished": 0, "cancelled": 0, "wrong": 0}
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(i: int) -> None:
+        rng = random.Random(i)
+        while time.monotonic() < deadline:
+            tokens, hang_up = rng.randint(4, 64), rng.random() < 0.3
+            body = {"model": model, "prompt": f"({i}) {PROMPT}", "max_tokens": tokens, "temperature": 0,
+                    "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+            conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            lines, usage, done = 0, None, False
+            while line := response.readline():
+                lines += line.startswith(b"data: {")
+                if hang_up and lines >= 2:
+                    break
+                if line.startswith(b"data: {") and b'"usage": {' in line:
+                    usage = json.loads(line[6:])["usage"]
+                done = done or line.strip() == b"data: [DONE]"
+            conn.close()
+            with lock:
+                if hang_up and not done:
+                    counts["cancelled"] += 1
+                elif done and usage and usage["completion_tokens"] == tokens:
+                    counts["finished"] += 1
+                else:
+                    counts["wrong"] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    settle = time.monotonic() + 30
+    while time.monotonic() < settle:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/health")
+        health = json.loads(conn.getresponse().read())
+        if health["decoding"] == 0 and health["waiting"] == 0:
+            break
+        time.sleep(0.2)
+    return {**counts, "left_decoding": health["decoding"], "left_waiting": health["waiting"]}
+
+
 def run_engine(name: str, command: list[str], port: int, health: str, model: str, args) -> list[dict]:
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -121,8 +174,22 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--gguf", help="Also run llama.cpp's server (llama-cpp-python[server]) on this GGUF file.")
     parser.add_argument("--out", default="bench_serve.json")
+    parser.add_argument("--soak", type=float, help="Instead: this many seconds of 16 clients hanging up at random.")
     args = parser.parse_args()
     slots = max(args.clients)
+    if args.soak:
+        port = free_port()
+        command = [sys.executable, "-m", "nlpsuite", "serve", "--model", args.model, "--device", "cpu",
+                   "--port", str(port), "--max-batch", "16"]  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_ready(port, "/health", 900, proc)
+            result = soak(port, args.model, 16, args.soak)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        print(json.dumps(result))
+        raise SystemExit(1 if result["wrong"] or result["left_decoding"] or result["left_waiting"] else 0)
 
     port = free_port()
     command = [sys.executable, "-m", "nlpsuite", "serve", "--model", args.model, "--precision", args.precision,

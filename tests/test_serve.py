@@ -347,16 +347,16 @@ def test_a_failure_mid_stream_is_an_error_event_and_the_server_goes_on(client, s
 
     def failing(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 3:  # the prefill and one decode step go through, then the model breaks
+        if len(calls) == 5:  # the prefill and three decode steps go through, then the model breaks
             raise NlpsuiteError("the model gave non-finite numbers")
         return forward(*args, **kwargs)
 
     monkeypatch.setattr(backbone, "forward", failing)
-    body = {"model": model_id(server), "prompt": "hello", "max_tokens": 50, "ignore_eos": True, "stream": True}
-    status, text = request(server.port, "POST", "/v1/completions", body, authed())
+    body = {"model": model_id(server), "prompt": "hello", "max_tokens": 50, "ignore_eos": True, "temperature": 0}
+    status, text = request(server.port, "POST", "/v1/completions", {**body, "stream": True}, authed())
     events = [json.loads(e[6:]) for e in text.split("\n\n") if e.startswith("data: {")]
     assert status == 200 and events[-1]["error"]["message"] == "the model gave non-finite numbers"
-    assert "[DONE]" not in text and len(events) >= 2  # text before the failure was sent
+    assert "[DONE]" not in text and len(events) >= 2  # text before the failure was sent (greedy: always the same)
     calls.clear()
     with pytest.raises(openai.APIError, match="non-finite"):
         kwargs = {"model": model_id(server), "prompt": "hi", "max_tokens": 50, "stream": True}
@@ -437,7 +437,7 @@ def test_no_request_is_lost_or_duplicated_when_clients_come_and_go(client, serve
     deadline = time.monotonic() + 20
     while (server.service.engine.active or server.service.engine.waiting) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert server.service.engine.active == 0 and server.service.engine.waiting == 0
+    assert request(server.port, "GET", "/health") == (200, {"status": "ready", "decoding": 0, "waiting": 0})
 
 
 # -- task endpoints, generated from the declarations --------------------------------------------------------------

@@ -166,7 +166,9 @@ def _page(request):
 def _health(service: Service):
     async def health(request):
         code = 200 if service.state == "ready" else 503
-        return JSONResponse({"status": service.state}, code)
+        engine = service.engine
+        load = {"decoding": engine.active, "waiting": engine.waiting} if engine else {}
+        return JSONResponse({"status": service.state, **load}, code)
 
     return health
 
