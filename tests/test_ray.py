@@ -121,9 +121,12 @@ def test_an_interrupted_run_finishes_on_the_cluster_as_the_local_run_would(clust
 
 
 @pytest.mark.shared_cache
-def test_a_bad_record_is_the_same_one_line_error_as_locally(cluster, cli, model, tmp_path):
-    source = tmp_path / "in.jsonl"
-    source.write_text('{"text": "fine"}\n\n{"text": "  "}\n', encoding="utf-8")
+@pytest.mark.parametrize(
+    "name, content", [("in.jsonl", '{"text": "fine"}\n\n{"text": "  "}\n'), ("in.csv", "text\nfine\n  \n")]
+)
+def test_a_bad_record_is_the_same_one_line_error_as_locally(cluster, cli, model, tmp_path, name, content):
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8")
     got = cli(["sentiment", "--input", str(source), "--output", str(tmp_path / "out.jsonl"), *ray_args(model)])
     assert got.code == 1 and got.err.strip() == f"error: {source}:3: 'text' is empty"
     assert not (tmp_path / "out.jsonl").exists()
