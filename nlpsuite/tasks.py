@@ -129,21 +129,8 @@ class Eval:
 
 # What every generated front-end adds to a task's own options (the CLI's --json, --model, batch mode...).
 FRONT_END_OPTIONS = frozenset(
-    {
-        "file",
-        "json",
-        "input",
-        "output",
-        "batch_size",
-        "force",
-        "model",
-        "device",
-        "precision",
-        "quiet",
-        "on_text",
-        "ray",
-        "workers",
-    }
+    {"file", "json", "input", "output", "batch_size", "force", "model", "device", "precision", "quiet", "on_text"}
+    | {"ray", "workers"}  # batch mode on a Ray cluster
 )
 
 

@@ -102,17 +102,12 @@ def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch):
 
 
 @pytest.mark.shared_cache
-def test_batch_on_the_cluster_equals_the_local_run_and_resumes(cluster, cli, model, local_output, tmp_path):
+def test_an_interrupted_run_finishes_on_the_cluster_as_the_local_run_would(cluster, cli, model, local_output, tmp_path):
     source, expected = local_output
     out = tmp_path / "ray.jsonl"
-    run = ["sentiment", "--input", str(source), "--output", str(out), "--json", *ray_args(model)]
-    done = cli(run)
-    assert done.code == 0, done.err
-    assert json.loads(done.out)["written"] == len(RECORDS)
-    same_records(read_jsonl(out), expected)
-
-    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in expected]
     out.write_text("".join(lines[:10]) + lines[10][:15], encoding="utf-8")  # interrupted: the 11th line cut short
+    run = ["sentiment", "--input", str(source), "--output", str(out), "--json", *ray_args(model)]
     done = cli(run)
     assert done.code == 0, done.err
     assert json.loads(done.out)["written"] == len(RECORDS) - 10
@@ -126,9 +121,12 @@ def test_batch_on_the_cluster_equals_the_local_run_and_resumes(cluster, cli, mod
 
 
 @pytest.mark.shared_cache
-def test_a_bad_record_is_the_same_one_line_error_as_locally(cluster, cli, model, tmp_path):
-    source = tmp_path / "in.jsonl"
-    source.write_text('{"text": "fine"}\n\n{"text": "  "}\n', encoding="utf-8")
+@pytest.mark.parametrize(
+    "name, content", [("in.jsonl", '{"text": "fine"}\n\n{"text": "  "}\n'), ("in.csv", "text\nfine\n  \n")]
+)
+def test_a_bad_record_is_the_same_one_line_error_as_locally(cluster, cli, model, tmp_path, name, content):
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8")
     got = cli(["sentiment", "--input", str(source), "--output", str(tmp_path / "out.jsonl"), *ray_args(model)])
     assert got.code == 1 and got.err.strip() == f"error: {source}:3: 'text' is empty"
     assert not (tmp_path / "out.jsonl").exists()

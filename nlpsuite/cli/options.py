@@ -50,7 +50,11 @@ Ray = Annotated[
 ]
 Workers = Annotated[
     int | None,
-    typer.Option("--workers", help="With --ray: actors, each loading the model once [default: the cluster's CPUs]."),
+    typer.Option(
+        "--workers",
+        help="With --ray: actors, each loading the model once and running NLPSUITE_THREADS threads (default 1) "
+        "[default: the cluster's CPUs / threads].",
+    ),
 ]
 
 
@@ -60,11 +64,11 @@ def ray_pool(ray: str | None, workers: int | None, model: str | None, device: st
         if workers is not None:
             raise NlpsuiteError("--workers needs --ray")
         return None
+    if workers is not None and workers < 1:
+        raise NlpsuiteError("--workers must be at least 1")
     from .. import distributed
 
     pool = distributed.Pool(model=model, device=device, precision=precision, workers=workers)
-    if workers is not None and workers < 1:
-        raise NlpsuiteError("--workers must be at least 1")
     pool.thread_count()  # a bad NLPSUITE_THREADS fails before any cluster starts
     distributed.connect(ray)
     return pool
