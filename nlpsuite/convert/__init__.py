@@ -89,7 +89,7 @@ def _hub_files(source: str, gguf_file: str | None) -> str:
     try:
         if gguf_file:
             return str(Path(hf_hub_download(source, gguf_file, local_files_only=offline)).parent)
-        patterns = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"]
+        patterns = ["*.json", "*.safetensors", "*.model", "*.txt"]  # never the *.py a model may ship
         return snapshot_download(source, allow_patterns=patterns, local_files_only=offline)
     except Exception:  # noqa: BLE001 - huggingface_hub raises many kinds for "not there"
         raise ModelNotFoundError(
