@@ -1,4 +1,5 @@
-"""Source model -> transformers model -> ONNX backbone. The only package that imports transformers."""
+"""Source model (config, tokenizer, weights read tensor by tensor) -> ONNX backbone. The only package that imports
+transformers (for configs, tokenizers and rotary tables; never to instantiate a model)."""
 
 from __future__ import annotations
 
