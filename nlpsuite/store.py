@@ -31,6 +31,17 @@ class CachedModel:
     def size_bytes(self) -> int:
         return sum(self.manifest["files"].values())
 
+    @property
+    def disk_bytes(self) -> int:
+        """Everything the entry holds on disk, a pre-packed CPU copy included."""
+        total = 0
+        for path in self.path.rglob("*"):
+            try:
+                total += path.stat().st_size if path.is_file() else 0
+            except OSError:
+                continue
+        return total
+
 
 def read_manifest(folder: Path) -> dict | None:
     """The manifest of a complete converted folder, or None if the folder can't be trusted."""

@@ -243,3 +243,24 @@ def test_converting_never_holds_a_copy_of_the_model(tmp_path, tiny_llama, precis
     assert done.returncode == 0, done.stderr
     growth = json.loads(done.stdout.strip().splitlines()[-1])["growth"]
     assert growth < 0.3 * total, f"peak RSS grew by {growth / 1e6:.0f} MB converting {total / 1e6:.0f} MB of weights"
+
+
+@pytest.mark.shared_cache
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_a_quantized_model_keeps_one_8_bit_copy_of_a_tied_embedding(tiny_llama, precision):
+    """No fp32 embedding beside the blocks, and the tied head reads the embedding's own bytes."""
+    import onnx
+
+    from nlpsuite.catalog import Catalog
+    from nlpsuite.loader import ensure_model
+
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)), precision)
+    model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+    arch = json.loads((folder / "manifest.json").read_text())["architecture"]
+    vocab, hidden = arch["vocab_size"], arch["hidden_size"]
+    floats = [sorted(t.dims) for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
+    assert sorted([hidden, vocab]) not in floats
+    where = {t.name: {e.key: e.value for e in t.external_data} for t in model.graph.initializer}
+    gather = next(n for n in model.graph.node if n.op_type == "GatherBlockQuantized")
+    head = next(n for n in model.graph.node if n.op_type == "MatMulNBits" and n.output[0].startswith("logits"))
+    assert where[gather.input[0]]["offset"] == where[head.input[1]]["offset"] and gather.input[2] == head.input[2]

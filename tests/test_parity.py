@@ -106,9 +106,9 @@ def test_gqa_and_untied_head_also_match(tmp_path, make_tiny_llama):
     np.testing.assert_allclose(step.logits[0], ref, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("arch", ["mistral", "qwen2", "qwen3"])
+@pytest.mark.parametrize("arch", ["mistral", "qwen2", "qwen3", "phi3"])
 def test_every_supported_architecture_matches(tmp_path, make_tiny_llama, arch):
-    """Qwen2 has q/k/v biases, Qwen3 per-head q/k norms: each must reach the graph."""
+    """Qwen2 has q/k/v biases, Qwen3 per-head q/k norms, Phi-3 fused qkv and gate/up: each must reach the graph."""
     from transformers import AutoModelForCausalLM
 
     folder = make_tiny_llama(tmp_path / arch, arch=arch, seed=5)
@@ -120,3 +120,36 @@ def test_every_supported_architecture_matches(tmp_path, make_tiny_llama, arch):
         with torch.no_grad():
             ref = model(input_ids=torch.tensor([prompt])).logits[0].numpy()
         np.testing.assert_allclose(step.logits[row, -len(prompt) :], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_phi3_greedy_tokens_match_with_and_without_kv_cache(tmp_path, make_tiny_llama):
+    from transformers import AutoModelForCausalLM
+
+    folder = make_tiny_llama(tmp_path / "phi3", arch="phi3", seed=7)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    backbone = Backbone(ensure_model(Catalog().resolve(str(folder))), device="cpu")
+    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
+    done = Generator(backbone, tok).generate(PROMPTS, SamplingParams(max_tokens=8, ignore_eos=True))
+    for prompt, completion in zip(PROMPTS, done, strict=True):
+        assert completion.token_ids == hf_greedy(model, prompt, 8)
+    seq, out = list(PROMPTS[1]), []
+    for _ in range(8):
+        ids, mask, pos = padded([seq])
+        nxt = int(backbone.forward(ids, mask, pos, backbone.empty_state(1)).logits[0, -1].argmax())
+        out.append(nxt)
+        seq.append(nxt)
+    assert out == hf_greedy(model, PROMPTS[1], 8)
+
+
+def test_partial_rotary_embeddings_are_refused_in_one_line(tmp_path, make_tiny_llama):
+    import json
+
+    from nlpsuite.errors import NlpsuiteError
+
+    folder = make_tiny_llama(tmp_path / "phi3-partial", arch="phi3")
+    config = json.loads((folder / "config.json").read_text())
+    config["partial_rotary_factor"] = 0.5
+    config.setdefault("rope_parameters", {})["partial_rotary_factor"] = 0.5
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(NlpsuiteError, match="partial rotary embedding is not supported"):
+        ensure_model(Catalog().resolve(str(folder)))

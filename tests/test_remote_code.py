@@ -53,17 +53,13 @@ def test_a_supported_architecture_loads_without_its_shipped_code(make_tiny_llama
 
 
 def test_every_transformers_load_refuses_remote_code(monkeypatch, tmp_path):
-    """Hub ids are downloaded first, then read by transformers: trust_remote_code=False must reach every loader."""
-    import json
-
+    """Hub ids are fetched as files, then read by transformers: trust_remote_code=False must reach every loader."""
     from transformers import AutoConfig, AutoTokenizer
 
     from nlpsuite import convert
+    from nlpsuite.errors import NlpsuiteError
 
-    fetched = tmp_path / "fetched"
-    fetched.mkdir()
-    (fetched / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
-    seen = []
+    seen, fetched = [], []
 
     def record(*args, **kwargs):
         seen.append(kwargs.get("trust_remote_code"))
@@ -71,7 +67,19 @@ def test_every_transformers_load_refuses_remote_code(monkeypatch, tmp_path):
 
     monkeypatch.setattr(AutoConfig, "from_pretrained", record)
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", record)
-    monkeypatch.setattr(convert, "_hub_files", lambda source, gguf_file: str(fetched))
-    with pytest.raises(Exception, match="could not load"):
+    monkeypatch.setattr(convert, "_hub_files", lambda source, gguf_file: fetched.append(source) or str(tmp_path))
+    with pytest.raises(NlpsuiteError, match="could not load"):
         convert.open_source("someone/model", None)
-    assert seen and all(value is False for value in seen)
+    assert fetched == ["someone/model"] and seen and all(value is False for value in seen)
+
+
+def test_a_hub_download_never_fetches_python_files(monkeypatch):
+    import huggingface_hub
+
+    from nlpsuite import convert
+
+    asked = {}
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, **kwargs: asked.update(kwargs) or "/x")
+    monkeypatch.setattr(convert, "hub_reachable", lambda: True)
+    assert convert._hub_files("someone/model", None) == "/x"
+    assert asked["allow_patterns"] and not any(p.endswith((".py", "*")) for p in asked["allow_patterns"])

@@ -38,12 +38,14 @@ def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, d
     from ..loader import cached_models
 
     rows = {
-        name: {"name": name, "description": e.get("description", ""), "cached": []}
+        name: {"name": name, "description": e.get("description", ""), "cached": [], "disk_bytes": {}}
         for name, e in sorted(_catalog().entries.items())
     }
     for c in cached_models():
         where = c.manifest.get("source", {}).get("location", "")
-        rows.setdefault(c.key, {"name": c.key, "description": where, "cached": []})["cached"].append(c.precision)
+        row = rows.setdefault(c.key, {"name": c.key, "description": where, "cached": [], "disk_bytes": {}})
+        row["cached"].append(c.precision)
+        row["disk_bytes"][c.precision] = c.disk_bytes
     rows = list(rows.values())
     if json:
         print_json({"cache_dir": str(config.models_dir()), "models": rows})
@@ -51,9 +53,10 @@ def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, d
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("model", "cached", "description", box=None)
+    table = Table("model", "cached (size on disk)", "description", box=None)
     for r in rows:
-        table.add_row(r["name"], ",".join(r["cached"]) or "-", r["description"])
+        cached = ", ".join(f"{p} ({_size(r['disk_bytes'][p])})" for p in r["cached"])
+        table.add_row(r["name"], cached or "-", r["description"])
     Console().print(table)
 
 

@@ -1,4 +1,5 @@
-"""Source model -> transformers model -> ONNX backbone. The only package that imports transformers."""
+"""Source model (config, tokenizer, weights read tensor by tensor) -> ONNX backbone. The only package that imports
+transformers (for configs, tokenizers and rotary tables; never to instantiate a model)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 from ..errors import ModelNotFoundError, NlpsuiteError
 from ..fsutil import check_free
 
-SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")  # each has a parity test in tests/test_parity.py
+SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "phi3")  # each has a parity test in tests/test_parity.py
 
 
 def versions(*names: str) -> dict[str, str]:
@@ -89,7 +90,7 @@ def _hub_files(source: str, gguf_file: str | None) -> str:
     try:
         if gguf_file:
             return str(Path(hf_hub_download(source, gguf_file, local_files_only=offline)).parent)
-        patterns = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"]
+        patterns = ["*.json", "*.safetensors", "*.model", "*.txt"]  # never the *.py a model may ship
         return snapshot_download(source, allow_patterns=patterns, local_files_only=offline)
     except Exception:  # noqa: BLE001 - huggingface_hub raises many kinds for "not there"
         raise ModelNotFoundError(
@@ -103,7 +104,7 @@ def open_source(source: str, gguf_file: str | None):
     by tensor."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from .sources import GGUFWeights, SafetensorsWeights
+    from .sources import FusedRows, GGUFWeights, SafetensorsWeights
 
     if not os.path.exists(source):
         source = _hub_files(source, gguf_file)
@@ -121,11 +122,18 @@ def open_source(source: str, gguf_file: str | None):
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except OSError as exc:
         raise NlpsuiteError(f"could not load {source}: {str(exc).splitlines()[0]}") from None
+    rope = getattr(config, "rope_parameters", None) or {}
+    if rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None)) not in (None, 1.0):
+        raise NlpsuiteError(f"{config.model_type} with a partial rotary embedding is not supported yet")
+    if gguf_file and config.model_type == "phi3":
+        raise NlpsuiteError("Phi-3 from a GGUF file is not supported yet: use its Hugging Face folder")
     if gguf_file:
         heads = config.num_attention_heads
         weights = GGUFWeights(Path(source) / gguf_file, heads, getattr(config, "num_key_value_heads", None) or heads)
     else:
         weights = SafetensorsWeights(Path(source))
+    if config.model_type == "phi3":
+        weights = FusedRows(weights, config)
     return source, config, tokenizer, weights
 
 

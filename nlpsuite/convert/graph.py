@@ -87,6 +87,19 @@ class GraphWriter:
             self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
+    def alias(self, name: str, shape: tuple[int, ...], hint: str) -> str:
+        """Another initializer with the same bytes as ``name`` under another shape (one copy in the weights file)."""
+        source = next(t for t in self.initializers if t.name == name)
+        alias = self.fresh(hint)
+        if source.data_location == TensorProto.EXTERNAL:
+            where = {e.key: e.value for e in source.external_data}
+            dtype = helper.tensor_dtype_to_np_dtype(source.data_type)
+            tensor = self.weights.reference(alias, dtype, shape, int(where["offset"]), int(where["length"]))
+        else:
+            tensor = numpy_helper.from_array(numpy_helper.to_array(source).reshape(shape), alias)
+        self.initializers.append(tensor)
+        return alias
+
     def ints(self, values: list[int], hint: str = "shape") -> str:
         return self.const(np.asarray(values, dtype=np.int64), hint)
 

@@ -71,23 +71,35 @@ class Projections:
             parts.append(found)
         packed = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         scales = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        inputs = [x, g.const(packed, f"{tag}_q{bits}"), g.const(scales, f"{tag}_scales")]
+        initializers = [g.const(packed, f"{tag}_q{bits}"), g.const(scales, f"{tag}_scales")]
         if any(len(p) == 3 for p in parts):  # symmetric parts of a fused matrix get their implied zero point
             mid = np.uint8(2 ** (bits - 1))
             zeros = np.concatenate([p[2] if len(p) == 3 else np.full(p[1].shape, mid, np.uint8) for p in parts])
-            inputs.append(g.const(pack_zero_points(zeros, bits), f"{tag}_zero_points"))
-        del parts
-        return g.op(
+            initializers.append(g.const(pack_zero_points(zeros, bits), f"{tag}_zero_points"))
+        return self.node(x, initializers, k, packed.shape[0], bits, tag)
+
+    def node(self, x: str, initializers: list[str], k: int, n: int, bits: int, tag: str) -> str:
+        """MatMulNBits over blocks already written (blobs, scales[, zero points])."""
+        return self.g.op(
             "MatMulNBits",
-            inputs,
+            [x, *initializers],
             tag,
             domain="com.microsoft",
             K=k,
-            N=packed.shape[0],
+            N=n,
             bits=bits,
             block_size=BLOCK,
             accuracy_level=ACCURACY_LEVEL,
         )
+
+    def embedding(self, name: str, bits: int) -> tuple[str, str, str]:
+        """Write a [vocab, hidden] matrix once as symmetric blocks: (Gather-shaped blobs, MatMulNBits-shaped
+        blobs, scales); both shapes name the same bytes, so a tied head costs no second copy."""
+        found = self.weights.blocks(name, bits) or quantize_rows(self.weights.get(name), bits)
+        packed, scales = found[:2]
+        blobs = self.g.const(packed, f"{name}_q{bits}")
+        rows = self.g.alias(blobs, (packed.shape[0], packed.shape[1] * packed.shape[2]), "embed_tokens_rows")
+        return rows, blobs, self.g.const(scales, "embed_tokens_scales")
 
 
 def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_bits: int | None = None):
@@ -105,9 +117,21 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
     inputs, outputs = contract_io(vocab, hidden)
     names = kv_cache_io(inputs, outputs, n_layers, kv, hd)
 
-    # Embedding and rotary tables (cos/sin for every position in the batch).
-    embed = g.const(weights.get("model.embed_tokens.weight"), "embed_tokens")
-    x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
+    # Embedding and rotary tables (cos/sin for every position in the batch). A quantized model's embedding
+    # stays in its 8-bit blocks too (GatherBlockQuantized): an fp32 copy would be a third of an int8 model.
+    tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
+    embed_name = "model.embed_tokens.weight"
+    if bits is None:
+        embed = g.const(weights.get(embed_name), "embed_tokens")
+        x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
+    else:
+        embed_bits = wide_bits or bits
+        rows, blobs, embed_scales = project.embedding(embed_name, embed_bits)
+        gather = [rows, "input_ids", embed_scales]
+        x = g.op(
+            "GatherBlockQuantized", gather, "embedded", domain="com.microsoft",
+            gather_axis=0, quantize_axis=1, block_size=BLOCK, bits=embed_bits,
+        )  # fmt: skip
     pos = g.op("Cast", ["position_ids"], "pos_f", to=TensorProto.FLOAT)
     pos = g.op("Unsqueeze", [pos, g.ints([-1])], "pos_col")
     freqs = g.op("Mul", [pos, g.const(inv_freq.astype(np.float32), "inv_freq")], "freqs")
@@ -192,11 +216,11 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
 
     final = rms_norm(x, "model.norm.weight", "final_norm")
     # Logits for the last num_logits_to_keep positions only; a tied head is the embedding matrix.
-    tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
-    head_name = "model.embed_tokens.weight" if tied else "lm_head.weight"
     if bits is None:
-        head = embed if tied else g.const(weights.get(head_name), "lm_head")
+        head = embed if tied else g.const(weights.get("lm_head.weight"), "lm_head")
+    elif tied:
+        head = lambda flat: project.node(flat, [blobs, embed_scales], hidden, vocab, embed_bits, "logits_flat")  # noqa: E731
     else:
-        head = lambda flat: project(flat, [head_name], "logits_flat", wide_bits)  # noqa: E731
+        head = lambda flat: project(flat, ["lm_head.weight"], "logits_flat", wide_bits)  # noqa: E731
     logits(g, final, head, hidden, vocab)
     return finish(g, "nlpsuite_backbone", inputs, outputs, {"com.microsoft": 1} if bits else None)

@@ -127,3 +127,37 @@ class GGUFWeights:
         if found is None:
             return None
         return tuple(self._rows_in_hf_order(name, a) for a in found)
+
+
+class FusedRows:
+    """Phi-3's fused ``qkv_proj`` and ``gate_up_proj`` read as the Llama family's separate matrices (row slices)."""
+
+    def __init__(self, weights, config) -> None:
+        self.weights = weights
+        nh = config.num_attention_heads
+        hd = getattr(config, "head_dim", None) or config.hidden_size // nh
+        q, kv, inter = nh * hd, (getattr(config, "num_key_value_heads", None) or nh) * hd, config.intermediate_size
+        self.parts = {}
+        for i in range(config.num_hidden_layers):
+            att, mlp = f"model.layers.{i}.self_attn.", f"model.layers.{i}.mlp."
+            qkv, gate_up = att + "qkv_proj.weight", mlp + "gate_up_proj.weight"
+            self.parts[att + "q_proj.weight"] = (qkv, 0, q)
+            self.parts[att + "k_proj.weight"] = (qkv, q, q + kv)
+            self.parts[att + "v_proj.weight"] = (qkv, q + kv, q + 2 * kv)
+            self.parts[mlp + "gate_proj.weight"] = (gate_up, 0, inter)
+            self.parts[mlp + "up_proj.weight"] = (gate_up, inter, 2 * inter)
+
+    def has(self, name: str) -> bool:
+        return name in self.parts or self.weights.has(name)
+
+    def numel(self) -> int:
+        return self.weights.numel()
+
+    def get(self, name: str) -> np.ndarray:
+        if name not in self.parts:
+            return self.weights.get(name)
+        fused, start, end = self.parts[name]
+        return np.ascontiguousarray(self.weights.get(fused)[start:end])
+
+    def blocks(self, name: str, bits: int):
+        return None if name in self.parts else self.weights.blocks(name, bits)
