@@ -1,7 +1,8 @@
 """The decoding loop: batched prefill, then one token per step, feeding the backbone's state back.
 
 It never looks inside the state, so the same loop drives transformers (KV cache) and recurrent
-backbones (hidden/cell state) alike.
+backbones (hidden/cell state) alike. Greedy rows on a KV cache also feed tokens guessed from their
+prompt (drafting.py) and keep those the model would have chosen itself, so a step may yield several.
 """
 
 from __future__ import annotations
