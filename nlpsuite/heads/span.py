@@ -22,7 +22,8 @@ INSTRUCTION = (
     "Answer the question with a short phrase copied exactly from the text.\n\nText: {context}\n\nQuestion: {question}"
 )
 ANSWER_PREFIX = "Answer:"
-ENDINGS = ("\n", ".", ",", ";", "!", "?")  # tokens that may close an answer, besides end-of-sequence
+# Tokens that may close an answer, besides end-of-sequence; Chinese and Japanese close one with full-width marks.
+ENDINGS = ("\n", ".", ",", ";", "!", "?", "。", "，", "、", "；", "！", "？")
 
 
 @dataclass
