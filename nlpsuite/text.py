@@ -43,10 +43,9 @@ _ANYWHERE = "。！？｡．।॥؟۔։።፧፨။។៕"
 _END = re.compile(r"([.!?…‼⁇⁈⁉" + _ANYWHERE + r"]+)[\"'”’»›)\]}」』】〕〗〙〛）］｝》〉]*")
 _OPENERS = "\"'“‘«‹([{¿¡「『【（"
 _NEXT = re.compile(r"\s*[" + re.escape(_OPENERS) + r"]*(\S?)")  # the first letter after an end mark
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
 # Han and kana (with CJK extension B-F): written without spaces, so each character counts as a word.
 CHARACTER_WORDS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
-_CHARACTER_WORD = re.compile(f"[{CHARACTER_WORDS}]")
+_CJK = re.compile(f"[{CHARACTER_WORDS}]")
 _WORD = re.compile(rf"[{CHARACTER_WORDS}]|[^\s{CHARACTER_WORDS}]+")
 _INITIALS = re.compile(r"[^\W\d_](?:\.[^\W\d_])*")  # "J", "J.R.R", "U.S": before a capital they start a name
 
@@ -79,7 +78,7 @@ def word_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     for match in _WORD.finditer(text):
         start, end = match.span()
-        beside = (start and _CHARACTER_WORD.match(text, start - 1)) or _CHARACTER_WORD.match(text, end)
+        beside = (start and _CJK.match(text, start - 1)) or _CJK.match(text, end)
         if beside and not any(c.isalnum() for c in match.group()):  # Han and kana are alphanumeric
             continue
         spans.append((start, end))
@@ -94,7 +93,7 @@ def count_words(text: str) -> int:
 def counts_characters(text: str) -> bool:
     """Whether most of the words of ``text`` are Han or kana characters: its length is a character count."""
     spans = word_spans(text)
-    return 2 * sum(e - s == 1 and bool(_CHARACTER_WORD.match(text, s)) for s, e in spans) > len(spans)
+    return 2 * sum(e - s == 1 and bool(_CJK.match(text, s)) for s, e in spans) > len(spans)
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:

@@ -114,3 +114,14 @@ def test_continuation_log_likelihoods_match_transformers_across_windows(suite, h
                 logp = torch.log_softmax(hf(input_ids=torch.tensor([prefix + text])).logits[0], -1)
             ref = sum(float(logp[len(prefix) - 1 + k, t]) for k, t in enumerate(text))
             assert score == pytest.approx(ref, abs=1e-3)
+
+
+def test_a_span_may_end_at_a_full_width_mark_as_chinese_closes_a_phrase():
+    from types import SimpleNamespace
+
+    from nlpsuite.heads.span import SpanHead
+
+    one_token_per_character = SimpleNamespace(encode=lambda text, add_special_tokens: [ord(c) for c in text],
+                                              eos_token_ids=[0])  # fmt: skip
+    head = SpanHead(SimpleNamespace(backbone=None, tokenizer=one_token_per_character))
+    assert {ord(mark) for mark in "。，、；！？.,"} <= set(head.end_ids)

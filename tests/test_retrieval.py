@@ -358,3 +358,39 @@ def test_a_relevant_passage_ranks_first_on_the_default_model(tmp_path):
             assert suite.search(name, query, k=1)[0]["source"] == str((tmp_path / file).resolve()), query
     finally:
         store.remove(name)
+
+
+@pytest.mark.e2e
+def test_chinese_headlines_find_their_articles_on_the_default_model(tmp_path):
+    from nlpsuite import Suite
+
+    articles = {
+        "satellite": "今天上午，一枚运载火箭在酒泉卫星发射中心点火升空，将一颗新一代气象卫星送入预定轨道。",
+        "metro": "北京地铁一条全长三十公里的新线路于周六正式开通，沿线设有二十个车站，缩短了通勤时间。",
+        "panda": "成都大熊猫繁育研究基地迎来一对双胞胎大熊猫幼崽，工作人员表示母子平安。",
+        "volleyball": "在女排世界杯决赛中，中国女排以三比一战胜对手，以全胜战绩夺得冠军。",
+        "typhoon": "今年第九号台风预计明天傍晚在福建沿海登陆，多地宣布中小学停课，渡轮全部停航。",
+        "rice": "农业科学家培育出一种能在盐碱地上生长的水稻新品种，试验田亩产超过五百公斤。",
+    }
+    path = tmp_path / "news.jsonl"
+    path.write_text("".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in articles.items()))
+    suite = Suite(device="cpu")
+    name = f"e2e-zh-{uuid.uuid4().hex[:8]}"
+    try:
+        suite.index(name, [str(path)])
+        for headline, source in (
+            ("我国成功发射新一代气象卫星", "satellite"),
+            ("北京地铁新线路开通运营", "metro"),
+            ("大熊猫幼崽在成都基地顺利出生", "panda"),
+            ("中国女排夺得世界杯冠军", "volleyball"),
+            ("台风逼近东南沿海多地停课停航", "typhoon"),
+            ("科学家培育出耐盐碱水稻新品种", "rice"),
+            ("巴西", None),  # no article shares a term with it: no BM25 score anywhere
+        ):
+            best = suite.search(name, headline, k=1)[0]
+            if source is None:
+                assert best["bm25"] == 0
+            else:
+                assert best["source"] == source and best["bm25"] > 0, headline
+    finally:
+        store.remove(name)

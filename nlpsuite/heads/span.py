@@ -29,7 +29,8 @@ INSTRUCTION = (
 NO_ANSWER = " unknown"  # the null candidate: the reply the instruction offers when the text does not say
 NULL_PRIOR = 0.0  # log-weight of the null candidate against the spans, tuned on development data
 ANSWER_PREFIX = "Answer:"
-ENDINGS = ("\n", ".", ",", ";", "!", "?")  # tokens that may close an answer, besides end-of-sequence
+# Tokens that may close an answer, besides end-of-sequence; Chinese and Japanese close one with full-width marks.
+ENDINGS = ("\n", ".", ",", ";", "!", "?", "。", "，", "、", "；", "！", "？")
 
 
 @dataclass
