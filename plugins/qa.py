@@ -28,7 +28,9 @@ GENERATIVE_INDEX_PROMPT = (
     'you used like [1]. If they do not say, answer "unknown".\n\n{passages}\n\nQuestion: {question}'
 )
 NO_ANSWER = "unknown"  # the null reply both prompts offer
-GENERATIVE_NULL_PRIOR = 0.0  # log-weight of the null reply against the generated answer, tuned on development data
+# Log-weight of the null reply against the generated answer: none. Tuned on tests/data/qa_noanswer_tune.jsonl it
+# came out at 7-7.6, which nulled every answerable question of the held-out split: too few examples to trust.
+GENERATIVE_NULL_PRIOR = 0.0
 PASSAGES = 3  # retrieved passages an answer may draw on
 
 

@@ -124,10 +124,38 @@ def spans_only(monkeypatch):
     "question", ["Who built it?", "How tall?", "When was the tower built and by whom exactly?", "x"]
 )
 def test_span_answers_are_substrings_with_true_offsets(suite, question, spans_only):
+    from nlpsuite.heads.span import _word_edge
+
     got = suite.ask(question, context=CONTEXT)
     assert got["answer"] and got["answer"] == CONTEXT[got["start"] : got["end"]]
     assert 0 < got["score"] <= 1
     assert got["answer"] == got["answer"].strip()
+    assert _word_edge(CONTEXT, got["start"]) and _word_edge(CONTEXT, got["end"])  # no "o" out of "Tower"
+
+
+def test_word_edges_keep_words_and_numbers_whole():
+    from nlpsuite.heads.span import _word_edge
+
+    text = "In 1542, 1,500 men (3.5%) left."
+    edges = [i for i in range(len(text) + 1) if _word_edge(text, i)]
+    assert [text[a:b] for a, b in zip(edges, edges[1:], strict=False)] == [
+        "In",
+        " ",
+        "1542",
+        ",",
+        " ",
+        "1,500",
+        " ",
+        "men",
+        " ",
+        "(",
+        "3.5",
+        "%",
+        ")",
+        " ",
+        "left",
+        ".",
+    ]
 
 
 def test_span_reads_long_contexts_in_chunks_with_offsets_into_the_whole(suite, spans_only):
@@ -199,8 +227,8 @@ def test_the_null_answer_from_an_index_cites_nothing(suite, tmp_path, null_likel
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "tower.txt").write_text(CONTEXT)
-    suite.index("kb-null", [str(docs)])
-    got = suite.ask("Who painted the tower?", index="kb-null", generate=generate)
+    suite.index("no-answer", [str(docs)])  # not "kb": the index would outlive this test in the shared home
+    got = suite.ask("Who painted the tower?", index="no-answer", generate=generate)
     _is_null(got)
     assert got["sources"] and "passage" not in got and "source" not in got
 
