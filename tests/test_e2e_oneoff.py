@@ -29,7 +29,7 @@ def fed(real_home, monkeypatch):
 
 
 def test_sentiment_reads_its_few_shot_examples_once_per_model(fed):
-    from plugins.classify import LabelTasks
+    from nlpsuite_plugins.classify import LabelTasks
 
     suite, counts = fed
     first = LabelTasks(suite).sentiment_scores(["a lovely little film."])
