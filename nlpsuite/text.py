@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 CountTokens = Callable[[str], int]
@@ -103,17 +103,23 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _between(text: str, pattern: re.Pattern, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """The non-blank spans of ``text[start:end]`` between matches of ``pattern``, trimmed."""
+def _spans(text: str, cuts: Iterable[tuple[int, int]], start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The non-blank spans of ``text[start:end]`` between ``cuts`` (where a piece ends, where the next begins),
+    trimmed."""
     at = start
-    for match in pattern.finditer(text, start, end):
-        s, e = _trimmed(text, at, match.start())
+    for stop, resume in cuts:
+        s, e = _trimmed(text, at, stop)
         if e > s:
             yield s, e
-        at = match.end()
+        at = resume
     s, e = _trimmed(text, at, end)
     if e > s:
         yield s, e
+
+
+def _between(text: str, pattern: re.Pattern, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The non-blank spans of ``text[start:end]`` between matches of ``pattern``, trimmed."""
+    return _spans(text, ((m.start(), m.end()) for m in pattern.finditer(text, start, end)), start, end)
 
 
 def _is_end(text: str, match: re.Match, start: int, end: int) -> bool:
@@ -147,17 +153,9 @@ def _is_end(text: str, match: re.Match, start: int, end: int) -> bool:
 
 
 def _sentence_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """Sentences of one block of text (no paragraph break inside), trimmed."""
-    at = start
-    for match in _END.finditer(text, start, end):
-        if _is_end(text, match, start, end):
-            s, e = _trimmed(text, at, match.end())
-            if e > s:
-                yield s, e
-            at = match.end()
-    s, e = _trimmed(text, at, end)
-    if e > s:
-        yield s, e
+    """Sentences of one block of text (no paragraph break inside), trimmed; each keeps its end mark."""
+    ends = (m.end() for m in _END.finditer(text, start, end) if _is_end(text, m, start, end))
+    return _spans(text, ((e, e) for e in ends), start, end)
 
 
 def paragraphs(text: str) -> list[Piece]:
