@@ -47,7 +47,10 @@ LABEL_EVAL = (
 
 def check_labels(gold: Sequence[str], predictions: list[dict]) -> None:
     """Gold labels the task cannot produce fail on the first batch, not after the last."""
-    names = list(predictions[0]["scores"])
+    require_labels(gold, list(predictions[0]["scores"]))
+
+
+def require_labels(gold: Sequence[str], names: Sequence[str]) -> None:
     outside = sorted(set(gold) - set(names))
     if outside:
         raise NlpsuiteError(
@@ -282,7 +285,7 @@ def calibrate(
         got, scores = suite.label_scores(task.name, texts[start : start + batch_size], labels, head)
         if names is None:
             names = list(got)
-            check_labels(gold, [{"scores": dict.fromkeys(names)}])
+            require_labels(gold, names)
         elif list(got) != names:
             raise NlpsuiteError(f"{task.name} changed its labels between batches")
         chunks.append(np.asarray(scores, dtype=np.float64))
