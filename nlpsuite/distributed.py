@@ -13,7 +13,11 @@ import json
 import logging
 import os
 import re
+import socket
+import sys
+import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +30,20 @@ Progress = Callable[..., None]  # progress(n, total=None): n more records writte
 
 
 def connect(address: str) -> bool:
-    """Join the Ray cluster at ``address`` (``auto``, ``local`` or ``host:port``); True if this started Ray."""
+    """Join the Ray cluster at ``address`` (``auto``, ``local`` or ``host:port``); True if this started Ray.
+
+    A cluster that ``ray start`` made on a machine holding a token requires that token (Ray 2.59+). Ray sends
+    it for ``auto`` but never for an address given by hand; here a token found where Ray reads one is sent to
+    a cluster on this machine too. Ray reads RAY_AUTH_MODE when it is imported, so this decides it first.
+    """
+    token = address != "local" and not os.environ.get(_AUTH_MODE) and _token_here() and _on_this_machine(address)
+    if token:
+        os.environ[_AUTH_MODE] = "token"  # for Ray in this process and the processes it starts
     try:
         import ray
     except ImportError:
+        if token:
+            del os.environ[_AUTH_MODE]
         raise NlpsuiteError('--ray needs Ray: pip install "nlpsuite[ray]"') from None
     if ray.is_initialized():
         return False  # the caller (a notebook, a test) chose its cluster already
@@ -39,10 +53,77 @@ def connect(address: str) -> bool:
             # a cluster for trying things out serves nobody else: loopback only, no dashboard
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         else:
-            ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise NlpsuiteError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+            with _held_stderr() as held:  # Ray's C++ client logs each refused retry there, a second apart
+                ray.init(address=address, **quiet)
+            sys.stderr.write(held())
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+        raise NlpsuiteError(_refusal(address, exc, held() if address != "local" else "")) from None
     return True
+
+
+_AUTH_MODE = "RAY_AUTH_MODE"
+_TOKEN_HELP = "RAY_AUTH_TOKEN_PATH to a file holding its token (`ray get-auth-token` on its head prints it)"
+
+
+def _token_here() -> bool:
+    """Whether Ray finds a token: RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        return bool(path.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _on_this_machine(address: str) -> bool:
+    """Whether ``address`` (``auto``, host:port) is a cluster of this machine: one of its addresses can be bound."""
+    if address == "auto":
+        return True  # what Ray's `auto` finds is the cluster `ray start` made here
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    for family, _, _, _, where in found:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.bind((where[0], 0))
+            return True
+        except OSError:
+            continue
+    return False
+
+
+@contextmanager
+def _held_stderr():
+    """Hold back what is written to this process's stderr (file descriptor 2, so C++ too); ``held()`` reads it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        text: list[str] = []
+
+        def held() -> str:
+            return "".join(text)
+
+        try:
+            yield held
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text.append(sink.read().decode("utf-8", errors="replace"))
+
+
+def _refusal(address: str, exc: BaseException, said: str) -> str:
+    """One line on why the cluster at ``address`` was not joined."""
+    if "InvalidAuthToken" in said or "Unauthenticated" in said:
+        if os.environ.get(_AUTH_MODE, "").lower() == "token":
+            return f"the Ray cluster at {address} refused this token: set {_TOKEN_HELP}"
+        return f"the Ray cluster at {address} requires a token: set RAY_AUTH_MODE=token and {_TOKEN_HELP}"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"cannot connect to the Ray cluster at {address}: {first}"
 
 
 def disconnect() -> None:

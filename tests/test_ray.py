@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
 TEXTS = ["a small model speaks", "the quick brown fox", "hello world", "cat dog bird", "naïve café 東京"]
 RECORDS = [{"id": i, "text": f"{TEXTS[i % len(TEXTS)]} {i}", **({"tag": "x"} if i % 3 else {})} for i in range(24)]
 
@@ -180,3 +185,101 @@ def test_index_add_on_the_cluster_equals_the_local_index(cluster, cli, model, tm
     np.testing.assert_allclose(remote.embeddings, local.embeddings, atol=1e-4)
     hits = cli(["search", "there", "quick brown fox", "--json", *tiny])
     assert hits.code == 0, hits.err
+
+
+@pytest.fixture(scope="module")
+def started_head():
+    """A head started apart, as a user would (`ray start --head`, 2 CPUs), that requires a token; stopped at the end.
+
+    Its processes share one new session, so the teardown stops exactly them (`ray stop` would stop every Ray
+    of this user on the machine). Ray's servers listen on every interface whatever --node-ip-address says;
+    the token, kept in this cluster's temp folder, is what keeps others out.
+    """
+    pytest.importorskip("ray", reason='Ray is not installed (pip install "nlpsuite[ray]")')
+    temp = Path(tempfile.mkdtemp(prefix="rayh", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
+    token = temp / "token"
+    token.write_text(secrets.token_hex(32))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    # RAY_TMPDIR: its files, and the address `auto` reads, go to temp/ray; PYTHONPATH: the workers import this checkout
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_TMPDIR=str(temp), PYTHONPATH=str(ROOT))
+    start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--node-ip-address", "127.0.0.1",
+             "--port", "0", "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats"]  # fmt: skip
+    head = subprocess.Popen(start, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop() -> None:
+        for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):  # its GCS may outlive a SIGTERM
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _group_alive(head.pid):
+                time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)
+
+    try:
+        said, _ = head.communicate(timeout=120)
+        address = (temp / "ray" / "ray_current_cluster").read_text().strip()
+    except (subprocess.TimeoutExpired, OSError):
+        stop()
+        pytest.skip("`ray start --head` did not start a cluster here within 120 s")
+    if head.returncode != 0:
+        stop()
+        pytest.skip(f"`ray start --head` cannot start a cluster here: {said.decode(errors='replace')[-300:]}")
+    yield {"port": address.rsplit(":", 1)[1], "temp": temp, "token": token}
+    stop()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies waiting for their parent do not count)."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def nlpsuite(args, env):
+    """The CLI in a process of its own, as a user runs it (Ray's settings are read once per process)."""
+    return subprocess.run([sys.executable, "-m", "nlpsuite", *args], env=env, capture_output=True, text=True,
+                          timeout=240, cwd=ROOT)  # fmt: skip
+
+
+@pytest.mark.shared_cache
+def test_a_cluster_started_by_ray_start_is_joined_with_its_token_or_refused_in_one_line(
+    started_head, model, local_output, tmp_path
+):
+    source, expected = local_output
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    # The user's settings: the cluster's token where Ray reads it, no RAY_AUTH_MODE; RAY_TMPDIR only so that
+    # `auto` finds this cluster rather than another one of this machine
+    env.update(RAY_AUTH_TOKEN_PATH=str(started_head["token"]), RAY_TMPDIR=str(started_head["temp"]),
+               PYTHONPATH=str(ROOT))  # fmt: skip
+    for address in (f"127.0.0.1:{started_head['port']}", "auto"):
+        out = tmp_path / f"ray-{address.replace(':', '-')}.jsonl"
+        args = ray_args(model)
+        args[args.index("auto")] = address
+        done = nlpsuite(["sentiment", "--input", str(source), "--output", str(out), "-q", *args], env)
+        assert done.returncode == 0, f"--ray {address}: {done.stderr[-2000:]}"
+        same_records(read_jsonl(out), expected)
+
+    env["RAY_NUM_REDIS_GET_RETRIES"] = "2"  # Ray retries a refused connection 20 times, a second apart
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text(secrets.token_hex(32))
+    address = f"127.0.0.1:{started_head['port']}"
+    for token, said in ((wrong, "refused this token"), (None, "requires a token: set RAY_AUTH_MODE=token")):
+        if token is None:
+            env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
+            del env["RAY_AUTH_TOKEN_PATH"]
+        else:
+            env["RAY_AUTH_TOKEN_PATH"] = str(token)
+        refused = nlpsuite(["sentiment", "--input", str(source), "--output", str(tmp_path / "no.jsonl"),
+                            "--ray", address, "--model", str(model)], env)  # fmt: skip
+        assert refused.returncode == 1
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: the Ray cluster at {address} {said}"), lines
+        assert "RAY_AUTH_TOKEN_PATH" in lines[0]
