@@ -1,10 +1,10 @@
 """Batch mode and index embedding on a Ray cluster: one more front-end over the task declaration.
 
-Ray Data reads the input file (any filesystem Ray reads) and parses it with the reader local batch mode
-uses; a pool of actors, each holding one Suite (the backbone loaded once per actor), runs ``task.run``
-on batches; the driver writes the output in input order through the local appender, so every record is
-written exactly once and a re-run resumes after the last complete line. Ray restarts an actor that
-dies (kill -9, lost node) and retries its batch.
+Ray Data reads the input file (JSONL, CSV, TSV or Parquet, on any filesystem Ray reads) and parses it with
+the reader local batch mode uses; a pool of actors, each holding one Suite (the backbone loaded once per
+actor), runs ``task.run`` on batches; the driver writes the output in input order through the local
+appender, so every record is written exactly once and a re-run resumes after the last complete line. Ray
+restarts an actor that dies (kill -9, lost node) and retries its batch.
 """
 
 from __future__ import annotations
@@ -239,10 +239,12 @@ def _configure() -> None:
 def _parse_file(row: dict, name: str) -> list[dict]:
     """The records of one input file, checked as local batch mode checks them, as JSON text."""
     path = Path(name)
-    try:
-        raw = bytes(row["bytes"]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise NlpsuiteError(f"{name} is not UTF-8 text") from None
+    raw = bytes(row["bytes"])
+    if path.suffix.lower() != ".parquet":
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NlpsuiteError(f"{name} is not UTF-8 text") from None
     rows = parse_records(path, raw, ("text",))
     for line, record in rows:
         text_field(path, line, record, "text")
@@ -256,7 +258,7 @@ def read(input_path: str | Path, batch_size: int):
 
     name = str(input_path)
     if Path(name).suffix.lower() not in SUFFIXES:
-        raise NlpsuiteError(f"{name}: expected a .jsonl, .csv or .tsv file")
+        raise NlpsuiteError(f"{name}: expected a .jsonl, .csv, .tsv or .parquet file")
     where = name
     if "://" not in name:  # a local path: any node may read it, so on several nodes it must be on a shared disk
         if not Path(name).is_file():

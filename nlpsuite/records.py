@@ -1,5 +1,5 @@
-"""Record files, read and written in one place: .jsonl, .csv and .tsv in, JSONL out, with one-line errors
-that name the file, the line and, where known, the column.
+"""Record files, read and written in one place: .jsonl, .csv, .tsv and .parquet in, JSONL out, with one-line
+errors that name the file, the line (a Parquet file's row) and, where known, the column.
 
 TSV has no quoting: a tab ends a field and a newline ends a record, as in the IANA definition and in the
 TSV files NLP data comes in (GLUE, SST, ...), whose texts hold stray quote marks that csv-style quoting
@@ -21,7 +21,7 @@ from pathlib import Path
 from . import fsutil
 from .errors import NlpsuiteError
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 # Where str.splitlines() and other line-based tools break a line that JSON keeps inside a string
 _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 
@@ -30,16 +30,28 @@ _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 
 
 def read_records(path: Path, columns: Sequence[str] = ()) -> list[tuple[int, dict]]:
-    """(line the record starts on, record) from a .jsonl, .csv or .tsv file whose records all have ``columns``."""
+    """(line the record starts on, record) from a .jsonl, .csv, .tsv or .parquet file whose records all have
+    ``columns``."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise NlpsuiteError(f"{path}: expected a .jsonl, .csv or .tsv file")
+        raise NlpsuiteError(f"{path}: expected a .jsonl, .csv, .tsv or .parquet file")
+    if suffix == ".parquet":
+        try:
+            return parse_records(path, path.read_bytes(), columns)
+        except OSError as exc:
+            raise NlpsuiteError(f"cannot read {path}: {exc.strerror or exc}") from None
     return parse_records(path, fsutil.read_utf8(path), columns)
 
 
-def parse_records(path: Path, raw: str, columns: Sequence[str] = ()) -> list[tuple[int, dict]]:
-    """``read_records`` for a file's text read elsewhere (e.g. by a Ray worker); ``path`` names it in errors."""
+def parse_records(path: Path, raw: str | bytes, columns: Sequence[str] = ()) -> list[tuple[int, dict]]:
+    """``read_records`` for a file's contents read elsewhere (e.g. by a Ray worker): text, or bytes for Parquet;
+    ``path`` names it in errors."""
     suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        rows = _parquet(path, raw, columns)
+        if not rows:
+            raise NlpsuiteError(f"{path} holds no records")
+        return rows
     raw = raw.removeprefix("\ufeff")  # a byte-order mark is not part of the first record
     rows = _table(path, raw, suffix == ".tsv", columns) if suffix in (".csv", ".tsv") else _jsonl(path, raw, columns)
     if not rows:
@@ -67,6 +79,40 @@ def _jsonl(path: Path, raw: str, columns: Sequence[str]) -> list[tuple[int, dict
             raise NlpsuiteError(f"{path}:{line}: missing column {_names(missing)}")
         rows.append((line, record))
     return rows
+
+
+def _parquet(path: Path, data: bytes, columns: Sequence[str]) -> list[tuple[int, dict]]:
+    """A Parquet file's rows (numbered from 1), its values as JSON holds them: dates and times in ISO 8601,
+    decimals as exact strings."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise NlpsuiteError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise NlpsuiteError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise NlpsuiteError(f"{path} has no column {_names(missing)} (its columns: {', '.join(table.column_names)})")
+    for field in table.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise NlpsuiteError(f"{path}: the column {field.name!r} holds bytes, which a JSON record cannot")
+    return [(row, _json_value(record)) for row, record in enumerate(table.to_pylist(), start=1)]
+
+
+def _json_value(value):
+    """``value`` as JSON holds it (Parquet's dates, times and decimals become strings)."""
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)  # Decimal: exactly as written; a duration: as Python says it
 
 
 def _finite(text: str) -> float:

@@ -129,3 +129,25 @@ def test_ctrl_c_in_batch_generation_exits_130_and_writes_no_record_cut_short(cli
     assert cli(args).code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in rows] == ["a b", "c", "d e", "f"] and all(r["finish_reason"] == "length" for r in rows)
+
+
+def test_a_parquet_input_runs_and_resumes_as_jsonl_does(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="Parquet is read with pyarrow")
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": list(range(7)), "text": [f"t{i}" for i in range(7)]}), src)
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"id": 0, "text": "t0", "upper": "T0"}\n{"id": 1, "te', encoding="utf-8")  # interrupted
+    assert run_batch(src, out, upper, batch_size=3, quiet=True) == 6
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows == [{"id": i, "text": f"t{i}", "upper": f"T{i}"} for i in range(7)]
+
+
+def test_a_parquet_output_is_refused_before_any_model_loads(cli, tmp_path):
+    src = write(tmp_path / "in.jsonl", ['{"text": "fine"}'])
+    got = cli(["sentiment", "--input", str(src), "--output", str(tmp_path / "out.parquet"), "--model", "nowhere"])
+    assert got.code == 1
+    assert (
+        got.err.strip() == f"error: --output {tmp_path / 'out.parquet'}: batch mode writes JSONL; name the file .jsonl"
+    )

@@ -159,7 +159,7 @@ def _write(path, text):
         (["eval", "translation", "{csv}"], "error: --to is required: Target language"),
         (["eval", "summarization", "{tsv}", "--max-words", "0"], "error: --max-words must be at least 1"),
         (["eval", "qa", "{tsv}"], "error: {tsv} has no column 'question', 'context', 'answers'"),
-        (["eval", "classification", "{txt}"], "error: {txt}: expected a .jsonl, .csv or .tsv file"),
+        (["eval", "classification", "{txt}"], "error: {txt}: expected a .jsonl, .csv, .tsv or .parquet file"),
         (["eval", "classification", "{notjson}"], "error: {notjson}:2:1: not valid JSON (Expecting value)"),
         (["eval", "classification", "{onelabel}"], "error: {onelabel}: classification needs at least two distinct"),
         (["eval", "classification", "{good}", "--limit", "0"], "error: --limit must be at least 1"),

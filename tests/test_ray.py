@@ -126,6 +126,22 @@ def test_an_interrupted_run_finishes_on_the_cluster_as_the_local_run_would(clust
 
 
 @pytest.mark.shared_cache
+def test_a_parquet_input_on_the_cluster_gives_the_local_output(cluster, cli, model, local_output, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, expected = local_output
+    source = tmp_path / "in.parquet"
+    columns = {name: [r.get(name) for r in RECORDS] for name in ("id", "text", "tag")}
+    pq.write_table(pa.table(columns), source)  # rows without 'tag' hold null there
+    out = tmp_path / "ray.jsonl"
+    done = cli(["sentiment", "--input", str(source), "--output", str(out), *ray_args(model)])
+    assert done.code == 0, done.err
+    nulls = [{**e, "tag": e.get("tag")} for e in expected]  # a Parquet row has every column: null where absent
+    same_records(read_jsonl(out), nulls)
+
+
+@pytest.mark.shared_cache
 @pytest.mark.parametrize(
     "name, content", [("in.jsonl", '{"text": "fine"}\n\n{"text": "  "}\n'), ("in.csv", "text\nfine\n  \n")]
 )

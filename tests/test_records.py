@@ -102,7 +102,7 @@ def test_an_appended_batch_is_all_or_nothing(tmp_path):
         ("d.csv", 'text,label\n"a"b,x\n', r"d\.csv:2: not valid CSV \(.*\)$"),
         ("d.tsv", "text\tlabel\nok\tx\ta\ttab\n", r"d\.tsv:2: 4 fields, but the header names 2$"),
         ("d.tsv", "text\ttext\nok\tx\n", r"d\.tsv has the column 'text' more than once$"),
-        ("d.txt", "text\n", r"d\.txt: expected a \.jsonl, \.csv or \.tsv file$"),
+        ("d.txt", "text\n", r"d\.txt: expected a \.jsonl, \.csv, \.tsv or \.parquet file$"),
     ],
 )
 def test_errors_are_one_line_naming_file_line_and_column(tmp_path, name, text, message):
@@ -181,3 +181,61 @@ def test_heads_train_reads_a_quoted_multiline_csv_field(cli, tmp_path, monkeypat
     write(data, 'body,kind\n"two\nlines",a\nthird, \n')
     failed = cli(["heads", "train", "kinds", str(data), "--text-column", "body", "--label-column", "kind"])
     assert failed.code == 1 and failed.err.strip() == f"error: {data}:4: 'kind' is empty"
+
+
+def write_parquet(path, columns: dict):
+    pa = pytest.importorskip("pyarrow", reason="Parquet is read with pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_a_parquet_file_is_read_as_json_would_hold_it(tmp_path):
+    import datetime
+    import decimal
+
+    path = write_parquet(
+        tmp_path / "in.parquet",
+        {
+            "text": ["naïve café", "東京", None],
+            "id": [1, 2, 3],
+            "day": [datetime.date(2026, 11, 29)] * 3,
+            "price": [decimal.Decimal("1.10")] * 3,
+            "meta": [{"a": 1, "b": [1.5, 2.5]}] * 3,
+        },
+    )
+    rows = read_records(path, ("text",))
+    assert [line for line, _ in rows] == [1, 2, 3]  # a Parquet file's "line" is its row
+    assert rows[0][1] == {"text": "naïve café", "id": 1, "day": "2026-11-29", "price": "1.10",
+                          "meta": {"a": 1, "b": [1.5, 2.5]}}  # fmt: skip
+    assert json.loads(dumps(rows[1][1])) == rows[1][1]  # written and read back unchanged: resume compares them
+    with pytest.raises(NlpsuiteError, match=rf"^{path}:3: no value for 'text'$"):
+        records.text_field(path, 3, rows[2][1], "text")
+
+
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        ({"body": ["x"]}, " has no column 'text' (its columns: body)"),
+        ({"text": ["x"], "blob": [b"\x00"]}, ": the column 'blob' holds bytes, which a JSON record cannot"),
+        ({"text": []}, " holds no records"),
+    ],
+)
+def test_parquet_errors_are_one_line(tmp_path, columns, message):
+    path = write_parquet(tmp_path / "in.parquet", columns)
+    with pytest.raises(NlpsuiteError) as caught:
+        read_records(path, ("text",))
+    assert str(caught.value) == f"{path}{message}"
+    garbage = write(tmp_path / "bad.parquet", "text\nnot parquet\n")
+    with pytest.raises(NlpsuiteError, match=r"bad\.parquet: not a readable Parquet file \(.+\)$"):
+        read_records(garbage, ("text",))
+
+
+def test_without_pyarrow_a_parquet_file_is_one_line_that_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    path = write(tmp_path / "in.parquet", "whatever")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(NlpsuiteError, match=rf"^{path}: reading Parquet needs pyarrow \(pip install pyarrow\)$"):
+        read_records(path, ("text",))

@@ -17,7 +17,7 @@ from . import options as opt
 from .progress import progress_bar
 from .taskcommand import option_parameter
 
-Data = Annotated[Path, typer.Argument(help="Labelled data: .jsonl, .csv or .tsv with named columns.")]
+Data = Annotated[Path, typer.Argument(help="Labelled data: .jsonl, .csv, .tsv or .parquet with named columns.")]
 Limit = Annotated[int | None, typer.Option("--limit", help="Use only the first N examples (lm: lines).")]
 Head = Annotated[str | None, typer.Option("--head", help="A trained probe head by name.")]
 Bins = Annotated[int, typer.Option("--bins", help="Confidence bins for ECE and the reliability diagram.")]
@@ -210,7 +210,7 @@ def _appender(path: Path | None):
 def calibrate(
     task: Annotated[str, typer.Argument(help="sentiment | classification (a task with label scores)")],
     data: Annotated[
-        Path | None, typer.Argument(help="Labelled data: .jsonl, .csv or .tsv with 'text' and 'label'.")
+        Path | None, typer.Argument(help="Labelled data: .jsonl, .csv, .tsv or .parquet with 'text' and 'label'.")
     ] = None,
     model: opt.Model = None,
     device: opt.Device = "auto",

@@ -32,7 +32,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the resul
 Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 | int4 weights.")]
 InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
 BatchInput = Annotated[
-    Path | None, typer.Option("--input", help="Batch mode: a .jsonl (or .tsv/.csv) file of records with 'text'.")
+    Path | None,
+    typer.Option("--input", help="Batch mode: a .jsonl (or .csv/.tsv/.parquet) file of records with 'text'."),
 ]
 BatchOutput = Annotated[
     Path | None,
@@ -126,6 +127,8 @@ def batch_paths(input_path: Path | None, output_path: Path | None, argument: str
         raise NlpsuiteError("batch mode needs both --input and --output")
     if argument is not None:
         raise NlpsuiteError("give either a text argument or --input, not both")
+    if output_path.suffix.lower() == ".parquet":  # Parquet is read, not written: JSONL under that name would mislead
+        raise NlpsuiteError(f"--output {output_path}: batch mode writes JSONL; name the file .jsonl")
     return True
 
 
