@@ -3,10 +3,11 @@
 Runs, in one process: local batch mode (one Suite, NLPSUITE_THREADS=1), then the same work on a local
 Ray cluster (loopback, as many CPUs as this machine) with 1 and 2 actors of 1 thread each. The texts are
 docstrings of the Python standard library that runs this script, so every machine has them. A Ray run's
-time includes starting its actors (each loads the model); for the label task ``startup`` is the time
-until the first batch came back and ``steady`` the rate after it.
+time includes starting its actors (each loads the model). For the label task, Ray's fixed cost (``fixed``:
+actors started, model loaded, one batch run) is timed on a one-batch input; the 1-actor rate past it
+(``after/s``) against the local rate is Ray's per-record overhead, printed last.
 
-    python benchmarks/bench_ray.py [--model M] [--records 2000] [--passages 300] [--out results/ray.json]
+    python benchmarks/bench_ray.py [--model M] [--records 2000] [--passages 100] [--out results/ray.json]
 """
 
 from __future__ import annotations
@@ -44,31 +45,22 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, out
 
 
-class Clock:
-    """A progress callback that notes when the first batch came back and how many items it held."""
-
-    def __init__(self) -> None:
-        self.start, self.first, self.first_items = time.perf_counter(), None, 0
-
-    def __call__(self, n: int = 0, total: int | None = None) -> None:
-        if self.first is None:
-            self.first, self.first_items = time.perf_counter(), n
-
-    def row(self, seconds: float, items: int) -> dict:
-        """``startup``: until the first batch came back (actors started, model loaded, first batch run);
-        ``steady_per_s``: the rate after it."""
-        startup = self.first - self.start
-        return {"startup": startup, "steady_per_s": (items - self.first_items) / max(seconds - startup, 1e-9)}
-
-
 def bench_label(args, suite, folder: Path) -> list[dict]:
+    """Sentiment over ``args.records`` records: local batch mode, then Ray with 1 and 2 actors.
+
+    Ray's fixed cost (actors started, model loaded, one batch run) is measured on a run of one batch, after a
+    warm-up run of the same; the 1-actor rate past it (``marginal_per_s``) against the local rate is Ray's
+    per-record overhead.
+    """
     from nlpsuite import distributed
     from nlpsuite.cli.batch import run_batch
 
     task = suite.task("sentiment")
     options = task.check_options({})
-    source = folder / "records.jsonl"
-    source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(sentences(args.records))))
+    texts = sentences(args.records)
+    source, small = folder / "records.jsonl", folder / "one-batch.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    small.write_text("".join(source.read_text().splitlines(keepends=True)[: task.batch_size]))
     task.run(suite, [{"text": "warm up"}], **options)  # the content-free prior is computed once per Suite
 
     def process(records):
@@ -76,16 +68,25 @@ def bench_label(args, suite, folder: Path) -> list[dict]:
 
     seconds, _ = timed(run_batch, source, folder / "local.jsonl", process, task.batch_size, quiet=True)
     rows = [{"work": "sentiment", "runner": "local batch", "workers": 1, "items": args.records, "seconds": seconds}]
-    for workers in (1, 2):
+    labels = [json.loads(line)["label"] for line in (folder / "local.jsonl").read_text().splitlines()]
+
+    def on_ray(workers: int, records: Path, out: Path) -> float:
         pool = distributed.Pool(model=args.model, device="cpu", workers=workers, threads=1)
-        out, clock = folder / f"ray-{workers}.jsonl", Clock()
-        seconds, _ = timed(distributed.run_task, task, source, out, pool, options=options,
-                           batch_size=task.batch_size, progress=clock)  # fmt: skip
-        same = [json.loads(line)["label"] for line in out.read_text().splitlines()] == [
-            json.loads(line)["label"] for line in (folder / "local.jsonl").read_text().splitlines()
-        ]
-        rows.append({"work": "sentiment", "runner": "ray", "workers": workers, "items": args.records,
-                     "seconds": seconds, "same_labels": same, **clock.row(seconds, args.records)})  # fmt: skip
+        run = timed(distributed.run_task, task, records, out, pool, options=options, batch_size=task.batch_size,
+                    force=True)  # fmt: skip
+        return run[0]
+
+    on_ray(1, small, folder / "warm-up.jsonl")  # Ray Data's and the worker pool's first-use costs
+    fixed = on_ray(1, small, folder / "one-batch-out.jsonl")
+    for workers in (1, 2):
+        out = folder / f"ray-{workers}.jsonl"
+        seconds = on_ray(workers, source, out)
+        same = [json.loads(line)["label"] for line in out.read_text().splitlines()] == labels
+        row = {"work": "sentiment", "runner": "ray", "workers": workers, "items": args.records, "seconds": seconds,
+               "same_labels": same}  # fmt: skip
+        if workers == 1:
+            row.update(fixed=fixed, marginal_per_s=(args.records - task.batch_size) / max(seconds - fixed, 1e-9))
+        rows.append(row)
     return rows
 
 
@@ -103,9 +104,7 @@ def bench_index(args, suite, folder: Path) -> list[dict]:
         pool = distributed.Pool(model=args.model, device="cpu", workers=workers, threads=1)
         embed = distributed.embedder(pool, retrieval.EMBED_SLICE)
         seconds, _ = timed(retrieval.add_documents, suite, f"bench-ray-{workers}", docs, embed=embed)
-        # no startup/steady split: a few large blocks come back nearly together, so the first says little
-        rows.append({"work": "index add", "runner": "ray", "workers": workers, "items": passages,
-                     "seconds": seconds, "startup": None, "steady_per_s": None})  # fmt: skip
+        rows.append({"work": "index add", "runner": "ray", "workers": workers, "items": passages, "seconds": seconds})
     return rows
 
 
@@ -113,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--records", type=int, default=2000)
-    parser.add_argument("--passages", type=int, default=300)
+    parser.add_argument("--passages", type=int, default=100, help="documents to index (each one or more passages)")
     parser.add_argument("--out", type=Path, default=Path("results/ray.json"))
     args = parser.parse_args()
     os.environ["NLPSUITE_THREADS"] = "1"  # local batch mode gets what each actor gets
@@ -141,21 +140,29 @@ def main() -> None:
     for r in rows:
         r["per_s"] = r["items"] / r["seconds"]
         if r["runner"] == "ray":
-            r["vs_local"] = r["per_s"] / (local[r["work"]]["items"] / local[r["work"]]["seconds"])
+            r["vs_local"] = r["per_s"] / local[r["work"]]["per_s"]
             r["vs_one_worker"] = one[r["work"]]["seconds"] / r["seconds"]
-    print(f"{'work':<10} {'runner':<12} {'workers':>7} {'items':>6} {'seconds':>8} {'per s':>7} {'steady/s':>8} "
-          f"{'startup s':>9} {'vs local':>8} {'vs 1':>5}")  # fmt: skip
+    print(f"{'work':<10} {'runner':<12} {'workers':>7} {'items':>6} {'seconds':>8} {'per s':>7} {'fixed s':>7} "
+          f"{'after/s':>7} {'vs local':>8} {'vs 1':>5}")  # fmt: skip
     for r in rows:
-        steady, startup = (f"{r[k]:.1f}" if r.get(k) is not None else "" for k in ("steady_per_s", "startup"))
-        ray_cols = (
-            f"{steady:>8} {startup:>9} {r['vs_local']:>7.2f}x {r['vs_one_worker']:>4.2f}x"
-            if r["runner"] == "ray"
-            else f"{'':>8} {'':>9} {'':>8} {'':>5}"
-        )
+        fixed, after = (f"{r[k]:.1f}" if r.get(k) is not None else "" for k in ("fixed", "marginal_per_s"))
+        ray_cols = f"{r['vs_local']:>7.2f}x {r['vs_one_worker']:>4.2f}x" if r["runner"] == "ray" else f"{'':>8} {'':>5}"
         print(f"{r['work']:<10} {r['runner']:<12} {r['workers']:>7} {r['items']:>6} {r['seconds']:>8.1f} "
-              f"{r['per_s']:>7.1f} {ray_cols}")  # fmt: skip
+              f"{r['per_s']:>7.2f} {fixed:>7} {after:>7} {ray_cols}")  # fmt: skip
+    ray_one, here = one["sentiment"], local["sentiment"]
+    overhead = {
+        "records": ray_one["items"],
+        "local_ms_per_record": 1000 / here["per_s"],
+        "ray_ms_per_record_after_fixed": 1000 / ray_one["marginal_per_s"],
+        "fixed_s": ray_one["fixed"],
+        "overhead": here["per_s"] / ray_one["marginal_per_s"] - 1,
+    }
+    print(f"Ray's per-record overhead at {overhead['records']} records (1 worker, past its fixed "
+          f"{overhead['fixed_s']:.1f} s): {overhead['ray_ms_per_record_after_fixed']:.1f} ms vs "
+          f"{overhead['local_ms_per_record']:.1f} ms locally = {100 * overhead['overhead']:+.1f}%")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+    result = {"model": args.model, "cpus": os.cpu_count(), "rows": rows, "ray_overhead": overhead}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
