@@ -151,3 +151,12 @@ def test_a_parquet_output_is_refused_before_any_model_loads(cli, tmp_path):
     assert (
         got.err.strip() == f"error: --output {tmp_path / 'out.parquet'}: batch mode writes JSONL; name the file .jsonl"
     )
+
+
+def test_a_url_input_without_ray_says_to_add_it(cli, tmp_path):
+    got = cli(["sentiment", "--input", "s3://bucket/in.jsonl", "--output", str(tmp_path / "o.jsonl"), "--model", "no"])
+    assert got.code == 1
+    assert (
+        got.err.strip()
+        == "error: --input s3://bucket/in.jsonl: a URL is read on a Ray cluster (add --ray); here, give a file"
+    )

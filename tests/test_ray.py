@@ -142,6 +142,15 @@ def test_a_parquet_input_on_the_cluster_gives_the_local_output(cluster, cli, mod
 
 
 @pytest.mark.shared_cache
+def test_an_input_given_as_a_url_is_read_by_ray_data(cluster, cli, model, local_output, tmp_path):
+    source, expected = local_output
+    out = tmp_path / "ray.jsonl"
+    done = cli(["sentiment", "--input", source.resolve().as_uri(), "--output", str(out), *ray_args(model)])
+    assert done.code == 0, done.err
+    same_records(read_jsonl(out), expected)
+
+
+@pytest.mark.shared_cache
 @pytest.mark.parametrize(
     "name, content", [("in.jsonl", '{"text": "fine"}\n\n{"text": "  "}\n'), ("in.csv", "text\nfine\n  \n")]
 )

@@ -31,9 +31,12 @@ Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
 Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 | int4 weights.")]
 InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
-BatchInput = Annotated[
-    Path | None,
-    typer.Option("--input", help="Batch mode: a .jsonl (or .csv/.tsv/.parquet) file of records with 'text'."),
+BatchInput = Annotated[  # a string: with --ray it may be a URL (s3://...), which a Path would mangle
+    str | None,
+    typer.Option(
+        "--input",
+        help="Batch mode: a .jsonl (or .csv/.tsv/.parquet) file of records with 'text'; with --ray, a URL too.",
+    ),
 ]
 BatchOutput = Annotated[
     Path | None,
@@ -119,7 +122,7 @@ def read_text(argument: str | None, what: str = "prompt", file: Path | None = No
     return text
 
 
-def batch_paths(input_path: Path | None, output_path: Path | None, argument: str | None) -> bool:
+def batch_paths(input_path: str | None, output_path: Path | None, argument: str | None) -> bool:
     """Whether batch mode is asked for, and consistently."""
     if input_path is None and output_path is None:
         return False

@@ -106,6 +106,8 @@ def run_command(task: Task, given: dict) -> None:
     options = task.check_options(chosen, shared, batch)
     if given["ray"] is not None and not batch:
         raise NlpsuiteError("--ray runs batch mode: give --input and --output")
+    if batch and given["ray"] is None and "://" in given["input"]:
+        raise NlpsuiteError(f"--input {given['input']}: a URL is read on a Ray cluster (add --ray); here, give a file")
     pool = opt.ray_pool(given["ray"], given["workers"], given["model"], given["device"], given["precision"])
     if pool:  # the actors load the model; this process only reads and writes records
         _run_on_ray(task, pool, given, shared, options)
@@ -151,7 +153,7 @@ def _run_batch(task: Task, suite, given: dict, shared: dict, options: dict) -> N
 
     label = task.progress_label or task.name
     output, quiet = given["output"], given["quiet"]
-    written = run_batch(given["input"], output, process, given["batch_size"], quiet, label, force=given["force"])
+    written = run_batch(Path(given["input"]), output, process, given["batch_size"], quiet, label, force=given["force"])
     if given["json"] and str(output) != "-":
         arguments = {o.name: options[o.name] for o in task.options if o.argument}
         opt.print_json({"output": str(output), "written": written, "model": suite.source.key, **arguments})
