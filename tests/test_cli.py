@@ -306,3 +306,29 @@ def test_ctrl_c_stops_a_task_that_does_not_stream_with_exit_130(cli, tiny, monke
     result = cli(["translate", "One sentence. Another one.", "--to", "de", "--json", *tiny])
     assert len(calls) == 2
     assert result.code == 130 and result.out == ""  # no translation cut short on stdout
+
+
+def test_a_task_command_imports_only_what_it_runs(cli, tiny):
+    """Start-up time: `nlpsuite generate` in a fresh process loads neither the other commands' modules
+    (evaluation, metrics, retrieval, calibration) nor rich (no terminal to draw on), torch or transformers."""
+    import subprocess
+    import sys
+
+    assert cli(["models", "pull", "--quiet", *tiny]).code == 0  # converting imports torch: not in the timed process
+    script = (
+        "import sys\n"
+        "from nlpsuite.cli.app import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(' '.join(sys.modules), file=sys.stderr)\n"
+    )
+    args = ["generate", "hello", "--max-tokens", "2", "--quiet", *tiny]
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stderr.split())
+    assert "nlpsuite.runtime.backbone" in loaded  # it did run the model
+    unwanted = {"nlpsuite.evaluation", "nlpsuite.metrics", "nlpsuite.retrieval", "nlpsuite.calibration"}
+    unwanted |= {"nlpsuite.cli.eval", "nlpsuite.cli.models", "rich.console", "torch", "transformers"}
+    assert not loaded & unwanted
