@@ -117,6 +117,29 @@ def test_models_pull_list_info_rm(cli, tiny_llama, tmp_path, monkeypatch):
     assert cli(["models", "rm", str(tiny_llama)]).code == 1
 
 
+def test_models_rm_frees_what_tasks_derived_from_the_model(cli, tiny_llama, tmp_path, monkeypatch):
+    """What tasks keep per model (prompt prefix states, priors, embedding statistics: heads/derived.py) goes with
+    the model on rm, and only that model's."""
+    import numpy as np
+
+    from nlpsuite import Suite
+    from nlpsuite.heads import derived
+
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path / "own-cache"))
+    assert cli(["models", "pull", str(tiny_llama), "--quiet"]).code == 0
+    manifest = Suite(model=str(tiny_llama), device="cpu").backbone.manifest
+    ours = [derived.path_for(manifest, {"what": w}) for w in ("prefix", "prior")]
+    for path in ours:
+        derived.save(path, {"x": np.zeros(3)})
+    other = {"name": "another", "precision": "fp32", "created": "2026-11-29T00:00:00", "source": {"sha256": "ab"}}
+    theirs = derived.path_for(other, {"what": "prefix"})
+    derived.save(theirs, {"x": np.zeros(3)})
+    assert all(p.exists() for p in [*ours, theirs])
+    assert cli(["models", "rm", str(tiny_llama), "--quiet"]).code == 0
+    assert not [p for p in ours if p.exists()]
+    assert theirs.exists()
+
+
 def test_doctor_json(cli):
     result = cli(["doctor", "--json"])
     data = json.loads(result.out)
