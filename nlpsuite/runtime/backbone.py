@@ -90,6 +90,9 @@ class Backbone:
         # fp32 only: ONNX Runtime's saved pre-packed MatMulNBits (int8) weights load wrong (logits garbled
         # on every load after the first; tests/test_prepacked.py), and int8 packing is quick anyway.
         usable = packed_copy and providers == [CPU] and self.precision == "fp32"
+        if usable and not prepacked.worth_it(self.folder):  # too big for the disk it costs; free an old one
+            prepacked.discard_all(self.folder)
+            usable = False
         key = prepacked.machine_key(ort) if usable else None
         packed = prepacked.find(self.folder, key) if key else None
         if packed:
