@@ -91,7 +91,7 @@ class Suite:
         loading = Background(lambda: Backbone(folder, device_plan, packed_copy=packed))
         manifest = read_manifest(folder)
         if manifest is not None:
-            with contextlib.suppress(NlpsuiteError, OSError):  # said again, where it matters, on first use
+            with contextlib.suppress(Exception):  # a broken tokenizer or template fails again, as before, on first use
                 tokenizer = _tokenizer(folder, manifest)
                 self._early["tokenizer"] = tokenizer
                 self._early["chat_template"] = template = _chat_template(manifest, tokenizer)
