@@ -235,7 +235,7 @@ class Backbone:
         if device_state and self.bind_state:
             values = self._run_bound(wanted, feed)
         else:
-            values = dict(zip(wanted, self.session.run(wanted, on_host(feed)), strict=True))
+            values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))  # the CPU path, as it was
         self._check_finite(values["logits"], values.get("last_hidden_state"))
         new_state = {self._to_input[name]: values[name] for name in self._to_input} if want_state else {}
         return Step(values["logits"], values.get("last_hidden_state"), new_state)
