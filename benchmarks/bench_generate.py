@@ -5,6 +5,7 @@ writes JSON. Each engine runs in a fresh worker process so peak memory is its ow
 
     python benchmarks/bench_generate.py                 # fp32 + int8 vs transformers, 128 tokens
     python benchmarks/bench_generate.py --runs 3 --tokens 64 --out results.json
+    python benchmarks/bench_generate.py --cold-only --cold-runs 7 --precisions fp32   # cold start alone
 """
 
 from __future__ import annotations
@@ -119,6 +120,37 @@ def cold_start(cmd: list[str], runs: int) -> list[float]:
     return times
 
 
+def nlpsuite_cold(model: str, precision: str) -> list[str]:
+    return [sys.executable, "-m", "nlpsuite", "generate", "Say hello.", "--max-tokens", "16", "--quiet",
+            "--precision", precision, "--model", model, "--device", "cpu"]  # fmt: skip
+
+
+def cold_only(args, gguf_path: Path) -> None:
+    """The cold starts alone, the commands alternating so that load changes on a shared machine hit all alike."""
+    commands = {"transformers generate (PyTorch eager)": [sys.executable, "-c", HF_COLD, str(gguf_path.parent),
+                                                          gguf_path.name, "Say hello."]}  # fmt: skip
+    commands.update({f"nlpsuite ({p})": nlpsuite_cold(args.model, p) for p in args.precisions.split(",")})
+    for cmd in commands.values():  # warm-up: files in the page cache
+        cold_start(cmd, 1)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(args.cold_runs):
+        for name, cmd in commands.items():
+            times[name] += cold_start(cmd, 1)
+    rows = {name: summary(values) for name, values in times.items()}
+    base = rows["transformers generate (PyTorch eager)"]["median"]
+    print(f"cold start (fresh process, load + 16 tokens), median (min-max) of {args.cold_runs}, {os.cpu_count()} CPUs")
+    print("| engine | cold start s | × transformers |")
+    print("|---|---|---|")
+    for name, row in rows.items():
+        print(f"| {name} | {row['median']:.2f} ({row['min']:.2f}-{row['max']:.2f}) | {row['median'] / base:.2f} |")
+    out = Path(args.out).with_name(Path(args.out).stem + "-cold.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"model": args.model, "runs": args.cold_runs, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
+              "load_average": os.getloadavg(), "cold_start_s": rows, "times": times}  # fmt: skip
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nJSON written to {out}")
+
+
 def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -149,6 +181,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--cold-only", action="store_true", help="Only the cold starts (no decode workers).")
     parser.add_argument("--precisions", default="fp32,int8")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
     parser.add_argument("--worker", choices=["nlpsuite", "transformers"])
@@ -171,6 +204,9 @@ def main() -> None:
     if not source.get("gguf"):
         sys.exit("the transformers reference loads a GGUF file: use the default model or --model FILE.gguf")
     gguf_path = Path(source["gguf"])
+    if args.cold_only:
+        cold_only(args, gguf_path)
+        return
     rows = {}
     hf = run_worker("transformers", args, ["--hf-dir", str(gguf_path.parent), "--gguf", gguf_path.name])
     rows["transformers generate (PyTorch eager)"] = {"precision": "fp32", **hf}
@@ -179,27 +215,7 @@ def main() -> None:
     )
     for precision in args.precisions.split(","):
         res = run_worker("nlpsuite", args, ["--precision", precision])
-        res["cold_start_s"] = summary(
-            cold_start(
-                [
-                    sys.executable,
-                    "-m",
-                    "nlpsuite",
-                    "generate",
-                    "Say hello.",
-                    "--max-tokens",
-                    "16",
-                    "--quiet",
-                    "--precision",
-                    precision,
-                    "--model",
-                    args.model,
-                    "--device",
-                    "cpu",
-                ],
-                args.cold_runs,
-            )
-        )
+        res["cold_start_s"] = summary(cold_start(nlpsuite_cold(args.model, precision), args.cold_runs))
         agree = sum(a == b for a, b in zip(res["runs"][0]["tokens"], hf["runs"][0]["tokens"], strict=True))
         res["tokens_equal_to_transformers"] = f"{agree}/{len(hf['runs'][0]['tokens'])}"
         rows[f"nlpsuite ({precision})"] = {"precision": precision, **res}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from functools import cached_property
@@ -15,6 +17,7 @@ from .loader import Report, ensure_model
 from .plugins import Registry, registry
 from .runtime.generation import Completion, OnText
 from .runtime.sampling import SamplingParams
+from .store import read_manifest
 
 
 class Suite:
@@ -37,6 +40,7 @@ class Suite:
         self.registry = plugins or registry()
         self._heads: dict[str, Any] = {}
         self._shared: dict[str, Any] = {}
+        self._early: dict[str, Any] = {}  # what loading the backbone prepared besides (tokenizer, chat template)
         # Long tasks report here: progress(n, total=None) advances by n; front-ends set it (a bar on stderr).
         self.progress: Callable[..., None] = lambda _n=0, total=None: None
         # What the user should know but is no error (the model does not know the text's language): said once each
@@ -59,7 +63,6 @@ class Suite:
     def backbone(self):
         from .errors import DeviceError
         from .loader import store
-        from .runtime.backbone import Backbone
         from .runtime.device import plan
         from .store import graph_parses
 
@@ -67,7 +70,7 @@ class Suite:
         folder = ensure_model(self.source, self.precision, self.report, self.quiet)
         packed = self.source.kind != "onnx-dir"  # write beside our own cache, never into the user's folder
         try:
-            return Backbone(folder, device_plan, packed_copy=packed)
+            return self._load(folder, device_plan, packed)
         except DeviceError:
             raise
         except NlpsuiteError:
@@ -77,20 +80,33 @@ class Suite:
             self.report(f"the cached {self.precision} conversion of {self.source.key} is damaged; rebuilding")
             store().discard(self.source.key, self.precision)
             folder = ensure_model(self.source, self.precision, self.report, self.quiet)
-            return Backbone(folder, device_plan, packed_copy=packed)
+            return self._load(folder, device_plan, packed)
+
+    def _load(self, folder, device_plan, packed: bool):
+        """The backbone, its session built on another thread while this one reads the tokenizer and compiles
+        the chat template: ONNX Runtime releases the GIL while it builds a session, so on two cores the
+        tokenizer's load is hidden in the session's (start-up time)."""
+        from .runtime.backbone import Backbone
+
+        loading = Background(lambda: Backbone(folder, device_plan, packed_copy=packed))
+        manifest = read_manifest(folder)
+        if manifest is not None:
+            with contextlib.suppress(Exception):  # a broken tokenizer or template fails again, as before, on first use
+                tokenizer = _tokenizer(folder, manifest)
+                self._early["tokenizer"] = tokenizer
+                self._early["chat_template"] = template = _chat_template(manifest, tokenizer)
+                template.compile()
+        return loading.result()
 
     @cached_property
     def tokenizer(self):
-        from .runtime.tokenizer import Tokenizer
-
-        return Tokenizer(self.backbone.folder, self.backbone.manifest.get("special_tokens", {}))
+        backbone = self.backbone  # loading it read the tokenizer too, unless that failed
+        return self._early.pop("tokenizer", None) or _tokenizer(backbone.folder, backbone.manifest)
 
     @cached_property
     def chat_template(self):
-        from .runtime.tokenizer import ChatTemplate
-
-        tok = self.tokenizer
-        return ChatTemplate(self.backbone.manifest.get("chat_template"), tok.bos_token, tok.eos_token)
+        manifest = self.backbone.manifest
+        return self._early.pop("chat_template", None) or _chat_template(manifest, self.tokenizer)
 
     def head(self, name: str):
         """The named head, built once per Suite."""
@@ -199,3 +215,37 @@ class Suite:
 
         found = retrieval.search(self, name, [query] if isinstance(query, str) else list(query), k)
         return found[0] if isinstance(query, str) else found
+
+
+def _tokenizer(folder, manifest: dict):
+    from .runtime.tokenizer import Tokenizer
+
+    return Tokenizer(folder, manifest.get("special_tokens", {}))
+
+
+def _chat_template(manifest: dict, tokenizer):
+    from .runtime.tokenizer import ChatTemplate
+
+    return ChatTemplate(manifest.get("chat_template"), tokenizer.bos_token, tokenizer.eos_token)
+
+
+class Background:
+    """``function()`` running on a daemon thread; ``result()`` waits for its value or raises its error."""
+
+    def __init__(self, function: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
+        self._thread.start()
+
+    def _run(self, function) -> None:
+        try:
+            self._value = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

@@ -17,7 +17,7 @@ import numpy as np
 from . import fsutil, metrics
 from .errors import NlpsuiteError
 from .records import read_records, text_field
-from .tasks import Option, Task
+from .tasks import LABEL_EVAL, Option, Task  # noqa: F401 - LABEL_EVAL: part of the plugin API
 
 Progress = Callable[[int], None]  # advance by this many examples
 LM = "lm"  # the language-model evaluation: a text file, not a task's labelled data
@@ -38,11 +38,6 @@ def find(tasks: dict[str, Task], name: str) -> Task:
 
 
 # --- the label tasks' recipe parts (sentiment, classification, and any third-party label task) ---------------
-
-LABEL_EVAL = (
-    Option("reliability", Path, None, "The reliability diagram PNG to write (default: beside --output)."),
-    Option("bins", int, 10, "Confidence bins for ECE and the reliability diagram.", min=1),
-)
 
 
 def check_labels(gold: Sequence[str], predictions: list[dict]) -> None:

@@ -8,6 +8,8 @@ manifest records (``damaged``; integrity.py keeps later checks to a few stats).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import shutil
 import tempfile
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import integrity
+from . import config, integrity
 from .artefacts import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
 from .fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full, write_json_atomic
 
@@ -61,6 +63,18 @@ def read_manifest(folder: Path) -> dict | None:
         except OSError:
             return None
     return manifest
+
+
+def derived_folder(manifest: dict) -> Path:
+    """Where tasks keep what they compute from this converted model alone (heads/derived.py): it is keyed by
+    the conversion (name, precision, creation time, source sha256), so it goes with the model."""
+    identity = {
+        "model": manifest.get("name"),
+        "precision": manifest.get("precision"),
+        "created": manifest.get("created"),
+        "source": (manifest.get("source") or {}).get("sha256"),
+    }
+    return config.home() / "derived" / hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def damaged(folder: Path, manifest: dict) -> list[str]:
@@ -131,6 +145,9 @@ class ModelStore:
         """Drop one precision of a model (e.g. a damaged one) so the next build starts afresh."""
         folder = self.folder(key, precision)
         with atomic_dir_lock(folder):
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # no manifest: nothing was derived
+                manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+                shutil.rmtree(derived_folder(manifest), ignore_errors=True)
             integrity.forget(folder)
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -127,6 +127,14 @@ class Eval:
     sets: tuple[str, ...] = ()  # task options the recipe sets itself (not asked of the user)
 
 
+# The evaluation options of label tasks (sentiment, classification, and any third-party label task); their
+# scoring lives in nlpsuite.evaluation, which a plugin imports only when an evaluation runs.
+LABEL_EVAL = (
+    Option("reliability", Path, None, "The reliability diagram PNG to write (default: beside --output)."),
+    Option("bins", int, 10, "Confidence bins for ECE and the reliability diagram.", min=1),
+)
+
+
 # What every generated front-end adds to a task's own options (the CLI's --json, --model, batch mode...).
 FRONT_END_OPTIONS = frozenset(
     {"file", "json", "input", "output", "batch_size", "force", "model", "device", "precision", "quiet", "on_text"}

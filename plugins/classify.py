@@ -8,16 +8,18 @@ calibrate` refits both on the user's own labelled data; the fitted values then r
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from nlpsuite import calibration, languages
-from nlpsuite.calibration import CONTENT_FREE, Calibration
+from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.evaluation import LABEL_EVAL, check_labels, score_labels
-from nlpsuite.heads import derived
-from nlpsuite.heads.scoring import Prefix
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Eval, Option, Task
+from nlpsuite.tasks import LABEL_EVAL, Eval, Option, Task
+
+if TYPE_CHECKING:  # imported where they are used: registering the tasks stays cheap (start-up time)
+    import numpy as np
+
+    from nlpsuite.calibration import Calibration
+    from nlpsuite.heads.scoring import Prefix
 
 SENTIMENT_LABELS = ["positive", "negative", "neutral"]
 # Few-shot examples written for this project (not taken from any dataset).
@@ -80,6 +82,10 @@ class LabelTasks:
     def _prefix(self, head: str, prompt: str) -> Prefix:
         """The state after the tokens of ``head`` that every ``prompt`` after it shares: run once per model."""
         if head not in self._prefixes:
+            from nlpsuite.calibration import CONTENT_FREE
+            from nlpsuite.heads import derived
+            from nlpsuite.heads.scoring import Prefix
+
             # Encoding the two together can merge tokens across the seam ("\n\n" then "Text" becomes "\n",
             # "\n", "Text"): only the tokens both encodings share are a prefix the prompts really start with.
             alone, joined = self._encode(head), self._encode(head + prompt.format(text=CONTENT_FREE[0]))
@@ -106,6 +112,11 @@ class LabelTasks:
 
     def _scores(self, prompt: str, head: str, texts: list[str], labels: list[str]) -> np.ndarray:
         """Log-likelihoods of ``labels`` after ``head + prompt(text)``, minus the content-free log-prior."""
+        import numpy as np
+
+        from nlpsuite.calibration import CONTENT_FREE
+        from nlpsuite.heads import derived
+
         for text in texts:
             self._check_text(text)
         prefix = self._prefix(head, prompt) if head else None
@@ -127,6 +138,8 @@ class LabelTasks:
         return self._scores(SENTIMENT_PROMPT, _shots_prefix(), texts, SENTIMENT_LABELS)
 
     def classify_scores(self, texts: list[str], labels: list[str]) -> np.ndarray:
+        import numpy as np
+
         prefixes = [self._encode(CLASSIFY_PREFIX.format(label=label)) for label in labels]
         rows = []
         for text in texts:
@@ -154,6 +167,9 @@ def label_scores(suite, task: str, texts: list[str], labels=None, head=None) -> 
 
 def calibration_for(suite, task: str, labels: list[str], head: str | None) -> Calibration:
     """The user's fitted calibration for this task and label set, else the built-in default."""
+    from nlpsuite import calibration
+    from nlpsuite.calibration import Calibration
+
     fitted = calibration.load(suite.source.key, suite.precision, calibration.task_key(task, labels, head))
     if fitted is not None:
         return fitted.for_labels(labels)
@@ -201,6 +217,18 @@ def _labels_from_data(gold: list[str], options: dict, path) -> dict:
     return options if options.get("head") else {**options, "labels": labels}
 
 
+def _score_labels(predictions: list[dict], gold: list[str], options: dict) -> dict:
+    from nlpsuite.evaluation import score_labels
+
+    return score_labels(predictions, gold, options)
+
+
+def _check_gold(gold: list[str], predictions: list[dict]) -> None:
+    from nlpsuite.evaluation import check_labels
+
+    check_labels(gold, predictions)
+
+
 OUTPUT = ("label", "score", "scores")
 
 
@@ -213,7 +241,7 @@ def register_tasks(register):
             "scoring",
             run_sentiment,
             output=OUTPUT,
-            eval=Eval("sentiment", {"text": "text"}, "label", score_labels, check=check_labels, options=LABEL_EVAL),
+            eval=Eval("sentiment", {"text": "text"}, "label", _score_labels, check=_check_gold, options=LABEL_EVAL),
             prompts={"prompt": SENTIMENT_PROMPT},
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "sentiment", texts),
             batch_size=16,
@@ -235,9 +263,9 @@ def register_tasks(register):
                 "classification",
                 {"text": "text"},
                 "label",
-                score_labels,
+                _score_labels,
                 prepare=_labels_from_data,
-                check=check_labels,
+                check=_check_gold,
                 options=LABEL_EVAL,
             ),
             prompts={"prefix": CLASSIFY_PREFIX},

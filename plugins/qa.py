@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
-from nlpsuite import languages, metrics
+from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.heads.span import decide
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
-from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Input, Option, Task
+
+# numpy, the metrics, the span head and sampling are imported where they are used: registering the task
+# happens in every process (start-up time), running it only in some.
 
 GENERATIVE_PROMPT = (
     "Answer the question in one short sentence, using only the text below. If the text does not say, answer "
@@ -49,6 +48,8 @@ def _locate(answer: str, context: str) -> tuple[int | None, int | None]:
 
 def _mean_prob(suite, prompt_ids: list[int], answer: str) -> float:
     """The geometric-mean probability of the answer's tokens under the model: how sure it was."""
+    import numpy as np
+
     ids = suite.tokenizer.encode(answer, add_special_tokens=False)
     if not ids:
         return 0.0
@@ -57,6 +58,11 @@ def _mean_prob(suite, prompt_ids: list[int], answer: str) -> float:
 
 
 def _generative(suite, question: str, context: str, prompt: str) -> dict:
+    import numpy as np
+
+    from nlpsuite import metrics
+    from nlpsuite.runtime.sampling import SamplingParams
+
     head = suite.head("generation")
     ids = head.encode_chat([{"role": "user", "content": prompt}])
     answer = head.generator.generate([ids], SamplingParams(max_tokens=96, stop=["\n\n"]))[0].text.strip()
@@ -76,6 +82,10 @@ def _generative(suite, question: str, context: str, prompt: str) -> dict:
 
 
 def answer_one(suite, question: str, context: str | None, index: str | None, generate: bool) -> dict:
+    import numpy as np
+
+    from nlpsuite.heads.span import decide
+
     if not isinstance(question, str) or not question.strip():
         raise NlpsuiteError("empty question")
     if (context is None) == (index is None):
@@ -127,6 +137,8 @@ def run(suite, inputs, index=None, generate=False):
 def score(predictions: list[str | None], gold: list[list[str]]) -> dict[str, float]:
     """SQuAD 2.0's scoring: a null answer is the empty string, right only where the gold has no answers;
     with unanswerable questions in the data, also the scores on each kind."""
+    from nlpsuite import metrics
+
     said = [p or "" for p in predictions]
     golds = [g or [""] for g in gold]
     result = metrics.qa_scores(said, golds)

@@ -6,21 +6,27 @@ import contextlib
 import uuid
 from pathlib import Path
 
-from nlpsuite import metrics, retrieval
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import documents, judgements_column
 from nlpsuite.tasks import Eval, Input, Option, Task
 
+# The retrieval package (numpy, BM25) and the metrics are imported where they are used: registering the task
+# happens in every process (start-up time), running it only in some.
+
 
 def run(suite, inputs, name: str, k: int = 5):
+    from nlpsuite import retrieval
+
     found = retrieval.search(suite, name, [i["query"] for i in inputs], k)
     return [{"index": name, "query": i["query"], "results": r} for i, r in zip(inputs, found, strict=True)]
 
 
 def _index_exists(options: dict, shared: dict, batch: bool) -> None:
     if options.get("name"):
-        retrieval.index.load(options["name"])  # a missing index fails before the model loads
+        from nlpsuite.retrieval import index
+
+        index.load(options["name"])  # a missing index fails before the model loads
 
 
 # -- evaluation: the --docs corpus in an index of its own while the queries run ---------------------------
@@ -35,7 +41,9 @@ def _docs_known(gold: list[dict], options: dict, path) -> dict:
 
 
 def remove_index(name: str) -> None:
-    retrieval.index.remove(name)
+    from nlpsuite.retrieval import index
+
+    index.remove(name)
 
 
 @contextlib.contextmanager
@@ -64,6 +72,8 @@ def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
 
 
 def _score(predictions: list[list[str]], gold: list[dict], options: dict) -> dict:
+    from nlpsuite import metrics
+
     k = options["k"]
     scores = metrics.retrieval_scores(predictions, gold, k)
     return {**scores, "k": k, f"recall@{k}": scores["recall@k"], f"ndcg@{k}": scores["ndcg@k"]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from nlpsuite import languages, metrics
+from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
@@ -119,6 +119,8 @@ def run(suite, inputs, max_words: int | None = None):
 
 
 def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
+    from nlpsuite import metrics  # here, not at the top: registering the task happens in every process
+
     return metrics.rouge(predictions, gold)
 
 

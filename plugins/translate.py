@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from nlpsuite import languages, metrics
+from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
@@ -118,6 +118,8 @@ def run(suite, inputs, to: str, source: str | None = None):
 
 
 def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
+    from nlpsuite import metrics  # here, not at the top: registering the task happens in every process
+
     b, c = metrics.bleu(predictions, gold, options["to"]), metrics.chrf(predictions, gold)
     return {"bleu": b["score"], "chrf": c["score"], "signature": {"bleu": b["signature"], "chrf": c["signature"]}}
 

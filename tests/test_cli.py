@@ -117,6 +117,29 @@ def test_models_pull_list_info_rm(cli, tiny_llama, tmp_path, monkeypatch):
     assert cli(["models", "rm", str(tiny_llama)]).code == 1
 
 
+def test_models_rm_frees_what_tasks_derived_from_the_model(cli, tiny_llama, tmp_path, monkeypatch):
+    """What tasks keep per model (prompt prefix states, priors, embedding statistics: heads/derived.py) goes with
+    the model on rm, and only that model's."""
+    import numpy as np
+
+    from nlpsuite import Suite
+    from nlpsuite.heads import derived
+
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path / "own-cache"))
+    assert cli(["models", "pull", str(tiny_llama), "--quiet"]).code == 0
+    manifest = Suite(model=str(tiny_llama), device="cpu").backbone.manifest
+    ours = [derived.path_for(manifest, {"what": w}) for w in ("prefix", "prior")]
+    for path in ours:
+        derived.save(path, {"x": np.zeros(3)})
+    other = {"name": "another", "precision": "fp32", "created": "2026-11-29T00:00:00", "source": {"sha256": "ab"}}
+    theirs = derived.path_for(other, {"what": "prefix"})
+    derived.save(theirs, {"x": np.zeros(3)})
+    assert all(p.exists() for p in [*ours, theirs])
+    assert cli(["models", "rm", str(tiny_llama), "--quiet"]).code == 0
+    assert not [p for p in ours if p.exists()]
+    assert theirs.exists()
+
+
 def test_doctor_json(cli):
     result = cli(["doctor", "--json"])
     data = json.loads(result.out)
@@ -306,3 +329,29 @@ def test_ctrl_c_stops_a_task_that_does_not_stream_with_exit_130(cli, tiny, monke
     result = cli(["translate", "One sentence. Another one.", "--to", "de", "--json", *tiny])
     assert len(calls) == 2
     assert result.code == 130 and result.out == ""  # no translation cut short on stdout
+
+
+def test_a_task_command_imports_only_what_it_runs(cli, tiny):
+    """Start-up time: `nlpsuite generate` in a fresh process loads neither the other commands' modules
+    (evaluation, metrics, retrieval, calibration) nor rich (no terminal to draw on), torch or transformers."""
+    import subprocess
+    import sys
+
+    assert cli(["models", "pull", "--quiet", *tiny]).code == 0  # converting imports torch: not in the timed process
+    script = (
+        "import sys\n"
+        "from nlpsuite.cli.app import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(' '.join(sys.modules), file=sys.stderr)\n"
+    )
+    args = ["generate", "hello", "--max-tokens", "2", "--quiet", *tiny]
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stderr.split())
+    assert "nlpsuite.runtime.backbone" in loaded  # it did run the model
+    unwanted = {"nlpsuite.evaluation", "nlpsuite.metrics", "nlpsuite.retrieval", "nlpsuite.calibration"}
+    unwanted |= {"nlpsuite.cli.eval", "nlpsuite.cli.models", "rich.console", "torch", "transformers"}
+    assert not loaded & unwanted

@@ -62,3 +62,17 @@ def test_int8_models_load_the_same_every_time(tiny_llama):
     portable = logits(Backbone(folder, "cpu"))
     for _ in range(2):  # the first load would write the copy, the second would read it
         np.testing.assert_allclose(logits(Backbone(folder, "cpu", packed_copy=True)), portable, atol=1e-5)
+
+
+def test_models_over_the_size_rule_keep_no_packed_copy(tiny_llama, monkeypatch):
+    """The copy doubles the weights on disk: above prepacked.MAX_WEIGHTS_BYTES it is not written, and one
+    left by an earlier version is removed; the model loads from its portable files with the same numbers."""
+    from nlpsuite.runtime import prepacked
+
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)))
+    Backbone(folder, "cpu", packed_copy=True)
+    assert len(copies(folder)) == 1
+    monkeypatch.setattr(prepacked, "MAX_WEIGHTS_BYTES", 1000)
+    backbone = Backbone(folder, "cpu", packed_copy=True)
+    assert copies(folder) == []
+    np.testing.assert_allclose(logits(backbone), logits(Backbone(folder, "cpu")), atol=1e-5)

@@ -52,7 +52,9 @@ def test_prefix_cache_gives_the_same_scores(suite):
 
 
 def test_sentiment_scores_are_log_likelihoods_minus_the_content_free_prior(suite):
-    from nlpsuite_plugins.classify import CONTENT_FREE, SENTIMENT_LABELS, SENTIMENT_PROMPT, _shots_prefix
+    from nlpsuite_plugins.classify import SENTIMENT_LABELS, SENTIMENT_PROMPT, _shots_prefix
+
+    from nlpsuite.calibration import CONTENT_FREE
 
     names, scores = suite.label_scores("sentiment", ["some text here"])
     scorer, enc = suite.head("scoring"), lambda t: suite.tokenizer.encode(t, add_special_tokens=False)

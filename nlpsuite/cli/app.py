@@ -3,18 +3,20 @@ commands, with one-line errors."""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import NlpsuiteError
 from ..fsutil import os_error_line
 from ..plugins import command_name, registry
-from . import chat, heads, index, info, models, serve, train
-from . import eval as evaluate
-from .taskcommand import task_command
+
+Loader = Callable[[], object]  # -> a click command, or None where there is none to offer
 
 
 def _version(value: bool) -> None:
@@ -31,44 +33,100 @@ def _root(
     """Seven NLP jobs on one shared ONNX language-model backbone."""
 
 
-def build_app() -> typer.Typer:
+class LazyGroup(TyperGroup):
+    """The root command. A subcommand's module is imported and its parameters built only when it runs or
+    is listed: `nlpsuite generate` does not pay for importing `eval`'s metrics or building 20 other commands."""
+
+    loaders: dict[str, Loader] = {}
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*self.commands, *(name for name in self.loaders if name not in self.commands)]
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name not in self.commands and cmd_name in self.loaders:
+            command = self.loaders[cmd_name]()
+            if command is None:
+                return None
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return self.commands.get(cmd_name)
+
+
+def _single(name: str, function):
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command(name)(function)
+    return typer.main.get_command(app)
+
+
+def _from(module: str, attribute: str, kind: str = "command") -> Loader:
+    """A loader of ``nlpsuite.cli.<module>.<attribute>``: a command function, a Typer app, or a factory of one."""
+
+    def load():
+        target = getattr(importlib.import_module(f".{module}", __package__), attribute)
+        if kind == "factory":
+            target = target()
+            if target is None:
+                return None
+        if isinstance(target, typer.Typer):
+            return typer.main.get_group(target)
+        return _single(attribute, target)
+
+    return load
+
+
+def _target(target, name: str) -> Loader:
+    if isinstance(target, typer.Typer):
+        return lambda: typer.main.get_group(target)
+    return lambda: _single(name, target)
+
+
+def _task(task) -> Loader:
+    def load():
+        from .taskcommand import task_command
+
+        return _single(task.name, task_command(task))
+
+    return load
+
+
+def build_command() -> LazyGroup:
+    """The root click group, with a loader for every command (built on first use)."""
     app = typer.Typer(
         name="nlpsuite",
+        cls=LazyGroup,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         help="Seven NLP jobs on one shared ONNX language-model backbone.",
     )
     app.callback()(_root)
     reg = registry()
-    for task in reg.tasks.values():
-        if task.command:
-            app.command(task.name)(task_command(task))
-    repl = chat.command()
-    if repl is not None:
-        app.command("chat")(repl)
-    app.add_typer(evaluate.eval_app(), name="eval")
-    app.command("calibrate")(evaluate.calibrate)
-    app.command("train")(train.train)
-    app.add_typer(index.app, name="index")
-    app.add_typer(heads.app, name="heads")
-    app.add_typer(models.app, name="models")
-    app.command("plugins")(info.plugins)
-    app.command("doctor")(info.doctor)
-    app.command("serve")(serve.serve)
+    loaders: dict[str, Loader] = {task.name: _task(task) for task in reg.tasks.values() if task.command}
+    loaders.update(
+        {
+            "chat": _from("chat", "command", "factory"),
+            "eval": _from("eval", "eval_app", "factory"),
+            "calibrate": _from("eval", "calibrate"),
+            "train": _from("train", "train"),
+            "index": _from("index", "app"),
+            "heads": _from("heads", "app"),
+            "models": _from("models", "app"),
+            "plugins": _from("info", "plugins"),
+            "doctor": _from("info", "doctor"),
+            "serve": _from("serve", "serve"),
+        }
+    )
     for target, name, _plugin in reg.commands:  # names were checked for clashes when loaded
-        if isinstance(target, typer.Typer):
-            app.add_typer(target, name=command_name(target, name))
-        else:
-            app.command(command_name(target, name))(target)
-    return app
+        loaders[command_name(target, name)] = _target(target, command_name(target, name))
+    group = typer.main.get_command(app)
+    group.loaders = loaders
+    return group
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Click's standalone mode reports usage errors itself (a usage line, exit 2); our own
     errors get one line and exit 1."""
     try:
-        command = typer.main.get_command(build_app())
-        command.main(args=argv, prog_name="nlpsuite", standalone_mode=True)
+        build_command().main(args=argv, prog_name="nlpsuite", standalone_mode=True)
     except NlpsuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)

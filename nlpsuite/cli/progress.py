@@ -3,6 +3,7 @@ and only from the first report on, so that errors in the input come before any b
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,8 +30,21 @@ class Bar:
         self.progress.update(self._started(), completed=done, total=total or None)
 
 
+class NoBar:
+    """The bar when none is shown (--quiet, or stderr is not a terminal): rich is not even imported."""
+
+    def __call__(self, n: int = 0, total: int | None = None) -> None:
+        pass
+
+    def follow(self, done: int, total: int | None) -> None:
+        pass
+
+
 @contextmanager
-def progress_bar(label: str, quiet: bool = False, transient: bool = True) -> Iterator[Bar]:
+def progress_bar(label: str, quiet: bool = False, transient: bool = True) -> Iterator[Bar | NoBar]:
+    if quiet or not sys.stderr.isatty():
+        yield NoBar()
+        return
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -45,7 +59,7 @@ def progress_bar(label: str, quiet: bool = False, transient: bool = True) -> Ite
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn())  # fmt: skip
     progress = Progress(
-        *columns, console=console, disable=quiet or not console.is_terminal, transient=transient, redirect_stdout=False
+        *columns, console=console, disable=not console.is_terminal, transient=transient, redirect_stdout=False
     )
     bar = Bar(progress, label)
     try:

@@ -1,8 +1,9 @@
 """Arrays a task computes from the model alone (a prompt prefix's state, label priors, embedding statistics),
 kept in the cache so that a one-off call does not pay for them again.
 
-A file is keyed by the converted model (name, precision, conversion time, source sha256) and by what was
-computed, so a reconverted model or a changed prompt measures afresh. Files are written atomically and checked
+A file lives in a folder per converted model (name, precision, conversion time, source sha256: store.py's
+derived_folder, removed with the model) and is named by what was computed, so a reconverted model or a changed
+prompt measures afresh. Files are written atomically and checked
 on load like any file others may have written (arrays.py): a damaged one is rebuilt.
 """
 
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import config
 from ..fsutil import atomic_dir_lock, write_bytes_atomic
+from ..store import derived_folder
 
 Shapes = dict[str, tuple[int, ...]]
 Arrays = dict[str, np.ndarray]
@@ -28,16 +29,10 @@ MAX_VALUE = 1e6  # far above any hidden state, cache entry or log-probability a 
 
 
 def path_for(manifest: dict, what: dict) -> Path:
-    """The cache file of ``what`` (a JSON-able description of the computation) for the model of ``manifest``."""
-    identity = {
-        "model": manifest.get("name"),
-        "precision": manifest.get("precision"),
-        "created": manifest.get("created"),
-        "source": manifest.get("source", {}).get("sha256"),
-        "what": what,
-    }
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
-    return config.home() / "derived" / f"{digest}.npz"
+    """The cache file of ``what`` (a JSON-able description of the computation) for the model of ``manifest``:
+    in the model's own folder of derived files, which `models rm` removes with it."""
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+    return derived_folder(manifest) / f"{digest}.npz"
 
 
 def load(path: Path, shapes: Shapes, valid: Check | None = None) -> Arrays | None:

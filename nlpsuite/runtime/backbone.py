@@ -55,6 +55,11 @@ def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.nd
     return ids, mask, np.maximum(mask.cumsum(axis=1) - 1, 0)
 
 
+def on_host(state: dict) -> dict:
+    """``state`` with any value kept on the device (see Backbone.forward's ``device_state``) copied into numpy."""
+    return {name: v if isinstance(v, np.ndarray) else v.numpy() for name, v in state.items()}
+
+
 class Backbone:
     """A converted model: session, manifest and the recurrent state it threads between steps."""
 
@@ -79,6 +84,9 @@ class Backbone:
         self.session = self._open(ort, options, device_plan.providers, packed_copy)
         self.load_s = time.perf_counter() - started
         self.device, self.device_note, self.device_warning = check_session(device_plan, self.session)
+        # On CUDA the decoding loop's state stays on the GPU between steps (I/O binding) instead of a round trip
+        # through numpy per step. Unverified on a GPU so far (none here); tests run the same path on the CPU.
+        self.bind_state = self.device == "cuda"
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.state_spec = manifest["state"]
         self._to_input = {s["output"]: s["input"] for s in self.state_spec}
@@ -90,6 +98,9 @@ class Backbone:
         # fp32 only: ONNX Runtime's saved pre-packed MatMulNBits (int8) weights load wrong (logits garbled
         # on every load after the first; tests/test_prepacked.py), and int8 packing is quick anyway.
         usable = packed_copy and providers == [CPU] and self.precision == "fp32"
+        if usable and not prepacked.worth_it(self.folder):  # too big for the disk it costs; free an old one
+            prepacked.discard_all(self.folder)
+            usable = False
         key = prepacked.machine_key(ort) if usable else None
         packed = prepacked.find(self.folder, key) if key else None
         if packed:
@@ -190,7 +201,7 @@ class Backbone:
         if not self.can_rewind:
             raise NlpsuiteError(f"{self.name}'s state cannot be rewound (it is recurrent)")
         cut = {}
-        for name, value in state.items():
+        for name, value in on_host(state).items():
             index = [slice(None)] * value.ndim
             index[self._grow_axis[name]] = slice(0, length)
             cut[name] = value[tuple(index)]
@@ -205,8 +216,11 @@ class Backbone:
         num_logits: int = 1,
         want_hidden: bool = False,
         want_state: bool = True,
+        device_state: bool = False,
     ) -> Step:
-        """One pass. Outputs a caller won't use (hidden states, the new state) are not fetched."""
+        """One pass. Outputs a caller won't use (hidden states, the new state) are not fetched. ``device_state``:
+        where ``bind_state`` is on, the new state stays on the device (ONNX Runtime values, fed back as they are
+        by the next call; keep_positions takes them too); elsewhere it is numpy as always."""
         feed = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -218,10 +232,28 @@ class Backbone:
         wanted = (
             ["logits"] + (["last_hidden_state"] if want_hidden else []) + (list(self._to_input) if want_state else [])
         )
-        values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))
+        if device_state and self.bind_state:
+            values = self._run_bound(wanted, feed)
+        else:
+            values = dict(zip(wanted, self.session.run(wanted, feed), strict=True))  # the CPU path, as it was
         self._check_finite(values["logits"], values.get("last_hidden_state"))
         new_state = {self._to_input[name]: values[name] for name in self._to_input} if want_state else {}
         return Step(values["logits"], values.get("last_hidden_state"), new_state)
+
+    def _run_bound(self, wanted: list[str], feed: dict) -> dict:
+        """``session.run`` through I/O binding: logits and hidden states come back in numpy, the state stays
+        where the session runs."""
+        binding = self.session.io_binding()
+        for name, value in feed.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for name in wanted:
+            binding.bind_output(name, "cpu" if name in ("logits", "last_hidden_state") else self.device)
+        self.session.run_with_iobinding(binding)
+        outputs = dict(zip(wanted, binding.get_outputs(), strict=True))
+        return {name: v.numpy() if name in ("logits", "last_hidden_state") else v for name, v in outputs.items()}
 
     def _check_finite(self, *arrays: np.ndarray | None) -> None:
         """NaN or infinity out of the model would become silent garbage (empty text, NaN scores): refuse it."""

@@ -154,7 +154,7 @@ class Generator:
                 on_text(row, delta)
 
         started = time.perf_counter()
-        step = self.backbone.forward(ids, mask, positions, self.backbone.empty_state(batch))
+        step = self.backbone.forward(ids, mask, positions, self.backbone.empty_state(batch), device_state=True)
         prefill_s = time.perf_counter() - started
         decode_started = time.perf_counter()
         drafts: list[list[int]] = [[] for _ in prompts]  # what each row fed after its last token in this pass
@@ -203,7 +203,9 @@ class Generator:
                     new_mask[row, : len(draft) + 1] = 1
                 mask = np.concatenate([mask, new_mask], axis=1)
                 positions = next_position[:, None] + np.arange(fed + 1)[None, :]
-                step = self.backbone.forward(next_ids, mask, positions, step.state, num_logits=fed + 1)
+                step = self.backbone.forward(
+                    next_ids, mask, positions, step.state, num_logits=fed + 1, device_state=True
+                )
         except KeyboardInterrupt:
             if on_text is None:  # nobody is watching a stream: Ctrl-C stops the whole command, nothing half-done
                 raise

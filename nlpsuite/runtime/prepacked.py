@@ -24,8 +24,26 @@ from ..artefacts import MODEL_FILE, WEIGHTS_FILE
 from ..fsutil import free_bytes
 
 FILES_FILE = "files.json"  # name -> {"size", "sha256"}
+# The rule (benchmarks/bench_load.py, README "Start-up"): the copy costs twice the weights on disk and saves about
+# 40% of the session's build (0.4 CPU-s of 1.0 on the 538 MB default model). Up to 1 GB of weights (models of up
+# to ~250M parameters in fp32) that is what keeps a one-off call near a second; above, the disk it takes (4 GB
+# for a 0.5B model, 56 GB for a 7B one) is worth more than the fraction of a load it saves.
+MAX_WEIGHTS_BYTES = 1 << 30
 STALE_AFTER_S = 3600  # a partial copy this old was left by a killed process
 ROOM_FACTOR = 2.2  # the copy is about twice the portable weights; keep a little room besides
+
+
+def worth_it(folder: Path) -> bool:
+    """Whether the model in ``folder`` is small enough for a packed copy (see MAX_WEIGHTS_BYTES)."""
+    try:
+        return (folder / WEIGHTS_FILE).stat().st_size <= MAX_WEIGHTS_BYTES
+    except OSError:
+        return True  # weights inside the graph file: a small model
+
+
+def discard_all(folder: Path) -> None:
+    for copy in folder.glob("cpu-*"):
+        discard(folder, copy.name.removeprefix("cpu-"))
 
 
 def machine_key(ort) -> str:

@@ -78,6 +78,10 @@ class ChatTemplate:
         except TemplateError as exc:
             raise NlpsuiteError(f"the model's chat template does not parse: {exc}") from None
 
+    def compile(self) -> None:
+        """Import jinja2 and parse the template now rather than at the first render."""
+        self._template  # noqa: B018 - the cached property's work is the point
+
     def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         from jinja2 import TemplateError
 
