@@ -189,8 +189,13 @@ def generation_defaults(config) -> dict:
     return out
 
 
-BITS = {"fp32": None, "int8": 8, "int4": 4}
-BYTES_PER_WEIGHT = {"fp32": 4.0, "int8": 1.125, "int4": 0.9}  # codes plus one fp32 scale per 32; int4 is mixed
+BITS = {"fp32": None, "fp16": None, "int8": 8, "int4": 4}
+BYTES_PER_WEIGHT = {
+    "fp32": 4.0,
+    "fp16": 2.0,
+    "int8": 1.125,
+    "int4": 0.9,
+}  # codes plus one fp32 scale per 32; int4 is mixed
 
 
 def export(
@@ -218,7 +223,7 @@ def export(
     # model's next token agreed with fp32 76% of the time, with these at 8 bits 87% (benchmarks/bench_precision.py)
     wide_bits = 8 if precision == "int4" else None
     try:
-        graph = build_graph(config, weights, g, BITS[precision], wide_bits)
+        graph = build_graph(config, weights, g, BITS[precision], wide_bits, half=precision == "fp16")
     finally:
         g.weights.close()
     save_graph(graph, out)
@@ -227,7 +232,9 @@ def export(
     generation = _generation_config(config, source, gguf_file)
     return {
         "architecture": arch,
-        "state": kv_state_spec(arch["num_layers"], arch["num_kv_heads"], arch["head_dim"]),
+        "state": kv_state_spec(
+            arch["num_layers"], arch["num_kv_heads"], arch["head_dim"], "float16" if precision == "fp16" else "float32"
+        ),
         "special_tokens": _special_ids(generation, tokenizer),
         "chat_template": tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else None,
         "generation": generation_defaults(generation),

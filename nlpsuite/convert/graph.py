@@ -119,21 +119,26 @@ def contract_io(vocab: int, hidden: int) -> tuple[list, list]:
     return inputs, outputs
 
 
-def kv_cache_io(inputs: list, outputs: list, layers: int, kv_heads: int, head_dim: int) -> list[tuple[str, ...]]:
-    """Append each layer's past/present key and value; returns their names per layer (artefacts.io_names)."""
+def kv_cache_io(
+    inputs: list, outputs: list, layers: int, kv_heads: int, head_dim: int, elem: int = F32
+) -> list[tuple[str, ...]]:
+    """Append each layer's past/present key and value (``elem``: their ONNX type); returns their names per layer
+    (artefacts.io_names)."""
     names = io_names(layers)
     for past_k, past_v, pres_k, pres_v in names:
         for name in (past_k, past_v):
-            inputs.append(helper.make_tensor_value_info(name, F32, ["batch", kv_heads, "past", head_dim]))
+            inputs.append(helper.make_tensor_value_info(name, elem, ["batch", kv_heads, "past", head_dim]))
         for name in (pres_k, pres_v):
-            outputs.append(helper.make_tensor_value_info(name, F32, ["batch", kv_heads, "total", head_dim]))
+            outputs.append(helper.make_tensor_value_info(name, elem, ["batch", kv_heads, "total", head_dim]))
     return names
 
 
-def kv_state_spec(layers: int, kv_heads: int, head_dim: int) -> list[dict]:
-    """The manifest's state entries of a KV cache: batch axis first, growing along axis 2."""
+def kv_state_spec(layers: int, kv_heads: int, head_dim: int, dtype: str = "float32") -> list[dict]:
+    """The manifest's state entries of a KV cache: batch axis first, growing along axis 2; ``dtype`` (numpy's
+    name) is written only when it is not float32, so older manifests read the same."""
+    extra = {} if dtype == "float32" else {"dtype": dtype}
     return [
-        {"input": past, "output": present, "shape": [None, kv_heads, 0, head_dim], "grow_axis": 2}
+        {"input": past, "output": present, "shape": [None, kv_heads, 0, head_dim], "grow_axis": 2, **extra}
         for (pk, pv, ok, ov) in io_names(layers)
         for past, present in ((pk, ok), (pv, ov))
     ]

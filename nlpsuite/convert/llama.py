@@ -87,15 +87,16 @@ class Projections:
     """Writes the weight matrices at one precision: fp32 MatMul, or MatMulNBits over 8- or 4-bit blocks
     (a GGUF's own Q8_0/Q4_0 blocks when they fit, else quantized here one matrix at a time)."""
 
-    def __init__(self, g: GraphWriter, weights, bits: int | None) -> None:
-        self.g, self.weights, self.bits = g, weights, bits
+    def __init__(self, g: GraphWriter, weights, bits: int | None, dtype=np.float32) -> None:
+        """``dtype``: that of unquantized matrices (float16 for the CUDA execution provider)."""
+        self.g, self.weights, self.bits, self.dtype = g, weights, bits, dtype
 
     def __call__(self, x: str, names: list[str], tag: str, bits: int | None = None) -> str:
         """``x`` [.., K] times the source matrices ``names`` ([N_i, K] each) stacked along N."""
         g, bits = self.g, bits or self.bits
         if bits is None:
             w = np.concatenate([self.weights.get(n) for n in names]) if len(names) > 1 else self.weights.get(names[0])
-            return g.op("MatMul", [x, g.const(w.T, f"{tag}_w")], tag)
+            return g.op("MatMul", [x, g.const(w.T.astype(self.dtype), f"{tag}_w")], tag)
         parts = []
         for name in names:
             found = self.weights.blocks(name, bits)
@@ -141,30 +142,38 @@ class Projections:
         return rows, blobs, self.g.const(scales, "embed_tokens_scales")
 
 
-def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_bits: int | None = None):
+def build_graph(
+    config, weights, g: GraphWriter, bits: int | None = None, wide_bits: int | None = None, half: bool = False
+):
     """The backbone graph of a Llama-family config and its ``weights`` (sources.py); ``bits``: None for fp32
     MatMuls, 8 or 4 for block-quantized ones; ``wide_bits``: those of the matrices most sensitive to rounding
-    (q/k/v, down projection, output head), if they differ."""
+    (q/k/v, down projection, output head), if they differ; ``half``: fp16 weights, activations and KV cache
+    (for CUDA), with norms, rotary tables, soft caps and softmax in fp32, and fp32 logits and hidden states."""
     arch = describe(config)
     n_layers, nh, kv, hd = (arch[k] for k in ("num_layers", "num_heads", "num_kv_heads", "head_dim"))
     hidden, vocab = arch["hidden_size"], arch["vocab_size"]
     groups = nh // kv
     eps = float(config.rms_norm_eps)
-    project = Projections(g, weights, bits)
+    dtype, elem = (np.float16, TensorProto.FLOAT16) if half else (np.float32, TensorProto.FLOAT)
+    project = Projections(g, weights, bits, dtype)
     act = activation(config)
+
+    def to(t: str, to: int) -> str:
+        return g.op("Cast", [t], f"{t}_as", to=to) if half else t
+
     windows = layer_windows(config)
     kinds = getattr(config, "layer_types", None) or [None] * n_layers
     gemma = config.model_type.startswith("gemma")
 
     inputs, outputs = contract_io(vocab, hidden)
-    names = kv_cache_io(inputs, outputs, n_layers, kv, hd)
+    names = kv_cache_io(inputs, outputs, n_layers, kv, hd, elem)
 
     # Embedding and rotary tables (cos/sin for every position in the batch). A quantized model's embedding
     # stays in its 8-bit blocks too (GatherBlockQuantized): an fp32 copy would be a third of an int8 model.
     tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
     embed_name = "model.embed_tokens.weight"
     if bits is None:
-        embed = g.const(weights.get(embed_name), "embed_tokens")
+        embed = g.const(weights.get(embed_name).astype(dtype), "embed_tokens")
         x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
     else:
         embed_bits = wide_bits or bits
@@ -175,7 +184,7 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
             gather_axis=0, quantize_axis=1, block_size=BLOCK, bits=embed_bits,
         )  # fmt: skip
     if gemma:  # Gemma scales the embedding (not the tied head) by sqrt(hidden), rounded as the model's dtype does
-        x = g.op("Mul", [x, g.const(np.array(hidden**0.5, np.float32), "embed_scale")], "embedded_scaled")
+        x = g.op("Mul", [x, g.const(np.array(hidden**0.5, dtype), "embed_scale")], "embedded_scaled")
     pos = g.op("Cast", ["position_ids"], "pos_f", to=TensorProto.FLOAT)
     pos = g.op("Unsqueeze", [pos, g.ints([-1])], "pos_col")
     rope_tables = {}
@@ -187,7 +196,7 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
         if rope_scale != 1.0:
             scale = g.const(np.array(rope_scale, np.float32), "rope_scale")
             cos, sin = g.op("Mul", [cos, scale]), g.op("Mul", [sin, scale])
-        rope_tables[kind] = (cos, sin)
+        rope_tables[kind] = (to(cos, elem), to(sin, elem))
 
     # Attention bias [B,1,groups*S,T] per window: one copy per query head that shares a KV head (see below).
     biases = {}
@@ -198,19 +207,18 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
         biases[window] = bias
 
     two = g.const(np.array(2.0, np.float32), "two")
-    q_scale = g.const(
-        np.array(float(getattr(config, "query_pre_attn_scalar", None) or hd) ** -0.5, np.float32), "q_scale"
-    )
+    q_scale = g.const(np.array(float(getattr(config, "query_pre_attn_scalar", None) or hd) ** -0.5, dtype), "q_scale")
     attn_cap = getattr(config, "attn_logit_softcapping", None)
     split_qkv = g.ints([nh * hd, kv * hd, kv * hd], "qkv_split")
     halves = g.ints([hd // 2, hd // 2], "halves")
 
-    def rms_norm(inp: str, weight: str, tag: str) -> str:
+    def rms_norm(inp: str, weight: str, tag: str, out=elem) -> str:
+        inp = to(inp, TensorProto.FLOAT)  # fp16 squares overflow past 256
         sq = g.op("Pow", [inp, two], f"{tag}_sq")  # Pow, not Mul: ONNX Runtime fuses this pattern
         mean = g.op("ReduceMean", [sq, g.ints([-1])], f"{tag}_mean", keepdims=1)
         denom = g.op("Sqrt", [g.op("Add", [mean, g.const(np.array(eps, np.float32), "eps")])], f"{tag}_rms")
         normed = g.op("Div", [inp, denom], f"{tag}_normed")
-        return g.op("Mul", [normed, g.const(weights.get(weight), f"{tag}_weight")], tag)
+        return to(g.op("Mul", [normed, g.const(weights.get(weight), f"{tag}_weight")], tag), out)
 
     def heads(t: str, n: int, tag: str) -> str:  # [B,S,n*D] -> [B,n,S,D]
         t = g.op("Reshape", [t, g.ints([0, 0, n, hd])], f"{tag}_4d")
@@ -226,7 +234,7 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
             return t
         pairs = zip(biases, sizes, strict=True)
         parts = [weights.get(b) if weights.has(b) else np.zeros(n, np.float32) for b, n in pairs]
-        return g.op("Add", [t, g.const(np.concatenate(parts), "bias")])
+        return g.op("Add", [t, g.const(np.concatenate(parts).astype(dtype), "bias")])
 
     def softcap(t: str, cap: float, tag: str) -> str:  # Gemma 2: cap * tanh(t / cap)
         c = g.const(np.array(cap, np.float32), f"{tag}_cap")
@@ -252,11 +260,11 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
         # Query heads that share a KV head are stacked along the sequence axis: no KV copies.
         q = g.op("Reshape", [g.op("Mul", [q, q_scale]), g.ints([0, kv, -1, hd])], f"l{i}_q_grouped")
         k_t = g.op("Transpose", [pres_k], f"l{i}_k_t", perm=[0, 1, 3, 2])
-        scores = g.op("MatMul", [q, k_t], f"l{i}_qk")
+        scores = to(g.op("MatMul", [q, k_t], f"l{i}_qk"), TensorProto.FLOAT)
         if attn_cap:
             scores = softcap(scores, float(attn_cap), f"l{i}_qk_capped")
         scores = g.op("Add", [scores, biases[windows[i]]], f"l{i}_scores")
-        probs = g.op("Softmax", [scores], f"l{i}_probs", axis=-1)
+        probs = to(g.op("Softmax", [scores], f"l{i}_probs", axis=-1), elem)
         ctx = g.op("MatMul", [probs, pres_v], f"l{i}_ctx")
         ctx = g.op("Reshape", [ctx, g.ints([0, nh, -1, hd])], f"l{i}_ctx_heads")
         ctx = g.op("Transpose", [ctx], f"l{i}_ctx_seq", perm=[0, 2, 1, 3])
@@ -285,21 +293,24 @@ def build_graph(config, weights, g: GraphWriter, bits: int | None = None, wide_b
             down = rms_norm(down, p + "post_feedforward_layernorm.weight", f"l{i}_mlp_post_norm")
         x = g.op("Add", [x, down], f"l{i}_resid2")
 
-    final = rms_norm(x, "model.norm.weight", "final_norm")
+    final = rms_norm(x, "model.norm.weight", "final_norm", TensorProto.FLOAT)  # fp32 hidden states out
     # Logits for the last num_logits_to_keep positions only; a tied head is the embedding matrix.
     if bits is None:
-        head = embed if tied else g.const(weights.get("lm_head.weight"), "lm_head")
+        head = embed if tied else g.const(weights.get("lm_head.weight").astype(dtype), "lm_head")
     elif tied:
         head = lambda flat: project.node(flat, [blobs, embed_scales], hidden, vocab, embed_bits, "logits_flat")  # noqa: E731
     else:
         head = lambda flat: project(flat, ["lm_head.weight"], "logits_flat", wide_bits)  # noqa: E731
-    if final_cap := getattr(config, "final_logit_softcapping", None):
+    final_cap = getattr(config, "final_logit_softcapping", None)
+    if final_cap or half:
         matrix = head
-        head = lambda flat: softcap(  # noqa: E731
-            matrix(flat) if callable(matrix) else g.op("Gemm", [flat, matrix], "logits_raw", transB=1),
-            float(final_cap),
-            "logits_capped",
-        )
+
+        def head(flat: str) -> str:
+            flat = to(flat, elem)
+            scores = matrix(flat) if callable(matrix) else g.op("Gemm", [flat, matrix], "logits_raw", transB=1)
+            scores = to(scores, TensorProto.FLOAT)
+            return softcap(scores, float(final_cap), "logits_capped") if final_cap else scores
+
     logits(g, final, head, hidden, vocab)
     contrib = bits or act != "silu"
     return finish(g, "nlpsuite_backbone", inputs, outputs, {"com.microsoft": 1} if contrib else None)
