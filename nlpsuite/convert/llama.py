@@ -13,7 +13,7 @@ from onnx import TensorProto
 
 from ..errors import NlpsuiteError
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
-from .quantize import ACCURACY_LEVEL, BLOCK, pack_zero_points, quantize_rows
+from .quantize import ACCURACY_LEVEL, BLOCK, block_size, pack_zero_points, quantize_rows
 
 
 def describe(config) -> dict:
@@ -87,9 +87,11 @@ class Projections:
     """Writes the weight matrices at one precision: fp32 MatMul, or MatMulNBits over 8- or 4-bit blocks
     (a GGUF's own Q8_0/Q4_0 blocks when they fit, else quantized here one matrix at a time)."""
 
-    def __init__(self, g: GraphWriter, weights, bits: int | None, dtype=np.float32) -> None:
-        """``dtype``: that of unquantized matrices (float16 for the CUDA execution provider)."""
+    def __init__(self, g: GraphWriter, weights, bits: int | None, dtype=np.float32, blocks=None) -> None:
+        """``dtype``: that of unquantized matrices (float16 for the CUDA execution provider); ``blocks``: {bits:
+        values per block} of the matrices quantized here (a GGUF's own blocks keep their 32)."""
         self.g, self.weights, self.bits, self.dtype = g, weights, bits, dtype
+        self.blocks = {8: BLOCK, 4: BLOCK, **(blocks or {})}
 
     def __call__(self, x: str, names: list[str], tag: str, bits: int | None = None) -> str:
         """``x`` [.., K] times the source matrices ``names`` ([N_i, K] each) stacked along N."""
@@ -97,13 +99,15 @@ class Projections:
         if bits is None:
             w = np.concatenate([self.weights.get(n) for n in names]) if len(names) > 1 else self.weights.get(names[0])
             return g.op("MatMul", [x, g.const(w.T.astype(self.dtype), f"{tag}_w")], tag)
+        found_blocks = {name: self.weights.blocks(name, bits) for name in names}
+        # a fused matrix is one node with one block size: a GGUF's 32 if any of its parts comes as such blocks
+        block = BLOCK if any(f is not None for f in found_blocks.values()) else self.blocks[bits]
         parts = []
-        for name in names:
-            found = self.weights.blocks(name, bits)
+        for name, found in found_blocks.items():
             if found is None:
                 w = self.weights.get(name)
                 # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
-                found = quantize_rows(w, bits, asymmetric=bits == 4)
+                found = quantize_rows(w, bits, asymmetric=bits == 4, block=block)
                 k = w.shape[1]
                 del w
             else:
@@ -116,9 +120,9 @@ class Projections:
             mid = np.uint8(2 ** (bits - 1))
             zeros = np.concatenate([p[2] if len(p) == 3 else np.full(p[1].shape, mid, np.uint8) for p in parts])
             initializers.append(g.const(pack_zero_points(zeros, bits), f"{tag}_zero_points"))
-        return self.node(x, initializers, k, packed.shape[0], bits, tag)
+        return self.node(x, initializers, k, packed.shape[0], bits, tag, block_size(packed, bits))
 
-    def node(self, x: str, initializers: list[str], k: int, n: int, bits: int, tag: str) -> str:
+    def node(self, x: str, initializers: list[str], k: int, n: int, bits: int, tag: str, block: int = BLOCK) -> str:
         """MatMulNBits over blocks already written (blobs, scales[, zero points])."""
         return self.g.op(
             "MatMulNBits",
@@ -128,34 +132,41 @@ class Projections:
             K=k,
             N=n,
             bits=bits,
-            block_size=BLOCK,
+            block_size=block,
             accuracy_level=ACCURACY_LEVEL,
         )
 
-    def embedding(self, name: str, bits: int) -> tuple[str, str, str]:
+    def embedding(self, name: str, bits: int) -> tuple[str, str, str, int]:
         """Write a [vocab, hidden] matrix once as symmetric blocks: (Gather-shaped blobs, MatMulNBits-shaped
-        blobs, scales); both shapes name the same bytes, so a tied head costs no second copy."""
-        found = self.weights.blocks(name, bits) or quantize_rows(self.weights.get(name), bits)
+        blobs, scales, block size); both shapes name the same bytes, so a tied head costs no second copy."""
+        found = self.weights.blocks(name, bits) or quantize_rows(self.weights.get(name), bits, block=self.blocks[bits])
         packed, scales = found[:2]
         blobs = self.g.const(packed, f"{name}_q{bits}")
         rows = self.g.alias(blobs, (packed.shape[0], packed.shape[1] * packed.shape[2]), "embed_tokens_rows")
-        return rows, blobs, self.g.const(scales, "embed_tokens_scales")
+        return rows, blobs, self.g.const(scales, "embed_tokens_scales"), block_size(packed, bits)
 
 
 def build_graph(
-    config, weights, g: GraphWriter, bits: int | None = None, wide_bits: int | None = None, half: bool = False
+    config,
+    weights,
+    g: GraphWriter,
+    bits: int | None = None,
+    wide_bits: int | None = None,
+    half: bool = False,
+    blocks: dict[int, int] | None = None,
 ):
     """The backbone graph of a Llama-family config and its ``weights`` (sources.py); ``bits``: None for fp32
     MatMuls, 8 or 4 for block-quantized ones; ``wide_bits``: those of the matrices most sensitive to rounding
     (q/k/v, down projection, output head), if they differ; ``half``: fp16 weights, activations and KV cache
-    (for CUDA), with norms, rotary tables, soft caps and softmax in fp32, and fp32 logits and hidden states."""
+    (for CUDA), with norms, rotary tables, soft caps and softmax in fp32, and fp32 logits and hidden states;
+    ``blocks``: {bits: values per block} where not 32."""
     arch = describe(config)
     n_layers, nh, kv, hd = (arch[k] for k in ("num_layers", "num_heads", "num_kv_heads", "head_dim"))
     hidden, vocab = arch["hidden_size"], arch["vocab_size"]
     groups = nh // kv
     eps = float(config.rms_norm_eps)
     dtype, elem = (np.float16, TensorProto.FLOAT16) if half else (np.float32, TensorProto.FLOAT)
-    project = Projections(g, weights, bits, dtype)
+    project = Projections(g, weights, bits, dtype, blocks)
     act = activation(config)
 
     def to(t: str, to: int) -> str:
@@ -177,11 +188,11 @@ def build_graph(
         x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
     else:
         embed_bits = wide_bits or bits
-        rows, blobs, embed_scales = project.embedding(embed_name, embed_bits)
+        rows, blobs, embed_scales, embed_block = project.embedding(embed_name, embed_bits)
         gather = [rows, "input_ids", embed_scales]
         x = g.op(
             "GatherBlockQuantized", gather, "embedded", domain="com.microsoft",
-            gather_axis=0, quantize_axis=1, block_size=BLOCK, bits=embed_bits,
+            gather_axis=0, quantize_axis=1, block_size=embed_block, bits=embed_bits,
         )  # fmt: skip
     if gemma:  # Gemma scales the embedding (not the tied head) by sqrt(hidden), rounded as the model's dtype does
         x = g.op("Mul", [x, g.const(np.array(hidden**0.5, dtype), "embed_scale")], "embedded_scaled")
@@ -298,7 +309,10 @@ def build_graph(
     if bits is None:
         head = embed if tied else g.const(weights.get("lm_head.weight").astype(dtype), "lm_head")
     elif tied:
-        head = lambda flat: project.node(flat, [blobs, embed_scales], hidden, vocab, embed_bits, "logits_flat")  # noqa: E731
+
+        def head(flat: str) -> str:
+            return project.node(flat, [blobs, embed_scales], hidden, vocab, embed_bits, "logits_flat", embed_block)
+
     else:
         head = lambda flat: project(flat, ["lm_head.weight"], "logits_flat", wide_bits)  # noqa: E731
     final_cap = getattr(config, "final_logit_softcapping", None)
