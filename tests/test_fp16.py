@@ -79,3 +79,24 @@ def test_fp16_is_refused_on_the_cpu_in_one_line_before_any_conversion(tiny_llama
 def test_a_converted_fp16_model_is_refused_on_the_cpu(converted):
     with pytest.raises(DeviceError, match="int8 or int4"):
         Backbone(converted[2], device="cpu")
+
+
+def test_the_runtime_threads_an_fp16_cache_through_a_padded_batch(converted, monkeypatch):
+    """What a GPU run would do, on the CPU kernels (the refusal lifted): the state stays fp16 step to step and
+    the greedy tokens follow transformers' for most steps (fp16 rounding may flip a near tie late)."""
+    from nlpsuite.runtime import backbone as backbone_module
+    from nlpsuite.runtime.generation import Generator
+    from nlpsuite.runtime.sampling import SamplingParams
+    from nlpsuite.runtime.tokenizer import Tokenizer
+
+    model, _, fp16 = converted
+    monkeypatch.setattr(backbone_module, "check_precision", lambda *_: None)
+    backbone = Backbone(fp16, device="cpu")
+    assert {v.dtype for v in backbone.empty_state(2).values()} == {np.dtype(np.float16)}
+    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
+    done = Generator(backbone, tok).generate(PROMPTS, SamplingParams(max_tokens=6, ignore_eos=True))
+    for prompt, completion in zip(PROMPTS, done, strict=True):
+        ids = torch.tensor([prompt])
+        with torch.no_grad():
+            ref = model.generate(ids, max_new_tokens=6, min_new_tokens=6, do_sample=False)[0, len(prompt) :]
+        assert completion.token_ids[:3] == ref[:3].tolist()
