@@ -157,8 +157,9 @@ def test_partial_rotary_embeddings_are_refused_in_one_line(tmp_path, make_tiny_l
 
 # Gemma with every trait made to matter on a tiny model: a window shorter than the prompts and the generated
 # text, soft caps low enough that tanh is far from linear, a query scale that is not head_dim, and (Gemma 3)
-# local and global layers with different rotary thetas.
+# local and global layers with different rotary thetas. Qwen2 with its sliding window on (layer_types) too.
 GEMMA = {
+    "qwen2": {"use_sliding_window": True, "sliding_window": 3, "max_window_layers": 1},
     "gemma": {},
     "gemma2": {
         "sliding_window": 3,
@@ -177,7 +178,7 @@ GEMMA = {
 
 @pytest.fixture(scope="module", params=sorted(GEMMA))
 def gemma(request, tmp_path_factory, make_tiny_llama):
-    """(transformers model, converted backbone) of a tiny random Gemma 1, 2 or 3."""
+    """(transformers model, converted backbone) of a tiny random Gemma 1, 2 or 3, or a windowed Qwen2."""
     from transformers import AutoModelForCausalLM
 
     folder = make_tiny_llama(tmp_path_factory.mktemp(request.param), arch=request.param, seed=9, **GEMMA[request.param])
