@@ -106,6 +106,7 @@ def worker_llama_cpp(args) -> dict:
     llm = Llama(str(path), n_ctx=len(prompt) + args.tokens + 16, n_threads=os.cpu_count() or 1, verbose=False)
 
     def greedy(n: int) -> tuple[list[int], float, float]:
+        llm.reset()  # else generate() reuses the cached prompt and the prefill is not measured
         tokens, start = [], time.perf_counter()
         first = start
         for token in llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
