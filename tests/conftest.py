@@ -31,6 +31,7 @@ def build_tiny_llama(
     seed: int = 0,
     context: int = 128,
     arch: str = "llama",
+    hidden: int = 64,
     **config_fields,
 ) -> Path:
     """A random decoder of the Llama family (``arch``: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2,
@@ -58,7 +59,7 @@ def build_tiny_llama(
     config = AutoConfig.for_model(
         arch,
         vocab_size=tok.get_vocab_size(),
-        hidden_size=64,
+        hidden_size=hidden,
         intermediate_size=128,
         num_hidden_layers=layers,
         num_attention_heads=4,

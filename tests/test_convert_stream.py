@@ -291,3 +291,25 @@ def test_blocks_of_64_round_trip_and_pad_a_short_last_block(k):
     packed, scales = quantize_rows(w, 8, block=64)
     assert packed.shape == (5, -(-k // 64), 64) and scales.shape == (5, -(-k // 64))
     assert np.abs(dequantize_rows(packed, scales, 8, k) - w).max() <= np.abs(w).max() / 127
+
+
+def test_int4_uses_blocks_of_32_where_64_does_not_divide_the_rows(tmp_path, make_tiny_llama):
+    """Hidden size 96: an embedding row in blocks of 64 would come back padded to 128 values."""
+    import onnx
+
+    from nlpsuite.artefacts import MODEL_FILE
+    from nlpsuite.catalog import Catalog
+    from nlpsuite.loader import ensure_model
+    from nlpsuite.runtime.backbone import Backbone
+
+    source = Catalog().resolve(str(make_tiny_llama(tmp_path / "h96", hidden=96, seed=2)))
+    fp32 = Backbone(ensure_model(source, "fp32"), device="cpu")
+    int4 = Backbone(ensure_model(source, "int4"), device="cpu")
+    graph = onnx.load(str(int4.folder / MODEL_FILE), load_external_data=False).graph
+    gather = next(n for n in graph.node if n.op_type == "GatherBlockQuantized")
+    assert {a.name: a.i for a in gather.attribute}["block_size"] == 32
+    ids = np.random.default_rng(1).integers(5, 250, size=(2, 16))
+    mask, pos = np.ones_like(ids), np.tile(np.arange(16), (2, 1))
+    a = fp32.forward(ids, mask, pos, fp32.empty_state(2), num_logits=16).logits
+    b = int4.forward(ids, mask, pos, int4.empty_state(2), num_logits=16).logits
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.8

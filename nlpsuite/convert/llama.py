@@ -106,6 +106,7 @@ class Projections:
         for name, found in found_blocks.items():
             if found is None:
                 w = self.weights.get(name)
+                block = block if w.shape[1] % block == 0 else BLOCK  # a padded last block costs for nothing
                 # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
                 found = quantize_rows(w, bits, asymmetric=bits == 4, block=block)
                 k = w.shape[1]
@@ -139,7 +140,10 @@ class Projections:
     def embedding(self, name: str, bits: int) -> tuple[str, str, str, int]:
         """Write a [vocab, hidden] matrix once as symmetric blocks: (Gather-shaped blobs, MatMulNBits-shaped
         blobs, scales, block size); both shapes name the same bytes, so a tied head costs no second copy."""
-        found = self.weights.blocks(name, bits) or quantize_rows(self.weights.get(name), bits, block=self.blocks[bits])
+        found = self.weights.blocks(name, bits)
+        if found is None:
+            w = self.weights.get(name)  # a gathered row must be exactly the hidden size: blocks that divide it
+            found = quantize_rows(w, bits, block=self.blocks[bits] if w.shape[1] % self.blocks[bits] == 0 else BLOCK)
         packed, scales = found[:2]
         blobs = self.g.const(packed, f"{name}_q{bits}")
         rows = self.g.alias(blobs, (packed.shape[0], packed.shape[1] * packed.shape[2]), "embed_tokens_rows")
