@@ -6,6 +6,12 @@ writes JSON. Each engine runs in a fresh worker process so peak memory is its ow
     python benchmarks/bench_generate.py                 # fp32 + int8 vs transformers, 128 tokens
     python benchmarks/bench_generate.py --runs 3 --tokens 64 --out results.json
     python benchmarks/bench_generate.py --cold-only --cold-runs 7 --precisions fp32   # cold start alone
+    python benchmarks/bench_generate.py --model FILE.gguf --precisions fp32,int8,int4 \
+        --llama-cpp q8_0,q4_0 --llama-cpp-python /work/lcp-venv/bin/python   # + llama.cpp, same weights
+
+llama.cpp (llama-cpp-python) runs in the Python given by --llama-cpp-python (its own venv: it is no
+dependency of nlpsuite), on the GGUF file requantized to each type asked for (llama.cpp's own
+quantizer, cached beside --out), fed the same prompt token ids as transformers, greedy.
 """
 
 from __future__ import annotations
@@ -70,6 +76,71 @@ def _hf_load(model_dir: str, gguf: str):
     return model, tok
 
 
+LLAMA_FTYPES = {"q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q4_k_m": 15, "f16": 1}  # llama.h's LLAMA_FTYPE_*
+
+
+def _llama_cpp_file(source: Path, quant: str, folder: Path) -> Path:
+    """``source`` requantized to ``quant`` by llama.cpp's own quantizer (once; cached in ``folder``)."""
+    import ctypes
+
+    import llama_cpp
+
+    out = folder / f"{source.stem}.{quant}.gguf"
+    if not out.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = LLAMA_FTYPES[quant]
+        params.allow_requantize = True  # the source may itself be quantized (K-quants)
+        params.nthread = os.cpu_count() or 1
+        partial = out.with_suffix(".partial")
+        if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params)) != 0:
+            sys.exit(f"llama.cpp could not quantize {source} to {quant}")
+        partial.rename(out)
+    return out
+
+
+def worker_llama_cpp(args) -> dict:
+    from llama_cpp import Llama
+
+    path = _llama_cpp_file(Path(args.gguf), args.precision, Path(args.llama_cpp_dir))
+    prompt = json.loads(Path(args.prompt_ids).read_text())
+    llm = Llama(str(path), n_ctx=len(prompt) + args.tokens + 16, n_threads=os.cpu_count() or 1, verbose=False)
+
+    def greedy(n: int) -> tuple[list[int], float, float]:
+        llm.reset()  # else generate() reuses the cached prompt and the prefill is not measured
+        tokens, start = [], time.perf_counter()
+        first = start
+        for token in llm.generate(prompt, top_k=1, temp=0.0, repeat_penalty=1.0, reset=True):
+            if not tokens:
+                first = time.perf_counter()  # prompt evaluated, first token sampled
+            tokens.append(int(token))
+            if len(tokens) == n:
+                break
+        return tokens, first - start, time.perf_counter() - first
+
+    greedy(8)  # warm-up
+    runs = []
+    for _ in range(args.runs):
+        tokens, prefill, decode = greedy(args.tokens)
+        runs.append(
+            {
+                "prefill_ms": prefill * 1000,
+                "decode_tokens_per_s": (len(tokens) - 1) / decode,
+                "prompt_tokens": len(prompt),
+                "tokens": tokens,
+            }
+        )
+    return {"runs": runs, "peak_rss_mb": _peak_rss_mb(), "weights_mb": path.stat().st_size / 1e6}
+
+
+LLAMA_CPP_COLD = """
+import sys
+from llama_cpp import Llama
+llm = Llama(sys.argv[1], n_ctx=512, verbose=False)
+print(llm.create_chat_completion([{"role": "user", "content": sys.argv[2]}], max_tokens=16, temperature=0.0))
+"""
+
+
 def worker_transformers(args) -> dict:
     import torch
 
@@ -97,7 +168,7 @@ def worker_transformers(args) -> dict:
                     "tokens": out[0, ids.shape[1] :].tolist(),
                 }
             )
-    return {"runs": runs, "peak_rss_mb": _peak_rss_mb()}
+    return {"runs": runs, "peak_rss_mb": _peak_rss_mb(), "prompt_ids": ids[0].tolist()}
 
 
 HF_COLD = """
@@ -155,9 +226,9 @@ def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def run_worker(kind: str, args, extra: list[str]) -> dict:
+def run_worker(kind: str, args, extra: list[str], python: str = sys.executable) -> dict:
     cmd = [
-        sys.executable,
+        python,
         __file__,
         "--worker",
         kind,
@@ -184,15 +255,24 @@ def main() -> None:
     parser.add_argument("--cold-only", action="store_true", help="Only the cold starts (no decode workers).")
     parser.add_argument("--precisions", default="fp32,int8")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
-    parser.add_argument("--worker", choices=["nlpsuite", "transformers"])
+    parser.add_argument("--llama-cpp", default="", help="llama.cpp quantizations to run too, e.g. q8_0,q4_0")
+    parser.add_argument("--llama-cpp-python", default=sys.executable, help="a Python that imports llama_cpp")
+    parser.add_argument("--worker", choices=["nlpsuite", "transformers", "llama_cpp"])
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--hf-dir")
     parser.add_argument("--gguf")
+    parser.add_argument("--prompt-ids")
+    parser.add_argument("--llama-cpp-dir")
     args = parser.parse_args()
     if args.worker:
-        result = worker_nlpsuite(args) if args.worker == "nlpsuite" else worker_transformers(args)
-        print(json.dumps(result))
+        workers = {"nlpsuite": worker_nlpsuite, "transformers": worker_transformers, "llama_cpp": worker_llama_cpp}
+        print(json.dumps(workers[args.worker](args)))
         return
+    quants = [q for q in args.llama_cpp.split(",") if q]
+    if unknown := [q for q in quants if q not in LLAMA_FTYPES]:
+        sys.exit(f"unknown llama.cpp type(s) {', '.join(unknown)}: choose from {', '.join(LLAMA_FTYPES)}")
+    if quants and subprocess.run([args.llama_cpp_python, "-c", "import llama_cpp"], capture_output=True).returncode:
+        sys.exit(f"{args.llama_cpp_python} cannot import llama_cpp: pass --llama-cpp-python PATH of a Python that can")
 
     from nlpsuite.api import Suite
     from nlpsuite.loader import ensure_model
@@ -209,6 +289,7 @@ def main() -> None:
         return
     rows = {}
     hf = run_worker("transformers", args, ["--hf-dir", str(gguf_path.parent), "--gguf", gguf_path.name])
+    prompt_ids = hf.pop("prompt_ids")
     rows["transformers generate (PyTorch eager)"] = {"precision": "fp32", **hf}
     rows["transformers generate (PyTorch eager)"]["cold_start_s"] = summary(
         cold_start([sys.executable, "-c", HF_COLD, str(gguf_path.parent), gguf_path.name, "Say hello."], args.cold_runs)
@@ -219,6 +300,20 @@ def main() -> None:
         agree = sum(a == b for a, b in zip(res["runs"][0]["tokens"], hf["runs"][0]["tokens"], strict=True))
         res["tokens_equal_to_transformers"] = f"{agree}/{len(hf['runs'][0]['tokens'])}"
         rows[f"nlpsuite ({precision})"] = {"precision": precision, **res}
+    out = Path(args.out)
+    for quant in quants:
+        ids_file = out.parent / "llama_cpp" / "prompt_ids.json"
+        ids_file.parent.mkdir(parents=True, exist_ok=True)
+        ids_file.write_text(json.dumps(prompt_ids))
+        extra = ["--gguf", str(gguf_path), "--precision", quant, "--prompt-ids", str(ids_file)]
+        res = run_worker("llama_cpp", args, [*extra, "--llama-cpp-dir", str(ids_file.parent)], args.llama_cpp_python)
+        quantized = ids_file.parent / f"{gguf_path.stem}.{quant}.gguf"
+        res["cold_start_s"] = summary(
+            cold_start([args.llama_cpp_python, "-c", LLAMA_CPP_COLD, str(quantized), "Say hello."], args.cold_runs)
+        )
+        agree = sum(a == b for a, b in zip(res["runs"][0]["tokens"], hf["runs"][0]["tokens"], strict=True))
+        res["tokens_equal_to_transformers"] = f"{agree}/{len(hf['runs'][0]['tokens'])}"
+        rows[f"llama.cpp ({quant})"] = {"precision": quant, **res}
 
     for row in rows.values():
         row["prefill_ms"] = summary([r["prefill_ms"] for r in row["runs"]])
@@ -233,7 +328,6 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "engines": rows,
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)

@@ -63,10 +63,11 @@ class Suite:
     def backbone(self):
         from .errors import DeviceError
         from .loader import store
-        from .runtime.device import plan
+        from .runtime.device import check_precision, plan
         from .store import graph_parses
 
         device_plan = plan(self.device_request)  # an unusable --device fails before any conversion
+        check_precision(self.precision, device_plan.providers)  # so does fp16 without CUDA
         folder = ensure_model(self.source, self.precision, self.report, self.quiet)
         packed = self.source.kind != "onnx-dir"  # write beside our own cache, never into the user's folder
         try:

@@ -8,7 +8,7 @@ TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 3  # 2: source records its GGUF path; 3: every file's sha256; older entries are rebuilt
 
-PRECISIONS = ("fp32", "int8", "int4")
+PRECISIONS = ("fp32", "int8", "int4", "fp16")  # fp16: for the CUDA execution provider only
 
 
 def io_names(num_layers: int) -> list[tuple[str, str, str, str]]:

@@ -25,10 +25,18 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_llama(
-    folder: Path, layers: int = 2, kv_heads: int = 2, seed: int = 0, context: int = 128, arch: str = "llama"
+    folder: Path,
+    layers: int = 2,
+    kv_heads: int = 2,
+    seed: int = 0,
+    context: int = 128,
+    arch: str = "llama",
+    hidden: int = 64,
+    **config_fields,
 ) -> Path:
-    """A random decoder of the Llama family (``arch``: llama, mistral, qwen2, qwen3) with a BPE
-    tokenizer trained here, saved as a Hugging Face folder."""
+    """A random decoder of the Llama family (``arch``: llama, mistral, qwen2, qwen3, phi3, gemma, gemma2,
+    gemma3_text; ``config_fields`` override its config) with a BPE tokenizer trained here, saved as a Hugging
+    Face folder."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
@@ -51,7 +59,7 @@ def build_tiny_llama(
     config = AutoConfig.for_model(
         arch,
         vocab_size=tok.get_vocab_size(),
-        hidden_size=64,
+        hidden_size=hidden,
         intermediate_size=128,
         num_hidden_layers=layers,
         num_attention_heads=4,
@@ -63,6 +71,7 @@ def build_tiny_llama(
         pad_token_id=fast.pad_token_id,
         tie_word_embeddings=True,
         rope_theta=10000.0,
+        **config_fields,
     )
     model = AutoModelForCausalLM.from_config(config).eval()
     for name, param in model.named_parameters():  # random norms and biases, so skipping one would show

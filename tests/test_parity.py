@@ -153,3 +153,79 @@ def test_partial_rotary_embeddings_are_refused_in_one_line(tmp_path, make_tiny_l
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(NlpsuiteError, match="partial rotary embedding is not supported"):
         ensure_model(Catalog().resolve(str(folder)))
+
+
+# Gemma with every trait made to matter on a tiny model: a window shorter than the prompts and the generated
+# text, soft caps low enough that tanh is far from linear, a query scale that is not head_dim, and (Gemma 3)
+# local and global layers with different rotary thetas. Qwen2 with its sliding window on (layer_types) too.
+GEMMA = {
+    "qwen2": {"use_sliding_window": True, "sliding_window": 3, "max_window_layers": 1},
+    "gemma": {},
+    "gemma2": {
+        "sliding_window": 3,
+        "attn_logit_softcapping": 0.5,
+        "final_logit_softcapping": 0.3,
+        "query_pre_attn_scalar": 32,
+    },
+    "gemma3_text": {
+        "sliding_window": 3,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "rope_local_base_freq": 10.0,
+        "query_pre_attn_scalar": 32,
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(GEMMA))
+def gemma(request, tmp_path_factory, make_tiny_llama):
+    """(transformers model, converted backbone) of a tiny random Gemma 1, 2 or 3, or a windowed Qwen2."""
+    from transformers import AutoModelForCausalLM
+
+    folder = make_tiny_llama(tmp_path_factory.mktemp(request.param), arch=request.param, seed=9, **GEMMA[request.param])
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    return model, Backbone(ensure_model(Catalog().resolve(str(folder))), device="cpu")
+
+
+def test_gemma_logits_match_for_a_padded_batch(gemma):
+    model, backbone = gemma
+    ids, mask, pos = padded(PROMPTS)
+    step = backbone.forward(ids, mask, pos, backbone.empty_state(len(PROMPTS)), num_logits=ids.shape[1])
+    for row, prompt in enumerate(PROMPTS):
+        with torch.no_grad():
+            ref = model(input_ids=torch.tensor([prompt])).logits[0].numpy()
+        np.testing.assert_allclose(step.logits[row, -len(prompt) :], ref, atol=1e-4, rtol=1e-4)
+
+
+def test_gemma_greedy_tokens_match_with_and_without_kv_cache_past_the_window(gemma):
+    """12 new tokens after prompts of 2 to 8: every sliding layer drops keys from its window at each step."""
+    model, backbone = gemma
+    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
+    done = Generator(backbone, tok).generate(PROMPTS, SamplingParams(max_tokens=12, ignore_eos=True))
+    for prompt, completion in zip(PROMPTS, done, strict=True):
+        assert completion.token_ids == hf_greedy(model, prompt, 12)
+    seq, out = list(PROMPTS[1]), []
+    for _ in range(8):
+        ids, mask, pos = padded([seq])
+        nxt = int(backbone.forward(ids, mask, pos, backbone.empty_state(1)).logits[0, -1].argmax())
+        out.append(nxt)
+        seq.append(nxt)
+    assert out == hf_greedy(model, PROMPTS[1], 8)
+
+
+def test_gemma_context_is_not_cut_to_its_window(gemma):
+    """The window is masked in the graph, so the whole trained context stays usable (not so for Mistral)."""
+    assert gemma[1].context_length == 128
+
+
+@pytest.mark.parametrize(
+    ("model_type", "why"), [("gemma3", "vision-language"), ("gemma3n", "per-layer embeddings"), ("gpt2", "")]
+)
+def test_other_architectures_are_refused_in_one_line_listing_the_supported_ones(tmp_path, model_type, why):
+    import json
+
+    from nlpsuite.errors import NlpsuiteError
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+    with pytest.raises(NlpsuiteError, match=f"{model_type}'.*{why}.*supported: llama, .*gemma3_text") as err:
+        ensure_model(Catalog().resolve(str(tmp_path)))
+    assert "\n" not in str(err.value)

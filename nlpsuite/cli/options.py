@@ -29,7 +29,7 @@ Model = Annotated[
 Device = Annotated[str, typer.Option("--device", envvar="NLPSUITE_DEVICE", show_envvar=True, help="auto | cpu | cuda.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 | int4 weights.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 | int4 | fp16 (CUDA only) weights.")]
 InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
 BatchInput = Annotated[  # a string: with --ray it may be a URL (s3://...), which a Path would mangle
     str | None,

@@ -119,28 +119,34 @@ def contract_io(vocab: int, hidden: int) -> tuple[list, list]:
     return inputs, outputs
 
 
-def kv_cache_io(inputs: list, outputs: list, layers: int, kv_heads: int, head_dim: int) -> list[tuple[str, ...]]:
-    """Append each layer's past/present key and value; returns their names per layer (artefacts.io_names)."""
+def kv_cache_io(
+    inputs: list, outputs: list, layers: int, kv_heads: int, head_dim: int, elem: int = F32
+) -> list[tuple[str, ...]]:
+    """Append each layer's past/present key and value (``elem``: their ONNX type); returns their names per layer
+    (artefacts.io_names)."""
     names = io_names(layers)
     for past_k, past_v, pres_k, pres_v in names:
         for name in (past_k, past_v):
-            inputs.append(helper.make_tensor_value_info(name, F32, ["batch", kv_heads, "past", head_dim]))
+            inputs.append(helper.make_tensor_value_info(name, elem, ["batch", kv_heads, "past", head_dim]))
         for name in (pres_k, pres_v):
-            outputs.append(helper.make_tensor_value_info(name, F32, ["batch", kv_heads, "total", head_dim]))
+            outputs.append(helper.make_tensor_value_info(name, elem, ["batch", kv_heads, "total", head_dim]))
     return names
 
 
-def kv_state_spec(layers: int, kv_heads: int, head_dim: int) -> list[dict]:
-    """The manifest's state entries of a KV cache: batch axis first, growing along axis 2."""
+def kv_state_spec(layers: int, kv_heads: int, head_dim: int, dtype: str = "float32") -> list[dict]:
+    """The manifest's state entries of a KV cache: batch axis first, growing along axis 2; ``dtype`` (numpy's
+    name) is written only when it is not float32, so older manifests read the same."""
+    extra = {} if dtype == "float32" else {"dtype": dtype}
     return [
-        {"input": past, "output": present, "shape": [None, kv_heads, 0, head_dim], "grow_axis": 2}
+        {"input": past, "output": present, "shape": [None, kv_heads, 0, head_dim], "grow_axis": 2, **extra}
         for (pk, pv, ok, ov) in io_names(layers)
         for past, present in ((pk, ok), (pv, ov))
     ]
 
 
-def attention_bias(g: GraphWriter) -> str:
-    """Additive bias [B,1,S,T]: causal over absolute positions (the cache comes first) plus the padding mask."""
+def attention_bias(g: GraphWriter, window: int | None = None) -> str:
+    """Additive bias [B,1,S,T]: causal over absolute positions (the cache comes first) plus the padding mask;
+    ``window``: keys fewer than this many positions behind the query only (sliding-window attention)."""
     zero, one = g.ints([0], "zero"), g.ints([1], "one")
     seq_len = g.op("Gather", [g.op("Shape", ["input_ids"]), one], "seq_len", axis=0)
     total = g.op("Gather", [g.op("Shape", ["attention_mask"]), one], "total_len", axis=0)
@@ -153,6 +159,12 @@ def attention_bias(g: GraphWriter) -> str:
     causal = g.op("LessOrEqual", [g.op("Unsqueeze", [k_pos, zero]), g.op("Unsqueeze", [q_pos, one])], "causal")
     keep = g.op("Cast", ["attention_mask"], "keep", to=TensorProto.BOOL)
     keep = g.op("Unsqueeze", [keep, g.ints([1, 2])], "keep_4d")
+    if window is not None:  # distance counted in unmasked tokens, so padding anywhere in the cache does not count
+        k_seen = g.op("CumSum", ["attention_mask", g.const(np.array(1, np.int64), "axis")], "k_seen")  # [B,T]
+        q_seen = g.op("Slice", [k_seen, g.op("Neg", [seq_len]), g.ints([END]), one], "q_seen")  # [B,S]
+        dist = g.op("Sub", [g.op("Unsqueeze", [q_seen, g.ints([2])]), g.op("Unsqueeze", [k_seen, one])], "dist")
+        near = g.op("Less", [dist, g.const(np.array(window, np.int64), "window")], "in_window")
+        causal = g.op("And", [causal, g.op("Unsqueeze", [near, one])], "causal_window")  # [B,1,S,T]
     allowed = g.op("And", [causal, keep], "allowed")
     return g.op(
         "Where",

@@ -19,6 +19,11 @@ ACCURACY_LEVEL = 4  # int8 activations inside the kernel
 ROWS_AT_ONCE = 1 << 22  # values quantized per chunk: bounds the temporaries for a big matrix
 
 
+def block_size(packed: np.ndarray, bits: int) -> int:
+    """The values per block of MatMulNBits blobs [N, blocks, block*bits/8]."""
+    return packed.shape[-1] * 8 // bits
+
+
 def _pack(codes: np.ndarray, bits: int) -> np.ndarray:
     """uint8 codes [..., 32] -> the MatMulNBits blob [..., 32*bits/8] (4 bits: element 2i low, 2i+1 high)."""
     return codes if bits == 8 else codes[..., 0::2] | (codes[..., 1::2] << 4)
@@ -32,19 +37,21 @@ def _unpack(blob: np.ndarray, bits: int) -> np.ndarray:
     return codes
 
 
-def quantize_rows(weight: np.ndarray, bits: int = 8, asymmetric: bool = False) -> tuple[np.ndarray, ...]:
-    """[N, K] float weight (out x in) -> (uint8 blobs [N, K/32, 32*bits/8], float32 scales [N, K/32]), plus
-    uint8 zero points [N, K/32] when ``asymmetric`` (each block's min..max over all codes)."""
+def quantize_rows(
+    weight: np.ndarray, bits: int = 8, asymmetric: bool = False, block: int = BLOCK
+) -> tuple[np.ndarray, ...]:
+    """[N, K] float weight (out x in) -> (uint8 blobs [N, K/block, block*bits/8], float32 scales [N, K/block]),
+    plus uint8 zero points [N, K/block] when ``asymmetric`` (each block's min..max over all codes)."""
     n, k = weight.shape
-    blocks = -(-k // BLOCK)
-    packed = np.empty((n, blocks, BLOCK * bits // 8), np.uint8)
+    blocks = -(-k // block)
+    packed = np.empty((n, blocks, block * bits // 8), np.uint8)
     scales = np.empty((n, blocks), np.float32)
     zeros = np.empty((n, blocks), np.uint8) if asymmetric else None
     step = max(1, ROWS_AT_ONCE // max(k, 1))
     for start in range(0, n, step):
-        rows = np.zeros((min(step, n - start), blocks * BLOCK), np.float32)
+        rows = np.zeros((min(step, n - start), blocks * block), np.float32)
         rows[:, :k] = weight[start : start + step]
-        w = rows.reshape(len(rows), blocks, BLOCK)
+        w = rows.reshape(len(rows), blocks, block)
         if asymmetric:
             top = 2**bits - 1
             low, high = np.minimum(w.min(axis=-1), 0), np.maximum(w.max(axis=-1), 0)
@@ -75,7 +82,7 @@ def dequantize_rows(packed: np.ndarray, scales: np.ndarray, bits: int, k: int, z
     zero = 2 ** (bits - 1) if zeros is None else zeros[..., None].astype(np.float32)
     codes = _unpack(packed, bits).astype(np.float32) - zero
     n, blocks = scales.shape
-    return (codes * scales[..., None]).reshape(n, blocks * BLOCK)[:, :k]
+    return (codes * scales[..., None]).reshape(n, -1)[:, :k]
 
 
 def quantize_blocks(weight: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:

@@ -161,3 +161,23 @@ class FusedRows:
 
     def blocks(self, name: str, bits: int):
         return None if name in self.parts else self.weights.blocks(name, bits)
+
+
+class OffsetNorms:
+    """Gemma's RMSNorm weights read as the multipliers they are: Gemma scales by (1 + weight)."""
+
+    def __init__(self, weights) -> None:
+        self.weights = weights
+
+    def has(self, name: str) -> bool:
+        return self.weights.has(name)
+
+    def numel(self) -> int:
+        return self.weights.numel()
+
+    def get(self, name: str) -> np.ndarray:
+        w = self.weights.get(name)
+        return w + np.float32(1.0) if name.endswith("norm.weight") else w
+
+    def blocks(self, name: str, bits: int):
+        return self.weights.blocks(name, bits)

@@ -14,7 +14,7 @@ from ..artefacts import MODEL_FILE
 from ..errors import NlpsuiteError
 from ..store import damaged, read_manifest
 from . import prepacked
-from .device import CPU, DevicePlan, check_session, plan, quiet_onnxruntime
+from .device import CPU, DevicePlan, check_precision, check_session, plan, quiet_onnxruntime
 
 State = dict[str, np.ndarray]
 
@@ -79,6 +79,7 @@ class Backbone:
         self.precision = manifest.get("precision", "fp32")
         ort = quiet_onnxruntime()
         device_plan = device if isinstance(device, DevicePlan) else plan(device)
+        check_precision(self.precision, device_plan.providers)
         options = session_options(ort)
         started = time.perf_counter()
         self.session = self._open(ort, options, device_plan.providers, packed_copy)
@@ -87,6 +88,7 @@ class Backbone:
         # On CUDA the decoding loop's state stays on the GPU between steps (I/O binding) instead of a round trip
         # through numpy per step. Unverified on a GPU so far (none here); tests run the same path on the CPU.
         self.bind_state = self.device == "cuda"
+        check_precision(self.precision, self.session.get_providers())  # CUDA may have failed to load after all
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.state_spec = manifest["state"]
         self._to_input = {s["output"]: s["input"] for s in self.state_spec}
@@ -141,7 +143,7 @@ class Backbone:
         state = {}
         for spec in self.state_spec:
             shape = [batch if d is None else d for d in spec["shape"]]
-            state[spec["input"]] = np.zeros(shape, dtype=np.float32)
+            state[spec["input"]] = np.zeros(shape, dtype=spec.get("dtype", "float32"))
         return state
 
     # The state's batch axis differs by architecture (first for a KV cache, second for an RNN's

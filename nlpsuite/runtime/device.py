@@ -35,6 +35,16 @@ def quiet_onnxruntime():
     return ort
 
 
+def check_precision(precision: str, providers: list[str]) -> None:
+    """Refuse fp16 weights where only the CPU runs them: ONNX Runtime's CPU kernels run an fp16 graph, but
+    slower than fp32 (see the README), so int8 or int4 is the small model for a CPU."""
+    if precision == "fp16" and CUDA not in providers:
+        raise DeviceError(
+            "--precision fp16 is for a CUDA GPU and CUDA is not usable here; "
+            "on the CPU use --precision int8 or int4 (smaller and faster) or fp32"
+        )
+
+
 def cuda_driver_problem() -> str | None:
     """Why CUDA cannot work on this machine, or None if a driver is present."""
     try:
