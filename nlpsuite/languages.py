@@ -4,10 +4,14 @@ A catalog entry lists its model's languages (ISO 639-1 codes, ``"languages"``); 
 brings declares none, and then nothing is said. A text's language is told by its script alone, which needs no
 model and is never wrong about Chinese on an English model; Latin-script text is never warned about, since its
 script does not tell English from French.
+
+``detect`` names a text's language for `translate` without ``--from``: by its script where the script tells one
+language, else with py3langid (its model ships inside its wheel; loaded on first need, about a second).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 NAMES = {
@@ -42,6 +46,40 @@ def script_languages(text: str) -> tuple[set[str], str] | None:
         return None
     _, languages, name = _SCRIPTS[best]
     return languages, name
+
+
+# Latin-script languages that detection chooses among (those `translate` names), and the single language of a script.
+LATIN = {"ca", "cs", "da", "de", "en", "es", "et", "fi", "fr", "hr", "hu", "id", "it", "lt", "lv", "nl", "no", "pl",
+         "pt", "ro", "sk", "sl", "sv", "tr", "vi"}  # fmt: skip
+_BY_NAME = {"Japanese": "ja", "Chinese": "zh", "Korean": "ko", "Greek": "el", "Thai": "th"}
+CONFIDENCE = 0.5  # below this share among its script's languages a guess is dropped: a wrong source misleads
+
+
+@functools.cache
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    scripts = set().union(*(languages for _, languages, _ in _SCRIPTS.values()))
+    identifier.set_languages(sorted((LATIN | scripts) & set(identifier.labels)))
+    return identifier
+
+
+def detect(text: str) -> str | None:
+    """The ISO 639-1 code of a text's language, or None when it cannot be told with confidence."""
+    name = written_in(text)
+    if name:
+        return _BY_NAME[name]
+    found = script_languages(text)
+    candidates = found[0] if found else LATIN
+    if not any(c.isalpha() for c in text):
+        return None
+    ranked = [(code, p) for code, p in _identifier().rank(text) if code in candidates]
+    total = sum(p for _, p in ranked)
+    if not ranked or total <= 0:
+        return None
+    code, p = ranked[0]
+    return code if p / total >= CONFIDENCE else None
 
 
 def written_in(text: str) -> str | None:

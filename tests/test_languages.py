@@ -28,6 +28,38 @@ def test_a_text_is_placed_by_its_main_script(text, expected):
     assert languages.script_languages(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("我爱编程。", "zh"),  # Han without kana
+        ("私はプログラミングが好きです。", "ja"),
+        ("나는 프로그래밍을 좋아한다", "ko"),
+        ("Καλημέρα σε όλους.", "el"),
+        ("ฉันชอบเขียนโปรแกรม", "th"),
+        ("2024-01-01 12:00", None),
+    ],
+)
+def test_a_script_that_tells_one_language_decides_without_the_identifier(text, expected, monkeypatch):
+    monkeypatch.setattr(languages, "_identifier", lambda: pytest.fail("the script alone decides"))
+    assert languages.detect(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The weather is lovely today and we are going for a walk.", "en"),
+        ("Das Wetter ist heute schön und wir gehen spazieren.", "de"),
+        ("Il fait beau aujourd'hui et nous allons nous promener.", "fr"),
+        ("Hoy hace buen tiempo y vamos a dar un paseo por el parque.", "es"),
+        ("Oggi il tempo è bello e andiamo a fare una passeggiata.", "it"),
+        ("Het weer is vandaag mooi en we gaan een wandeling maken.", "nl"),
+        ("Сегодня хорошая погода, и мы идём гулять.", "ru"),  # Cyrillic: chosen among its languages
+    ],
+)
+def test_a_latin_or_shared_script_text_is_told_by_the_identifier(text, expected):
+    assert languages.detect(text) == expected
+
+
 def fake_suite(kind="catalog", key="smollm2-135m-instruct"):
     said: list[str] = []
     suite = SimpleNamespace(source=ModelSource(kind, key, key), catalog=Catalog(), warn=said.append)

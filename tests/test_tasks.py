@@ -518,10 +518,11 @@ def test_summary_words_count_chinese_characters(suite, monkeypatch):
     assert summarize.run(suite, [{"text": "我爱编程，也爱读书。"}], max_words=10)[0]["words"] == 4
 
 
-def test_translate_names_the_source_language_its_script_tells(suite):
+def test_translate_names_the_source_language_it_detects(suite):
     from nlpsuite_plugins import translate
 
-    got = translate.run(suite, [{"text": "我爱编程。"}, {"text": "I love programming."}], to="German")
-    assert [g["from"] for g in got] == ["Chinese", None]
+    texts = ["我爱编程。", "I love programming and I write code every day.", "Hallo"]
+    got = translate.run(suite, [{"text": t} for t in texts], to="German")
+    assert [g["from"] for g in got] == ["Chinese", "English", None]  # one word: too unsure to name
     assert translate.run(suite, [{"text": "我爱编程。"}], to="German", source="Japanese")[0]["from"] == "Japanese"
     assert translate._prompt("我爱编程。", "English", "Chinese").startswith("Translate the following Chinese text into")
