@@ -15,10 +15,13 @@ import functools
 import re
 
 NAMES = {
-    "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
-    "fa": "Persian", "fr": "French", "he": "Hebrew", "hi": "Hindi", "it": "Italian", "ja": "Japanese",
-    "ko": "Korean", "mr": "Marathi", "ne": "Nepali", "pt": "Portuguese", "ru": "Russian", "sr": "Serbian",
-    "th": "Thai", "uk": "Ukrainian", "ur": "Urdu", "yi": "Yiddish", "zh": "Chinese",
+    "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
+    "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "fa": "Persian", "fi": "Finnish",
+    "fr": "French", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian", "id": "Indonesian",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "lt": "Lithuanian", "lv": "Latvian", "mr": "Marathi",
+    "ne": "Nepali", "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian",
+    "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sr": "Serbian", "sv": "Swedish", "th": "Thai",
+    "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "vi": "Vietnamese", "yi": "Yiddish", "zh": "Chinese",
 }  # fmt: skip
 
 # Non-Latin scripts: the languages written in each, and what to call a text in it.
@@ -101,15 +104,20 @@ def _known(languages: set[str]) -> str:
     return ", ".join(NAMES.get(code, code) for code in sorted(languages))
 
 
-def check(suite, texts: list[str], target: str | None = None) -> None:
-    """Warn (``suite.warn``) when a text's script or the ``target`` language code is outside the model's."""
+def check(suite, texts: list[str], target: str | None = None, detected: list[str | None] | None = None) -> None:
+    """Warn (``suite.warn``) when a text's script, its ``detected`` language code (where a task detected one) or
+    the ``target`` language code is outside the model's."""
     known = model_languages(suite)
     if not known:
         return
-    for text in texts:
+    for text, code in zip(texts, detected or [None] * len(texts), strict=True):
         found = script_languages(text) if isinstance(text, str) else None
         if found and not found[0] & known:
             suite.warn(f"{suite.source.key} knows {_known(known)}, and this text is {found[1]}: expect poor results")
+            break
+        if not found and code and code not in known:
+            name = NAMES.get(code, code)
+            suite.warn(f"{suite.source.key} knows {_known(known)}, and this text is {name}: expect poor results")
             break
     if target and target not in known:
         name = NAMES.get(target, target)

@@ -105,17 +105,13 @@ def translate_texts(
     return texts, [sum(len(para) for para in doc) for doc in layout]
 
 
-def _detected(text: str) -> str | None:
-    code = languages.detect(text)
-    return LANGUAGES.get(code) or languages.NAMES.get(code) if code else None
-
-
 def run(suite, inputs, to: str, source: str | None = None):
     texts = [i["text"] for i in inputs]
     target = next((code for code, name in LANGUAGES.items() if name == to), None)
-    languages.check(suite, texts, target)
     # Without --from, the detected language is named to the model (it helps small ones) and reported as `from`.
-    sources = [source or (_detected(t) if isinstance(t, str) else None) for t in texts]
+    detected = [None if source or not isinstance(t, str) else languages.detect(t) for t in texts]
+    languages.check(suite, texts, target, detected)
+    sources = [source or (languages.NAMES.get(code) if code else None) for code in detected]
     done, counts = translate_texts(suite, texts, to, sources, progress=suite.progress)
     return [
         {"translation": t, "to": to, "from": s, "sentences": n} for t, s, n in zip(done, sources, counts, strict=True)

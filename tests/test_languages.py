@@ -79,6 +79,15 @@ def test_the_default_model_declares_english_and_warns_once_about_chinese():
     assert said == []
 
 
+def test_a_detected_latin_script_language_the_model_does_not_know_is_said_too():
+    suite, said = fake_suite()
+    languages.check(suite, ["Je voudrais un café.", "I love programming."], detected=["fr", "en"])
+    assert said == ["smollm2-135m-instruct knows English, and this text is French: expect poor results"]
+    said.clear()
+    languages.check(suite, ["I love programming."], detected=["en"])
+    assert said == []
+
+
 def test_a_model_the_user_brings_declares_nothing_and_nothing_is_said():
     suite, said = fake_suite("gguf", "qwen-0123abcd")
     languages.check(suite, ["我爱编程。"], "zh")
