@@ -127,7 +127,8 @@ def test_a_summary_is_asked_for_in_the_language_and_unit_of_the_text():
 
     assert languages.written_in("自然语言处理是计算机科学的一个分支。") == "Chinese"
     assert languages.written_in("Я люблю программирование.") is None  # Russian? Ukrainian? Bulgarian?
-    assert _length("自然语言处理是计算机科学的一个分支。", 30) == "at most 30 characters, in Chinese"
+    assert _length("自然语言处理是计算机科学的一个分支。", 30) == "one sentence of at most 30 characters, in Chinese"
+    assert _length("自然语言处理是计算机科学的一个分支。", 100) == "at most 100 characters, in Chinese"
     assert _length("Natural language processing is a branch of computer science.", 30) == "at most 30 words"
     assert _length("Natural language processing.", None) == "a few sentences"
 
