@@ -555,13 +555,13 @@ def test_translate_names_the_source_language_it_detects(suite):
     assert [g["from"] for g in got] == ["Chinese", "English", None]  # one word: too unsure to name
 
 
-def test_translate_names_only_a_source_its_script_tells_to_the_model(suite, monkeypatch):
+def test_translate_names_the_detected_source_to_the_model(suite, monkeypatch):
     from nlpsuite_plugins import translate
 
     told = []
     monkeypatch.setattr(translate, "translate_texts", lambda s, texts, to, sources, **k: told.append(sources) or
                         (["x"] * len(texts), [1] * len(texts)))  # fmt: skip
     got = translate.run(suite, [{"text": "我爱编程。"}, {"text": "Je voudrais un café, s'il vous plaît."}], to="German")
-    assert told == [["Chinese", None]] and [g["from"] for g in got] == ["Chinese", "French"]
+    assert told == [["Chinese", "French"]] and [g["from"] for g in got] == ["Chinese", "French"]
     assert translate.run(suite, [{"text": "我爱编程。"}], to="German", source="Japanese")[0]["from"] == "Japanese"
     assert translate._prompt("我爱编程。", "English", "Chinese").startswith("Translate the following Chinese text into")
