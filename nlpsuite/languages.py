@@ -4,17 +4,24 @@ A catalog entry lists its model's languages (ISO 639-1 codes, ``"languages"``); 
 brings declares none, and then nothing is said. A text's language is told by its script alone, which needs no
 model and is never wrong about Chinese on an English model; Latin-script text is never warned about, since its
 script does not tell English from French.
+
+``detect`` names a text's language for `translate` without ``--from``: by its script where the script tells one
+language, else with py3langid (its model ships inside its wheel; loaded on first need, about a second).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 NAMES = {
-    "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
-    "fa": "Persian", "fr": "French", "he": "Hebrew", "hi": "Hindi", "it": "Italian", "ja": "Japanese",
-    "ko": "Korean", "mr": "Marathi", "ne": "Nepali", "pt": "Portuguese", "ru": "Russian", "sr": "Serbian",
-    "th": "Thai", "uk": "Ukrainian", "ur": "Urdu", "yi": "Yiddish", "zh": "Chinese",
+    "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
+    "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "fa": "Persian", "fi": "Finnish",
+    "fr": "French", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian", "id": "Indonesian",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "lt": "Lithuanian", "lv": "Latvian", "mr": "Marathi",
+    "ne": "Nepali", "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian",
+    "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sr": "Serbian", "sv": "Swedish", "th": "Thai",
+    "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "vi": "Vietnamese", "yi": "Yiddish", "zh": "Chinese",
 }  # fmt: skip
 
 # Non-Latin scripts: the languages written in each, and what to call a text in it.
@@ -44,6 +51,40 @@ def script_languages(text: str) -> tuple[set[str], str] | None:
     return languages, name
 
 
+# Latin-script languages that detection chooses among (those `translate` names), and the single language of a script.
+LATIN = {"ca", "cs", "da", "de", "en", "es", "et", "fi", "fr", "hr", "hu", "id", "it", "lt", "lv", "nl", "no", "pl",
+         "pt", "ro", "sk", "sl", "sv", "tr", "vi"}  # fmt: skip
+_BY_NAME = {"Japanese": "ja", "Chinese": "zh", "Korean": "ko", "Greek": "el", "Thai": "th"}
+CONFIDENCE = 0.5  # below this share among its script's languages a guess is dropped: a wrong source misleads
+
+
+@functools.cache
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    scripts = set().union(*(languages for _, languages, _ in _SCRIPTS.values()))
+    identifier.set_languages(sorted((LATIN | scripts) & set(identifier.labels)))
+    return identifier
+
+
+def detect(text: str) -> str | None:
+    """The ISO 639-1 code of a text's language, or None when it cannot be told with confidence."""
+    name = written_in(text)
+    if name:
+        return _BY_NAME[name]
+    found = script_languages(text)
+    candidates = found[0] if found else LATIN
+    if not any(c.isalpha() for c in text):
+        return None
+    ranked = [(code, p) for code, p in _identifier().rank(text) if code in candidates]
+    total = sum(p for _, p in ranked)
+    if not ranked or total <= 0:
+        return None
+    code, p = ranked[0]
+    return code if p / total >= CONFIDENCE else None
+
+
 def written_in(text: str) -> str | None:
     """The language a text's script tells (Chinese for Han, Japanese, Korean, Greek, Thai), else None."""
     found = script_languages(text)
@@ -63,15 +104,20 @@ def _known(languages: set[str]) -> str:
     return ", ".join(NAMES.get(code, code) for code in sorted(languages))
 
 
-def check(suite, texts: list[str], target: str | None = None) -> None:
-    """Warn (``suite.warn``) when a text's script or the ``target`` language code is outside the model's."""
+def check(suite, texts: list[str], target: str | None = None, detected: list[str | None] | None = None) -> None:
+    """Warn (``suite.warn``) when a text's script, its ``detected`` language code (where a task detected one) or
+    the ``target`` language code is outside the model's."""
     known = model_languages(suite)
     if not known:
         return
-    for text in texts:
+    for text, code in zip(texts, detected or [None] * len(texts), strict=True):
         found = script_languages(text) if isinstance(text, str) else None
         if found and not found[0] & known:
             suite.warn(f"{suite.source.key} knows {_known(known)}, and this text is {found[1]}: expect poor results")
+            break
+        if not found and code and code not in known:
+            name = NAMES.get(code, code)
+            suite.warn(f"{suite.source.key} knows {_known(known)}, and this text is {name}: expect poor results")
             break
     if target and target not in known:
         name = NAMES.get(target, target)

@@ -80,6 +80,15 @@ def test_ask_no_answer_on_the_held_out_dev_split(home):
     assert got["no_answer_accuracy"] >= 20 and got["has_answer_f1"] >= 40
 
 
+def test_ask_over_a_chinese_passage_does_not_answer_with_the_questions_subject(home):
+    from nlpsuite import Suite
+
+    context = "自然语言处理（NLP）是计算机科学的一个分支，它研究如何让计算机理解、生成和处理人类语言。"
+    best, _ = Suite(device="cpu").head("span").read("什么是自然语言处理？", context)
+    # The model's favourite span was the question's subject, 自然语言处理 (or with its （NLP）).
+    assert best is not None and "自然语言处理" not in best.answer.removesuffix("（NLP）")
+
+
 def test_ask_generative(home):
     got = json_of(run(["ask", "Who named the river?", "--context", CONTEXT, "--generate", "--json"], home))
     assert "Orellana" in got["answer"] and {"answer", "score", "start", "end"} <= set(got)

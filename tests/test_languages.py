@@ -28,6 +28,38 @@ def test_a_text_is_placed_by_its_main_script(text, expected):
     assert languages.script_languages(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("我爱编程。", "zh"),  # Han without kana
+        ("私はプログラミングが好きです。", "ja"),
+        ("나는 프로그래밍을 좋아한다", "ko"),
+        ("Καλημέρα σε όλους.", "el"),
+        ("ฉันชอบเขียนโปรแกรม", "th"),
+        ("2024-01-01 12:00", None),
+    ],
+)
+def test_a_script_that_tells_one_language_decides_without_the_identifier(text, expected, monkeypatch):
+    monkeypatch.setattr(languages, "_identifier", lambda: pytest.fail("the script alone decides"))
+    assert languages.detect(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The weather is lovely today and we are going for a walk.", "en"),
+        ("Das Wetter ist heute schön und wir gehen spazieren.", "de"),
+        ("Il fait beau aujourd'hui et nous allons nous promener.", "fr"),
+        ("Hoy hace buen tiempo y vamos a dar un paseo por el parque.", "es"),
+        ("Oggi il tempo è bello e andiamo a fare una passeggiata.", "it"),
+        ("Het weer is vandaag mooi en we gaan een wandeling maken.", "nl"),
+        ("Сегодня хорошая погода, и мы идём гулять.", "ru"),  # Cyrillic: chosen among its languages
+    ],
+)
+def test_a_latin_or_shared_script_text_is_told_by_the_identifier(text, expected):
+    assert languages.detect(text) == expected
+
+
 def fake_suite(kind="catalog", key="smollm2-135m-instruct"):
     said: list[str] = []
     suite = SimpleNamespace(source=ModelSource(kind, key, key), catalog=Catalog(), warn=said.append)
@@ -44,6 +76,15 @@ def test_the_default_model_declares_english_and_warns_once_about_chinese():
     assert said == ["smollm2-135m-instruct knows English, and this text is Chinese: expect poor results"]
     said.clear()
     languages.check(suite, ["I love programming."], "en")
+    assert said == []
+
+
+def test_a_detected_latin_script_language_the_model_does_not_know_is_said_too():
+    suite, said = fake_suite()
+    languages.check(suite, ["Je voudrais un café.", "I love programming."], detected=["fr", "en"])
+    assert said == ["smollm2-135m-instruct knows English, and this text is French: expect poor results"]
+    said.clear()
+    languages.check(suite, ["I love programming."], detected=["en"])
     assert said == []
 
 
@@ -86,7 +127,8 @@ def test_a_summary_is_asked_for_in_the_language_and_unit_of_the_text():
 
     assert languages.written_in("自然语言处理是计算机科学的一个分支。") == "Chinese"
     assert languages.written_in("Я люблю программирование.") is None  # Russian? Ukrainian? Bulgarian?
-    assert _length("自然语言处理是计算机科学的一个分支。", 30) == "at most 30 characters, in Chinese"
+    assert _length("自然语言处理是计算机科学的一个分支。", 30) == "one sentence of at most 30 characters, in Chinese"
+    assert _length("自然语言处理是计算机科学的一个分支。", 100) == "at most 100 characters, in Chinese"
     assert _length("Natural language processing is a branch of computer science.", 30) == "at most 30 words"
     assert _length("Natural language processing.", None) == "a few sentences"
 

@@ -160,6 +160,35 @@ def test_word_edges_keep_words_and_numbers_whole():
     ]
 
 
+def test_word_edges_fall_between_han_characters():
+    from nlpsuite.heads.span import _word_edge
+
+    text = "自然语言处理（NLP）是计算机科学的一个分支。"
+    edges = [i for i in range(len(text) + 1) if _word_edge(text, i)]
+    pieces = [text[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    assert pieces[:8] == ["自", "然", "语", "言", "处", "理", "（", "NLP"]
+    assert pieces[10:20] == list("计算机科学的一个分支")  # a definition may start after 是
+
+
+@pytest.mark.parametrize(
+    "question, span, echoes",
+    [
+        ("什么是自然语言处理？", "自然语言处理", True),
+        ("什么是自然语言处理？", "自然语言处理（NLP）", True),
+        ("什么是自然语言处理？", "计算机科学的一个分支", False),
+        ("What are the male bees called?", "male", True),
+        ("Who was the captain of the Titanic?", "Titanic", True),
+        ("When was the river named?", "The river was named by the Spanish explorer Francisco de Orellana", False),
+        ("Is the Moon bigger or smaller than the Earth?", "smaller", False),  # a choice: its answer is asked
+        ("你喜欢茶还是咖啡？", "咖啡", False),
+    ],
+)
+def test_a_span_that_repeats_the_question_is_no_answer(question, span, echoes):
+    from nlpsuite.heads.span import _echoes
+
+    assert _echoes(question)(span) is echoes
+
+
 def test_span_reads_long_contexts_in_chunks_with_offsets_into_the_whole(suite, spans_only):
     long_context = "\n\n".join([words(150) + "."] * 12 + [CONTEXT])
     got = suite.ask("Who built it?", context=long_context)
@@ -520,10 +549,21 @@ def test_summary_words_count_chinese_characters(suite, monkeypatch):
     assert summarize.run(suite, [{"text": "我爱编程，也爱读书。"}], max_words=10)[0]["words"] == 4
 
 
-def test_translate_names_the_source_language_its_script_tells(suite):
+def test_translate_names_the_source_language_it_detects(suite):
     from nlpsuite_plugins import translate
 
-    got = translate.run(suite, [{"text": "我爱编程。"}, {"text": "I love programming."}], to="German")
-    assert [g["from"] for g in got] == ["Chinese", None]
+    texts = ["我爱编程。", "I love programming and I write code every day.", "Hallo"]
+    got = translate.run(suite, [{"text": t} for t in texts], to="German")
+    assert [g["from"] for g in got] == ["Chinese", "English", None]  # one word: too unsure to name
+
+
+def test_translate_names_the_detected_source_to_the_model(suite, monkeypatch):
+    from nlpsuite_plugins import translate
+
+    told = []
+    monkeypatch.setattr(translate, "translate_texts", lambda s, texts, to, sources, **k: told.append(sources) or
+                        (["x"] * len(texts), [1] * len(texts)))  # fmt: skip
+    got = translate.run(suite, [{"text": "我爱编程。"}, {"text": "Je voudrais un café, s'il vous plaît."}], to="German")
+    assert told == [["Chinese", "French"]] and [g["from"] for g in got] == ["Chinese", "French"]
     assert translate.run(suite, [{"text": "我爱编程。"}], to="German", source="Japanese")[0]["from"] == "Japanese"
     assert translate._prompt("我爱编程。", "English", "Chinese").startswith("Translate the following Chinese text into")

@@ -15,13 +15,14 @@ probability of no answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import log_softmax
-from ..text import chunk
+from ..text import CHARACTER_WORDS, chunk, word_spans
 
 INSTRUCTION = (
     "Answer the question with a short phrase copied exactly from the text. If the text does not say, answer "
@@ -118,17 +119,27 @@ class SpanHead:
         step = backbone.forward(arr, np.ones_like(arr), np.arange(len(prompt))[None], backbone.empty_state(1))
         null_logp = self._null_logp(step, len(prompt)) + NULL_PRIOR
         n = len(ctx_ids)
-        # Spans start and stop at word edges: "1" is no answer to take from "1542", though its tokens allow it.
-        starts = {j for j in range(n) if _word_edge(context, offsets[j][0])}
-        closes = {j for j in range(1, n + 1) if _word_edge(context, offsets[j - 1][1])}
+        # Spans start and stop at word edges: "1" is no answer to take from "1542", though its tokens allow it;
+        # and at character edges: byte-level tokens split a Han character in two, both with its offsets.
+        whole = [j == 0 or offsets[j][0] >= offsets[j - 1][1] for j in range(n)] + [True]
+        starts = {j for j in range(n) if whole[j] and _word_edge(context, offsets[j][0])}
+        closes = {j for j in range(1, n + 1) if whole[j] and _word_edge(context, offsets[j - 1][1])}
         beams = [_Beam([], starts, 0.0, step.state, log_softmax(step.logits[0, -1]), len(prompt))]
         finished: list[tuple[float, list[int], set[int]]] = []
+        echoes = _echoes(question)
+
+        def finish(beam: _Beam) -> None:
+            ends = beam.ends & closes
+            if beam.tokens and ends:
+                end_pos = min(ends)
+                if not echoes(context[offsets[end_pos - len(beam.tokens)][0] : offsets[end_pos - 1][1]]):
+                    stop = float(np.logaddexp.reduce(beam.logits[self.end_ids]))
+                    finished.append((beam.logp + stop, beam.tokens, ends))
+
         for _ in range(self.max_answer_tokens):
             candidates = []
             for beam in beams:
-                if beam.tokens and beam.ends & closes:
-                    stop = float(np.logaddexp.reduce(beam.logits[self.end_ids]))
-                    finished.append((beam.logp + stop, beam.tokens, beam.ends & closes))
+                finish(beam)
                 nexts: dict[int, set[int]] = {}
                 for j in beam.ends:
                     if j < n:
@@ -143,9 +154,7 @@ class SpanHead:
                 break  # log-probabilities only fall as a span grows: no live beam can win any more
             beams = self._advance(candidates[: self.beam])
         for beam in beams:  # spans that reached the length limit may stop there too
-            if beam.tokens and beam.ends & closes:
-                stop = float(np.logaddexp.reduce(beam.logits[self.end_ids]))
-                finished.append((beam.logp + stop, beam.tokens, beam.ends & closes))
+            finish(beam)
         # Each candidate's score is its share of the probability of all of them: the spans the beam finished
         # and the null.
         total = np.logaddexp.reduce([null_logp, *(f[0] for f in finished)])
@@ -190,11 +199,38 @@ class SpanHead:
         return beams
 
 
+_CHOICE = re.compile(r"\bor\b|还是|或者|または|それとも", re.IGNORECASE)
+_CHARACTER_WORD = re.compile(f"[{CHARACTER_WORDS}]")
+
+
+def _echoes(question: str):
+    """Whether a span mostly repeats the question's own words ("什么是自然语言处理？" -> 自然语言处理（NLP）, "What are
+    the male bees called?" -> male): never the answer, unless the question offers choices ("A or B?")."""
+    if _CHOICE.search(question):
+        return lambda text: False
+    asked = set(_words(question))
+
+    def echoes(text: str) -> bool:
+        words = _words(text)
+        return not words or 2 * sum(w in asked for w in words) > len(words)
+
+    return echoes
+
+
+def _words(text: str) -> list[str]:
+    """The words of ``text`` (each Han or kana character one), casefolded, without punctuation."""
+    found = ("".join(c for c in text[a:b] if c.isalnum()).casefold() for a, b in word_spans(text))
+    return [w for w in found if w]
+
+
 def _word_edge(text: str, at: int) -> bool:
-    """Whether offset ``at`` of ``text`` falls between words rather than inside one (or inside a number: 1,500)."""
+    """Whether offset ``at`` of ``text`` falls between words rather than inside one (or inside a number: 1,500);
+    each Han or kana character is a word of its own, as the text layer counts them."""
     if at <= 0 or at >= len(text):
         return True
     before, after = text[at - 1], text[at]
+    if _CHARACTER_WORD.match(before) or _CHARACTER_WORD.match(after):
+        return True
     if before.isalnum() and after.isalnum():
         return False
     if after in ",." and before.isdigit() and at + 1 < len(text) and text[at + 1].isdigit():
