@@ -33,6 +33,7 @@ GGUF_LAYER = {
     "ffn_down": "mlp.down_proj",
 }
 LAYER_TENSOR = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
+DEQUANTIZE_VALUES = 1 << 22  # values dequantized per step (16 MB of float32)
 
 
 class SafetensorsWeights:
@@ -116,7 +117,16 @@ class GGUFWeights:
         from gguf.quants import dequantize
 
         raw, qtype = self._raw(name)
-        return self._rows_in_hf_order(name, np.asarray(dequantize(raw, qtype), np.float32))
+        if raw.ndim == 1:
+            return np.asarray(dequantize(raw, qtype), np.float32)
+        # A few rows at a time: dequantizing a K-quant makes several temporaries of its whole float32 size
+        # (a 150k x 896 embedding: ~1 GB of them beside its 0.5 GB result), a row slice only its own.
+        t = self.tensors[name]
+        out = np.empty((raw.shape[0], int(t.shape[0])), np.float32)
+        step = max(1, DEQUANTIZE_VALUES // out.shape[1])
+        for start in range(0, len(out), step):
+            out[start : start + step] = dequantize(raw[start : start + step], qtype)
+        return self._rows_in_hf_order(name, out)
 
     def blocks(self, name: str, bits: int):
         """The tensor's own Q8_0 / Q4_0 blocks in MatMulNBits layout when they fit ``bits`` exactly, else None."""
