@@ -242,7 +242,9 @@ def test_converting_never_holds_a_copy_of_the_model(tmp_path, tiny_llama, precis
     )
     assert done.returncode == 0, done.stderr
     growth = json.loads(done.stdout.strip().splitlines()[-1])["growth"]
-    assert growth < 0.3 * total, f"peak RSS grew by {growth / 1e6:.0f} MB converting {total / 1e6:.0f} MB of weights"
+    # A copy of the model would add at least ``total``; one tensor and the writer's buffers measured 20-39 MB
+    # here (126 MB of weights; the same code in two fresh environments), so half the model is the line.
+    assert growth < 0.5 * total, f"peak RSS grew by {growth / 1e6:.0f} MB converting {total / 1e6:.0f} MB of weights"
 
 
 @pytest.mark.shared_cache
