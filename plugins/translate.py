@@ -16,15 +16,7 @@ from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
 from nlpsuite.text import chunk, paragraphs, sentences
 
-LANGUAGES = {
-    "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "da": "Danish", "de": "German",
-    "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "fa": "Persian", "fi": "Finnish",
-    "fr": "French", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian", "id": "Indonesian",
-    "it": "Italian", "ja": "Japanese", "ko": "Korean", "lt": "Lithuanian", "lv": "Latvian", "nl": "Dutch",
-    "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak",
-    "sl": "Slovenian", "sr": "Serbian", "sv": "Swedish", "th": "Thai", "tr": "Turkish", "uk": "Ukrainian",
-    "vi": "Vietnamese", "zh": "Chinese",
-}  # fmt: skip
+LANGUAGES = languages.NAMES  # what --to and --from accept: the names detection and warnings use too
 DENSE_SCRIPTS = {"Arabic", "Bulgarian", "Chinese", "Greek", "Hebrew", "Hindi", "Japanese", "Korean", "Persian",
                  "Russian", "Serbian", "Thai", "Ukrainian"}  # fmt: skip
 PROMPT = "Translate the following {source}text into {target}. Reply with the translation only.\n\n{text}"
