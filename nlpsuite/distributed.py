@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NlpsuiteError
-from .records import SUFFIXES, appender, dumps, parse_records, text_field
+from .records import SUFFIXES, appender, dumps, parse_records, resumable, text_field
 
 Progress = Callable[..., None]  # progress(n, total=None): n more records written
 
@@ -290,7 +290,6 @@ def run_task(
     progress: Progress | None = None,
 ) -> int:
     """Batch mode on the connected cluster: the records not yet in ``output_path``; returns how many were written."""
-    from .cli.batch import resumable
 
     _configure()
     progress = progress or (lambda _n=0, total=None: None)

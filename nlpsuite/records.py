@@ -329,6 +329,28 @@ def completed_lines(path: Path) -> int:
 # Readers of one column, as eval recipes take them: (path, line, record, column) -> the checked value.
 
 
+def resumable(output_path: Path, records: list[dict]) -> int:
+    """How many records an earlier run on these records already wrote to ``output_path``.
+
+    Checked before anything is cut: a file that is not such an output (other records, not JSONL, a torn
+    line that is no JSON record's start) is refused and left whole.
+    """
+    if not output_path.exists():
+        return 0
+    if output_path.is_dir():
+        raise NlpsuiteError(f"--output {output_path} is a folder")
+    *complete, torn = output_path.read_bytes().split(b"\n")
+    try:
+        rows = [json.loads(line) for line in complete if line.strip()]
+    except ValueError:
+        rows = None
+    ours = rows is not None and len(rows) <= len(records) and (not torn.strip() or torn.lstrip().startswith(b"{"))
+    pairs = zip(rows or [], records, strict=False)  # the output may hold fewer lines than the input
+    if not ours or not all(isinstance(r, dict) and r.items() >= rec.items() for r, rec in pairs):
+        raise NlpsuiteError(f"{output_path} exists and is not an earlier output of this input: --force overwrites it")
+    return completed_lines(output_path)
+
+
 def reference_field(path: Path, line: int, record: dict, column: str) -> str:
     """A reference text, which may be empty (a source with nothing to say)."""
     return text_field(path, line, record, column, allow_empty=True)

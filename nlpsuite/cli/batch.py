@@ -8,12 +8,10 @@ earlier output of the same input is refused, never overwritten, unless ``--force
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import NlpsuiteError
-from ..records import appender, completed_lines, read_records, text_field
+from ..records import appender, read_records, resumable, text_field
 from .options import err
 from .progress import progress_bar
 
@@ -48,25 +46,3 @@ def run_batch(
             written += len(chunk)
             bar(len(chunk))
     return written
-
-
-def resumable(output_path: Path, records: list[dict]) -> int:
-    """How many records an earlier run on these records already wrote to ``output_path``.
-
-    Checked before anything is cut: a file that is not such an output (other records, not JSONL, a torn
-    line that is no JSON record's start) is refused and left whole.
-    """
-    if not output_path.exists():
-        return 0
-    if output_path.is_dir():
-        raise NlpsuiteError(f"--output {output_path} is a folder")
-    *complete, torn = output_path.read_bytes().split(b"\n")
-    try:
-        rows = [json.loads(line) for line in complete if line.strip()]
-    except ValueError:
-        rows = None
-    ours = rows is not None and len(rows) <= len(records) and (not torn.strip() or torn.lstrip().startswith(b"{"))
-    pairs = zip(rows or [], records, strict=False)  # the output may hold fewer lines than the input
-    if not ours or not all(isinstance(r, dict) and r.items() >= rec.items() for r, rec in pairs):
-        raise NlpsuiteError(f"{output_path} exists and is not an earlier output of this input: --force overwrites it")
-    return completed_lines(output_path)
