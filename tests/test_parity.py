@@ -50,6 +50,24 @@ def padded(prompts):
     return ids, mask, np.maximum(mask.cumsum(1) - 1, 0)
 
 
+def cached_greedy(backbone, prompts, n: int) -> list[list[int]]:
+    """n greedy tokens per prompt through the generator: one padded batch, the KV cache carried between steps."""
+    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
+    done = Generator(backbone, tok).generate(prompts, SamplingParams(max_tokens=n, ignore_eos=True))
+    return [completion.token_ids for completion in done]
+
+
+def uncached_greedy(backbone, prompt: list[int], n: int) -> list[int]:
+    """n greedy tokens recomputing the whole sequence at each step (an empty state every time)."""
+    seq, out = list(prompt), []
+    for _ in range(n):
+        ids, mask, pos = padded([seq])
+        nxt = int(backbone.forward(ids, mask, pos, backbone.empty_state(1)).logits[0, -1].argmax())
+        out.append(nxt)
+        seq.append(nxt)
+    return out
+
+
 def test_logits_match_for_a_padded_batch(backbone, hf_model):
     ids, mask, pos = padded(PROMPTS)
     step = backbone.forward(
@@ -70,24 +88,13 @@ def test_only_the_requested_logits_are_returned(backbone):
 
 
 def test_greedy_tokens_match_with_kv_cache_for_a_padded_batch(backbone, hf_model, tiny_llama):
-    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
-    params = SamplingParams(max_tokens=12, ignore_eos=True)
-    done = Generator(backbone, tok).generate(PROMPTS, params)
-    for prompt, completion in zip(PROMPTS, done, strict=True):
-        assert completion.token_ids == hf_greedy(hf_model, prompt, 12)
+    for prompt, tokens in zip(PROMPTS, cached_greedy(backbone, PROMPTS, 12), strict=True):
+        assert tokens == hf_greedy(hf_model, prompt, 12)
 
 
 def test_greedy_tokens_match_without_kv_cache(backbone, hf_model):
     """Recomputing the whole sequence each step (empty state) gives the same tokens as the cached path."""
-    prompt = PROMPTS[0]
-    seq, out = list(prompt), []
-    for _ in range(10):
-        ids, mask, pos = padded([seq])
-        step = backbone.forward(ids, mask, pos, backbone.empty_state(1))
-        nxt = int(step.logits[0, -1].argmax())
-        out.append(nxt)
-        seq.append(nxt)
-    assert out == hf_greedy(hf_model, prompt, 10)
+    assert uncached_greedy(backbone, PROMPTS[0], 10) == hf_greedy(hf_model, PROMPTS[0], 10)
 
 
 def test_gqa_and_untied_head_also_match(tmp_path, make_tiny_llama):
@@ -128,17 +135,9 @@ def test_phi3_greedy_tokens_match_with_and_without_kv_cache(tmp_path, make_tiny_
     folder = make_tiny_llama(tmp_path / "phi3", arch="phi3", seed=7)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     backbone = Backbone(ensure_model(Catalog().resolve(str(folder))), device="cpu")
-    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
-    done = Generator(backbone, tok).generate(PROMPTS, SamplingParams(max_tokens=8, ignore_eos=True))
-    for prompt, completion in zip(PROMPTS, done, strict=True):
-        assert completion.token_ids == hf_greedy(model, prompt, 8)
-    seq, out = list(PROMPTS[1]), []
-    for _ in range(8):
-        ids, mask, pos = padded([seq])
-        nxt = int(backbone.forward(ids, mask, pos, backbone.empty_state(1)).logits[0, -1].argmax())
-        out.append(nxt)
-        seq.append(nxt)
-    assert out == hf_greedy(model, PROMPTS[1], 8)
+    for prompt, tokens in zip(PROMPTS, cached_greedy(backbone, PROMPTS, 8), strict=True):
+        assert tokens == hf_greedy(model, prompt, 8)
+    assert uncached_greedy(backbone, PROMPTS[1], 8) == hf_greedy(model, PROMPTS[1], 8)
 
 
 def test_partial_rotary_embeddings_are_refused_in_one_line(tmp_path, make_tiny_llama):
@@ -199,17 +198,9 @@ def test_gemma_logits_match_for_a_padded_batch(gemma):
 def test_gemma_greedy_tokens_match_with_and_without_kv_cache_past_the_window(gemma):
     """12 new tokens after prompts of 2 to 8: every sliding layer drops keys from its window at each step."""
     model, backbone = gemma
-    tok = Tokenizer(backbone.folder, backbone.manifest["special_tokens"])
-    done = Generator(backbone, tok).generate(PROMPTS, SamplingParams(max_tokens=12, ignore_eos=True))
-    for prompt, completion in zip(PROMPTS, done, strict=True):
-        assert completion.token_ids == hf_greedy(model, prompt, 12)
-    seq, out = list(PROMPTS[1]), []
-    for _ in range(8):
-        ids, mask, pos = padded([seq])
-        nxt = int(backbone.forward(ids, mask, pos, backbone.empty_state(1)).logits[0, -1].argmax())
-        out.append(nxt)
-        seq.append(nxt)
-    assert out == hf_greedy(model, PROMPTS[1], 8)
+    for prompt, tokens in zip(PROMPTS, cached_greedy(backbone, PROMPTS, 12), strict=True):
+        assert tokens == hf_greedy(model, prompt, 12)
+    assert uncached_greedy(backbone, PROMPTS[1], 8) == hf_greedy(model, PROMPTS[1], 8)
 
 
 def test_gemma_context_is_not_cut_to_its_window(gemma):
