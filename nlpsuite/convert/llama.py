@@ -14,6 +14,7 @@ from onnx import TensorProto
 from ..errors import NlpsuiteError
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
 from .quantize import ACCURACY_LEVEL, BLOCK, block_size, pack_zero_points, quantize_rows
+from .sources import Rows
 
 
 def describe(config) -> dict:
@@ -105,12 +106,11 @@ class Projections:
         parts = []
         for name, found in found_blocks.items():
             if found is None:
-                w = self.weights.get(name)
-                block = block if w.shape[1] % block == 0 else BLOCK  # a padded last block costs for nothing
+                w = Rows(self.weights, name)  # read and quantized a slice of rows at a time
+                k = w.shape[1]
+                block = block if k % block == 0 else BLOCK  # a padded last block costs for nothing
                 # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
                 found = quantize_rows(w, bits, asymmetric=bits == 4, block=block)
-                k = w.shape[1]
-                del w
             else:
                 k = found[1].shape[1] * BLOCK
             parts.append(found)
@@ -141,8 +141,8 @@ class Projections:
         """Write a [vocab, hidden] matrix once as symmetric blocks: (Gather-shaped blobs, MatMulNBits-shaped
         blobs, scales, block size); both shapes name the same bytes, so a tied head costs no second copy."""
         found = self.weights.blocks(name, bits)
-        if found is None:
-            w = self.weights.get(name)  # a gathered row must be exactly the hidden size: blocks that divide it
+        if found is None:  # read and quantized a slice of rows at a time: never whole in float32
+            w = Rows(self.weights, name)  # a gathered row must be exactly the hidden size: blocks that divide it
             found = quantize_rows(w, bits, block=self.blocks[bits] if w.shape[1] % self.blocks[bits] == 0 else BLOCK)
         packed, scales = found[:2]
         blobs = self.g.const(packed, f"{name}_q{bits}")
