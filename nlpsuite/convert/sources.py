@@ -146,35 +146,45 @@ class GGUFWeights:
             return array
         return array.reshape(-1, size // 2, 2, *array.shape[1:]).swapaxes(1, 2).reshape(array.shape)
 
+    def _by_rows(self, name: str, convert, start: int = 0, stop: int | None = None):
+        """``convert`` (stored rows, their type) -> arrays with a row axis first, or None where it does not apply)
+        over a matrix's rows ``start:stop`` (a non-empty range), a few rows at a time, into whole arrays in Hugging
+        Face's row order: only the rows asked for are read, and no temporary is bigger than a few rows'."""
+        n, k = self.shape(name)
+        stop = n if stop is None else min(stop, n)
+        size = self._head_rows(name)  # reordered rows come from the same head's rows: read whole heads
+        first, end = start // size * size, -(-stop // size) * size
+        out = None
+        step = max(1, DEQUANTIZE_VALUES // k)
+        for at in range(first, end, step):
+            part = convert(*self._raw(name, at, min(at + step, end)))
+            if part is None:
+                return None
+            if out is None:
+                out = tuple(np.empty((end - first, *a.shape[1:]), a.dtype) for a in part)
+            for whole, rows in zip(out, part, strict=True):
+                whole[at - first : at - first + len(rows)] = rows
+        return tuple(self._rows_in_hf_order(name, a)[start - first : stop - first] for a in out)
+
     def get(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """One tensor, or a matrix's rows ``start:stop``, dequantized to float32 by the gguf package, in Hugging
-        Face's shape and row order. Only the rows asked for are read, and dequantized a few at a time: a K-quant
-        makes several temporaries of its float32 size (a 150k x 896 embedding whole: ~1 GB beside its 0.5 GB)."""
+        Face's shape and row order. A K-quant dequantized whole makes several temporaries of its float32 size
+        (a 150k x 896 embedding: ~1 GB beside its 0.5 GB); a few rows at a time, only a few rows' worth."""
         from gguf.quants import dequantize
 
         if len(self.tensors[name].shape) == 1:
             raw, qtype = self._raw(name)
             return np.asarray(dequantize(raw, qtype), np.float32)[start:stop]
-        n, k = self.shape(name)
-        stop = n if stop is None else min(stop, n)
-        size = self._head_rows(name)  # reordered rows come from the same head's rows: read whole heads
-        first, end = start // size * size, -(-stop // size) * size
-        out = np.empty((end - first, k), np.float32)
-        step = max(1, DEQUANTIZE_VALUES // k)
-        for at in range(first, end, step):
-            raw, qtype = self._raw(name, at, min(at + step, end))
-            out[at - first : at - first + len(raw)] = dequantize(raw, qtype)
-        return self._rows_in_hf_order(name, out)[start - first : stop - first]
+        return self._by_rows(name, lambda raw, qtype: (np.asarray(dequantize(raw, qtype), np.float32),), start, stop)[0]
 
     def blocks(self, name: str, bits: int):
-        """The tensor's own Q8_0 / Q4_0 blocks in MatMulNBits layout when they fit ``bits`` exactly, else None."""
+        """The tensor's own Q8_0 / Q4_0 blocks in MatMulNBits layout when they fit ``bits`` exactly, else None;
+        converted a few rows at a time, so only the blocks are ever held whole (not the stored bytes besides)."""
         from .quantize import gguf_blocks
 
-        raw, qtype = self._raw(name)
-        found = gguf_blocks(raw, qtype, bits) if raw.ndim == 2 else None
-        if found is None:
+        if len(self.tensors[name].shape) == 1:
             return None
-        return tuple(self._rows_in_hf_order(name, a) for a in found)
+        return self._by_rows(name, lambda raw, qtype: gguf_blocks(raw, qtype, bits))
 
 
 class Wrapped:
