@@ -99,7 +99,7 @@ class Projections:
         g, bits = self.g, bits or self.bits
         if bits is None:
             w = np.concatenate([self.weights.get(n) for n in names]) if len(names) > 1 else self.weights.get(names[0])
-            return g.op("MatMul", [x, g.const(w.T.astype(self.dtype), f"{tag}_w")], tag)
+            return g.op("MatMul", [x, g.const(np.ascontiguousarray(w.T, self.dtype), f"{tag}_w")], tag)
         found_blocks = {name: self.weights.blocks(name, bits) for name in names}
         # a fused matrix is one node with one block size: a GGUF's 32 if any of its parts comes as such blocks
         block = BLOCK if any(f is not None for f in found_blocks.values()) else self.blocks[bits]
@@ -188,7 +188,7 @@ def build_graph(
     tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
     embed_name = "model.embed_tokens.weight"
     if bits is None:
-        embed = g.const(weights.get(embed_name).astype(dtype), "embed_tokens")
+        embed = g.const(weights.get(embed_name).astype(dtype, copy=False), "embed_tokens")
         x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
     else:
         embed_bits = wide_bits or bits
@@ -311,7 +311,7 @@ def build_graph(
     final = rms_norm(x, "model.norm.weight", "final_norm", TensorProto.FLOAT)  # fp32 hidden states out
     # Logits for the last num_logits_to_keep positions only; a tied head is the embedding matrix.
     if bits is None:
-        head = embed if tied else g.const(weights.get("lm_head.weight").astype(dtype), "lm_head")
+        head = embed if tied else g.const(weights.get("lm_head.weight").astype(dtype, copy=False), "lm_head")
     elif tied:
 
         def head(flat: str) -> str:
