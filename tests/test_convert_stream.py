@@ -340,3 +340,111 @@ def test_a_dequantized_gguf_tensor_is_made_a_few_rows_at_a_time(tiny_gguf, part,
     whole = dequantize(stored[f"blk.0.{part}.weight"], TYPES[part])
     np.testing.assert_array_equal(got, whole)  # a qwen2 file: no rows to reorder
     assert got.dtype == np.float32 and got.flags.c_contiguous
+
+
+def fused_safetensors(folder: Path) -> tuple[object, dict[str, np.ndarray]]:
+    """A Phi-3-shaped folder of bf16 safetensors (fused q/k/v and gate/up) and its config."""
+    from types import SimpleNamespace
+
+    import torch
+    from safetensors.torch import save_file
+
+    config = SimpleNamespace(
+        num_attention_heads=4, num_key_value_heads=2, hidden_size=32, intermediate_size=40, num_hidden_layers=1
+    )
+    generator = torch.Generator().manual_seed(0)
+    tensors = {
+        "model.layers.0.self_attn.qkv_proj.weight": torch.randn(32 + 2 * 16, 32, generator=generator),
+        "model.layers.0.mlp.gate_up_proj.weight": torch.randn(80, 32, generator=generator),
+        "model.layers.0.input_layernorm.weight": torch.randn(32, generator=generator),
+    }
+    folder.mkdir()
+    save_file({k: v.to(torch.bfloat16) for k, v in tensors.items()}, str(folder / "model.safetensors"))
+    return config, {k: v.to(torch.bfloat16).float().numpy() for k, v in tensors.items()}
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("llama.gguf", hf("attn_q")),  # rows reordered per head: a slice reads its heads' rows
+        ("qwen2.gguf", hf("ffn_gate")),
+        ("phi3", "model.layers.0.self_attn.k_proj.weight"),
+        ("phi3", "model.layers.0.mlp.up_proj.weight"),
+    ],
+)
+def test_a_source_reads_any_slice_of_rows_as_the_whole_matrix_has_them(tmp_path, monkeypatch, source, name):
+    """``Rows(weights, name)[a:b]`` reads only rows a:b, a few at a time, with the values of the whole tensor."""
+    from nlpsuite.convert import sources
+    from nlpsuite.convert.sources import FusedRows, Rows, SafetensorsWeights
+
+    monkeypatch.setattr(sources, "DEQUANTIZE_VALUES", 2 * K)  # 2 rows of 256 values per step
+    if source == "phi3":
+        config, tensors = fused_safetensors(tmp_path / "phi3")
+        weights = FusedRows(SafetensorsWeights(tmp_path / "phi3"), config)
+        fused, first, end = weights.parts[name]
+        whole = tensors[fused][first:end]
+    else:
+        write_gguf(tmp_path / source, arch=source.removesuffix(".gguf"))
+        weights = GGUFWeights(tmp_path / source, 4, 4)
+        whole = weights.get(name)
+    rows = Rows(weights, name)
+    assert rows.shape == whole.shape
+    for start, stop in [(0, len(whole)), (0, 1), (1, 5), (5, 13), (7, 8), (len(whole) - 3, len(whole))]:
+        np.testing.assert_array_equal(rows[start:stop], whole[start:stop])
+    np.testing.assert_array_equal(quantize_rows(rows, 4, asymmetric=True)[0], quantize_rows(whole, 4, True)[0])
+
+
+@pytest.mark.parametrize(
+    ("matrix", "qtype", "bits"),
+    [
+        ("embedding", GGML.Q5_0, 8),
+        ("embedding", GGML.Q5_0, 4),
+        ("head", GGML.Q5_0, 4),
+        ("head", GGML.Q5_0, 8),
+        ("head", GGML.Q8_0, 8),  # imported as it is
+        ("embedding", GGML.Q4_0, 4),
+    ],
+)
+def test_quantizing_a_big_matrix_never_holds_it_whole(tmp_path, monkeypatch, matrix, qtype, bits):
+    """A 150k x 896 embedding is 0.5 GB of float32: held whole while quantized, it put the 0.5B model's int8
+    and int4 conversions 0.5 GB above their output. Read and quantized (or a GGUF's blocks imported) a few rows
+    at a time, the memory a matrix takes here (tracemalloc: numpy's arrays and the bytes read) is its
+    quantized size and a few rows' temporaries: no float32 copy, and no copy of the stored bytes."""
+    import tracemalloc
+
+    import gguf
+
+    from nlpsuite.convert import quantize, sources
+    from nlpsuite.convert.graph import ExternalWeights, GraphWriter
+    from nlpsuite.convert.llama import Projections
+
+    vocab, hidden = 16384, 256  # 16 MB of float32
+    path = tmp_path / "big.gguf"
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    raw = gguf.quants.quantize(np.random.default_rng(0).normal(size=(vocab, hidden)).astype(np.float32), qtype)
+    for name in ("token_embd.weight", "output.weight"):
+        writer.add_tensor(name, raw, raw_shape=raw.shape, raw_dtype=qtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    del raw
+    monkeypatch.setattr(sources, "DEQUANTIZE_VALUES", 1 << 14)  # 64 KB of float32 a step, as 16 MB of 0.5 GB
+    monkeypatch.setattr(quantize, "ROWS_AT_ONCE", 1 << 14)
+    g = GraphWriter(weights=ExternalWeights(tmp_path / "weights.data"))
+    project = Projections(g, GGUFWeights(path, 4, 4), bits)
+    tracemalloc.start()
+    try:
+        if matrix == "embedding":
+            project.embedding("model.embed_tokens.weight", bits)
+        else:
+            project("x", ["lm_head.weight"], "logits", bits)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        g.weights.close()
+    whole = vocab * hidden * 4
+    written = (tmp_path / "weights.data").stat().st_size
+    assert written < 0.3 * whole
+    # a float32 copy would add ``whole``, the stored bytes read whole at least a quarter of it
+    assert peak < written + 0.1 * whole, f"{peak / 1e6:.1f} MB traced writing {written / 1e6:.1f} MB"

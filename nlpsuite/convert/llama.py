@@ -14,6 +14,7 @@ from onnx import TensorProto
 from ..errors import NlpsuiteError
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
 from .quantize import ACCURACY_LEVEL, BLOCK, block_size, pack_zero_points, quantize_rows
+from .sources import Rows
 
 
 def describe(config) -> dict:
@@ -98,19 +99,18 @@ class Projections:
         g, bits = self.g, bits or self.bits
         if bits is None:
             w = np.concatenate([self.weights.get(n) for n in names]) if len(names) > 1 else self.weights.get(names[0])
-            return g.op("MatMul", [x, g.const(w.T.astype(self.dtype), f"{tag}_w")], tag)
+            return g.op("MatMul", [x, g.const(np.ascontiguousarray(w.T, self.dtype), f"{tag}_w")], tag)
         found_blocks = {name: self.weights.blocks(name, bits) for name in names}
         # a fused matrix is one node with one block size: a GGUF's 32 if any of its parts comes as such blocks
         block = BLOCK if any(f is not None for f in found_blocks.values()) else self.blocks[bits]
         parts = []
         for name, found in found_blocks.items():
             if found is None:
-                w = self.weights.get(name)
-                block = block if w.shape[1] % block == 0 else BLOCK  # a padded last block costs for nothing
+                w = Rows(self.weights, name)  # read and quantized a slice of rows at a time
+                k = w.shape[1]
+                block = block if k % block == 0 else BLOCK  # a padded last block costs for nothing
                 # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
                 found = quantize_rows(w, bits, asymmetric=bits == 4, block=block)
-                k = w.shape[1]
-                del w
             else:
                 k = found[1].shape[1] * BLOCK
             parts.append(found)
@@ -141,8 +141,8 @@ class Projections:
         """Write a [vocab, hidden] matrix once as symmetric blocks: (Gather-shaped blobs, MatMulNBits-shaped
         blobs, scales, block size); both shapes name the same bytes, so a tied head costs no second copy."""
         found = self.weights.blocks(name, bits)
-        if found is None:
-            w = self.weights.get(name)  # a gathered row must be exactly the hidden size: blocks that divide it
+        if found is None:  # read and quantized a slice of rows at a time: never whole in float32
+            w = Rows(self.weights, name)  # a gathered row must be exactly the hidden size: blocks that divide it
             found = quantize_rows(w, bits, block=self.blocks[bits] if w.shape[1] % self.blocks[bits] == 0 else BLOCK)
         packed, scales = found[:2]
         blobs = self.g.const(packed, f"{name}_q{bits}")
@@ -188,7 +188,7 @@ def build_graph(
     tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
     embed_name = "model.embed_tokens.weight"
     if bits is None:
-        embed = g.const(weights.get(embed_name).astype(dtype), "embed_tokens")
+        embed = g.const(weights.get(embed_name).astype(dtype, copy=False), "embed_tokens")
         x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
     else:
         embed_bits = wide_bits or bits
@@ -311,7 +311,7 @@ def build_graph(
     final = rms_norm(x, "model.norm.weight", "final_norm", TensorProto.FLOAT)  # fp32 hidden states out
     # Logits for the last num_logits_to_keep positions only; a tied head is the embedding matrix.
     if bits is None:
-        head = embed if tied else g.const(weights.get("lm_head.weight").astype(dtype), "lm_head")
+        head = embed if tied else g.const(weights.get("lm_head.weight").astype(dtype, copy=False), "lm_head")
     elif tied:
 
         def head(flat: str) -> str:

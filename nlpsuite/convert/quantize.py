@@ -41,7 +41,8 @@ def quantize_rows(
     weight: np.ndarray, bits: int = 8, asymmetric: bool = False, block: int = BLOCK
 ) -> tuple[np.ndarray, ...]:
     """[N, K] float weight (out x in) -> (uint8 blobs [N, K/block, block*bits/8], float32 scales [N, K/block]),
-    plus uint8 zero points [N, K/block] when ``asymmetric`` (each block's min..max over all codes)."""
+    plus uint8 zero points [N, K/block] when ``asymmetric`` (each block's min..max over all codes). ``weight``
+    is read a slice of rows at a time (``weight[a:b]``): an array, or a source's ``Rows`` read as they come."""
     n, k = weight.shape
     blocks = -(-k // block)
     packed = np.empty((n, blocks, block * bits // 8), np.uint8)

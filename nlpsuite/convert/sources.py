@@ -1,6 +1,7 @@
-"""Read a source model's weights one tensor at a time, under Hugging Face names, never the whole model at once.
+"""Read a source model's weights one tensor at a time, under Hugging Face names, never the whole model at once,
+and a big matrix a slice of rows at a time (``Rows``), so quantizing it never holds it whole in float32.
 
-Safetensors files are opened per tensor and GGUF tensors are read with ``pread``: a memory map left open
+Safetensors files are opened per read and GGUF tensors are read with ``pread``: a memory map left open
 over the whole source would keep every page read in the process's resident memory until the end.
 """
 
@@ -36,6 +37,25 @@ LAYER_TENSOR = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
 DEQUANTIZE_VALUES = 1 << 22  # values dequantized per step (16 MB of float32)
 
 
+class Rows:
+    """One [N, K] source matrix read lazily: ``rows[a:b]`` reads and returns just those rows in float32. This is
+    what quantize_rows takes, so a big matrix (a 150k-token embedding: 0.5 GB of float32) is quantized a slice
+    at a time and never held whole."""
+
+    def __init__(self, weights, name: str) -> None:
+        self.weights, self.name = weights, name
+        self.shape = tuple(weights.shape(name))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("Rows reads contiguous row ranges only")
+        return self.weights.get(self.name, start, stop)
+
+
 class SafetensorsWeights:
     """The tensors of a Hugging Face folder's ``*.safetensors`` files."""
 
@@ -59,10 +79,13 @@ class SafetensorsWeights:
     def numel(self) -> int:
         return sum(int(np.prod(s)) for s in self.shapes.values())
 
-    def get(self, name: str) -> np.ndarray:
-        """One tensor in float32 (bf16 and fp16 sources too)."""
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.shapes[name]
+
+    def get(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """One tensor, or its rows ``start:stop``, in float32 (bf16 and fp16 sources too)."""
         with self._open(self.files[name], "pt") as f:
-            return f.get_tensor(name).float().numpy()
+            return f.get_slice(name)[start:stop].float().numpy()
 
     def blocks(self, name: str, bits: int):
         return None
@@ -94,56 +117,103 @@ class GGUFWeights:
     def numel(self) -> int:
         return sum(int(t.n_elements) for t in self.tensors.values())
 
-    def _raw(self, name: str) -> tuple[np.ndarray, object]:
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(int(d) for d in reversed(self.tensors[name].shape))  # GGUF lists the innermost axis first
+
+    def _raw(self, name: str, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, object]:
+        """The stored bytes of a tensor (of a matrix: its rows ``start:stop``, one row of bytes each)."""
         t = self.tensors[name]
+        rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
+        row_bytes = int(t.n_bytes) // rows
+        stop = rows if stop is None else min(stop, rows)
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            data = os.pread(fd, int(t.n_bytes), int(t.data_offset))
+            data = os.pread(fd, (stop - start) * row_bytes, int(t.data_offset) + start * row_bytes)
         finally:
             os.close(fd)
         raw = np.frombuffer(data, np.uint8)
-        rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1  # GGUF shapes list the innermost axis first
-        return raw.reshape(rows, -1) if len(t.shape) > 1 else raw, t.tensor_type
+        return raw.reshape(stop - start, row_bytes) if len(t.shape) > 1 else raw, t.tensor_type
+
+    def _head_rows(self, name: str) -> int:
+        """The rows per head of a matrix whose rotary halves llama.cpp interleaved (Llama's q/k), else 1."""
+        heads = next((n for part, n in self._heads.items() if f".{part}." in name), None)
+        return 1 if heads is None else self.shape(name)[0] // heads
 
     def _rows_in_hf_order(self, name: str, array: np.ndarray) -> np.ndarray:
-        heads = next((n for part, n in self._heads.items() if f".{part}." in name), None)
-        if heads is None:
+        """``array``: whole heads' rows of ``name`` in GGUF order."""
+        size = self._head_rows(name)
+        if size == 1:
             return array
-        half = array.shape[0] // heads // 2
-        return array.reshape(heads, half, 2, *array.shape[1:]).swapaxes(1, 2).reshape(array.shape)
+        return array.reshape(-1, size // 2, 2, *array.shape[1:]).swapaxes(1, 2).reshape(array.shape)
 
-    def get(self, name: str) -> np.ndarray:
-        """One tensor dequantized to float32 by the gguf package, shaped as Hugging Face shapes it."""
+    def _by_rows(self, name: str, convert, start: int = 0, stop: int | None = None):
+        """``convert`` (stored rows, their type) -> arrays with a row axis first, or None where it does not apply)
+        over a matrix's rows ``start:stop`` (a non-empty range), a few rows at a time, into whole arrays in Hugging
+        Face's row order: only the rows asked for are read, and no temporary is bigger than a few rows'."""
+        n, k = self.shape(name)
+        stop = n if stop is None else min(stop, n)
+        size = self._head_rows(name)  # reordered rows come from the same head's rows: read whole heads
+        first, end = start // size * size, -(-stop // size) * size
+        out = None
+        step = max(1, DEQUANTIZE_VALUES // k)
+        for at in range(first, end, step):
+            part = convert(*self._raw(name, at, min(at + step, end)))
+            if part is None:
+                return None
+            if out is None:
+                out = tuple(np.empty((end - first, *a.shape[1:]), a.dtype) for a in part)
+            for whole, rows in zip(out, part, strict=True):
+                whole[at - first : at - first + len(rows)] = rows
+        return tuple(self._rows_in_hf_order(name, a)[start - first : stop - first] for a in out)
+
+    def get(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """One tensor, or a matrix's rows ``start:stop``, dequantized to float32 by the gguf package, in Hugging
+        Face's shape and row order. A K-quant dequantized whole makes several temporaries of its float32 size
+        (a 150k x 896 embedding: ~1 GB beside its 0.5 GB); a few rows at a time, only a few rows' worth."""
         from gguf.quants import dequantize
 
-        raw, qtype = self._raw(name)
-        if raw.ndim == 1:
-            return np.asarray(dequantize(raw, qtype), np.float32)
-        # A few rows at a time: dequantizing a K-quant makes several temporaries of its whole float32 size
-        # (a 150k x 896 embedding: ~1 GB of them beside its 0.5 GB result), a row slice only its own.
-        t = self.tensors[name]
-        out = np.empty((raw.shape[0], int(t.shape[0])), np.float32)
-        step = max(1, DEQUANTIZE_VALUES // out.shape[1])
-        for start in range(0, len(out), step):
-            out[start : start + step] = dequantize(raw[start : start + step], qtype)
-        return self._rows_in_hf_order(name, out)
+        if len(self.tensors[name].shape) == 1:
+            raw, qtype = self._raw(name)
+            return np.asarray(dequantize(raw, qtype), np.float32)[start:stop]
+        return self._by_rows(name, lambda raw, qtype: (np.asarray(dequantize(raw, qtype), np.float32),), start, stop)[0]
 
     def blocks(self, name: str, bits: int):
-        """The tensor's own Q8_0 / Q4_0 blocks in MatMulNBits layout when they fit ``bits`` exactly, else None."""
+        """The tensor's own Q8_0 / Q4_0 blocks in MatMulNBits layout when they fit ``bits`` exactly, else None;
+        converted a few rows at a time, so only the blocks are ever held whole (not the stored bytes besides)."""
         from .quantize import gguf_blocks
 
-        raw, qtype = self._raw(name)
-        found = gguf_blocks(raw, qtype, bits) if raw.ndim == 2 else None
-        if found is None:
+        if len(self.tensors[name].shape) == 1:
             return None
-        return tuple(self._rows_in_hf_order(name, a) for a in found)
+        return self._by_rows(name, lambda raw, qtype: gguf_blocks(raw, qtype, bits))
 
 
-class FusedRows:
+class Wrapped:
+    """A source read through another: every read passes to ``weights`` unless a subclass says otherwise."""
+
+    def __init__(self, weights) -> None:
+        self.weights = weights
+
+    def has(self, name: str) -> bool:
+        return self.weights.has(name)
+
+    def numel(self) -> int:
+        return self.weights.numel()
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.weights.shape(name)
+
+    def get(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.weights.get(name, start, stop)
+
+    def blocks(self, name: str, bits: int):
+        return self.weights.blocks(name, bits)
+
+
+class FusedRows(Wrapped):
     """Phi-3's fused ``qkv_proj`` and ``gate_up_proj`` read as the Llama family's separate matrices (row slices)."""
 
     def __init__(self, weights, config) -> None:
-        self.weights = weights
+        super().__init__(weights)
         nh = config.num_attention_heads
         hd = getattr(config, "head_dim", None) or config.hidden_size // nh
         q, kv, inter = nh * hd, (getattr(config, "num_key_value_heads", None) or nh) * hd, config.intermediate_size
@@ -160,34 +230,25 @@ class FusedRows:
     def has(self, name: str) -> bool:
         return name in self.parts or self.weights.has(name)
 
-    def numel(self) -> int:
-        return self.weights.numel()
-
-    def get(self, name: str) -> np.ndarray:
+    def shape(self, name: str) -> tuple[int, ...]:
         if name not in self.parts:
-            return self.weights.get(name)
-        fused, start, end = self.parts[name]
-        return np.ascontiguousarray(self.weights.get(fused)[start:end])
+            return self.weights.shape(name)
+        fused, first, end = self.parts[name]
+        return (end - first, *self.weights.shape(fused)[1:])
+
+    def get(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        if name not in self.parts:
+            return self.weights.get(name, start, stop)
+        fused, first, end = self.parts[name]  # only the part's rows are read, not the fused matrix
+        return self.weights.get(fused, first + start, end if stop is None else min(first + stop, end))
 
     def blocks(self, name: str, bits: int):
         return None if name in self.parts else self.weights.blocks(name, bits)
 
 
-class OffsetNorms:
+class OffsetNorms(Wrapped):
     """Gemma's RMSNorm weights read as the multipliers they are: Gemma scales by (1 + weight)."""
 
-    def __init__(self, weights) -> None:
-        self.weights = weights
-
-    def has(self, name: str) -> bool:
-        return self.weights.has(name)
-
-    def numel(self) -> int:
-        return self.weights.numel()
-
-    def get(self, name: str) -> np.ndarray:
-        w = self.weights.get(name)
+    def get(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        w = self.weights.get(name, start, stop)
         return w + np.float32(1.0) if name.endswith("norm.weight") else w
-
-    def blocks(self, name: str, bits: int):
-        return self.weights.blocks(name, bits)
