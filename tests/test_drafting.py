@@ -8,7 +8,7 @@ import pytest
 from nlpsuite.catalog import Catalog
 from nlpsuite.loader import ensure_model
 from nlpsuite.runtime.backbone import Backbone, left_pad
-from nlpsuite.runtime.drafting import propose
+from nlpsuite.runtime.drafting import DRAFT_TOKENS, MAX_DRAFT_TOKENS, MIN_DRAFT_TOKENS, next_draft_length, propose
 from nlpsuite.runtime.generation import Generator
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.runtime.tokenizer import Tokenizer
@@ -22,6 +22,16 @@ def test_the_latest_longest_match_is_continued():
     assert propose([1, 2, 3, 4], 5) == []  # nothing repeats
     assert propose([5, 6, 1, 5, 6], 9) == [1, 5, 6]  # as far as the text goes
     assert propose([1, 2, 1, 2], 0) == []
+
+
+def test_the_draft_length_grows_after_a_draft_kept_whole_and_shrinks_after_a_rejected_one():
+    assert next_draft_length(4, 4, 4) == 6 and next_draft_length(6, 6, 6) == 8
+    assert next_draft_length(4, 2, 2) == 6  # a draft shorter than asked for (the text ran out), all of it kept
+    assert next_draft_length(4, 4, 3) == 3 and next_draft_length(4, 4, 0) == 3
+    assert next_draft_length(4, 0, 0) == 4  # no guess, nothing learnt
+    assert next_draft_length(MAX_DRAFT_TOKENS, MAX_DRAFT_TOKENS, MAX_DRAFT_TOKENS) == MAX_DRAFT_TOKENS
+    assert next_draft_length(MAX_DRAFT_TOKENS - 1, 3, 3) == MAX_DRAFT_TOKENS
+    assert next_draft_length(MIN_DRAFT_TOKENS, MIN_DRAFT_TOKENS, 0) == MIN_DRAFT_TOKENS
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +105,27 @@ def test_sampling_does_not_draft(backbone, tokenizer):
     params = SamplingParams(max_tokens=30, temperature=0.8, seed=3, ignore_eos=True)
     done = Generator(backbone, tokenizer).generate(PROMPTS[:1], params)[0]
     assert done.drafted_tokens == 0 and len(done.token_ids) == 30
+
+
+def test_each_row_drafts_longer_while_its_guesses_are_kept_and_shorter_when_they_are_not(
+    backbone, tokenizer, monkeypatch
+):
+    """Row 0 always guesses right, row 1 always wrong: the lengths asked of the drafter part ways, row by row."""
+    prompts = PROMPTS[:2]
+    plain = _greedy(backbone, tokenizer, prompts, draft=False)
+    truth = [p + c.token_ids for p, c in zip(prompts, plain, strict=True)]
+    asked: dict[int, list[int]] = {0: [], 1: []}
+
+    def guess(seen, limit):
+        row = next(r for r, t in enumerate(truth) if t[: len(seen)] == list(seen))
+        asked[row].append(limit)
+        right = truth[row][len(seen) : len(seen) + limit]
+        return right if row == 0 else [(t + 1) % 300 for t in right]
+
+    monkeypatch.setattr("nlpsuite.runtime.generation.propose", guess)
+    fast = _greedy(backbone, tokenizer, prompts, draft=True)
+    assert [c.token_ids for c in fast] == [c.token_ids for c in plain]
+    # 40 tokens: 1 from the prefill, then passes of 4+1, 6+1, 8+1, 10+1 and the 6 the budget leaves
+    assert asked[0] == [DRAFT_TOKENS, 6, 8, 10, 6]
+    # one token a pass: 4, 3, 2, then the shortest draft until the budget leaves no room (0)
+    assert asked[1] == [DRAFT_TOKENS, 3, 2] + [MIN_DRAFT_TOKENS] * 35 + [0]

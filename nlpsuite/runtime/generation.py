@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from .backbone import Backbone, left_pad
-from .drafting import DRAFT_TOKENS, propose
+from .drafting import DRAFT_TOKENS, next_draft_length, propose
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
@@ -136,6 +136,7 @@ class Generator:
         drafting = self._drafting(params)
         chosen = [0] * batch  # tokens chosen per row, EOS included
         drafted = accepted = 0
+        draft_length = [DRAFT_TOKENS] * batch  # per row: longer while its guesses are kept, shorter when not
 
         def take(row: int, token: int) -> None:
             """Append one chosen token to a row: end it on EOS, a stop string, a loop or the token budget."""
@@ -180,6 +181,7 @@ class Generator:
                         take(row, token)
                     drafted += len(drafts[row])
                     accepted += kept[row]
+                    draft_length[row] = next_draft_length(draft_length[row], len(drafts[row]), kept[row])
                 if all(s.done for s in streams):
                     break
                 next_position += 1 + np.array(kept)
@@ -190,7 +192,7 @@ class Generator:
                     mask = mask[:, : past + 1 + max(kept)]
                     step.state = self.backbone.keep_positions(step.state, mask.shape[1])
                 drafts = [
-                    propose(seen[row], min(DRAFT_TOKENS, budget - chosen[row] - 1))
+                    propose(seen[row], min(draft_length[row], budget - chosen[row] - 1))
                     if drafting and not streams[row].done
                     else []
                     for row in range(batch)
