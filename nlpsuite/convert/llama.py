@@ -13,7 +13,7 @@ from onnx import TensorProto
 
 from ..errors import NlpsuiteError
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
-from .quantize import ACCURACY_LEVEL, BLOCK, block_size, pack_zero_points, quantize_rows
+from .quantize import ACCURACY_LEVEL, BLOCK, block_size, fitting_block, pack_zero_points, quantize_rows
 from .sources import Rows
 
 
@@ -108,7 +108,7 @@ class Projections:
             if found is None:
                 w = Rows(self.weights, name)  # read and quantized a slice of rows at a time
                 k = w.shape[1]
-                block = block if k % block == 0 else BLOCK  # a padded last block costs for nothing
+                block = fitting_block(k, block)
                 # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
                 found = quantize_rows(w, bits, asymmetric=bits == 4, block=block)
             else:
@@ -143,7 +143,7 @@ class Projections:
         found = self.weights.blocks(name, bits)
         if found is None:  # read and quantized a slice of rows at a time: never whole in float32
             w = Rows(self.weights, name)  # a gathered row must be exactly the hidden size: blocks that divide it
-            found = quantize_rows(w, bits, block=self.blocks[bits] if w.shape[1] % self.blocks[bits] == 0 else BLOCK)
+            found = quantize_rows(w, bits, block=fitting_block(w.shape[1], self.blocks[bits]))
         packed, scales = found[:2]
         blobs = self.g.const(packed, f"{name}_q{bits}")
         rows = self.g.alias(blobs, (packed.shape[0], packed.shape[1] * packed.shape[2]), "embed_tokens_rows")

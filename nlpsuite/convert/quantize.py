@@ -19,6 +19,15 @@ ACCURACY_LEVEL = 4  # int8 activations inside the kernel
 ROWS_AT_ONCE = 1 << 22  # values quantized per chunk: bounds the temporaries for a big matrix
 
 
+def fitting_block(k: int, largest: int) -> int:
+    """The largest of ``largest``, ``largest``/2, ... down to 32 that divides a row of ``k`` values (a padded last
+    block costs for nothing; a gathered embedding row must come back exactly ``k`` long); 32 when none does."""
+    block = largest
+    while block > BLOCK and k % block:
+        block //= 2
+    return block
+
+
 def block_size(packed: np.ndarray, bits: int) -> int:
     """The values per block of MatMulNBits blobs [N, blocks, block*bits/8]."""
     return packed.shape[-1] * 8 // bits
