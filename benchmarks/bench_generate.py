@@ -12,6 +12,9 @@ writes JSON. Each engine runs in a fresh worker process so peak memory is its ow
 llama.cpp (llama-cpp-python) runs in the Python given by --llama-cpp-python (its own venv: it is no
 dependency of nlpsuite), on the GGUF file requantized to each type asked for (llama.cpp's own
 quantizer, cached beside --out), fed the same prompt token ids as transformers, greedy.
+
+Every engine decodes one token per step: nlpsuite's prompt-lookup drafting is off here (--draft turns it on),
+since the others do not draft and this table compares engines, not drafting (benchmarks/bench_drafting.py).
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ def worker_nlpsuite(args) -> dict:
     from nlpsuite import Suite
 
     suite = Suite(model=args.model, precision=args.precision, device="cpu")
-    suite.complete(PROMPT, max_tokens=8, ignore_eos=True)  # warm-up (and load)
+    suite.complete(PROMPT, max_tokens=8, ignore_eos=True, draft=args.draft)  # warm-up (and load)
     runs = []
     for _ in range(args.runs):
-        done = suite.complete(PROMPT, max_tokens=args.tokens, ignore_eos=True)
+        done = suite.complete(PROMPT, max_tokens=args.tokens, ignore_eos=True, draft=args.draft)
         runs.append(
             {
                 "prefill_ms": done.prefill_ms,
@@ -254,6 +257,7 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--cold-only", action="store_true", help="Only the cold starts (no decode workers).")
     parser.add_argument("--precisions", default="fp32,int8")
+    parser.add_argument("--draft", action="store_true", help="nlpsuite drafts from the prompt (off: plain greedy)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
     parser.add_argument("--llama-cpp", default="", help="llama.cpp quantizations to run too, e.g. q8_0,q4_0")
     parser.add_argument("--llama-cpp-python", default=sys.executable, help="a Python that imports llama_cpp")
@@ -295,7 +299,7 @@ def main() -> None:
         cold_start([sys.executable, "-c", HF_COLD, str(gguf_path.parent), gguf_path.name, "Say hello."], args.cold_runs)
     )
     for precision in args.precisions.split(","):
-        res = run_worker("nlpsuite", args, ["--precision", precision])
+        res = run_worker("nlpsuite", args, ["--precision", precision, *(["--draft"] if args.draft else [])])
         res["cold_start_s"] = summary(cold_start(nlpsuite_cold(args.model, precision), args.cold_runs))
         agree = sum(a == b for a, b in zip(res["runs"][0]["tokens"], hf["runs"][0]["tokens"], strict=True))
         res["tokens_equal_to_transformers"] = f"{agree}/{len(hf['runs'][0]['tokens'])}"

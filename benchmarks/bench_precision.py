@@ -2,8 +2,9 @@
 
 Quality is teacher-forced: fp32 writes greedy continuations of a few chat prompts, then every precision
 reads the same token sequences and we count how often its next-token argmax equals fp32's (agreement)
-and the mean KL(fp32 || precision) of the next-token distributions. Speed: greedy decode tokens/s,
-median (min-max) of --runs, precisions interleaved so drift hits them alike. Prints a table and
+and the mean KL(fp32 || precision) of the next-token distributions. Speed: greedy decode tokens/s one token a
+step (no prompt-lookup drafting, whose gain would differ with each precision's own text), median (min-max) of
+--runs, precisions interleaved so drift hits them alike. Prints a table and
 writes JSON.
 
     python benchmarks/bench_precision.py                       # the default model, fp32,int8,int4
@@ -65,7 +66,7 @@ def main() -> None:
     tok = Tokenizer(reference.folder, reference.manifest["special_tokens"])
     template = ChatTemplate(reference.manifest.get("chat_template"), tok.bos_token, tok.eos_token)
     prompts = [tok.encode(template.render([{"role": "user", "content": text}])) for text in PROMPTS]
-    params = SamplingParams(max_tokens=args.tokens, ignore_eos=True)
+    params = SamplingParams(max_tokens=args.tokens, ignore_eos=True, draft=False)
     generators = {p: Generator(b, tok) for p, b in backbones.items()}
     written = generators[precisions[0]].generate(prompts, params)
 
@@ -81,9 +82,9 @@ def main() -> None:
         weights = sum(f.stat().st_size for f in backbone.folder.glob("model.onnx*")) / 1e6
         rows[p] = {"agreement": float(np.mean(agree)), "mean_kl": float(np.mean(kls)), "weights_mb": weights}
     speeds = {p: [] for p in precisions}
-    one = SamplingParams(max_tokens=args.tokens, ignore_eos=True)
+    one = SamplingParams(max_tokens=args.tokens, ignore_eos=True, draft=False)
     for p in precisions:
-        generators[p].generate(prompts[:1], SamplingParams(max_tokens=8, ignore_eos=True))  # warm-up
+        generators[p].generate(prompts[:1], SamplingParams(max_tokens=8, ignore_eos=True, draft=False))  # warm-up
     for _ in range(args.runs):
         for p in precisions:
             start = time.perf_counter()
