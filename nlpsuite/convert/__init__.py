@@ -192,8 +192,9 @@ def generation_defaults(config) -> dict:
 BITS = {"fp32": None, "fp16": None, "int8": 8, "int4": 4}
 # 8-bit matrices in blocks of up to 128 values (fitting_block: 128, 64 or 32, whichever divides a row): on the 0.5B
 # model int8 decoded 1.21x faster than with blocks of 32 (36.8 against 30.3 tok/s, one run) and followed fp32 98.8%
-# of the time (99.1% with 32); on the default model, whose rows of 576 take 64, 1.13x at 96.4% (96.1%). int4's
-# 4-bit blocks stay 32: its agreement with fp32 is already the lowest (README, benchmarks/bench_precision.py).
+# of the time (99.1% with 32); the default model, whose rows of 576 take 64 (the down projection's 1536: 128),
+# 1.08x side by side at 95.8% (96.1%). int4's 4-bit blocks stay 32: 64 cost 1.1 points of agreement with fp32
+# (87.2% -> 86.1%) for no clear speed gain (README, benchmarks/bench_precision.py).
 BLOCKS = {"int8": {8: 128}, "int4": {8: 128}}
 BYTES_PER_WEIGHT = {
     "fp32": 4.0,
