@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 TEXT = "I loved this film: the cast is wonderful and the story kept me guessing."
 COMMANDS = {
@@ -33,7 +34,7 @@ def timed(args: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", default="bench_oneoff.json")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "oneoff.json"))
     args = parser.parse_args()
     for command in COMMANDS.values():  # warm-up: model in the page cache, derived values in the cache
         timed(command)
@@ -47,6 +48,7 @@ def main() -> None:
     for name, values in times.items():
         med = statistics.median(values)
         print(f"| `nlpsuite {name}` | {med:.2f} ({min(values):.2f}–{max(values):.2f}) | {med / base:.2f} |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as out:
         json.dump(times, out, indent=2)
 
