@@ -3,6 +3,7 @@ commands, with one-line errors."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 from collections.abc import Callable
@@ -58,6 +59,11 @@ def _single(name: str, function):
     return typer.main.get_command(app)
 
 
+def _command(target, name: str):
+    """The click command of a Typer app (a group) or of a command function."""
+    return typer.main.get_group(target) if isinstance(target, typer.Typer) else _single(name, target)
+
+
 def _from(module: str, attribute: str, kind: str = "command") -> Loader:
     """A loader of ``nlpsuite.cli.<module>.<attribute>``: a command function, a Typer app, or a factory of one."""
 
@@ -67,17 +73,9 @@ def _from(module: str, attribute: str, kind: str = "command") -> Loader:
             target = target()
             if target is None:
                 return None
-        if isinstance(target, typer.Typer):
-            return typer.main.get_group(target)
-        return _single(attribute, target)
+        return _command(target, attribute)
 
     return load
-
-
-def _target(target, name: str) -> Loader:
-    if isinstance(target, typer.Typer):
-        return lambda: typer.main.get_group(target)
-    return lambda: _single(name, target)
 
 
 def _task(task) -> Loader:
@@ -116,7 +114,8 @@ def build_command() -> LazyGroup:
         }
     )
     for target, name, _plugin in reg.commands:  # names were checked for clashes when loaded
-        loaders[command_name(target, name)] = _target(target, command_name(target, name))
+        command = command_name(target, name)
+        loaders[command] = functools.partial(_command, target, command)
     group = typer.main.get_command(app)
     group.loaders = loaders
     return group
