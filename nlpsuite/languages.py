@@ -70,10 +70,9 @@ def _identifier():
 
 def detect(text: str) -> str | None:
     """The ISO 639-1 code of a text's language, or None when it cannot be told with confidence."""
-    name = written_in(text)
-    if name:
-        return _BY_NAME[name]
     found = script_languages(text)
+    if found and found[1] in _BY_NAME:  # a script of one language (what written_in tells)
+        return _BY_NAME[found[1]]
     candidates = found[0] if found else LATIN
     if not any(c.isalpha() for c in text):
         return None
