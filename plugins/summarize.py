@@ -47,8 +47,9 @@ def _length(text: str, words: int | None) -> str:
     script tells it (small models otherwise summarize Chinese in English)."""
     length = "a few sentences"
     if words:
-        length = f"at most {words} characters" if counts_characters(text) else f"at most {words} words"
-        if counts_characters(text) and words <= SENTENCE_CHARACTERS:
+        by_character = counts_characters(text)
+        length = f"at most {words} characters" if by_character else f"at most {words} words"
+        if by_character and words <= SENTENCE_CHARACTERS:
             length = f"one sentence of {length}"
     language = languages.written_in(text)
     return f"{length}, in {language}" if language else length
