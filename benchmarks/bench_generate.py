@@ -279,8 +279,8 @@ def main() -> None:
         sys.exit(f"{args.llama_cpp_python} cannot import llama_cpp: pass --llama-cpp-python PATH of a Python that can")
 
     from nlpsuite.api import Suite
-    from nlpsuite.loader import ensure_model
-    from nlpsuite.store import read_manifest
+    from nlpsuite.modelstore.resolve import ensure_model
+    from nlpsuite.modelstore.store import read_manifest
 
     model_source = Suite(model=args.model).source
     folders = {p: ensure_model(model_source, p) for p in args.precisions.split(",")}  # convert outside timings

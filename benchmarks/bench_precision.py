@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "precision.json"))
     args = parser.parse_args()
 
-    from nlpsuite.catalog import Catalog
-    from nlpsuite.loader import ensure_model
+    from nlpsuite.modelstore.catalog import Catalog
+    from nlpsuite.modelstore.resolve import ensure_model
     from nlpsuite.runtime.backbone import Backbone
     from nlpsuite.runtime.generation import Generator
     from nlpsuite.runtime.sampling import SamplingParams

@@ -17,10 +17,10 @@ import sys
 WORKER = """
 import sys, time
 from pathlib import Path
-from nlpsuite.integrity import STAMP_FILE
+from nlpsuite.modelstore.integrity import STAMP_FILE
 from nlpsuite.runtime import prepacked
 from nlpsuite.runtime.device import quiet_onnxruntime
-from nlpsuite.store import damaged, read_manifest
+from nlpsuite.modelstore.store import damaged, read_manifest
 
 folder, mode = Path(sys.argv[1]), sys.argv[2]
 key = prepacked.machine_key(quiet_onnxruntime())

@@ -99,7 +99,7 @@ def transformers_outputs(
 
 
 def score(task: str, rows: list[dict], predicted: list[str]) -> dict:
-    from nlpsuite import metrics
+    from nlpsuite.eval import metrics
 
     if task in ("sentiment", "classification"):
         return {"accuracy": 100 * metrics.accuracy([r["label"] for r in rows], predicted)}

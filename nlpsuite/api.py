@@ -11,13 +11,13 @@ from functools import cached_property
 from typing import Any
 
 from . import config, languages
-from .catalog import Catalog
 from .errors import NlpsuiteError
-from .loader import Report, ensure_model
+from .modelstore.catalog import Catalog
+from .modelstore.resolve import Report, catalog, load_model
+from .modelstore.store import read_manifest
 from .plugins import Registry, registry
 from .runtime.generation import Completion, OnText
 from .runtime.sampling import SamplingParams
-from .store import read_manifest
 
 
 class Suite:
@@ -50,10 +50,7 @@ class Suite:
 
     @cached_property
     def catalog(self) -> Catalog:
-        catalog = Catalog()
-        for name, entry in self.registry.models.items():
-            catalog.add(name, entry["source"], entry["description"], entry["aliases"])
-        return catalog
+        return catalog(self.registry.models)
 
     @cached_property
     def source(self):
@@ -61,27 +58,14 @@ class Suite:
 
     @cached_property
     def backbone(self):
-        from .errors import DeviceError
-        from .loader import store
         from .runtime.device import check_precision, plan
-        from .store import graph_parses
 
         device_plan = plan(self.device_request)  # an unusable --device fails before any conversion
         check_precision(self.precision, device_plan.providers)  # so does fp16 without CUDA
-        folder = ensure_model(self.source, self.precision, self.report, self.quiet)
         packed = self.source.kind != "onnx-dir"  # write beside our own cache, never into the user's folder
-        try:
-            return self._load(folder, device_plan, packed)
-        except DeviceError:
-            raise
-        except NlpsuiteError:
-            if self.source.kind == "onnx-dir" or graph_parses(folder):
-                raise  # the files are sound: the problem is elsewhere (memory, options, runtime version)
-            # A cached conversion ONNX Runtime cannot load is damaged: rebuild it once, never trust it.
-            self.report(f"the cached {self.precision} conversion of {self.source.key} is damaged; rebuilding")
-            store().discard(self.source.key, self.precision)
-            folder = ensure_model(self.source, self.precision, self.report, self.quiet)
-            return self._load(folder, device_plan, packed)
+        return load_model(
+            self.source, self.precision, lambda folder: self._load(folder, device_plan, packed), self.report, self.quiet
+        )
 
     def _load(self, folder, device_plan, packed: bool):
         """The backbone, its session built on another thread while this one reads the tokenizer and compiles

@@ -159,9 +159,10 @@ class Pool:
 
     def model_key(self) -> str:
         """The model's cache key, as this process resolves it (no model is loaded here)."""
-        from .api import Suite
+        from .modelstore.resolve import resolve
+        from .plugins import registry
 
-        return Suite(model=self.model, device=self.device, precision=self.precision).source.key
+        return resolve(self.model, registry().models).key
 
     def env(self) -> dict[str, str]:
         """What each actor sets before it loads the model; the cache is shared only when NLPSUITE_HOME says where."""

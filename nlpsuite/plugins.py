@@ -159,7 +159,7 @@ def command_name(target, name: str | None) -> str:
 
 
 def _catalog_names() -> set[str]:
-    from .catalog import builtin_entries
+    from .modelstore.catalog import builtin_entries
 
     return {n for e in builtin_entries().values() for n in (e["name"], *e.get("aliases", ()))}
 

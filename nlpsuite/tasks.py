@@ -128,7 +128,7 @@ class Eval:
 
 
 # The evaluation options of label tasks (sentiment, classification, and any third-party label task); their
-# scoring lives in nlpsuite.evaluation, which a plugin imports only when an evaluation runs.
+# scoring lives in nlpsuite.eval, which a plugin imports only when an evaluation runs.
 LABEL_EVAL = (
     Option("reliability", Path, None, "The reliability diagram PNG to write (default: beside --output)."),
     Option("bins", int, 10, "Confidence bins for ECE and the reliability diagram.", min=1),

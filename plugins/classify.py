@@ -18,7 +18,7 @@ from nlpsuite.tasks import LABEL_EVAL, Eval, Option, Task
 if TYPE_CHECKING:  # imported where they are used: registering the tasks stays cheap (start-up time)
     import numpy as np
 
-    from nlpsuite.calibration import Calibration
+    from nlpsuite.eval.calibration import Calibration
     from nlpsuite.heads.scoring import Prefix
 
 SENTIMENT_LABELS = ["positive", "negative", "neutral"]
@@ -82,7 +82,7 @@ class LabelTasks:
     def _prefix(self, head: str, prompt: str) -> Prefix:
         """The state after the tokens of ``head`` that every ``prompt`` after it shares: run once per model."""
         if head not in self._prefixes:
-            from nlpsuite.calibration import CONTENT_FREE
+            from nlpsuite.eval.calibration import CONTENT_FREE
             from nlpsuite.heads import derived
             from nlpsuite.heads.scoring import Prefix
 
@@ -114,7 +114,7 @@ class LabelTasks:
         """Log-likelihoods of ``labels`` after ``head + prompt(text)``, minus the content-free log-prior."""
         import numpy as np
 
-        from nlpsuite.calibration import CONTENT_FREE
+        from nlpsuite.eval.calibration import CONTENT_FREE
         from nlpsuite.heads import derived
 
         for text in texts:
@@ -167,8 +167,8 @@ def label_scores(suite, task: str, texts: list[str], labels=None, head=None) -> 
 
 def calibration_for(suite, task: str, labels: list[str], head: str | None) -> Calibration:
     """The user's fitted calibration for this task and label set, else the built-in default."""
-    from nlpsuite import calibration
-    from nlpsuite.calibration import Calibration
+    from nlpsuite.eval import calibration
+    from nlpsuite.eval.calibration import Calibration
 
     fitted = calibration.load(suite.source.key, suite.precision, calibration.task_key(task, labels, head))
     if fitted is not None:
@@ -218,13 +218,13 @@ def _labels_from_data(gold: list[str], options: dict, path) -> dict:
 
 
 def _score_labels(predictions: list[dict], gold: list[str], options: dict) -> dict:
-    from nlpsuite.evaluation import score_labels
+    from nlpsuite.eval.run import score_labels
 
     return score_labels(predictions, gold, options)
 
 
 def _check_gold(gold: list[str], predictions: list[dict]) -> None:
-    from nlpsuite.evaluation import check_labels
+    from nlpsuite.eval.run import check_labels
 
     check_labels(gold, predictions)
 

@@ -60,7 +60,7 @@ def _mean_prob(suite, prompt_ids: list[int], answer: str) -> float:
 def _generative(suite, question: str, context: str, prompt: str) -> dict:
     import numpy as np
 
-    from nlpsuite import metrics
+    from nlpsuite.eval import metrics
     from nlpsuite.runtime.sampling import SamplingParams
 
     head = suite.head("generation")
@@ -137,7 +137,7 @@ def run(suite, inputs, index=None, generate=False):
 def score(predictions: list[str | None], gold: list[list[str]]) -> dict[str, float]:
     """SQuAD 2.0's scoring: a null answer is the empty string, right only where the gold has no answers;
     with unanswerable questions in the data, also the scores on each kind."""
-    from nlpsuite import metrics
+    from nlpsuite.eval import metrics
 
     said = [p or "" for p in predictions]
     golds = [g or [""] for g in gold]

@@ -72,7 +72,7 @@ def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
 
 
 def _score(predictions: list[list[str]], gold: list[dict], options: dict) -> dict:
-    from nlpsuite import metrics
+    from nlpsuite.eval import metrics
 
     k = options["k"]
     scores = metrics.retrieval_scores(predictions, gold, k)

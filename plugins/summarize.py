@@ -125,7 +125,7 @@ def run(suite, inputs, max_words: int | None = None):
 
 
 def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
-    from nlpsuite import metrics  # here, not at the top: registering the task happens in every process
+    from nlpsuite.eval import metrics  # here, not at the top: registering the task happens in every process
 
     return metrics.rouge(predictions, gold)
 

@@ -112,7 +112,7 @@ def run(suite, inputs, to: str, source: str | None = None):
 
 
 def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
-    from nlpsuite import metrics  # here, not at the top: registering the task happens in every process
+    from nlpsuite.eval import metrics  # here, not at the top: registering the task happens in every process
 
     b, c = metrics.bleu(predictions, gold, options["to"]), metrics.chrf(predictions, gold)
     return {"bleu": b["score"], "chrf": c["score"], "signature": {"bleu": b["signature"], "chrf": c["signature"]}}

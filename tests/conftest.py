@@ -89,6 +89,12 @@ def tiny_llama(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_corpus() -> list[str]:
+    """The lines the tiny models' tokenizer was trained on."""
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
 def make_tiny_llama():
     return build_tiny_llama
 

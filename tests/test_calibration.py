@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from nlpsuite import calibration
-from nlpsuite.calibration import Calibration, expected_calibration_error, fit_temperature, nll
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.eval import calibration
+from nlpsuite.eval.calibration import Calibration, expected_calibration_error, fit_temperature, nll
 
 
 def test_ece_by_hand():
@@ -100,7 +100,7 @@ def test_an_oversized_calibration_file_is_not_read(tmp_path, monkeypatch):
 
 @pytest.mark.shared_cache
 def test_classify_refuses_a_tampered_calibration(tiny_llama, cli):
-    from nlpsuite.catalog import Catalog
+    from nlpsuite.modelstore.catalog import Catalog
 
     key = Catalog().resolve(str(tiny_llama)).key
     where = calibration.path(key, "fp32", calibration.task_key("classify", ["cat", "dog"]))

@@ -192,7 +192,7 @@ def test_chat_plain_output_is_the_replies_one_per_turn(cli, tiny):
 def test_a_cached_model_onnxruntime_cannot_load_is_rebuilt(cli, tiny, tiny_llama, tmp_path, monkeypatch):
     monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path / "damaged"))
     assert cli(["models", "pull", "--quiet", *tiny]).code == 0
-    from nlpsuite.loader import resolve, store
+    from nlpsuite.modelstore.resolve import resolve, store
 
     cached = store().get(resolve(str(tiny_llama)).key, "fp32")
     graph = cached.path / "model.onnx"
@@ -352,6 +352,6 @@ def test_a_task_command_imports_only_what_it_runs(cli, tiny):
     assert done.returncode == 0, done.stderr
     loaded = set(done.stderr.split())
     assert "nlpsuite.runtime.backbone" in loaded  # it did run the model
-    unwanted = {"nlpsuite.evaluation", "nlpsuite.metrics", "nlpsuite.retrieval", "nlpsuite.calibration"}
+    unwanted = {"nlpsuite.eval.run", "nlpsuite.eval.metrics", "nlpsuite.retrieval", "nlpsuite.eval.calibration"}
     unwanted |= {"nlpsuite.cli.eval", "nlpsuite.cli.models", "rich.console", "torch", "transformers"}
     assert not loaded & unwanted

@@ -165,8 +165,8 @@ def test_4_bit_blocks_round_to_the_nearest_code():
 
 @pytest.mark.shared_cache
 def test_int4_backbone_stays_close_to_fp32(tiny_llama):
-    from nlpsuite.catalog import Catalog
-    from nlpsuite.loader import ensure_model
+    from nlpsuite.modelstore.catalog import Catalog
+    from nlpsuite.modelstore.resolve import ensure_model
     from nlpsuite.runtime.backbone import Backbone
 
     source = Catalog().resolve(str(tiny_llama))
@@ -184,8 +184,8 @@ def test_int4_backbone_stays_close_to_fp32(tiny_llama):
 PEAK = """
 import json, sys
 from pathlib import Path
-from nlpsuite.catalog import Catalog
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 
 def status(field):
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -253,8 +253,8 @@ def test_a_quantized_model_keeps_one_8_bit_copy_of_a_tied_embedding(tiny_llama, 
     """No fp32 embedding beside the blocks, and the tied head reads the embedding's own bytes."""
     import onnx
 
-    from nlpsuite.catalog import Catalog
-    from nlpsuite.loader import ensure_model
+    from nlpsuite.modelstore.catalog import Catalog
+    from nlpsuite.modelstore.resolve import ensure_model
 
     folder = ensure_model(Catalog().resolve(str(tiny_llama)), precision)
     model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
@@ -278,8 +278,8 @@ def test_8_bit_matrices_take_the_largest_block_of_128_64_or_32_that_divides_thei
     import onnx
 
     from nlpsuite.artefacts import MODEL_FILE
-    from nlpsuite.catalog import Catalog
-    from nlpsuite.loader import ensure_model
+    from nlpsuite.modelstore.catalog import Catalog
+    from nlpsuite.modelstore.resolve import ensure_model
 
     folder = ensure_model(Catalog().resolve(str(tiny_llama)), precision)
     graph = onnx.load(str(folder / MODEL_FILE), load_external_data=False).graph
@@ -309,8 +309,8 @@ def test_int4_uses_blocks_of_32_where_64_does_not_divide_the_rows(tmp_path, make
     import onnx
 
     from nlpsuite.artefacts import MODEL_FILE
-    from nlpsuite.catalog import Catalog
-    from nlpsuite.loader import ensure_model
+    from nlpsuite.modelstore.catalog import Catalog
+    from nlpsuite.modelstore.resolve import ensure_model
     from nlpsuite.runtime.backbone import Backbone
 
     source = Catalog().resolve(str(make_tiny_llama(tmp_path / "h96", hidden=96, seed=2)))

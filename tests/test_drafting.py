@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlpsuite.catalog import Catalog
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone, left_pad
 from nlpsuite.runtime.drafting import DRAFT_TOKENS, MAX_DRAFT_TOKENS, MIN_DRAFT_TOKENS, next_draft_length, propose
 from nlpsuite.runtime.generation import Generator

@@ -16,9 +16,9 @@ import math
 import numpy as np
 import pytest
 
-from nlpsuite import calibration
 from nlpsuite.api import Suite
-from nlpsuite.lm_eval import cross_entropy
+from nlpsuite.eval import calibration
+from nlpsuite.eval.lm import cross_entropy
 
 pytestmark = pytest.mark.shared_cache
 

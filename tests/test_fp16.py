@@ -11,9 +11,9 @@ from onnx import TensorProto
 
 from nlpsuite.api import Suite
 from nlpsuite.artefacts import MODEL_FILE, WEIGHTS_FILE
-from nlpsuite.catalog import Catalog
 from nlpsuite.errors import DeviceError
-from nlpsuite.loader import ensure_model, store
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model, store
 from nlpsuite.runtime.backbone import Backbone, left_pad
 
 PROMPTS = [[5, 17, 42, 99, 7, 3, 250, 8], [11, 12], [200, 150, 100, 50, 25]]

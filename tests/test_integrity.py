@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from nlpsuite.catalog import Catalog
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone
 
 IDS = np.array([[5, 17, 42, 99, 7, 3]], np.int64)
@@ -60,7 +60,7 @@ def test_same_size_corruption_of_the_packed_copy_is_rebuilt(tiny_llama):
 
 
 def test_a_verified_entry_is_not_hashed_again_until_a_file_changes(tiny_llama, monkeypatch):
-    from nlpsuite import integrity
+    from nlpsuite.modelstore import integrity
 
     folder = ensure_model(Catalog().resolve(str(tiny_llama)))
     integrity._STAMPS.clear()  # as a new process: only the stamp file remembers

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from nlpsuite import languages
-from nlpsuite.catalog import Catalog, ModelSource
+from nlpsuite.modelstore.catalog import Catalog, ModelSource
 
 
 @pytest.mark.parametrize(

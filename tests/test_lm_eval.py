@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nlpsuite.lm_eval import _log_softmax_at, cross_entropy, window_spans
+from nlpsuite.eval.lm import _log_softmax_at, cross_entropy, window_spans
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. A small model speaks in short sentences, "

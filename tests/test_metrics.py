@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from nlpsuite import calibration, metrics
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.eval import calibration, metrics
 
 HYPS = [
     "the cat sat on the mat",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from nlpsuite.catalog import Catalog
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone
 from nlpsuite.runtime.generation import Generator
 from nlpsuite.runtime.sampling import SamplingParams

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 
 from nlpsuite.api import Suite
-from nlpsuite.catalog import Catalog
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone
 
 IDS = np.array([[5, 17, 42, 99, 7, 3]], np.int64)

@@ -87,7 +87,7 @@ def test_classify_refuses_a_head_for_other_embeddings(tiny_llama, cli, tmp_path)
     data.write_text("\n".join(json.dumps(r) for r in rows))
     model = ["--model", str(tiny_llama), "--device", "cpu", "-q"]
     assert cli(["heads", "train", "narrow", str(data), *model]).code == 0
-    from nlpsuite.catalog import Catalog
+    from nlpsuite.modelstore.catalog import Catalog
 
     folder = ProbeStore(Catalog().resolve(str(tiny_llama)).key, "fp32").folder("narrow")
     rewrite_arrays(folder, weights=np.zeros((10, 2), np.float32), mean=np.zeros(10), scale=np.ones(10))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlpsuite.catalog import Catalog
 from nlpsuite.convert.quantize import BLOCK, dequantize_blocks, quantize_blocks
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone
 
 

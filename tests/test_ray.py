@@ -175,10 +175,17 @@ def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli,
     assert cli(["sentiment", "--input", str(source), "--output", str(local), "--model", str(model), "-q"]).code == 0
     killed = []
 
+    def _command_line(process) -> str:
+        """A child's command line; "" for one that ended (a zombie) or went away while we looked."""
+        try:
+            return " ".join(process.cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
+            return ""
+
     def kill_a_worker(_n=0, total=None):  # called as each batch is written: kill once, mid-run
         if killed:
             return
-        actors = [p for p in psutil.Process().children(recursive=True) if "TaskActor" in " ".join(p.cmdline())]
+        actors = [p for p in psutil.Process().children(recursive=True) if "TaskActor" in _command_line(p)]
         assert actors, "no actor process found"
         os.kill(actors[0].pid, signal.SIGKILL)
         actors[0].wait(10)

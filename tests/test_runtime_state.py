@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nlpsuite.catalog import Catalog
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.loader import ensure_model
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone, left_pad
 
 pytestmark = pytest.mark.shared_cache

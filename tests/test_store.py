@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from nlpsuite.catalog import Catalog
 from nlpsuite.errors import ModelNotFoundError, NlpsuiteError
-from nlpsuite.store import ModelStore
+from nlpsuite.modelstore.catalog import Catalog
+from nlpsuite.modelstore.store import ModelStore
 
 
 def writer(calls):
@@ -102,7 +102,7 @@ def test_unknown_models_are_clear_errors(name):
 
 
 def test_a_local_source_changed_in_place_is_converted_again(tmp_path, make_tiny_llama):
-    from nlpsuite.loader import ensure_model, fingerprint
+    from nlpsuite.modelstore.resolve import ensure_model, fingerprint
 
     folder = make_tiny_llama(tmp_path / "model")
     source = Catalog().resolve(str(folder))

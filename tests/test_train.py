@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS
 
 from nlpsuite.train.config import TrainConfig
 from nlpsuite.train.display import Reporter
@@ -32,9 +31,9 @@ class Losses(Reporter):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
+def corpus(tmp_path_factory, tiny_corpus) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    path.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    path.write_text("\n".join(tiny_corpus) + "\n", encoding="utf-8")
     return path
 
 
@@ -171,7 +170,7 @@ def test_kneser_ney_is_a_distribution_and_its_graph_agrees(trained, corpus):
 def test_cross_entropy_windows_equal_a_direct_computation(trained, corpus):
     """n-gram: windows that keep order-1 tokens of context give exactly the full-history numbers.
     Transformer: each windowed token's log-probability is that of a forward over its own window."""
-    from nlpsuite.lm_eval import _log_softmax_at, cross_entropy, window_spans
+    from nlpsuite.eval.lm import _log_softmax_at, cross_entropy, window_spans
     from nlpsuite.runtime.backbone import Backbone
     from nlpsuite.runtime.tokenizer import Tokenizer
 

@@ -10,8 +10,10 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from .. import evaluation, records
+from .. import records
 from ..errors import NlpsuiteError
+from ..eval import calibrate as calibrating
+from ..eval import run as evaluation
 from ..plugins import registry
 from . import options as opt
 from .progress import progress_bar
@@ -231,7 +233,7 @@ def calibrate(
     ] = False,
 ) -> None:
     """Fit temperature scaling (and a label bias) on labelled data; later sentiment/classify runs use it."""
-    found = evaluation.label_tasks(registry().tasks)
+    found = calibrating.label_tasks(registry().tasks)
     if task not in found:
         names = [n for n, t in found.items() if n == (t.eval.name if t.eval else t.name)]
         raise NlpsuiteError(f"calibrate works on {' or '.join(names)}, not {task!r}")
@@ -246,7 +248,7 @@ def calibrate(
         return opt.open_suite(model, device, precision, quiet)
 
     with progress_bar(f"scoring {task}", quiet) as bar:
-        result = evaluation.calibrate(
+        result = calibrating.calibrate(
             found[task], data, open_suite, label_list, head, holdout, seed, batch_size, bins,
             progress=lambda total: (bar(0, total), bar)[1], limit=limit,
         )  # fmt: skip
@@ -276,10 +278,11 @@ def calibrate(
 
 
 def _reset(task: str, model, precision: str, labels, head, json_out: bool, quiet: bool) -> None:
-    from .. import calibration
-    from ..api import Suite
+    from ..eval import calibration
+    from ..modelstore.resolve import resolve
+    from ..plugins import registry
 
-    removed = calibration.remove(Suite(model=model, precision=precision).source.key, precision, task, labels, head)
+    removed = calibration.remove(resolve(model, registry().models).key, precision, task, labels, head)
     if json_out:
         opt.print_json({"removed": [str(p) for p in removed]})
     elif not quiet:

@@ -74,7 +74,8 @@ def heads_rm(name: str, model: opt.Model = None, precision: opt.Precision = "fp3
 
 
 def _store(model: str | None, precision: str):
-    from ..api import Suite
     from ..heads.probe import ProbeStore
+    from ..modelstore.resolve import resolve
+    from ..plugins import registry
 
-    return ProbeStore(Suite(model=model, precision=precision).source.key, precision)
+    return ProbeStore(resolve(model, registry().models).key, precision)

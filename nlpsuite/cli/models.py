@@ -17,10 +17,11 @@ Name = Annotated[
 ]
 
 
-def _catalog():
-    from ..api import Suite
+def _models() -> dict:
+    """The models plugins registered, beside the built-in catalog."""
+    from ..plugins import registry
 
-    return Suite().catalog
+    return registry().models
 
 
 def _target(name: str | None, model: str | None) -> str:
@@ -35,11 +36,11 @@ def _size(n: int) -> str:
 @app.command("list")
 def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto") -> None:
     """Catalog models and converted models in the cache."""
-    from ..loader import cached_models
+    from ..modelstore.resolve import cached_models, catalog
 
     rows = {
         name: {"name": name, "description": e.get("description", ""), "cached": [], "disk_bytes": {}}
-        for name, e in sorted(_catalog().entries.items())
+        for name, e in sorted(catalog(_models()).entries.items())
     }
     for c in cached_models():
         where = c.manifest.get("source", {}).get("location", "")
@@ -70,9 +71,9 @@ def pull(
     device: Device = "auto",
 ) -> None:
     """Fetch and convert a model now (otherwise the first use does it)."""
-    from ..loader import ensure_model, resolve
+    from ..modelstore.resolve import ensure_model, resolve
 
-    source = resolve(_target(name, model), _catalog())
+    source = resolve(_target(name, model), _models())
     folder = ensure_model(source, precision, reporter(quiet), quiet)
     if json:
         print_json({"name": source.key, "precision": precision, "path": str(folder)})
@@ -83,9 +84,9 @@ def pull(
 @app.command("info")
 def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
     """Show a model's source and, if converted, its manifest."""
-    from ..loader import resolve, store
+    from ..modelstore.resolve import resolve, store
 
-    source = resolve(_target(name, model), _catalog())
+    source = resolve(_target(name, model), _models())
     converted = {p: c for p in PRECISIONS if (c := store().get(source.key, p))}
     versions = {p: c.manifest for p, c in converted.items()}
     data = {
@@ -127,8 +128,8 @@ def verify(
     device: Device = "auto",
 ) -> None:
     """Hash every file of a model's cache entries (pre-packed copies too) and say which is damaged."""
-    from ..integrity import mismatched
-    from ..loader import store
+    from ..modelstore.integrity import mismatched
+    from ..modelstore.resolve import store
     from ..runtime import prepacked
 
     if precision is not None and precision not in PRECISIONS:
@@ -161,10 +162,10 @@ def verify(
 
 def _cache_key(name: str) -> str:
     """The cache key of a model name; the name itself when its source is gone."""
-    from ..loader import resolve
+    from ..modelstore.resolve import resolve
 
     try:
-        return resolve(name, _catalog()).key
+        return resolve(name, _models()).key
     except NlpsuiteError:
         return name
 
@@ -172,7 +173,7 @@ def _cache_key(name: str) -> str:
 @app.command("rm")
 def rm(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
     """Delete a model's converted files from the cache."""
-    from ..loader import store
+    from ..modelstore.resolve import store
 
     key = _cache_key(_target(name, model))
     if not store().remove(key):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fsutil import atomic_dir_lock, write_bytes_atomic
-from ..store import derived_folder
+from ..modelstore.store import derived_folder
 
 Shapes = dict[str, tuple[int, ...]]
 Arrays = dict[str, np.ndarray]

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..artefacts import MODEL_FILE
 from ..errors import NlpsuiteError
-from ..store import damaged, read_manifest
+from ..modelstore.store import damaged, read_manifest
 from . import prepacked
 from .device import CPU, DevicePlan, check_precision, check_session, plan, quiet_onnxruntime
 

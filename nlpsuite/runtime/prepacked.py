@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import integrity
 from ..artefacts import MODEL_FILE, WEIGHTS_FILE
 from ..fsutil import free_bytes
+from ..modelstore import integrity
 
 FILES_FILE = "files.json"  # name -> {"size", "sha256"}
 # The rule (benchmarks/bench_load.py, README "Start-up"): the copy costs twice the weights on disk and saves about

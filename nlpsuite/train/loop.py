@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..lm_eval import window_spans
+from ..eval.lm import window_spans
 from .config import TrainConfig
 from .display import Reporter
 from .models import build_model, count_parameters

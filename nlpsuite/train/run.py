@@ -25,7 +25,7 @@ from ..artefacts import MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE, TOKENIZER_F
 from ..convert import save_graph, versions
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8, write_json_atomic
-from ..integrity import hash_files
+from ..modelstore.integrity import hash_files
 from .config import TrainConfig
 from .display import Reporter
 from .vocab import CONTINUATION_TEMPLATE, load_tokenizer, special_tokens, train_tokenizer
@@ -200,7 +200,7 @@ def _train_locked(cfg, corpus: Path, text: str, out: Path, ckpt: Path, reporter,
 
 def evaluate(out: Path, manifest: dict, text: str, context: int) -> dict:
     """Cross-entropy of the exported backbone on ``text``, in windows of the training context."""
-    from ..lm_eval import cross_entropy
+    from ..eval.lm import cross_entropy
     from ..runtime.backbone import Backbone
     from ..runtime.tokenizer import Tokenizer
 

@@ -17,8 +17,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from .errors import NlpsuiteError
-from .fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full
+from ..errors import NlpsuiteError
+from ..fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full
 from .integrity import sha256_file
 
 STALE_AFTER_S = 900  # pip writes the wheel as it downloads: a folder untouched this long was left by a killed run

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, integrity
-from .artefacts import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
-from .fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full, write_json_atomic
+from .. import config
+from ..artefacts import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
+from ..fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full, write_json_atomic
+from . import integrity
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def graph_parses(folder: Path) -> bool:
     """Whether the graph file of a converted folder is intact protobuf (used after a failed load)."""
     import onnx
 
-    from .artefacts import MODEL_FILE
+    from ..artefacts import MODEL_FILE
 
     try:
         onnx.load(str(folder / MODEL_FILE), load_external_data=False)

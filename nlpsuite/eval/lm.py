@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import NlpsuiteError
-from .numeric import logsumexp
-from .runtime.backbone import left_pad
+from ..errors import NlpsuiteError
+from ..numeric import logsumexp
+from ..runtime.backbone import left_pad
 
 LOGITS_BUDGET = 2**23  # floats of logits held at once (32 MB): sets the batch size
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fsutil, metrics
-from .errors import NlpsuiteError
-from .records import read_records, text_field
-from .tasks import LABEL_EVAL, Option, Task  # noqa: F401 - LABEL_EVAL: part of the plugin API
+from .. import fsutil
+from ..errors import NlpsuiteError
+from ..records import read_records, text_field
+from ..tasks import LABEL_EVAL, Option, Task  # noqa: F401 - LABEL_EVAL: part of the plugin API
+from . import metrics
 
 Progress = Callable[[int], None]  # advance by this many examples
 LM = "lm"  # the language-model evaluation: a text file, not a task's labelled data
@@ -173,7 +174,7 @@ def evaluate_lm(
 ) -> dict:
     """Cross-entropy (nats/token), perplexity and bits/char of the suite's backbone on a text file
     (``limit``: its first lines); ``on_progress(tokens scored, total)``."""
-    from .lm_eval import cross_entropy
+    from .lm import cross_entropy
 
     _check_counts(limit, 1)
     if window is not None and window < 2:
@@ -204,114 +205,4 @@ def evaluate_lm(
             "tokens": result["tokens"],
             "chars": result["chars"],
         },
-    }
-
-
-# --- calibrate -------------------------------------------------------------------------------
-
-
-# Fewer examples of a label than this in the fit part, and a fit can make every later probability 1.000
-# (30 easily separated rows gave temperature 0.036): calibrate refuses rather than save such a fit.
-MIN_PER_LABEL = 10
-
-
-def _enough_per_label(fit_gold: list[str], data: Path, holdout: float) -> None:
-    counts = {label: fit_gold.count(label) for label in sorted(set(fit_gold))}
-    short = {label: n for label, n in counts.items() if n < MIN_PER_LABEL}
-    if short:
-        label, n = next(iter(short.items()))
-        raise NlpsuiteError(
-            f"calibrate needs at least {MIN_PER_LABEL} examples of each label to fit on; the fit part of {data} "
-            f"({1 - holdout:.0%} of it) has {n} of {label!r}: add examples or lower --holdout"
-        )
-
-
-def label_tasks(tasks: dict[str, Task]) -> dict[str, Task]:
-    """Tasks whose label scores calibrate can fit, by eval name and by task name."""
-    found = {t.eval.name if t.eval else t.name: t for t in tasks.values() if t.scores is not None}
-    return {**found, **{t.name: t for t in found.values()}}
-
-
-def calibrate(
-    task: Task,
-    data: Path,
-    open_suite: Callable[[], object],
-    labels: list[str] | None = None,
-    head: str | None = None,
-    holdout: float = 0.5,
-    seed: int = 0,
-    batch_size: int = 8,
-    bins: int = 10,
-    progress: Callable[[int], Progress] | None = None,
-    limit: int | None = None,
-) -> dict:
-    """Fit calibration on a seeded split of labelled data, measure it on the held-out rest, and save it
-    with the model for later ``sentiment``/``classify`` runs."""
-    from . import calibration
-
-    if not 0 < holdout < 1:
-        raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
-    _check_counts(limit, batch_size)
-    rows = read_records(data, ("text", "label"))[:limit]
-    texts = [text_field(data, n, r, "text") for n, r in rows]
-    gold = [text_field(data, n, r, "label") for n, r in rows]
-    if labels is not None:
-        if len(set(labels)) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
-            raise NlpsuiteError("--labels needs at least two distinct, non-empty labels")
-        outside = sorted(set(gold) - set(labels))
-        if outside:
-            raise NlpsuiteError(f"labels in the data not among --labels: {', '.join(outside)}")
-    elif task.option("labels") is not None and head is None:
-        labels = sorted(set(gold))
-        if len(labels) < 2:
-            raise NlpsuiteError(f"{data}: classification needs at least two distinct labels in the data")
-    held_n = round(len(texts) * holdout)
-    if held_n < 1 or held_n >= len(texts):
-        raise NlpsuiteError(f"{data} has {len(texts)} examples: too few to hold out {holdout:g} and fit on the rest")
-    order = np.random.default_rng(seed).permutation(len(texts))
-    held, fit_part = order[:held_n], order[held_n:]
-    _enough_per_label([gold[i] for i in fit_part], data, holdout)
-
-    suite = open_suite()
-    advance = progress(len(texts)) if progress else (lambda _n: None)
-    names: list[str] | None = None
-    chunks = []
-    for start in range(0, len(texts), batch_size):
-        got, scores = suite.label_scores(task.name, texts[start : start + batch_size], labels, head)
-        if names is None:
-            names = list(got)
-            require_labels(gold, names)
-        elif list(got) != names:
-            raise NlpsuiteError(f"{task.name} changed its labels between batches")
-        chunks.append(np.asarray(scores, dtype=np.float64))
-        advance(len(chunks[-1]))
-    scores = np.concatenate(chunks)
-    gold_index = np.array([names.index(g) for g in gold])
-    # The label scores already have the model's content-free prior divided out where the task uses one
-    # (Task.scores): the fit adds a temperature, and a per-label bias only where it earns its parameters.
-    fitted = calibration.fit(names, scores[fit_part], gold_index[fit_part])
-    before = calibration.assess(calibration.softmax(scores[held]), gold_index[held], bins)
-    after = calibration.assess(fitted.apply(scores[held]), gold_index[held], bins)
-    if after["nll"] > before["nll"]:  # a fit that does not carry over to unseen examples is not kept
-        raise NlpsuiteError(
-            f"the fitted calibration is worse on the held-out examples (NLL {before['nll']:.3f} -> "
-            f"{after['nll']:.3f}): nothing saved; fit on more data"
-        )
-    fitted.info.update(
-        n_fit=len(fit_part), n_heldout=len(held), seed=seed, holdout=holdout, before=before, after=after, data=str(data)
-    )
-    key = calibration.task_key(task.name, names, head)  # what the task looks up: its labels, or its probe head
-    saved = calibration.save(suite.source.key, suite.backbone.precision, key, fitted)
-    return {
-        "task": task.eval.name if task.eval else task.name,
-        "model": suite.source.key,
-        "labels": names,
-        "n_fit": len(fit_part),
-        "n_heldout": len(held),
-        "method": fitted.info["method"],
-        "temperature": fitted.temperature,
-        "bias": fitted.bias,
-        "before": before,
-        "after": after,
-        "saved": str(saved),
     }

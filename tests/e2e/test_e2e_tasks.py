@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
-
 CONTEXT = (
     "The Amazon River in South America is the largest river by discharge volume of water in the world. "
     "It flows through Brazil, Peru and Colombia. The river was named by the Spanish explorer Francisco de "

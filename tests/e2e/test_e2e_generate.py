@@ -10,8 +10,6 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.e2e
-
 PROMPTS = [
     "Write a short story about a lighthouse keeper.",
     "List three facts about the Moon.",

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .artefacts import MANIFEST_FILE
-from .errors import ModelNotFoundError
+from ..artefacts import MANIFEST_FILE
+from ..errors import ModelNotFoundError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

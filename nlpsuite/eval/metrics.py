@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import NlpsuiteError
+from ..text import CHARACTER_WORDS
 from .calibration import expected_calibration_error
-from .errors import NlpsuiteError
-from .text import CHARACTER_WORDS
 
 __all__ = [
     "accuracy",
@@ -278,7 +278,7 @@ def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: i
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
 
-    from .fsutil import write_bytes_atomic
+    from ..fsutil import write_bytes_atomic
 
     table = reliability_bins(probs, gold, bins)
     width = 1.0 / bins

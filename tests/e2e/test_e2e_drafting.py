@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 ARTICLE = (
     "The Lakeside Tigers won the national basketball championship on Sunday, beating the Granite City Bears 88 "
     "to 81. Point guard Maya Lindqvist scored 31 points and was named the most valuable player of the tournament."

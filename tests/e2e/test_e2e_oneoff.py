@@ -7,8 +7,6 @@ import os
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def fed(real_home, monkeypatch):

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .errors import NlpsuiteError
-from .fsutil import atomic_dir_lock, write_json_atomic
-from .numeric import log_softmax, softmax
+from .. import config
+from ..errors import NlpsuiteError
+from ..fsutil import atomic_dir_lock, write_json_atomic
+from ..numeric import log_softmax, softmax
 
 # Inputs that say nothing: the model's label prior on them is divided out of label scores (contextual
 # calibration, Zhao et al. 2021). One set, used wherever a prior is measured.

@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from . import config
-from .fsutil import write_json_atomic
+from .. import config
+from ..fsutil import write_json_atomic
 
 STAMP_FILE = ".verified.json"
 _STAMPS: dict[Path, dict] = {}  # per process too, for a read-only cache where no stamp can be written

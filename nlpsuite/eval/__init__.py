@@ -1,0 +1,1 @@
+"""Evaluation: recipes over labelled data, metrics, calibration fits and language-model cross-entropy."""
