@@ -146,8 +146,21 @@ class PluginLoader:
         reg.commands.extend(commands)
 
 
-# The commands that are not tasks (nlpsuite/cli/): no task or plugin command may take these names.
-CORE_COMMANDS = ("chat", "eval", "calibrate", "train", "index", "heads", "models", "plugins", "doctor")
+# The commands that are not tasks, and where the CLI finds each: {name: (module of nlpsuite/cli/, its attribute,
+# whether that is a factory)}. The attribute is a command function or a Typer app; a factory returns one, or None
+# where there is none to offer. The CLI registers exactly these, and no task or plugin command may take their names.
+CORE_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "chat": ("chat", "command", True),
+    "eval": ("eval", "eval_app", True),
+    "calibrate": ("eval", "calibrate", False),
+    "train": ("train", "train", False),
+    "index": ("index", "app", False),
+    "heads": ("heads", "app", False),
+    "models": ("models", "app", False),
+    "plugins": ("info", "plugins", False),
+    "doctor": ("info", "doctor", False),
+    "serve": ("serve", "serve", False),
+}
 
 
 def command_name(target, name: str | None) -> str:

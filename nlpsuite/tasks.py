@@ -135,11 +135,23 @@ LABEL_EVAL = (
 )
 
 
-# What every generated front-end adds to a task's own options (the CLI's --json, --model, batch mode...).
-FRONT_END_OPTIONS = frozenset(
-    {"file", "json", "input", "output", "batch_size", "force", "model", "device", "precision", "quiet", "on_text"}
-    | {"ray", "workers"}  # batch mode on a Ray cluster
-)
+# What the generated front-ends add to a task's own options, so no task may name an input or option so: {name: what
+# it is}. The CLI gives every task command a parameter of each name (cli/options.PARAMETERS) but on_text.
+FRONT_END_OPTIONS = {
+    "file": "CLI: read the text from this file",
+    "json": "CLI: print machine-readable JSON",
+    "input": "batch mode: the records to read",
+    "output": "batch mode: the JSONL file to write (resumed)",
+    "batch_size": "batch mode: records run together",
+    "force": "batch mode: overwrite an output that is not this run's",
+    "ray": "batch mode on a Ray cluster: its address",
+    "workers": "batch mode on a Ray cluster: how many actors",
+    "model": "the suite: the model",
+    "device": "the suite: cpu, cuda or auto",
+    "precision": "the suite: the weights' precision",
+    "quiet": "the suite: no progress or status lines",
+    "on_text": "run(): the callback a streaming task sends its text to",
+}
 
 
 @dataclass(frozen=True)
@@ -170,7 +182,7 @@ class Task:
         names = [i.name for i in self.inputs] + [o.name for o in self.options]
         if not self.inputs:
             raise ValueError(f"task {self.name!r} declares no input")
-        clash = sorted(FRONT_END_OPTIONS.intersection(names))
+        clash = sorted(set(FRONT_END_OPTIONS).intersection(names))
         if clash:
             raise ValueError(f"task {self.name!r} may not name an input or option {clash[0]!r}: every front-end has it")
         if len(set(names)) != len(names):

@@ -213,3 +213,14 @@ def test_eval_runs_any_declared_recipe(cli, shouting, tmp_path):
 def test_a_declaration_may_not_take_a_front_end_name():
     with pytest.raises(ValueError, match="may not name an input or option 'model'"):
         Task("bad", "", "generation", shout, options=(Option("model"),))
+
+
+def test_the_front_end_names_are_every_task_commands_parameters_and_no_task_may_take_them():
+    from nlpsuite.cli.taskcommand import signature
+    from nlpsuite.tasks import FRONT_END_OPTIONS
+
+    own = {i.name for i in SHOUT.inputs} | {o.name for o in SHOUT.options}
+    assert {p.name for p in signature(SHOUT)} - own == set(FRONT_END_OPTIONS) - {"on_text"}
+    for name in FRONT_END_OPTIONS:
+        with pytest.raises(ValueError, match="every front-end has it"):
+            Task("t", "A task.", "generation", shout, options=(Option(name),))

@@ -131,6 +131,54 @@ def test_name_clashes_are_refused():
     assert "mine" not in loader.registry.models
 
 
+def _command_plugin(name: str):
+    def register_commands(register):
+        def taken() -> None:
+            """A plugin's own command."""
+            print("the plugin's command ran")
+
+        register(taken, name=name)
+
+    return types.SimpleNamespace(register_commands=hookimpl(register_commands))
+
+
+def _task_plugin(name: str):
+    def register_tasks(register):
+        register(Task(name, "A plugin's task.", "generation", lambda suite, inputs: [{} for _ in inputs]))
+
+    return types.SimpleNamespace(register_tasks=hookimpl(register_tasks))
+
+
+@pytest.mark.parametrize("make", [_command_plugin, _task_plugin], ids=["command", "task"])
+def test_a_plugin_cannot_take_the_serve_command(make, monkeypatch, cli):
+    from nlpsuite import plugins
+
+    loader = PluginLoader()
+    loader.load(include_entry_points=False)
+    info = loader.add_module("takes-serve", make("serve"))
+    assert "command 'serve' is already taken" in (info.error or "")
+    monkeypatch.setattr(plugins, "_REGISTRY", loader.registry)
+    result = cli(["serve", "--help"])
+    assert result.code == 0 and "--max-batch" in result.out  # still nlpsuite's own server
+    assert "plugin" not in result.out
+
+
+def test_every_core_command_is_reserved(monkeypatch):
+    from nlpsuite import plugins
+    from nlpsuite.cli.app import build_command
+
+    loader = PluginLoader()
+    registry = loader.load(include_entry_points=False)
+    monkeypatch.setattr(plugins, "_REGISTRY", registry)
+    group = build_command()
+    core = [n for n in group.list_commands(None) if n not in registry.tasks]
+    assert "serve" in core and "models" in core
+    for name in core:
+        for make in (_command_plugin, _task_plugin):
+            info = loader.add_module(f"takes-{name}", make(name))
+            assert f"command {name!r} is already taken" in (info.error or ""), (name, make.__name__)
+
+
 @pytest.mark.shared_cache
 def test_a_declared_third_party_task_gets_every_front_end(with_plugins, cli, tiny_llama, tmp_path, capsys):
     """The haiku package declares a task and writes no command: CLI, --json, batch with resume, REPL, Python."""

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import NlpsuiteError
 from ..fsutil import os_error_line
-from ..plugins import command_name, registry
+from ..plugins import CORE_COMMANDS, command_name, registry
 
 Loader = Callable[[], object]  # -> a click command, or None where there is none to offer
 
@@ -64,12 +64,12 @@ def _command(target, name: str):
     return typer.main.get_group(target) if isinstance(target, typer.Typer) else _single(name, target)
 
 
-def _from(module: str, attribute: str, kind: str = "command") -> Loader:
+def _from(module: str, attribute: str, factory: bool = False) -> Loader:
     """A loader of ``nlpsuite.cli.<module>.<attribute>``: a command function, a Typer app, or a factory of one."""
 
     def load():
         target = getattr(importlib.import_module(f".{module}", __package__), attribute)
-        if kind == "factory":
+        if factory:
             target = target()
             if target is None:
                 return None
@@ -99,20 +99,7 @@ def build_command() -> LazyGroup:
     app.callback()(_root)
     reg = registry()
     loaders: dict[str, Loader] = {task.name: _task(task) for task in reg.tasks.values() if task.command}
-    loaders.update(
-        {
-            "chat": _from("chat", "command", "factory"),
-            "eval": _from("eval", "eval_app", "factory"),
-            "calibrate": _from("eval", "calibrate"),
-            "train": _from("train", "train"),
-            "index": _from("index", "app"),
-            "heads": _from("heads", "app"),
-            "models": _from("models", "app"),
-            "plugins": _from("info", "plugins"),
-            "doctor": _from("info", "doctor"),
-            "serve": _from("serve", "serve"),
-        }
-    )
+    loaders.update({name: _from(*where) for name, where in CORE_COMMANDS.items()})
     for target, name, _plugin in reg.commands:  # names were checked for clashes when loaded
         command = command_name(target, name)
         loaders[command] = functools.partial(_command, target, command)

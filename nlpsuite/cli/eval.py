@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -59,35 +58,19 @@ def eval_app() -> typer.Typer:
     return app
 
 
-COMMON = (
-    ("data", Data, inspect.Parameter.empty),
-    ("model", opt.Model, None),
-    ("device", opt.Device, "auto"),
-    ("precision", opt.Precision, "fp32"),
-    ("json_out", opt.Json, False),
-    ("quiet", opt.Quiet, False),
-    ("limit", Limit, None),
-    ("output", Output, None),
-    ("predictions", Predictions, None),
-    ("batch_size", BatchSize, 8),
-)
-
-
 def _task_command(task):
     options = evaluation.eval_options(task)
-    params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in COMMON]
+    params = [opt.parameter("data", Data), *opt.shared(opt.SUITE_PARAMS)]
+    params += [opt.parameter(n, a, d) for n, a, d in (("limit", Limit, None), ("output", Output, None))]
+    params += [opt.parameter("predictions", Predictions, None), opt.parameter("batch_size", BatchSize, 8)]
     params += [option_parameter(o, f"option_{o.name}") for o in options]
 
-    def command(**given) -> None:
+    def command(given: dict) -> None:
         chosen = {o.name: given[f"option_{o.name}"] for o in options if given[f"option_{o.name}"] is not None}
         if "reliability" in {o.name for o in options} and chosen.get("reliability") is None:
             out = given["output"]
             chosen["reliability"] = out.with_suffix(".png") if out else Path(f"{task.eval.name}-reliability.png")
         checked = evaluation.check_options(task, chosen)
-
-        def open_suite():
-            return opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"])
-
         done = _load_predictions(given["predictions"])
         with (
             progress_bar(f"evaluating {task.eval.name}", given["quiet"]) as bar,
@@ -96,7 +79,7 @@ def _task_command(task):
             report = evaluation.evaluate(
                 task,
                 given["data"],
-                open_suite,
+                opt.opener(given),
                 checked,
                 given["limit"],
                 given["batch_size"],
@@ -104,12 +87,10 @@ def _task_command(task):
                 done=done,
                 on_batch=keep,
             )
-        _report(report, given["output"], given["json_out"])
+        _report(report, given["output"], given["json"])
 
-    command.__doc__ = f"Score {task.name} on labelled data ({', '.join(task.eval.columns.values())}, {task.eval.gold})."
-    command.__signature__ = inspect.Signature(params)
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command
+    doc = f"Score {task.name} on labelled data ({', '.join(task.eval.columns.values())}, {task.eval.gold})."
+    return opt.generated_command(task.eval.name, doc, params, command)
 
 
 def eval_lm(
@@ -129,11 +110,9 @@ def eval_lm(
     if predictions is not None:
         raise NlpsuiteError("--predictions keeps per-example predictions: lm has none")
 
-    def open_suite():
-        return opt.open_suite(model, device, precision, quiet)
-
+    suite = opt.opener({"model": model, "device": device, "precision": precision, "quiet": quiet})
     with progress_bar("evaluating lm", quiet) as bar:
-        report = evaluation.evaluate_lm(data, open_suite, window, stride, limit, bar.follow)
+        report = evaluation.evaluate_lm(data, suite, window, stride, limit, bar.follow)
     _report(report, output, json_out)
 
 
@@ -244,12 +223,10 @@ def calibrate(
     if data is None:
         raise NlpsuiteError("give the labelled data to fit on (or --reset to remove a saved calibration)")
 
-    def open_suite():
-        return opt.open_suite(model, device, precision, quiet)
-
+    suite = opt.opener({"model": model, "device": device, "precision": precision, "quiet": quiet})
     with progress_bar(f"scoring {task}", quiet) as bar:
         result = calibrating.calibrate(
-            found[task], data, open_suite, label_list, head, holdout, seed, batch_size, bins,
+            found[task], data, suite, label_list, head, holdout, seed, batch_size, bins,
             progress=lambda total: (bar(0, total), bar)[1], limit=limit,
         )  # fmt: skip
     if json_out:

@@ -5,8 +5,11 @@ Plugin authors may import from here: it is part of the public plugin API.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +63,53 @@ Workers = Annotated[
         "[default: the cluster's CPUs / threads].",
     ),
 ]
+
+
+# Every shared parameter of a generated command (a task's, chat, eval): {name: (Typer annotation, default)}. A task
+# command has those of nlpsuite.tasks.FRONT_END_OPTIONS (the names a task may not take), chat and eval SUITE_PARAMS.
+PARAMETERS = {
+    "file": (InputFile, None),
+    "json": (Json, False),
+    "input": (BatchInput, None),
+    "output": (BatchOutput, None),
+    "batch_size": (BatchSize, 8),
+    "force": (Force, False),
+    "model": (Model, None),
+    "device": (Device, "auto"),
+    "precision": (Precision, "fp32"),
+    "quiet": (Quiet, False),
+    "ray": (Ray, None),
+    "workers": (Workers, None),
+}
+SUITE_PARAMS = ("model", "device", "precision", "json", "quiet")  # the suite a command opens, and how it reports
+
+
+def parameter(name: str, annotation, default=inspect.Parameter.empty) -> inspect.Parameter:
+    """One keyword parameter of a generated command."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def shared(names, **defaults) -> list[inspect.Parameter]:
+    """The PARAMETERS of these names, with another default where one is given."""
+    return [parameter(n, PARAMETERS[n][0], defaults.get(n, PARAMETERS[n][1])) for n in names]
+
+
+def generated_command(name: str, doc: str, params: list[inspect.Parameter], body: Callable[[dict], None]):
+    """A function Typer turns into a command with these parameters; ``body`` receives them as one dict."""
+
+    def command(**given) -> None:
+        body(given)
+
+    command.__name__ = name.replace("-", "_")
+    command.__doc__ = doc
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
+def opener(given: dict) -> Callable[[], object]:
+    """``open_suite`` with a command's model, device, precision and quiet, for work that opens it only if needed."""
+    return functools.partial(open_suite, given["model"], given["device"], given["precision"], given["quiet"])
 
 
 def ray_pool(ray: str | None, workers: int | None, model: str | None, device: str, precision: str):

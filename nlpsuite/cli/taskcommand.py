@@ -15,28 +15,12 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import NlpsuiteError
-from ..tasks import Input, Option, Task
+from ..tasks import FRONT_END_OPTIONS, Input, Option, Task
 from . import options as opt
 
-# The options every task command has, by parameter name; a task may not declare these names itself.
-COMMON = {
-    "file": (opt.InputFile, None),
-    "json": (opt.Json, False),
-    "input": (opt.BatchInput, None),
-    "output": (opt.BatchOutput, None),
-    "batch_size": (None, None),  # its default is the task's batch size, set per command
-    "force": (opt.Force, False),
-    "model": (opt.Model, None),
-    "device": (opt.Device, "auto"),
-    "precision": (opt.Precision, "fp32"),
-    "quiet": (opt.Quiet, False),
-    "ray": (opt.Ray, None),
-    "workers": (opt.Workers, None),
-}
-
-
-def _param(name: str, annotation, default) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+# The parameters every task command has besides the task's own: the front-end names (tasks.FRONT_END_OPTIONS)
+# but run()'s streaming callback.
+COMMON = tuple(name for name in FRONT_END_OPTIONS if name != "on_text")
 
 
 def _help(option: Option) -> str:
@@ -50,49 +34,36 @@ def option_parameter(option: Option, name: str | None = None) -> inspect.Paramet
     """A Typer parameter for a declared option (values are checked by the declaration, not by Typer)."""
     name = name or option.name
     if option.argument:
-        return _param(name, Annotated[str | None, typer.Argument(help=option.help, show_default=False)], None)
+        return opt.parameter(name, Annotated[str | None, typer.Argument(help=option.help, show_default=False)], None)
     decls = [option.cli_flag, *([option.short] if option.short else [])]
     if option.type is bool:
-        return _param(name, Annotated[bool, typer.Option(*decls, help=option.help)], bool(option.default))
+        return opt.parameter(name, Annotated[bool, typer.Option(*decls, help=option.help)], bool(option.default))
     if option.type is list and option.separator is None:
         kind: Any = list[str] | None
     else:
         kind = {int: int, float: float, Path: Path}.get(option.type, str) | None
-    return _param(name, Annotated[kind, typer.Option(*decls, help=_help(option), show_default=False)], None)
+    return opt.parameter(name, Annotated[kind, typer.Option(*decls, help=_help(option), show_default=False)], None)
 
 
 def _input_parameter(field: Input) -> inspect.Parameter:
     what = f"{field.help or field.name}: text, a file, or - for stdin." if field.file else field.help or field.name
-    return _param(field.name, Annotated[str | None, typer.Option(f"--{field.name}", help=what)], None)
+    return opt.parameter(field.name, Annotated[str | None, typer.Option(f"--{field.name}", help=what)], None)
 
 
 def signature(task: Task) -> list[inspect.Parameter]:
     head, *rest = task.inputs
     text_help = f"{head.help or 'The text'}; read from stdin when omitted or '-'."
     params = [option_parameter(o) for o in task.options if o.argument]
-    params.append(_param(head.name, Annotated[str | None, typer.Argument(help=text_help, show_default=False)], None))
+    text = Annotated[str | None, typer.Argument(help=text_help, show_default=False)]
+    params.append(opt.parameter(head.name, text, None))
     params += [_input_parameter(i) for i in rest]
     params += [option_parameter(o) for o in task.options if not o.argument]
-    for name, (annotation, default) in COMMON.items():
-        if name == "batch_size":
-            annotation = Annotated[int, typer.Option("--batch-size", help="Batch mode: records run together.")]
-            default = task.batch_size
-        params.append(_param(name, annotation, default))
-    return params
+    return [*params, *opt.shared(COMMON, batch_size=task.batch_size)]
 
 
 def task_command(task: Task):
     """A function Typer turns into ``nlpsuite TASK``."""
-    params = signature(task)
-
-    def command(**given) -> None:
-        run_command(task, given)
-
-    command.__name__ = task.name.replace("-", "_")
-    command.__doc__ = task.description
-    command.__signature__ = inspect.Signature(params)
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command
+    return opt.generated_command(task.name, task.description, signature(task), lambda given: run_command(task, given))
 
 
 def run_command(task: Task, given: dict) -> None:
