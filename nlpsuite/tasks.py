@@ -247,21 +247,29 @@ def _is_one(value, head: Input) -> bool:
 
 
 def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
-    """The decoding options every generating task may offer (their ranges are SamplingParams.check's).
-    Left unset, temperature, top-k, top-p and the repetition penalty follow the model's own generation
-    defaults where it ships them, else greedy decoding."""
+    """The decoding options every generating task may offer, declared from the sampling ranges
+    (``runtime.sampling.RANGES``) and checked by them. Left unset, temperature, top-k, top-p and the repetition
+    penalty follow the model's own generation defaults where it ships them, else greedy decoding
+    (``SamplingParams.resolved``: the request, then the model's, then the built-in)."""
+    from functools import partial
+
+    from .runtime.sampling import RANGES, check_field
+
+    def ranged(name: str, kind: type, default, help: str, **more) -> Option:
+        low, high, _ = RANGES[name]
+        return Option(name, kind, default, help, min=low, max=high, parse=partial(check_field, name), **more)
+
     model = " (default: the model's, else {})"
     return (
-        Option("max_tokens", int, max_tokens, "Most new tokens to generate.", short="-n", min=1),
-        Option("temperature", float, None, "0 = greedy, else 0.0001 to 100." + model.format(0), short="-t", min=0,
-               max=100),
-        Option("top_k", int, None, "Sample from the k likeliest tokens (0 = off)." + model.format(0), min=0),
-        Option("top_p", float, None, "Nucleus sampling mass, in (0, 1]." + model.format(1), min=1e-6, max=1),
-        Option("repetition_penalty", float, None, "> 1 discourages repeats." + model.format(1), min=0.01, max=100),
+        ranged("max_tokens", int, max_tokens, "Most new tokens to generate.", short="-n"),
+        ranged("temperature", float, None, "0 = greedy, else 0.0001 to 100." + model.format(0), short="-t"),
+        ranged("top_k", int, None, "Sample from the k likeliest tokens (0 = off)." + model.format(0)),
+        ranged("top_p", float, None, "Nucleus sampling mass, in (0, 1]." + model.format(1)),
+        ranged("repetition_penalty", float, None, "> 1 discourages repeats." + model.format(1)),
         Option("seed", int, None, "Seed for sampling."),
         Option("stop", list, None, "Stop at this string (repeatable).", separator=None),
         Option("ignore_eos", bool, False, "Keep generating past end-of-sequence."),
-    )  # fmt: skip
+    )
 
 
 def check_sampling(options: dict, shared: dict | None = None, batch: bool = False) -> None:

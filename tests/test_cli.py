@@ -156,6 +156,7 @@ def test_chat_repl_scripted_through_stdin(cli, tiny, tmp_path):
             "hello there",
             "/temp 0.5",
             "/temp nope",
+            "/temp",
             "/system You are terse.",
             '"""',
             "line one",
@@ -174,7 +175,8 @@ def test_chat_repl_scripted_through_stdin(cli, tiny, tmp_path):
     assert result.code == 0, result.err
     replies = [json.loads(line) for line in result.out.splitlines()]
     assert len(replies) == 3 and all(r["role"] == "assistant" for r in replies)
-    assert "temperature 0.5" in result.err and "usage: /temp" in result.err
+    assert "temperature 0.5" in result.err and "error: --temperature takes a number" in result.err
+    assert "usage: /temp" in result.err
     assert "unknown command /bogus" in result.err
     saved = json.loads(transcript.read_text())
     assert saved["messages"][0] == {"role": "system", "content": "You are terse."}

@@ -224,3 +224,34 @@ def test_the_front_end_names_are_every_task_commands_parameters_and_no_task_may_
     for name in FRONT_END_OPTIONS:
         with pytest.raises(ValueError, match="every front-end has it"):
             Task("t", "A task.", "generation", shout, options=(Option(name),))
+
+
+@pytest.mark.parametrize("typed", ["1e-5", "1000", "nan", "-1", "inf"])
+def test_repl_temp_refuses_what_the_cli_refuses_in_its_words_and_keeps_the_value(shouting, cli, typed):
+    from nlpsuite import plugins
+    from nlpsuite.cli.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    repl = ChatRepl(StandIn(plugins.registry()), SamplingParams(temperature=0.7), stdin=io.StringIO())
+    said = []
+    repl.say = lambda text, error=False: said.append((text, error))
+    assert repl.command(f"/temp {typed}")
+    assert repl.params.temperature == 0.7
+    refused = cli(["generate", "hi", "--temperature", typed])
+    assert refused.code != 0 and refused.err.startswith("error: --temperature ")
+    assert said == [(refused.err.strip(), True)]  # one line, the CLI's
+
+
+def test_repl_temp_takes_what_the_cli_takes(shouting):
+    from nlpsuite import plugins
+    from nlpsuite.cli.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    repl = ChatRepl(StandIn(plugins.registry()), SamplingParams(temperature=0.7), stdin=io.StringIO())
+    said = []
+    repl.say = lambda text, error=False: said.append((text, error))
+    for typed, value in (("0", 0.0), ("0.0001", 1e-4), ("1.5", 1.5), ("100", 100.0)):
+        repl.command(f"/temp {typed}")
+        assert repl.params.temperature == value and said.pop() == (f"temperature {value}", False)
+    repl.command("/temp warm")  # the CLI's parser refuses a word before the declaration sees it
+    assert repl.params.temperature == 100.0 and said == [("error: --temperature takes a number", True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -211,3 +212,42 @@ def test_generate_follows_the_models_own_sampling_defaults_when_left_unset(cli, 
         "--temperature", "0", "--repetition-penalty", "1.2", "--seed", "5"
     )  # greedy: the seed plays no part
     assert text("--seed", "1") != text("--temperature", "0", "--repetition-penalty", "1.2")
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "temperature", "top_k", "top_p", "repetition_penalty"])
+def test_the_sampling_options_and_sampling_params_accept_exactly_the_same_values(name):
+    from nlpsuite.tasks import sampling_options
+
+    option = next(o for o in sampling_options() if o.name == name)
+    values = [
+        -1,
+        0,
+        1e-320,
+        1e-6,
+        5e-5,
+        1e-4,
+        0.01,
+        0.5,
+        1,
+        1.0000001,
+        2,
+        100,
+        100.5,
+        1e9,
+        math.inf,
+        -math.inf,
+        math.nan,
+    ]
+    for value in [v for v in values if option.type is float or (math.isfinite(v) and v == int(v))]:
+        value = option.type(value)
+        try:
+            option.check(value)
+            by_option = True
+        except NlpsuiteError:
+            by_option = False
+        try:
+            SamplingParams(**{name: value}).check()
+            by_params = True
+        except NlpsuiteError:
+            by_params = False
+        assert by_option == by_params, (name, value)

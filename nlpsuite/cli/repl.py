@@ -11,6 +11,7 @@ from ..errors import NlpsuiteError
 from ..fsutil import write_json_atomic
 from ..records import dumps
 from ..runtime.sampling import SamplingParams
+from ..tasks import sampling_options
 from .render import as_text
 
 HELP = """\
@@ -169,15 +170,7 @@ class ChatRepl:
             self.messages.clear()
             self.say("system prompt set; conversation cleared" if arg else "system prompt reset to the model's")
         elif name == "/temp":
-            try:
-                value = float(arg)
-                if value < 0:
-                    raise ValueError
-            except ValueError:
-                self.say("usage: /temp T  (a number >= 0)")
-            else:
-                self.params.temperature = value
-                self.say(f"temperature {value}")
+            self.set_sampling("temperature", arg, "/temp T  (0 = greedy, else 0.0001 to 100)")
         elif name == "/task":
             self.set_task(arg)
         elif name == "/tasks":
@@ -198,6 +191,21 @@ class ChatRepl:
         else:
             self.say(f"unknown command {name}; /help lists them")
         return True
+
+    def set_sampling(self, name: str, arg: str, usage: str) -> None:
+        """A sampling setting typed in the REPL, checked by its declaration (tasks.sampling_options) as the CLI,
+        every task and HTTP check it; a refused value leaves the setting as it was."""
+        if not arg:
+            self.say(f"usage: {usage}")
+            return
+        option = next(o for o in sampling_options() if o.name == name)
+        try:
+            value = option.check(arg)
+        except NlpsuiteError as exc:
+            self.say(f"error: {exc}", error=True)
+            return
+        setattr(self.params, name, value)
+        self.say(f"{name} {value}")
 
     def set_task(self, arg: str) -> None:
         """``/task NAME --option value ...``: options are checked now, against the task's declaration."""
