@@ -11,11 +11,11 @@ mode adds to each record) and may hold more detail (what a single ``--json`` cal
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import NlpsuiteError
 
@@ -204,22 +204,42 @@ class Task:
 
     def call(self, suite, first, **kwargs):
         """What ``Suite.run`` does: one input gives one result, a list gives a list."""
-        head, *rest = self.inputs
-        others = {i.name: kwargs.pop(i.name) for i in rest if i.name in kwargs}
-        options = self.check_options(kwargs, others)
-        single = _is_one(first, head)
-        values = [first] if single else list(first)
-        if not values:
+        later = {i.name: kwargs.pop(i.name) for i in self.inputs[1:] if i.name in kwargs}
+        made = self.records(first, later)
+        options = self.check_options(kwargs, made.shared, made.per_record)
+        if not made.records:
             return []
-        inputs = [{head.name: v} for v in values]
-        for name, given in others.items():
-            spread = [given] * len(values) if single or given is None or isinstance(given, str) else list(given)
+        results = [self.result(r) for r in self.run(suite, made.records, **options)]
+        return results[0] if made.single else results
+
+    def records(self, first, later: dict | None = None, strings: bool = False) -> Records:
+        """run()'s input records, for every front-end (Python, the CLI, batch and Ray, HTTP). ``first``: the first
+        input, one value (a string; a conversation for a ``messages`` input) or a list of them; ``later``: each
+        later input given once for every record, or with a list ``first`` a list of one value per record (None:
+        not given). ``strings``: later inputs must be text, never a file's path to read (HTTP)."""
+        head, *rest = self.inputs
+        single = _is_one(first, head)
+        values = [first] if single else first
+        if not isinstance(values, list | tuple):
+            raise NlpsuiteError(f"{head.name} must be {_words(head)}, or a list of them")
+        for value in values:
+            _check_first(value, head)
+        made = Records([{head.name: v} for v in values], single, {}, False)
+        for other in rest:
+            given = (later or {}).get(other.name)
+            each = not single and isinstance(given, list | tuple) and not (other.messages and _is_one(given, other))
+            spread = list(given) if each else [given] * len(values)
             if len(spread) != len(values):
-                raise NlpsuiteError(f"give one {name} per {head.name}, or one for all")
-            for record, value in zip(inputs, spread, strict=True):
-                record[name] = value
-        results = [self.result(r) for r in self.run(suite, inputs, **options)]
-        return results[0] if single else results
+                raise NlpsuiteError(f"give one {other.name} per {head.name}, or one for all")
+            if strings and not all(v is None or isinstance(v, str) for v in spread):
+                raise NlpsuiteError(f"{other.name} must be a string, or one string per {head.name}")
+            if each:
+                made = made._replace(per_record=True)
+            elif given is not None:
+                made.shared[other.name] = given
+            for record, value in zip(made.records, spread, strict=True):
+                record[other.name] = value
+        return made
 
     def result(self, record: dict):
         """A result as Suite.run returns it: the ``value`` field, or the output fields present."""
@@ -227,23 +247,52 @@ class Task:
             return record[self.value]
         return {k: record[k] for k in self.output if k in record} if self.output else record
 
-    def batch_inputs(self, records: list[dict], shared: dict) -> list[dict]:
+    def batch_inputs(self, rows: list[dict], shared: dict) -> list[dict]:
         """run()'s inputs for batch records: the first input is the record's ``text``, later ones its own
         field of their name or the value given once for all (``shared``)."""
-        head, *rest = self.inputs
-        return [{head.name: r["text"], **{i.name: r.get(i.name, shared.get(i.name)) for i in rest}} for r in records]
+        later = {i.name: [r.get(i.name, shared.get(i.name)) for r in rows] for i in self.inputs[1:]}
+        return self.records([r["text"] for r in rows], later).records
 
     def batch_fields(self, record: dict) -> dict:
         """The fields batch mode adds to an input record."""
         return {self.batch_names.get(k, k): record[k] for k in self.output if k in record}
 
 
+class Records(NamedTuple):
+    """What Task.records makes of the inputs a front-end was given."""
+
+    records: list[dict]  # run()'s inputs
+    single: bool  # the first input was one value: its caller answers with one result, not a list
+    shared: dict  # later inputs given once for every record (Task.check's ``shared``)
+    per_record: bool  # some later input was given per record (Task.check's ``batch``)
+
+
 def _is_one(value, head: Input) -> bool:
+    """Whether a first input is one value rather than a list of them: a string, or for a ``messages`` input a
+    conversation (a list of message dicts, an empty one included: an empty conversation, not zero inputs)."""
     if isinstance(value, str):
         return True
-    if head.messages:  # a chat is a list of messages: one input, not many
-        return isinstance(value, Sequence) and (not value or isinstance(value[0], dict))
+    if head.messages:
+        return isinstance(value, list | tuple) and (not value or isinstance(value[0], dict))
     return False
+
+
+def _words(head: Input) -> str:
+    return "a string or a list of {role, content} messages" if head.messages else "a string"
+
+
+def _check_first(value, head: Input) -> None:
+    """One value of the first input: non-blank text, or a non-empty conversation of {role, content} strings."""
+    if head.messages and isinstance(value, list | tuple):
+        if not value or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+        ):
+            raise NlpsuiteError(f"{head.name} must be {_words(head)}")
+        return
+    if not isinstance(value, str):
+        raise NlpsuiteError(f"{head.name} must be {_words(head)}, or a list of them")
+    if not value.strip():
+        raise NlpsuiteError(f"empty {head.name}")
 
 
 def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:

@@ -542,6 +542,24 @@ def test_bad_task_requests_are_4xx_in_the_apis_words(server, task, body, status,
     assert got == status and message in answer["error"]["message"], answer
 
 
+@pytest.mark.parametrize("messages", [[], "  ", [{"role": "user"}], [{"role": "user", "content": 3}], 7])
+def test_a_bad_conversation_means_the_same_in_python_and_over_http(server, messages):
+    from nlpsuite.errors import NlpsuiteError
+
+    status, answer = request(server.port, "POST", "/v1/tasks/chat", {"messages": messages}, authed())
+    with pytest.raises(NlpsuiteError) as refused:
+        server.suite.run("chat", messages, max_tokens=2)
+    assert status == 400 and answer["error"]["message"] == str(refused.value)
+
+
+def test_later_inputs_mean_the_same_in_python_and_over_http(server):
+    body = {"question": ["Who?", "Where?"], "context": ["Ann met Bob.", "It was in Paris."]}
+    status, answer = request(server.port, "POST", "/v1/tasks/ask", body, authed())
+    assert status == 200
+    same = server.suite.run("ask", body["question"], context=body["context"])
+    assert [r["answer"] for r in answer] == [r["answer"] for r in same]
+
+
 # -- the command: exposure, SIGTERM draining, JSON logs -------------------------------------------------------
 
 

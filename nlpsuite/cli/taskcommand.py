@@ -96,7 +96,7 @@ def run_command(task: Task, given: dict) -> None:
     extra = {"on_text": _write} if streamed else {}
     with progress_bar(task.progress_label or task.name, quiet) as advance:
         suite.progress = advance
-        (result,) = task.run(suite, [{head.name: value, **shared}], **options, **extra)
+        (result,) = task.run(suite, task.records(value, shared).records, **options, **extra)
     if given["json"]:
         said = getattr(suite, "warnings", None)  # a stand-in suite (tests, other front-ends) may say nothing
         opt.print_json({**result, "warnings": said} if said else result)
