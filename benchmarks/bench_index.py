@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from nlpsuite import Suite, retrieval
-    from nlpsuite.retrieval import store
+    from nlpsuite.retrieval import index
 
     suite = Suite(model=args.model, device="cpu")
     tok = suite.tokenizer
@@ -100,14 +100,14 @@ def main() -> None:
         try:
             add_s, counts = timed(lambda: suite.index(name, [str(folder)]))
             readd_s, again = timed(lambda: suite.index(name, [str(folder)]))
-            store._LOADED.clear()
-            load_s, index = timed(lambda: store.load(name))
-            size = sum(p.stat().st_size for p in store.index_dir(name).rglob("*") if p.is_file())
+            index._LOADED.clear()
+            load_s, _loaded = timed(lambda: index.load(name))
+            size = sum(p.stat().st_size for p in index.index_dir(name).rglob("*") if p.is_file())
             suite.search(name, QUERIES[0], k=args.k)  # warm-up
             search_s = [timed(lambda q=q: suite.search(name, q, k=args.k))[0] for q in QUERIES]
             batch_s, _ = timed(lambda: suite.search(name, QUERIES, k=args.k))
         finally:
-            store.remove(name)
+            index.remove(name)
     assert again["unchanged"] == counts["documents"] and again["passages_added"] == 0
     ms = [s * 1000 for s in search_s]
     report = {

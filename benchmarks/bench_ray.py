@@ -133,7 +133,7 @@ def main() -> None:
         finally:
             ray.shutdown()
             for name in ("bench-ray-local", "bench-ray-1", "bench-ray-2"):
-                retrieval.store.remove(name)
+                retrieval.index.remove(name)
 
     local = {r["work"]: r for r in rows if r["runner"] != "ray"}
     one = {r["work"]: r for r in rows if r["runner"] == "ray" and r["workers"] == 1}

@@ -86,7 +86,7 @@ def full_search(rows: list[dict]) -> dict:
     import bm25s
 
     from nlpsuite import Suite
-    from nlpsuite.retrieval import DENSE_WEIGHT, store, terms
+    from nlpsuite.retrieval import DENSE_WEIGHT, index, terms
     from nlpsuite.retrieval.fusion import score_mix
 
     suite, name = Suite(device="cpu"), f"zh-bench-{uuid.uuid4().hex[:8]}"
@@ -96,20 +96,20 @@ def full_search(rows: list[dict]) -> dict:
         docs.write_text("\n".join(lines) + "\n", encoding="utf-8")
         suite.index(name, [str(docs)])
     try:
-        index = store.load(name)
-        sources = [p["source"] for p in index.passages]
+        found = index.load(name)
+        sources = [p["source"] for p in found.passages]
         old = bm25s.BM25()
-        old.index(terms.legacy_terms([p["text"] for p in index.passages]), show_progress=False)
-        dense = suite.head("embedding")([r["title"] for r in rows]) @ index.embeddings.T
+        old.index(terms.legacy_terms([p["text"] for p in found.passages]), show_progress=False)
+        dense = suite.head("embedding")([r["title"] for r in rows]) @ found.embeddings.T
         counts = dict.fromkeys(("search before", "search now"), 0)
         for i, r in enumerate(rows):
             ids = [t for t in old.get_tokens_ids(terms.legacy_terms([r["title"]])[0]) if t != old.vocab_dict.get("")]
             before = np.asarray(old.get_scores_from_ids(ids)) if ids else np.zeros(len(sources))
-            for key, sparse in (("search before", before), ("search now", index.bm25_scores(r["title"]))):
+            for key, sparse in (("search before", before), ("search now", found.bm25_scores(r["title"]))):
                 counts[key] += bool(sources[int(np.argmax(score_mix(dense[i], sparse, DENSE_WEIGHT)))] == r["id"])
         return {**counts, "passages": len(sources)}
     finally:
-        store.remove(name)
+        index.remove(name)
 
 
 def main() -> None:

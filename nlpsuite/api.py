@@ -16,6 +16,7 @@ from .modelstore.catalog import Catalog
 from .modelstore.resolve import Report, catalog, load_model
 from .modelstore.store import read_manifest
 from .plugins import Registry, registry
+from .records import Progress, no_progress
 from .runtime.generation import Completion, OnText
 from .runtime.sampling import SamplingParams
 
@@ -41,8 +42,8 @@ class Suite:
         self._heads: dict[str, Any] = {}
         self._shared: dict[str, Any] = {}
         self._early: dict[str, Any] = {}  # what loading the backbone prepared besides (tokenizer, chat template)
-        # Long tasks report here: progress(n, total=None) advances by n; front-ends set it (a bar on stderr).
-        self.progress: Callable[..., None] = lambda _n=0, total=None: None
+        # Long tasks report here (records.Progress); front-ends set it (a bar on stderr).
+        self.progress: Progress = no_progress
         # What the user should know but is no error (the model does not know the text's language): said once each
         # through on_warning, a Python warning unless a front-end says it its own way.
         self.warnings: list[str] = []

@@ -24,9 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NlpsuiteError
-from .records import SUFFIXES, appender, dumps, parse_records, resumable, text_field
-
-Progress = Callable[..., None]  # progress(n, total=None): n more records written
+from .records import SUFFIXES, Progress, appender, dumps, parse_records, resumable, text_field
 
 
 def connect(address: str) -> bool:
@@ -346,7 +344,7 @@ def embedder(pool: Pool, batch_size: int = 64) -> Callable[..., np.ndarray]:
                 out[order[row : row + len(found)]] = found
                 row += len(found)
                 if progress:
-                    progress(row, len(texts))
+                    progress(len(found), len(texts))
         except NlpsuiteError:
             raise
         except Exception as exc:

@@ -22,6 +22,17 @@ from . import fsutil
 from .errors import NlpsuiteError
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
+
+# How long work over records reports, everywhere (Suite.progress, the CLI's bar, batch on Ray, evaluation,
+# calibration, index add): ``progress(n, total=None)`` says n more are done (0: none yet) and, when given, how many
+# there are in all.
+Progress = Callable[..., None]
+
+
+def no_progress(n: int = 0, total: int | None = None) -> None:
+    """The Progress of work nobody follows."""
+
+
 # Where str.splitlines() and other line-based tools break a line that JSON keeps inside a string
 _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 

@@ -1,7 +1,9 @@
 """The task contract: a task declares its inputs, options, outputs and eval recipe once, next to its run().
 
-Every front-end is generated from that declaration, so a task written once (built-in or third-party)
-gets the same CLI command, batch mode, REPL ``/task``, ``nlpsuite eval`` and ``Suite.run``.
+Every front-end is generated from that declaration, so a task written once (built-in or third-party) gets them
+all: the CLI command ``nlpsuite NAME``, batch mode (``--input``/``--output``, resumed), the REPL's ``/task NAME``,
+``nlpsuite eval NAME DATA``, ``POST /v1/tasks/NAME`` over HTTP, batch mode on a Ray cluster (``--ray``),
+``Suite.run("NAME", ...)`` in Python, and (soon) an MCP tool.
 
 ``run(suite, inputs, **options) -> results`` is batch-native: ``inputs`` is a list of dicts holding the
 input fields, and it returns one dict per input. A result holds the task's ``output`` fields (what batch
@@ -156,9 +158,20 @@ FRONT_END_OPTIONS = {
 
 @dataclass(frozen=True)
 class Task:
+    """A task, declared once; every front-end is generated from it (see the module's docstring).
+
+    Reserved names. An input or option may not be named as the front-ends' own (``FRONT_END_OPTIONS``): file,
+    json, input, output, batch_size, force, ray, workers, model, device, precision, quiet and on_text. A task
+    whose ``command`` is true may not take the name of a core command (``plugins.CORE_COMMANDS``: chat, eval,
+    calibrate, train, index, heads, models, plugins, doctor, serve), another task's or a plugin command's.
+
+    ``head`` is informational: the head the task mainly runs on, which ``GET /v1/tasks`` shows; run() may ask
+    the suite for any head (``suite.head(name)``), and nothing checks that it uses this one.
+    """
+
     name: str
     description: str
-    head: str  # the registered head it runs on, e.g. "generation"
+    head: str  # informational: the registered head it mainly runs on, e.g. "generation"
     run: Callable[..., list[dict]]  # run(suite, inputs: list[dict], **options) -> one result dict per input
     inputs: tuple[Input, ...] = (Input("text"),)
     options: tuple[Option, ...] = ()
@@ -169,7 +182,6 @@ class Task:
     # later input fields given once for every input, ``batch`` says whether records may bring their own
     check: Callable[[dict, dict, bool], None] | None = None
     eval: Eval | None = None
-    prompts: dict[str, str] = field(default_factory=dict)
     # Label tasks: scores(suite, texts, labels=None, head=None) -> (label names, scores [n, labels]) before
     # temperature scaling, with any contextual-calibration correction already applied: what calibrate fits.
     scores: Callable[..., Any] | None = None

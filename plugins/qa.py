@@ -185,6 +185,5 @@ def register_tasks(register):
                 read_gold=answers_column,
                 field="answer",
             ),
-            prompts={"generative": GENERATIVE_PROMPT, "generative_index": GENERATIVE_INDEX_PROMPT},
         )
     )

@@ -142,7 +142,6 @@ def register_tasks(register):
             output=("summary",),
             value="summary",
             eval=Eval("summarization", {"text": "text"}, "reference", _score, read_gold=reference_field),
-            prompts={"prompt": PROMPT},
             batch_size=4,
             progress_label="summarizing",
         )

@@ -147,7 +147,6 @@ def register_tasks(register):
             output=("translation",),
             value="translation",
             eval=Eval("translation", {"text": "source"}, "reference", _score, read_gold=reference_field),
-            prompts={"prompt": PROMPT},
             progress_label="translating",
         )
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import types
@@ -129,6 +130,43 @@ def test_name_clashes_are_refused():
     command_clash = types.SimpleNamespace(register_commands=hookimpl(lambda register: register(print, name="models")))
     assert "command 'models' is already taken" in loader.add_module("command-clash", command_clash).error
     assert "mine" not in loader.registry.models
+
+
+def test_the_plugin_face_is_public_and_cheap_to_import():
+    face = "hookimpl, Task, Input, Option, Eval, sampling_options, check_sampling, NlpsuiteError"
+    code = (
+        f"import sys, nlpsuite; from nlpsuite import {face}; "
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'torch', 'transformers') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+    import nlpsuite
+    from nlpsuite import hookspecs, tasks
+
+    assert nlpsuite.Task is tasks.Task and nlpsuite.hookimpl is hookspecs.hookimpl
+    assert set(face.split(", ")) | {"Suite"} <= set(nlpsuite.__all__) <= set(dir(nlpsuite))
+    with pytest.raises(AttributeError):
+        nlpsuite.no_such_name  # noqa: B018
+
+
+def test_the_example_plugin_uses_only_the_public_face():
+    source = (ROOT / "examples" / "nlpsuite-haiku" / "nlpsuite_haiku.py").read_text()
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert [i for i in imports if "nlpsuite" in i] == [
+        "from nlpsuite import Input, Task, check_sampling, hookimpl, sampling_options"
+    ]
+
+
+def test_the_plugin_guide_and_the_task_docstring_name_every_front_end_and_reserved_name():
+    from nlpsuite import tasks
+    from nlpsuite.plugins import CORE_COMMANDS
+
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    for text in (guide, tasks.Task.__doc__ + tasks.__doc__):
+        for name in [*tasks.FRONT_END_OPTIONS, *CORE_COMMANDS]:
+            assert re.search(rf"\b{name}\b", text), name
+        for front_end in ("nlpsuite eval", "/task", "/v1/tasks/", "--ray", "Suite", "MCP", "batch mode"):
+            assert front_end in text, front_end
 
 
 def _command_plugin(name: str):

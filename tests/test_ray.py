@@ -202,7 +202,7 @@ def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli,
 
 @pytest.mark.shared_cache
 def test_index_add_on_the_cluster_equals_the_local_index(cluster, cli, model, tmp_path):
-    from nlpsuite.retrieval import index as store
+    from nlpsuite.retrieval import index
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -212,7 +212,7 @@ def test_index_add_on_the_cluster_equals_the_local_index(cluster, cli, model, tm
     assert cli(["index", "add", "here", str(docs), *tiny, "-q"]).code == 0
     done = cli(["index", "add", "there", str(docs), *tiny, "--ray", "auto", "--workers", "2", "--json"])
     assert done.code == 0, done.err
-    local, remote = store.load("here"), store.load("there")
+    local, remote = index.load("here"), index.load("there")
     assert remote.passages == local.passages and len(local.passages) > 6
     np.testing.assert_allclose(remote.embeddings, local.embeddings, atol=1e-4)
     hits = cli(["search", "there", "quick brown fox", "--json", *tiny])

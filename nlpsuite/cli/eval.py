@@ -83,7 +83,7 @@ def _task_command(task):
                 checked,
                 given["limit"],
                 given["batch_size"],
-                lambda total: (bar(0, total), bar)[1],
+                bar,
                 done=done,
                 on_batch=keep,
             )
@@ -112,7 +112,7 @@ def eval_lm(
 
     suite = opt.opener({"model": model, "device": device, "precision": precision, "quiet": quiet})
     with progress_bar("evaluating lm", quiet) as bar:
-        report = evaluation.evaluate_lm(data, suite, window, stride, limit, bar.follow)
+        report = evaluation.evaluate_lm(data, suite, window, stride, limit, bar)
     _report(report, output, json_out)
 
 
@@ -227,7 +227,7 @@ def calibrate(
     with progress_bar(f"scoring {task}", quiet) as bar:
         result = calibrating.calibrate(
             found[task], data, suite, label_list, head, holdout, seed, batch_size, bins,
-            progress=lambda total: (bar(0, total), bar)[1], limit=limit,
+            progress=bar, limit=limit,
         )  # fmt: skip
     if json_out:
         opt.print_json(result)

@@ -31,7 +31,7 @@ def add(
     """Add documents to an index (created if new); a changed file replaces its passages."""
     from .. import retrieval
 
-    retrieval.store.index_dir(name)
+    retrieval.index.index_dir(name)
     docs = retrieval.read_documents(paths)  # unreadable or binary input fails before the model loads
     pool = opt.ray_pool(ray, workers, model, device, precision)
     suite = opt.open_suite(model, device, precision, quiet)  # cuts passages and writes the index: one writer
@@ -41,7 +41,7 @@ def add(
 
         embed = distributed.embedder(pool, retrieval.EMBED_SLICE)
     with progress_bar("embedding passages", quiet, transient=False) as bar:
-        counts = retrieval.add_documents(suite, name, docs, bar.follow, embed)
+        counts = retrieval.add_documents(suite, name, docs, bar, embed)
     if json:
         opt.print_json(counts)
     elif not quiet:
@@ -57,13 +57,13 @@ def add(
 def list_indexes(json: opt.Json = False, quiet: opt.Quiet = False) -> None:
     """Indexes in the cache, with their sizes and the model that embedded them."""
     from .. import config
-    from ..retrieval import index as store
+    from ..retrieval import index
 
     rows = [
         {k: m[k] for k in ("name", "documents", "passages", "updated")}
         | {"model": m["model"]["key"]}
         | ({"damaged": m["damaged"]} if "damaged" in m else {})
-        for m in store.list_indexes()
+        for m in index.list_indexes()
     ]
     if json:
         opt.print_json({"index_dir": str(config.home() / "indexes"), "indexes": rows})
@@ -87,9 +87,9 @@ def list_indexes(json: opt.Json = False, quiet: opt.Quiet = False) -> None:
 @app.command("rm")
 def remove(name: IndexName, json: opt.Json = False, quiet: opt.Quiet = False) -> None:
     """Remove an index."""
-    from ..retrieval import index as store
+    from ..retrieval import index
 
-    if not store.remove(name):
+    if not index.remove(name):
         raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
     if json:
         opt.print_json({"removed": name})

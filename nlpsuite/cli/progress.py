@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 
 class Bar:
-    """``bar(n, total=None)`` advances by ``n`` (and sets the total); ``bar.follow(done, total)`` sets both."""
+    """A records.Progress: ``bar(n, total=None)`` advances by ``n`` (and sets the total)."""
 
     def __init__(self, progress, label: str) -> None:
         self.progress, self.label, self.task = progress, label, None
@@ -26,17 +26,11 @@ class Bar:
             self.progress.update(task, total=total or None)
         self.progress.advance(task, n)
 
-    def follow(self, done: int, total: int | None) -> None:
-        self.progress.update(self._started(), completed=done, total=total or None)
-
 
 class NoBar:
     """The bar when none is shown (--quiet, or stderr is not a terminal): rich is not even imported."""
 
     def __call__(self, n: int = 0, total: int | None = None) -> None:
-        pass
-
-    def follow(self, done: int, total: int | None) -> None:
         pass
 
 

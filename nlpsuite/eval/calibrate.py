@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NlpsuiteError
-from ..records import read_records, text_field
+from ..records import Progress, no_progress, read_records, text_field
 from ..tasks import Task
-from .run import Progress, _check_counts, require_labels
+from .run import _check_counts, require_labels
 
 # Fewer examples of a label than this in the fit part, and a fit can make every later probability 1.000
 # (30 easily separated rows gave temperature 0.036): calibrate refuses rather than save such a fit.
@@ -45,7 +45,7 @@ def calibrate(
     seed: int = 0,
     batch_size: int = 8,
     bins: int = 10,
-    progress: Callable[[int], Progress] | None = None,
+    progress: Progress = no_progress,
     limit: int | None = None,
 ) -> dict:
     """Fit calibration on a seeded split of labelled data, measure it on the held-out rest, and save it
@@ -76,7 +76,7 @@ def calibrate(
     _enough_per_label([gold[i] for i in fit_part], data, holdout)
 
     suite = open_suite()
-    advance = progress(len(texts)) if progress else (lambda _n: None)
+    progress(0, len(texts))
     names: list[str] | None = None
     chunks = []
     for start in range(0, len(texts), batch_size):
@@ -87,7 +87,7 @@ def calibrate(
         elif list(got) != names:
             raise NlpsuiteError(f"{task.name} changed its labels between batches")
         chunks.append(np.asarray(scores, dtype=np.float64))
-        advance(len(chunks[-1]))
+        progress(len(chunks[-1]))
     scores = np.concatenate(chunks)
     gold_index = np.array([names.index(g) for g in gold])
     # The label scores already have the model's content-free prior divided out where the task uses one

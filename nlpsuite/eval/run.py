@@ -16,11 +16,10 @@ import numpy as np
 
 from .. import fsutil
 from ..errors import NlpsuiteError
-from ..records import read_records, text_field
+from ..records import Progress, no_progress, read_records, text_field
 from ..tasks import LABEL_EVAL, Option, Task  # noqa: F401 - LABEL_EVAL: part of the plugin API
 from . import metrics
 
-Progress = Callable[[int], None]  # advance by this many examples
 LM = "lm"  # the language-model evaluation: a text file, not a task's labelled data
 
 
@@ -97,11 +96,11 @@ def evaluate(
     options: dict,
     limit: int | None = None,
     batch_size: int = 8,
-    progress: Callable[[int], Progress] | None = None,
+    progress: Progress = no_progress,
     done: list[dict] | None = None,
     on_batch: Callable[[list, list], None] | None = None,
 ) -> dict:
-    """``{"task", "n", "metrics"}``. ``progress(total)`` returns an advance callback; ``done`` holds the
+    """``{"task", "n", "metrics"}``. ``progress`` follows the examples; ``done`` holds the
     ``{"input", "prediction"}`` records of an earlier, interrupted run, which resumes after them;
     ``on_batch(inputs, predictions)`` sees each new batch as soon as it is predicted."""
     recipe = task.eval
@@ -115,8 +114,7 @@ def evaluate(
         task.check({o.name: options.get(o.name) for o in task.options}, {}, True)
     predictions = _resumed(done or [], inputs)
     if len(predictions) < len(inputs):  # a finished predictions file is scored without the model
-        advance = progress(len(inputs)) if progress else (lambda _n: None)
-        advance(len(predictions))
+        progress(len(predictions), len(inputs))
         suite = open_suite()
         setup = recipe.setup(suite, options) if recipe.setup else contextlib.nullcontext(options)
         with setup as ready:
@@ -130,7 +128,7 @@ def evaluate(
                 predictions.extend(new)
                 if on_batch:
                     on_batch(batch, new)
-                advance(len(batch))
+                progress(len(batch))
     return {"task": recipe.name, "n": len(inputs), "metrics": recipe.score(predictions, gold, options)}
 
 
@@ -170,10 +168,10 @@ def evaluate_lm(
     window: int | None = None,
     stride: int | None = None,
     limit: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    progress: Progress = no_progress,
 ) -> dict:
     """Cross-entropy (nats/token), perplexity and bits/char of the suite's backbone on a text file
-    (``limit``: its first lines); ``on_progress(tokens scored, total)``."""
+    (``limit``: its first lines); ``progress`` follows the tokens scored."""
     from .lm import cross_entropy
 
     _check_counts(limit, 1)
@@ -194,7 +192,7 @@ def evaluate_lm(
     elif stride is not None:
         windows = {"stride": stride}
     suite = open_suite()
-    result = cross_entropy(suite.backbone, suite.tokenizer, text, **windows, on_progress=on_progress)
+    result = cross_entropy(suite.backbone, suite.tokenizer, text, **windows, progress=progress)
     return {
         "task": "lm",
         "n": int(result["tokens"]),

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NlpsuiteError
+from ..records import Progress
 from ..text import chunk
-from . import index as store
+from . import index
 from .documents import Document, read_documents
 from .fusion import score_mix
 
@@ -22,7 +23,6 @@ OVERLAP_TOKENS = 32
 EMBED_SLICE = 64  # passages per progress step
 DENSE_WEIGHT = 0.7  # tuned on STS-B dev used as a search (0.5-0.9 tried; RRF lost): see fusion.py
 
-Progress = Callable[[int, int], None]  # (passages embedded so far, total)
 Embed = Callable[[list[str], Progress | None], np.ndarray]  # passages -> unit vectors, one row each, in order
 
 
@@ -47,13 +47,13 @@ def _embed(suite, texts: list[str], progress: Progress | None) -> np.ndarray:
             out = np.empty((len(texts), vectors.shape[1]), np.float32)
         out[rows] = vectors
         if progress:
-            progress(min(start + EMBED_SLICE, len(texts)), len(texts))
+            progress(len(rows), len(texts))
     return out
 
 
 def add(suite, name: str, paths: list[str | Path], progress: Progress | None = None) -> dict:
     """Add (or replace, when their text changed) the documents under ``paths``; returns counts."""
-    store.index_dir(name)  # a bad name fails before any reading
+    index.index_dir(name)  # a bad name fails before any reading
     return add_documents(suite, name, read_documents(paths), progress)
 
 
@@ -101,7 +101,7 @@ def add_documents(
             embeddings = vectors if embeddings is None or not len(embeddings) else np.vstack([embeddings, vectors])
         return passages + new, embeddings, documents
 
-    manifest = store.update(name, model, change)
+    manifest = index.update(name, model, change)
     return {"index": name, "documents": manifest["documents"], "passages": manifest["passages"], **counts}
 
 
@@ -111,22 +111,22 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
         raise NlpsuiteError("k must be at least 1")
     if not queries or any(not isinstance(q, str) or not q.strip() for q in queries):
         raise NlpsuiteError("empty query")
-    index = store.load(name)
-    store.check_model(index.manifest, name, model_identity(suite))
-    dense = suite.head("embedding")(queries) @ index.embeddings.T
+    found = index.load(name)
+    index.check_model(found.manifest, name, model_identity(suite))
+    dense = suite.head("embedding")(queries) @ found.embeddings.T
     results = []
     for row, query in enumerate(queries):
-        sparse = index.bm25_scores(query)
+        sparse = found.bm25_scores(query)
         fused = score_mix(dense[row], sparse, DENSE_WEIGHT)
         best = np.argsort(-fused, kind="stable")[:k]
         results.append(
             [
                 {
-                    "source": index.passages[i]["source"],
-                    "text": index.passages[i]["text"],
+                    "source": found.passages[i]["source"],
+                    "text": found.passages[i]["text"],
                     "score": round(float(fused[i]), 4),
-                    "start": index.passages[i]["start"],
-                    "end": index.passages[i]["end"],
+                    "start": found.passages[i]["start"],
+                    "end": found.passages[i]["end"],
                     "dense": round(float(dense[row, i]), 4),
                     "bm25": round(float(sparse[i]), 4),
                 }
@@ -136,4 +136,4 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
     return results
 
 
-__all__ = ["add", "add_documents", "read_documents", "search", "model_identity", "store"]
+__all__ = ["add", "add_documents", "read_documents", "search", "model_identity", "index"]
