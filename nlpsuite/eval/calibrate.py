@@ -35,6 +35,39 @@ def label_tasks(tasks: dict[str, Task]) -> dict[str, Task]:
     return {**found, **{t.name: t for t in found.values()}}
 
 
+def _labels(task: Task, labels: list[str] | None, head: str | None, gold: list[str], data: Path) -> list[str] | None:
+    """The labels to score: those given (the data's must be among them), else for a task that takes labels the
+    data's own, else the task's (None)."""
+    if labels is not None:
+        if len(set(labels)) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
+            raise NlpsuiteError("--labels needs at least two distinct, non-empty labels")
+        outside = sorted(set(gold) - set(labels))
+        if outside:
+            raise NlpsuiteError(f"labels in the data not among --labels: {', '.join(outside)}")
+    elif task.option("labels") is not None and head is None:
+        labels = sorted(set(gold))
+        if len(labels) < 2:
+            raise NlpsuiteError(f"{data}: classification needs at least two distinct labels in the data")
+    return labels
+
+
+def _scores(suite, task: Task, texts, gold, labels, head, batch_size: int, progress: Progress):
+    """(label names, raw scores [n, labels] as float64) of every text, a batch at a time."""
+    progress(0, len(texts))
+    names: list[str] | None = None
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        got, scores = suite.label_scores(task.name, texts[start : start + batch_size], labels, head)
+        if names is None:
+            names = list(got)
+            require_labels(gold, names)
+        elif list(got) != names:
+            raise NlpsuiteError(f"{task.name} changed its labels between batches")
+        chunks.append(np.asarray(scores, dtype=np.float64))
+        progress(len(chunks[-1]))
+    return names, np.concatenate(chunks)
+
+
 def calibrate(
     task: Task,
     data: Path,
@@ -58,16 +91,7 @@ def calibrate(
     rows = read_records(data, ("text", "label"))[:limit]
     texts = [text_field(data, n, r, "text") for n, r in rows]
     gold = [text_field(data, n, r, "label") for n, r in rows]
-    if labels is not None:
-        if len(set(labels)) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
-            raise NlpsuiteError("--labels needs at least two distinct, non-empty labels")
-        outside = sorted(set(gold) - set(labels))
-        if outside:
-            raise NlpsuiteError(f"labels in the data not among --labels: {', '.join(outside)}")
-    elif task.option("labels") is not None and head is None:
-        labels = sorted(set(gold))
-        if len(labels) < 2:
-            raise NlpsuiteError(f"{data}: classification needs at least two distinct labels in the data")
+    labels = _labels(task, labels, head, gold, data)
     held_n = round(len(texts) * holdout)
     if held_n < 1 or held_n >= len(texts):
         raise NlpsuiteError(f"{data} has {len(texts)} examples: too few to hold out {holdout:g} and fit on the rest")
@@ -76,19 +100,7 @@ def calibrate(
     _enough_per_label([gold[i] for i in fit_part], data, holdout)
 
     suite = open_suite()
-    progress(0, len(texts))
-    names: list[str] | None = None
-    chunks = []
-    for start in range(0, len(texts), batch_size):
-        got, scores = suite.label_scores(task.name, texts[start : start + batch_size], labels, head)
-        if names is None:
-            names = list(got)
-            require_labels(gold, names)
-        elif list(got) != names:
-            raise NlpsuiteError(f"{task.name} changed its labels between batches")
-        chunks.append(np.asarray(scores, dtype=np.float64))
-        progress(len(chunks[-1]))
-    scores = np.concatenate(chunks)
+    names, scores = _scores(suite, task, texts, gold, labels, head, batch_size, progress)
     gold_index = np.array([names.index(g) for g in gold])
     # The label scores already have the model's content-free prior divided out where the task uses one
     # (Task.scores): the fit adds a temperature, and a per-label bias only where it earns its parameters.
