@@ -1,5 +1,6 @@
 """Source model (config, tokenizer, weights read tensor by tensor) -> ONNX backbone. The only package that imports
-transformers (for configs, tokenizers and rotary tables; never to instantiate a model)."""
+transformers (for configs, tokenizers and generation defaults; never to instantiate a model), and it needs no
+torch: the rotary tables are computed here (rope.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 from ..errors import ModelNotFoundError, NlpsuiteError
 from ..fsutil import check_free
+
+# transformers says on import that it found no torch: conversion needs none (the rotary tables are computed here)
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 # each has a parity test in tests/test_parity.py; gemma3_text is Gemma 3's text-only model (1B, 270M)
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text")
@@ -110,27 +114,36 @@ def _hub_files(source: str, gguf_file: str | None) -> str:
         ) from None
 
 
+def _config_and_tokenizer(source: str, gguf_file: str | None):
+    if gguf_file:  # read here: transformers reads a GGUF file only with torch (gguf_source.py)
+        from .gguf_source import open_gguf
+
+        return open_gguf(Path(source) / gguf_file)
+    from transformers import AutoConfig, AutoTokenizer
+
+    # Never a model's own Python code: False (not None) also keeps transformers from asking the user.
+    kwargs = {"trust_remote_code": False, "local_files_only": True}
+    config = AutoConfig.from_pretrained(source, **kwargs)
+    if config.model_type not in SUPPORTED:
+        raise unsupported(config.model_type)
+    return config, AutoTokenizer.from_pretrained(source, **kwargs)
+
+
 def open_source(source: str, gguf_file: str | None):
     """(local folder, config, tokenizer, weights) of a folder, a GGUF file or a hub id; weights are read tensor
     by tensor."""
-    from transformers import AutoConfig, AutoTokenizer
-
     from .sources import FusedRows, GGUFWeights, OffsetNorms, SafetensorsWeights
 
     if not os.path.exists(source):
         source = _hub_files(source, gguf_file)
     if not gguf_file:
         check_folder(source)
-    # Never a model's own Python code: False (not None) also keeps transformers from asking the user.
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    kwargs.update(trust_remote_code=False, local_files_only=True)
     try:
-        config = AutoConfig.from_pretrained(source, **kwargs)
-        if config.model_type not in SUPPORTED:
-            raise unsupported(config.model_type)
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        config, tokenizer = _config_and_tokenizer(source, gguf_file)
     except OSError as exc:
         raise NlpsuiteError(f"could not load {source}: {str(exc).splitlines()[0]}") from None
+    if config.model_type not in SUPPORTED:
+        raise unsupported(config.model_type)
     rope = getattr(config, "rope_parameters", None) or {}
     if rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None)) not in (None, 1.0):
         raise NlpsuiteError(f"{config.model_type} with a partial rotary embedding is not supported yet")

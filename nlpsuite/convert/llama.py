@@ -14,6 +14,7 @@ from onnx import TensorProto
 from ..errors import NlpsuiteError
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
 from .projections import Projections
+from .rope import rotary
 
 
 def describe(config) -> dict:
@@ -58,29 +59,6 @@ def activation(config) -> str:
     raise NlpsuiteError(
         f"{config.model_type} with the activation {name!r} is not supported yet (silu, gelu, gelu_tanh)"
     )
-
-
-def rotary(config) -> dict[str | None, tuple[np.ndarray, float]]:
-    """{layer type: (inv_freq, attention scaling)} as the architecture's own rotary module computes them (RoPE
-    scaling too); Gemma 3's local and global layers have their own theta, every other model one entry (None)."""
-    import importlib
-
-    from transformers import AutoModelForCausalLM
-
-    model_class = AutoModelForCausalLM._model_mapping[type(config)]
-    module = importlib.import_module(model_class.__module__)
-    rotary_emb = getattr(module, model_class.__name__.replace("ForCausalLM", "RotaryEmbedding"))(config=config)
-    tables = {}
-    for kind in sorted(set(getattr(config, "layer_types", None) or [])):
-        if hasattr(rotary_emb, f"{kind}_inv_freq"):
-            scale = getattr(rotary_emb, f"{kind}_attention_scaling", 1.0)
-            tables[kind] = (getattr(rotary_emb, f"{kind}_inv_freq").detach().float().numpy(), float(scale))
-    if not tables:
-        tables[None] = (
-            rotary_emb.inv_freq.detach().float().numpy(),
-            float(getattr(rotary_emb, "attention_scaling", 1.0)),
-        )
-    return tables
 
 
 def build_graph(
