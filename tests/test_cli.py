@@ -256,13 +256,14 @@ def test_gpu_present_but_cuda_libraries_missing_falls_back_with_one_line(cli, ti
     if done.returncode == 0 and json.loads(done.stdout)["device"] == "cuda":
         pytest.skip("CUDA really works here")
     assert done.returncode == 0 and done.stderr.strip().splitlines() == [
-        "running on CPU: ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN libraries its GPU build needs"
+        "running on CPU: ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN libraries its GPU build needs "
+        "(pip install 'nlpsuite[cuda]' brings them)"
     ]
     refused = subprocess.run([sys.executable, "-c", script, *args, "--device", "cuda"], capture_output=True, text=True)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         "error: --device cuda is not usable: ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN "
-        "libraries its GPU build needs"
+        "libraries its GPU build needs (pip install 'nlpsuite[cuda]' brings them)"
     ]
 
 

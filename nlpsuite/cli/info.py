@@ -74,9 +74,10 @@ def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device
         print_json(data)
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
-    console.print(f"[bold]device[/bold]      {data['device']}  {data['device_note']}")
+    console.print(f"[bold]device[/bold]      {data['device']}  {escape(data['device_note'])}")
     console.print(f"[bold]providers[/bold]   available: {', '.join(data['providers_available'])}")
     console.print(f"[bold]cache[/bold]       {data['cache_dir']} ({data['cache_bytes'] / 1e6:,.0f} MB)")
     console.print(f"[bold]model[/bold]       {data['default_model']}")

@@ -192,16 +192,16 @@ def reporter(quiet: bool):
 
 def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: bool = False):
     """A Suite that reports conversion progress and the device it really runs on (unless quiet)."""
+    from rich.markup import escape
+
     from ..api import Suite
 
     def warn(message: str) -> None:  # even with --quiet
-        from rich.markup import escape
-
         err(f"[yellow]warning: {escape(message)}[/yellow]")
 
     suite = Suite(model=model, device=device, precision=precision, report=reporter(quiet), quiet=quiet)
     suite.on_warning = warn
     backbone = suite.backbone
     if backbone.device_warning and not quiet:
-        err(f"[yellow]{backbone.device_note}[/yellow]")
+        err(f"[yellow]{escape(backbone.device_note)}[/yellow]")
     return suite

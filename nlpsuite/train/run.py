@@ -106,6 +106,13 @@ def train(
     from filelock import FileLock, Timeout
 
     cfg.check()
+    if cfg.arch != "ngram":
+        try:
+            import torch  # noqa: F401 - the neural trainers' one dependency beyond the base install
+        except ImportError:
+            raise NlpsuiteError(
+                f"training the {cfg.arch} model needs torch: pip install 'nlpsuite[train]' (the n-gram model does not)"
+            ) from None
     started = time.monotonic()
     text = read_utf8(Path(corpus))
     if not text.strip():
