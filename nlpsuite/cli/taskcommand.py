@@ -17,6 +17,7 @@ import typer
 from ..errors import NlpsuiteError
 from ..tasks import Input, Option, Task
 from . import options as opt
+from .flags import DEFAULT_PRECISION
 
 # The options every task command has, by parameter name; a task may not declare these names itself.
 COMMON = {
@@ -28,7 +29,7 @@ COMMON = {
     "force": (opt.Force, False),
     "model": (opt.Model, None),
     "device": (opt.Device, "auto"),
-    "precision": (opt.Precision, "fp32"),
+    "precision": (opt.Precision, DEFAULT_PRECISION),
     "quiet": (opt.Quiet, False),
     "ray": (opt.Ray, None),
     "workers": (opt.Workers, None),

@@ -53,8 +53,8 @@ def machine_key(ort) -> str:
     return hashlib.sha1(f"{ort.__version__}|{platform.machine()}|{flags}".encode()).hexdigest()[:12]
 
 
-def find(folder: Path, key: str) -> Path | None:
-    """The packed copy's graph if it is complete and its content unchanged; a damaged copy is removed."""
+def find(folder: Path, key: str, tidy: bool = True) -> Path | None:
+    """The packed copy's graph if it is complete and its content unchanged; a damaged copy is removed (``tidy``)."""
     copy = folder / f"cpu-{key}"
     try:
         files = json.loads((copy / FILES_FILE).read_text(encoding="utf-8"))
@@ -63,7 +63,8 @@ def find(folder: Path, key: str) -> Path | None:
             return copy / MODEL_FILE
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
-    discard(folder, key)
+    if tidy:
+        discard(folder, key)
     return None
 
 
