@@ -105,10 +105,10 @@ class Backbone:
 
     def _open(self, ort, options, providers: list[str], packed_copy: bool, write: bool):
         portable = self.folder / MODEL_FILE
-        # fp32 only: ONNX Runtime's saved pre-packed MatMulNBits (int8) weights load wrong (logits garbled
-        # on every load after the first; tests/test_prepacked.py), and int8 packing is quick anyway.
-        usable = packed_copy and providers == [CPU] and self.precision == "fp32"
-        if usable and not prepacked.worth_it(self.folder):  # too big for the disk it costs; free an old one
+        # fp32 only (prepacked.policy): ONNX Runtime's saved pre-packed MatMulNBits (int8) weights load wrong
+        # (logits garbled on every load after the first; tests/test_prepacked.py), and int8 packing is quick anyway.
+        usable = packed_copy and providers == [CPU]
+        if usable and not prepacked.policy(self.folder, self.precision)[0]:  # none kept here: free an old one
             if write:
                 prepacked.discard_all(self.folder)
             usable = False

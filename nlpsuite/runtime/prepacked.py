@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import config
 from ..artefacts import MODEL_FILE, WEIGHTS_FILE
 from ..fsutil import free_bytes
 from ..modelstore import integrity
@@ -28,17 +29,32 @@ FILES_FILE = "files.json"  # name -> {"size", "sha256"}
 # 40% of the session's build (0.4 CPU-s of 1.0 on the 538 MB default model). Up to 1 GB of weights (models of up
 # to ~250M parameters in fp32) that is what keeps a one-off call near a second; above, the disk it takes (4 GB
 # for a 0.5B model, 56 GB for a 7B one) is worth more than the fraction of a load it saves.
-MAX_WEIGHTS_BYTES = 1 << 30
+MAX_WEIGHTS_BYTES = 1_000_000_000
+SAVES = "about 40% of building the session"  # what `models info` says the copy saves
 STALE_AFTER_S = 3600  # a partial copy this old was left by a killed process
 ROOM_FACTOR = 2.2  # the copy is about twice the portable weights; keep a little room besides
 
 
-def worth_it(folder: Path) -> bool:
-    """Whether the model in ``folder`` is small enough for a packed copy (see MAX_WEIGHTS_BYTES)."""
+def policy(folder: Path, precision: str) -> tuple[bool, str]:
+    """Whether the converted model in ``folder`` keeps a packed copy for the CPU, and why (`models info` says it)."""
+    if precision != "fp32":
+        why = f"ONNX Runtime loads saved packed {precision} weights wrong"
+        return False, f"{precision} weights are packed at each load ({why})"
+    if not config.packed_copy():
+        return False, "NLPSUITE_PACKED_COPY=0: the weights are packed at each load"
     try:
-        return (folder / WEIGHTS_FILE).stat().st_size <= MAX_WEIGHTS_BYTES
+        weights = (folder / WEIGHTS_FILE).stat().st_size
     except OSError:
-        return True  # weights inside the graph file: a small model
+        weights = 0  # weights inside the graph file: a small model
+    if weights > MAX_WEIGHTS_BYTES:
+        return False, (
+            f"{weights / 1e9:.1f} GB of weights, over {MAX_WEIGHTS_BYTES / 1e9:.0f} GB: a copy would take twice that "
+            "on disk for a fraction of a load; the weights are packed at each load"
+        )
+    return True, (
+        f"{weights / 1e9:.2f} GB of weights, up to {MAX_WEIGHTS_BYTES / 1e9:.0f} GB: the copy (twice the weights on "
+        f"disk) saves packing them at each load, {SAVES}; NLPSUITE_PACKED_COPY=0 goes without it"
+    )
 
 
 def discard_all(folder: Path) -> None:
