@@ -62,6 +62,7 @@ def test_list_and_info_give_one_breakdown_per_model(cli, tiny_llama, two_precisi
         expected["total_bytes"] = sum(expected.values())
         assert listed["disk"][precision] == expected
         assert {k: info["disk"][precision][k] for k in expected} == expected
+    assert listed["download_bytes"] == info["download_bytes"] == 0  # a local folder: nothing downloaded
     assert listed["total_bytes"] == info["total_bytes"] == sum(d["total_bytes"] for d in listed["disk"].values())
     listed_text, info_text = cli(["models", "list"]).out, cli(["models", "info", str(tiny_llama)]).out
     for precision in ("fp32", "int8"):
@@ -112,3 +113,24 @@ def test_rm_precision_removes_that_precision_only(cli, tiny_llama, two_precision
     assert listed["cached"] == ["fp32"]
     again = cli(["models", "rm", str(tiny_llama), "--precision", "int8", "--yes"])
     assert again.code == 1 and "int8" in again.err
+
+
+def test_a_catalog_models_download_counts_and_goes_with_rm(cli, isolated_home):
+    """The GGUF a catalog model was downloaded as is kept to convert other precisions offline: part of the
+    model's disk in list and info, removed by `models rm NAME` (not by `--precision`)."""
+    from nlpsuite.modelstore.catalog import Catalog
+    from nlpsuite.modelstore.resolve import download_of
+
+    source = Catalog().resolve("smollm2-135m-instruct")
+    kept = download_of(source)
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"x" * 12345)  # stands in for the 98 MB file
+    info = json.loads(cli(["models", "info", "smollm2", "--json"]).out)
+    (listed,) = [m for m in json.loads(cli(["models", "list", "--json"]).out)["models"] if m["name"] == source.key]
+    assert info["download_bytes"] == listed["download_bytes"] == info["total_bytes"] == listed["total_bytes"] == 12345
+    assert "download" in cli(["models", "info", "smollm2"]).out
+    assert cli(["models", "rm", "smollm2", "--precision", "fp32", "--yes"]).code == 1  # no fp32 entry to remove
+    assert kept.exists()
+    result = cli(["models", "rm", "smollm2", "--yes", "--json"])
+    assert result.code == 0 and json.loads(result.out)["download"] is True
+    assert not kept.exists()

@@ -49,13 +49,16 @@ def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, d
     """Catalog models and converted models in the cache."""
     from ..modelstore.resolve import cached_models, catalog
 
-    rows = {
-        name: {"name": name, "description": e.get("description", ""), "cached": [], "disk": {}, "total_bytes": 0}
-        for name, e in sorted(catalog(_models()).entries.items())
-    }
+    known = catalog(_models())
+    rows = {}
+    for name, e in sorted(known.entries.items()):
+        download = _download_bytes(known.resolve(name))
+        rows[name] = {"name": name, "description": e.get("description", ""), "cached": [], "disk": {}}
+        rows[name] |= {"download_bytes": download, "total_bytes": download}
     for c in cached_models():
         where = c.manifest.get("source", {}).get("location", "")
-        row = rows.setdefault(c.key, {"name": c.key, "description": where, "cached": [], "disk": {}, "total_bytes": 0})
+        empty = {"name": c.key, "description": where, "cached": [], "disk": {}, "download_bytes": 0, "total_bytes": 0}
+        row = rows.setdefault(c.key, empty)
         row["cached"].append(c.precision)
         row["disk"][c.precision] = c.footprint()
         row["total_bytes"] += row["disk"][c.precision]["total_bytes"]
@@ -66,10 +69,11 @@ def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, d
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("model", "cached (on disk: model, pre-packed copy, derived)", "description", box=None)
+    table = Table("model", "on disk (each precision: model, pre-packed copy, derived)", "description", box=None)
     for r in rows:
-        cached = ", ".join(f"{p} {_size(r['disk'][p]['total_bytes'])}" for p in r["cached"])
-        table.add_row(r["name"], cached or "-", r["description"])
+        parts = [f"{p} {_size(r['disk'][p]['total_bytes'])}" for p in r["cached"]]
+        parts += [f"download {_size(r['download_bytes'])}"] if r["download_bytes"] else []
+        table.add_row(r["name"], ", ".join(parts) or "-", r["description"])
     Console().print(table)
 
 
@@ -101,6 +105,7 @@ def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Mod
     source = resolve(_target(name, model), _models())
     converted = {p: c for p in PRECISIONS if (c := store().get(source.key, p))}
     disk = {p: {**c.footprint(), "packed_copy": _packed_copy(c)} for p, c in converted.items()}
+    download = _download_bytes(source)
     data = {
         "name": source.key,
         "kind": source.kind,
@@ -108,7 +113,8 @@ def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Mod
         "description": source.description,
         "converted": {p: c.manifest for p, c in converted.items()},
         "disk": disk,
-        "total_bytes": sum(d["total_bytes"] for d in disk.values()),
+        "download_bytes": download,
+        "total_bytes": download + sum(d["total_bytes"] for d in disk.values()),
     }
     if json:
         print_json(data)
@@ -134,8 +140,21 @@ def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Mod
         )
         kept = "kept" if d["packed_copy"]["kept"] else "none"
         console.print(f"    pre-packed copy: {kept}: {escape(d['packed_copy']['why'])}")
-    if len(converted) > 1:
+    if download:
+        console.print(f"  download {_size(download)}: the source file, kept to convert another precision offline")
+    if len(converted) + bool(download) > 1:
         console.print(f"  in all {_size(data['total_bytes'])}")
+
+
+def _download_bytes(source) -> int:
+    """The size of the file a catalog model was downloaded as (kept to convert again), 0 if none."""
+    from ..modelstore.resolve import download_of
+
+    path = download_of(source)
+    try:
+        return path.stat().st_size if path else 0
+    except OSError:
+        return 0
 
 
 def _packed_copy(cached) -> dict:
@@ -161,7 +180,7 @@ def verify(
     from ..runtime import prepacked
 
     wanted = _precisions(precision)
-    key = _cache_key(_target(name, model))
+    key = _resolved(_target(name, model))[0]
     entries = [c for p in wanted if (c := store().get(key, p))]
     if not entries:
         raise NlpsuiteError(f"{key} ({precision or 'any precision'}) is not in the cache: nothing to verify")
@@ -186,14 +205,15 @@ def verify(
         )
 
 
-def _cache_key(name: str) -> str:
-    """The cache key of a model name; the name itself when its source is gone."""
+def _resolved(name: str):
+    """(cache key, source) of a model name; (the name itself, None) when its source is gone."""
     from ..modelstore.resolve import resolve
 
     try:
-        return resolve(name, _models()).key
+        source = resolve(name, _models())
     except NlpsuiteError:
-        return name
+        return name, None
+    return source.key, source
 
 
 @app.command("rm")
@@ -206,24 +226,29 @@ def rm(
     model: Model = None,
     device: Device = "auto",
 ):
-    """Delete a model's converted files (every precision, or one), its pre-packed copies and what tasks derived
-    from it; asks first on a terminal."""
-    from ..modelstore.resolve import store
+    """Delete a model's converted files (every precision, or one), its pre-packed copies, what tasks derived
+    from it and, with every precision, its download; asks first on a terminal."""
+    from ..modelstore.resolve import remove_download, store
 
     wanted = _precisions(precision)
-    key = _cache_key(_target(name, model))
+    key, source = _resolved(_target(name, model))
     entries = [c for p in wanted if (c := store().get(key, p))]
-    if not entries and (precision or not (store().root / key).is_dir()):
+    download = 0 if precision or source is None else _download_bytes(source)
+    if not entries and not download and (precision or not (store().root / key).is_dir()):
         raise NlpsuiteError(f"{key} ({precision}) is not in the cache" if precision else f"{key} is not in the cache")
-    freed = sum(c.footprint()["total_bytes"] for c in entries)
-    what = f"{key} ({', '.join(c.precision for c in entries) or 'unfinished files'}, {_size(freed)})"
+    freed = download + sum(c.footprint()["total_bytes"] for c in entries)
+    parts = [c.precision for c in entries] + (["download"] if download else [])
+    what = f"{key} ({', '.join(parts) or 'unfinished files'}, {_size(freed)})"
     if not yes:
         if not sys.stdin.isatty():
             raise NlpsuiteError(f"not removing {what} without asking: add --yes (no terminal to ask on)")
         if not typer.confirm(f"remove {what} from the cache?", default=False, err=True):
             raise NlpsuiteError(f"nothing removed: {key} stays")
     store().remove(key, wanted)
+    if download:
+        remove_download(source)
     if json:
-        print_json({"removed": key, "precisions": [c.precision for c in entries], "freed_bytes": freed})
+        removed = {"removed": key, "precisions": [c.precision for c in entries], "download": bool(download)}
+        print_json({**removed, "freed_bytes": freed})
     elif not quiet:
         err(f"removed {what}")

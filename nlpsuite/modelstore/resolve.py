@@ -140,6 +140,20 @@ def fingerprint(source: ModelSource) -> str | None:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
+def download_of(source: ModelSource) -> Path | None:
+    """The file a catalog model was downloaded as, kept to convert other precisions without downloading again."""
+    from .fetch import download_path
+
+    return download_path(source.spec, config.downloads_dir()) if source.kind == "catalog" else None
+
+
+def remove_download(source: ModelSource) -> int:
+    """Delete the kept download of a catalog model; the bytes freed."""
+    from . import fetch
+
+    return fetch.remove_download(source.spec, config.downloads_dir()) if source.kind == "catalog" else 0
+
+
 def cached_models() -> list[CachedModel]:
     return store().entries()
 
