@@ -9,7 +9,6 @@ import typer
 
 from ..plugins import registry
 from . import options as opt
-from .flags import DEFAULT_PRECISION
 from .taskcommand import option_parameter
 
 
@@ -22,7 +21,7 @@ def chat_command(task):
             ("system", Annotated[str | None, typer.Option("--system", help="System prompt.")], None),
             ("model", opt.Model, None),
             ("device", opt.Device, "auto"),
-            ("precision", opt.Precision, DEFAULT_PRECISION),
+            ("precision", opt.Precision, "fp32"),
             ("json", opt.Json, False),
             ("quiet", opt.Quiet, False),
         )

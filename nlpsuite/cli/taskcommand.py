@@ -17,7 +17,6 @@ import typer
 from ..errors import NlpsuiteError
 from ..tasks import Input, Option, Task
 from . import options as opt
-from .flags import DEFAULT_PRECISION
 
 # The options every task command has, by parameter name; a task may not declare these names itself.
 COMMON = {
@@ -29,7 +28,7 @@ COMMON = {
     "force": (opt.Force, False),
     "model": (opt.Model, None),
     "device": (opt.Device, "auto"),
-    "precision": (opt.Precision, DEFAULT_PRECISION),
+    "precision": (opt.Precision, "fp32"),
     "quiet": (opt.Quiet, False),
     "ray": (opt.Ray, None),
     "workers": (opt.Workers, None),
