@@ -216,3 +216,17 @@ def test_a_command_that_fails_while_the_model_loads_fails_as_before(tiny_llama, 
     assert said == [line for line in before.stderr.splitlines() if not line.startswith("REPORT ")]
     assert message in done.stderr and "Traceback" not in done.stderr
     assert "LOADED" not in done.stderr  # it exited while the head start was still loading
+
+
+@pytest.mark.parametrize("command", ["generate", "translate", "chat"])
+def test_the_guess_reads_the_options_the_commands_declare(command):
+    """cli/flags.py names what the guess reads; the commands must declare exactly those, with that default."""
+    from nlpsuite.cli import flags
+    from nlpsuite.cli.app import build_command
+
+    params = {p.name: p for p in build_command().get_command(None, command).params}
+    assert set(params["model"].opts) == set(flags.MODEL_FLAGS)
+    assert params["device"].opts == [flags.DEVICE_FLAG]
+    assert params["precision"].opts == [flags.PRECISION_FLAG] and params["precision"].default == flags.DEFAULT_PRECISION
+    if command != "chat":
+        assert params["ray"].opts == [flags.RAY_FLAG]

@@ -3,7 +3,8 @@
 Packing fp32 weights for the matrix kernels takes 0.3-0.6 s of every load and is worth ~28% of decode
 speed, so it cannot be skipped; saving the packed form once makes later loads that much faster. The
 packed layout depends on the ONNX Runtime version and the CPU's instruction set, so the copy lives in
-a folder keyed by both and is never used elsewhere. It doubles the model's disk use. Its files' sha256
+a folder keyed by both and is never used elsewhere. It takes twice the weights on disk (it holds the plain
+weights and the packed ones), so the model takes three times its weights in all. Its files' sha256
 are recorded when it is written and checked before it is used, as for the model itself.
 """
 
@@ -25,12 +26,14 @@ from ..fsutil import free_bytes
 from ..modelstore import integrity
 
 FILES_FILE = "files.json"  # name -> {"size", "sha256"}
-# The rule (benchmarks/bench_load.py, README "Start-up"): the copy costs twice the weights on disk and saves about
-# 40% of the session's build (0.4 CPU-s of 1.0 on the 538 MB default model). Up to 1 GB of weights (models of up
-# to ~250M parameters in fp32) that is what keeps a one-off call near a second; above, the disk it takes (4 GB
-# for a 0.5B model, 56 GB for a 7B one) is worth more than the fraction of a load it saves.
+# The rule (benchmarks/bench_load.py, bench_coldstart.py; docs/startup-and-disk.md): the copy costs twice the weights
+# on disk (1,076 MB beside the default model's 546) and saves packing them at each load: 0.2-0.4 CPU-s and as much
+# of a one-off call on 2 cores (1.49 against 1.69 s for `generate --max-tokens 16`), and the weights stay in shared
+# file pages rather than each process's own memory (125 against 624 MB anonymous). Up to 1 GB of weights (models of
+# up to ~250M parameters in fp32) that is kept; above, the disk it takes (4 GB for a 0.5B model, 56 GB for a 7B one)
+# is worth more than the fraction of a load it saves. NLPSUITE_PACKED_COPY=0 goes without it for any model.
 MAX_WEIGHTS_BYTES = 1_000_000_000
-SAVES = "about 40% of building the session"  # what `models info` says the copy saves
+SAVES = "0.2-0.4 s of each start of the default model on 2 cores"  # what `models info` says it saves
 STALE_AFTER_S = 3600  # a partial copy this old was left by a killed process
 ROOM_FACTOR = 2.2  # the copy is about twice the portable weights; keep a little room besides
 
