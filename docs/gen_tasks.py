@@ -12,6 +12,8 @@ suite (tests/test_docs.py) and CI run the check.
 from __future__ import annotations
 
 import argparse
+import html
+import re
 import sys
 from pathlib import Path
 
@@ -49,8 +51,10 @@ declare a task of your own.
 
 
 def cell(value: object) -> str:
-    """A value for one Markdown table cell: pipes escaped, line breaks flattened."""
-    return str(value).replace("|", "\\|").replace("\n", " ").strip()
+    """A value for one Markdown table cell: pipes escaped (as HTML inside a code span, where a backslash would
+    show), line breaks flattened."""
+    text = re.sub(r"`([^`]*\|[^`]*)`", lambda m: f"<code>{html.escape(m[1]).replace('|', '&#124;')}</code>", str(value))
+    return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
 def number(value: float) -> str:
@@ -121,7 +125,7 @@ def batch_usage(task: Task) -> str:
 def front_ends(task: Task) -> list[str]:
     if task.command:
         cli = f"`{usage(task)}`"
-        batch = f"`{batch_usage(task)}` (add `--ray local\\|auto\\|HOST:PORT` for a Ray cluster)"
+        batch = f"`{batch_usage(task)}` (`--ray` runs it on a Ray cluster)"
     else:
         core = f" (`nlpsuite {task.name}` is a core command)" if task.name in CORE_COMMANDS else ""
         cli, batch = "no generated command" + core, "–"

@@ -43,6 +43,7 @@ def test_a_new_task_appears_with_its_route_options_and_eval_columns():
         options=(
             Option("times", int, 2, "How many times.", short="-x", min=1, max=5),
             Option("style", str, "plain", "How.", choices=("plain", "fancy")),
+            Option("mode", str, "a", "One of `a|b`."),
         ),
         output=("echo",),
         value="echo",
@@ -53,6 +54,7 @@ def test_a_new_task_appears_with_its_route_options_and_eval_columns():
     assert "`POST /v1/tasks/echo`" in page
     assert "| `times` | `--times`, `-x` | integer | `2` | 1 to 5 |  | How many times. |" in page
     assert "| `style` | `--style` | text | `plain` |  | `plain`, `fancy` | How. |" in page
+    assert "| One of <code>a&#124;b</code>. |" in page  # a pipe in a code span: no backslash to show
     assert "`--note` (text, a file's path, or `-` for stdin)" in page
     assert "`nlpsuite eval echoing DATA` (or `nlpsuite eval echo DATA`)" in page
     assert "Data columns: `said` (the task's `text`); the gold column: `gold`." in page
