@@ -27,6 +27,8 @@ import sys
 import threading
 import time
 
+from harness import out_option, save, show
+
 PROMPT = (
     "You are helping a student prepare for an exam. Explain, in a few clear paragraphs, how the water "
     "cycle works: evaporation, condensation, precipitation and collection, with one everyday example of each."
@@ -173,7 +175,7 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,8,16", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--gguf", help="Also run llama.cpp's server (llama-cpp-python[server]) on this GGUF file.")
-    parser.add_argument("--out", default="bench_serve.json")
+    out_option(parser, "serve")
     parser.add_argument("--soak", type=float, help="Instead: this many seconds of 16 clients hanging up at random.")
     args = parser.parse_args()
     slots = max(args.clients)
@@ -207,15 +209,14 @@ def main() -> None:
             rows += run_engine("llama.cpp", command, port, "/v1/models", args.gguf, args)
 
     single = {r["engine"]: r["aggregate_tokens_per_s"] for r in rows if r["clients"] == 1}
-    print(f"{'engine':<10} {'clients':>7} {'agg tok/s':>10} {'x one':>6} {'TTFT p50 ms':>12} {'TTFT p95 ms':>12}")
+    table = []
     for r in rows:
         ratio = r["aggregate_tokens_per_s"] / single[r["engine"]] if single.get(r["engine"]) else float("nan")
-        print(
-            f"{r['engine']:<10} {r['clients']:>7} {r['aggregate_tokens_per_s']:>10.1f} {ratio:>6.2f} "
-            f"{r['ttft_p50_ms']:>12} {r['ttft_p95_ms']:>12}"
-        )
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"tokens": args.tokens, "rows": rows}, fh, indent=2)
+        table.append((r["engine"], r["clients"], f"{r['aggregate_tokens_per_s']:.1f}", f"{ratio:.2f}",
+                      r["ttft_p50_ms"], r["ttft_p95_ms"]))  # fmt: skip
+    columns = ["engine", "clients", "agg tok/s", "x one", "TTFT p50 ms", "TTFT p95 ms"]
+    show(f"{args.model}: concurrent streaming clients, {args.tokens} tokens each", columns, table)
+    save({"tokens": args.tokens, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

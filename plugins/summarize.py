@@ -21,7 +21,7 @@ PROMPT = "Summarize the following text in {length}.\n\n{text}"
 CHUNK_TOKENS = 1536  # small models summarize short inputs far better than long ones, whatever their window
 CHUNK_WORDS = 80  # length of each chunk's summary in the map step
 # A character budget this short is asked for as one sentence: Qwen2.5-0.5B's 20-character Chinese summaries went
-# from ROUGE-L 42.4 to 44.2 (30 news items, benchmarks/zh_quality.py), fewer of them cut off mid-clause.
+# from ROUGE-L 42.4 to 44.2 (30 news items, benchmarks/quality_zh.py), fewer of them cut off mid-clause.
 SENTENCE_CHARACTERS = 40
 _LEADS = re.compile(r"^(here is|here's|sure|summary|the summary|in summary)[^:\n]{0,60}:\s*", re.IGNORECASE)
 
