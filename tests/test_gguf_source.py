@@ -14,13 +14,11 @@ pytest.importorskip("torch")  # transformers reads a GGUF file only with torch: 
 CHAT = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
 
 
-def _byte_level_vocabulary(tmp_path: Path) -> dict:
+def _byte_level_vocabulary(make_tiny_llama, tmp_path: Path) -> dict:
     """A byte-level BPE vocabulary trained here (the kind SmolLM, Qwen and Llama 3 files hold)."""
     import json
 
-    from conftest import build_tiny_llama
-
-    folder = build_tiny_llama(tmp_path / "hf")
+    folder = make_tiny_llama(tmp_path / "hf")
     model = json.loads((folder / "tokenizer.json").read_text())["model"]
     tokens = sorted(model["vocab"], key=model["vocab"].get)
     merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
@@ -94,8 +92,9 @@ def _same_as_transformers(path: Path) -> None:
 @pytest.mark.parametrize(
     ("arch", "name", "untied"), [("llama", "tiny", False), ("qwen2", "tiny", True), ("llama", "mistral", False)]
 )
-def test_a_byte_level_gguf_reads_as_transformers_reads_it(tmp_path, arch, name, untied):
-    _same_as_transformers(write_gguf(tmp_path / "m.gguf", arch, _byte_level_vocabulary(tmp_path), name, untied))
+def test_a_byte_level_gguf_reads_as_transformers_reads_it(make_tiny_llama, tmp_path, arch, name, untied):
+    vocabulary = _byte_level_vocabulary(make_tiny_llama, tmp_path)
+    _same_as_transformers(write_gguf(tmp_path / "m.gguf", arch, vocabulary, name, untied))
 
 
 def test_a_sentencepiece_gguf_reads_as_transformers_reads_it(tmp_path):
