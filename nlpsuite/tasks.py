@@ -257,8 +257,8 @@ def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
         Option("top_p", float, None, "Nucleus sampling mass, in (0, 1]." + model.format(1), min=1e-6, max=1),
         Option("repetition_penalty", float, None, "> 1 discourages repeats." + model.format(1), min=0.01, max=100),
         Option("seed", int, None, "Seed for sampling."),
-        Option("stop", list, None, "Stop at this string (repeatable).", separator=None),
-        Option("ignore_eos", bool, False, "Keep generating past end-of-sequence."),
+        Option("stop", list, None, "Stop where this text appears.", separator=None),
+        Option("ignore_eos", bool, False, "Keep generating past end-of-sequence.", label="Ignore the end of text"),
     )  # fmt: skip
 
 

@@ -606,6 +606,7 @@ def test_the_web_page_draws_each_result_for_a_person_at_two_widths(server, tmp_p
             p.screenshot(tmp_path / f"page-chat-{width}.png")
             _page_draws_labels_and_text(p, server, tmp_path, width)
             _page_draws_answers_and_lists(p, server, tmp_path, width)
+            _page_draws_any_tasks_result_by_its_shape(p)
             words = p.text(p.one("main")) + p.one("#message").get_attribute("placeholder")
             assert not re.search(r"--[a-z]|TEXT\|FILE|- for stdin", words), "CLI wording on the page"
             assert not p.overflows(), f"the page is wider than {width} px"
@@ -704,3 +705,28 @@ def _page_draws_answers_and_lists(p, server, tmp_path, width):
     assert [p.text(p.one(".body", hit)) for hit in hits] == [r["text"] for r in want["results"]]
     assert [p.text(p.one(".title", hit)) for hit in hits] == [r["source"] for r in want["results"]]
     assert all(p.all(".bar-row", hit) for hit in hits)  # each hit's score as a bar
+
+
+def _page_draws_any_tasks_result_by_its_shape(p):
+    """Shapes no task here gives: a task's object as a table of fields (extract), records with a nested text and a
+    score as a ranked list with bars (rerank); drawn from a declaration alone, as for any third-party task."""
+    draw = """const box = document.createElement("div");
+        box.append(...render(...arguments[0].map((a) => JSON.parse(a))));
+        const all = (css) => [...box.querySelectorAll(css)].map((e) => e.textContent);
+        return {th: all("th"), td: all("td"), chips: all(".chips > span"), bodies: all(".rows .body"),
+                bars: all(".bar-row .name")};"""
+
+    def drawn(*args):  # as JSON text: the fields' order is kept
+        return p.driver.execute_script(draw, [json.dumps(a) for a in args])
+
+    task = {"name": "fields", "inputs": [{"name": "text"}], "output": ["data", "finish_reason"], "value": "data"}
+    result = {"data": {"name": "Ada Lovelace", "born": 1815, "languages": ["en", "fr"]}, "finish_reason": "stop"}
+    got = drawn(task, result, {"text": "Ada Lovelace, born 1815, wrote English and French."})
+    assert got["th"] == ["Name", "Born", "Languages"] and got["td"] == ["Ada Lovelace", "1815", "en, fr"]
+    assert got["chips"] == ["Finish reason: stop"]
+    task = {"name": "ranked", "inputs": [{"name": "query"}], "output": ["results"], "value": "results"}
+    ranked = [{"index": 1, "relevance_score": 0.91, "document": {"text": "Paris is in France."}},
+              {"index": 0, "relevance_score": 0.12, "document": {"text": "Bananas are yellow."}}]  # fmt: skip
+    got = drawn(task, {"query": "France", "results": ranked}, {"query": "France"})
+    assert got["bodies"] == ["Paris is in France.", "Bananas are yellow."]
+    assert got["bars"] == ["Relevance score", "Relevance score"] and got["chips"] == ["Index: 1", "Index: 0"]

@@ -88,10 +88,11 @@ async function readEvents(response, onData) {
 function fieldId(form, name) { return form + "-" + name; }
 
 function control(spec, id, kind) {
-  if (kind === "text" || kind === "lines") {
-    return el("textarea", {id, name: spec.name, rows: spec.first ? 3 : 6, required: spec.first && !spec.optional,
-                           "data-type": kind === "lines" ? "lines" : "string"});
+  if (spec.type === "object") {  // JSON, such as a JSON Schema
+    return el("textarea", {id, name: spec.name, rows: 5, required: spec.required, "data-type": "object", spellcheck: "false"});
   }
+  if (kind === "lines") return el("textarea", {id, name: spec.name, rows: spec.first ? 3 : 4, required: spec.first && !spec.optional, "data-type": "lines"});
+  if (kind === "text") return el("textarea", {id, name: spec.name, rows: spec.first ? 3 : 6, required: spec.first && !spec.optional});
   if (spec.type === "boolean") {
     return el("input", {id, name: spec.name, type: "checkbox", checked: !!spec.default, "data-type": "boolean"});
   }
@@ -116,6 +117,7 @@ function control(spec, id, kind) {
 // One labelled field: kind "text" (a text box), "lines" (one item a line) or "option" (by the option's type).
 function field(formId, spec, kind) {
   const id = fieldId(formId, spec.name), box = el("div", {class: "field"});
+  if (spec.type === "array" && spec.separator === null) kind = "lines";  // a list given one value a line
   const input = control(spec, id, kind);
   let help = spec.help || "";
   if (kind === "lines") help = (help ? help.replace(/\.?$/, ". ") : "") + "One a line.";
@@ -140,6 +142,9 @@ function valueOf(input) {
   if (type === "number") return parseFloat(input.value);
   if (type === "array") return input.value.split(",").map((s) => s.trim()).filter(Boolean);
   if (type === "lines") return input.value.split("\n").map((s) => s.trim()).filter(Boolean);
+  if (type === "object") {
+    try { return JSON.parse(input.value); } catch (e) { throw new Error(input.labels[0].textContent + " is not valid JSON: " + e.message); }
+  }
   return input.value;
 }
 
@@ -350,12 +355,12 @@ function taskPanel(task) {
   form.append(el("div", {class: "actions"}, run), result, rawBox);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const sent = bodyOf(form, task.options);
     run.disabled = true;
     result.className = "result busy";
     result.replaceChildren("Working…");
     rawBox.hidden = true;
     try {
+      const sent = bodyOf(form, task.options);
       const path = "/v1/tasks/" + encodeURIComponent(task.name) + (task.stream ? "?stream=true" : "");
       const response = await call(path, sent);
       let answer;

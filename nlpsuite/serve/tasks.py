@@ -52,6 +52,7 @@ def _option(option: Option) -> dict:
         "default": default,
         "help": option.help,
         "choices": list(option.choices),
+        "separator": option.separator if option.type is list else None,  # a list: null means one value a line
         "required": option.required,
         "min": option.min,
         "max": option.max,
