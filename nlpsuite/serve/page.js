@@ -183,7 +183,7 @@ function bar(name, value, chosen) {
   fill.style.width = Math.round(value * 1000) / 10 + "%";
   return el("div", {class: "bar-row" + (chosen ? " chosen" : ""), "data-name": name},
     el("span", {class: "name", text: name}), el("div", {class: "bar", role: "meter", "aria-valuemin": 0, "aria-valuemax": 1,
-      "aria-valuenow": value, "aria-label": name}, fill), el("span", {class: "num", text: fixed(value)}));
+      "aria-valuenow": value, "aria-label": name}, fill), el("span", {class: "num", text: value > 0 && value < 0.001 ? "<0.001" : value.toFixed(3)}));
 }
 
 function bars(probabilities, chosen) {
