@@ -591,6 +591,21 @@ def test_models_says_what_unset_sampling_settings_become(server, monkeypatch):
     assert entry["sampling_defaults"] == {"temperature": 0.6, "top_k": 0, "top_p": 0.9, "repetition_penalty": 1.0}
 
 
+def test_tasks_describe_what_the_page_shows_in_plain_words(server):
+    """Labels (declared, else the name in words), display hints and how a list is given."""
+    status, listed = request(server.port, "GET", "/v1/tasks", headers=authed())
+    tasks = {t["name"]: t for t in listed["data"]}
+    options = {t: {o["name"]: o for o in tasks[t]["options"]} for t in tasks}
+    assert options["translate"]["source"]["label"] == "From language"
+    assert options["generate"]["max_tokens"]["label"] == "Max tokens"
+    assert tasks["ask"]["inputs"][1]["label"] == "Context"
+    assert [tasks[t]["display"] for t in ("translate", "summarize", "ask", "sentiment", "haiku")] == [
+        "beside", "beside", "span", None, None]  # fmt: skip
+    assert options["generate"]["stop"]["separator"] is None and options["classify"]["labels"]["separator"] == ","
+    words = json.dumps(listed)
+    assert not re.search(r"--[a-z]|TEXT\|FILE|- for stdin", words), "CLI wording in what the page shows"
+
+
 def test_the_web_page_draws_each_result_for_a_person_at_two_widths(server, tmp_path):
     """Chat (roles, greedy like the CLI, Stop) and every task's form in headless chromium at a laptop's and a
     phone's width; each drawn result is checked against the API's answer to the same request."""
