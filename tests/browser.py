@@ -51,13 +51,10 @@ class Page:
         self.width = width
         self._viewport(900)
         self.driver.get(self.url)
-        if self.key:
-            box = self.one("#key")
-            self.driver.execute_script("arguments[0].closest('details').open = true", box)
-            box.clear()
-            box.send_keys(self.key)
-            self.driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", box)
-        self.wait.until(lambda d: d.find_element(self.by.TAG_NAME, "body").get_attribute("data-ready") == "true")
+        ready = "body[data-ready='true']"
+        if self.key and self.until(f"{ready}, #key-box.needed").tag_name != "body":  # the page asks for its key
+            self.one("#key").send_keys(self.key, "\n")
+        self.until(ready)
 
     def _viewport(self, height: int) -> None:
         metrics = {"width": self.width, "height": height, "deviceScaleFactor": 1, "mobile": self.width < 600}
