@@ -99,7 +99,12 @@ def run_command(task: Task, given: dict) -> None:
     head, *rest = task.inputs
     text = given[head.name]
     shared = {i.name: text_or_file(given[i.name], i) for i in rest if given[i.name] is not None}
-    chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None and given[o.name] is not False}
+    # a switch left off is not given (its default stands), unless it turns off one that is on by default
+    chosen = {
+        o.name: given[o.name]
+        for o in task.options
+        if given[o.name] is not None and (given[o.name] is not False or o.default)
+    }
     batch = opt.batch_paths(given["input"], given["output"], text)
     if given["batch_size"] < 1:
         raise NlpsuiteError("--batch-size must be at least 1")
