@@ -179,6 +179,25 @@ def _health(service: Service):
     return health
 
 
+def _mcp(service: Service):
+    """``/mcp`` where the MCP SDK is installed (the ``mcp`` extra), else a route that says how to get it."""
+    try:
+        from .mcp import HttpEndpoint
+    except ImportError:
+
+        async def missing(request):
+            return ApiError(501, 'MCP needs the MCP SDK: pip install "nlpsuite[mcp]"', code="mcp_missing").response()
+
+        return missing, contextlib.nullcontext
+
+    def check(request) -> None:
+        _check_key(service, request)
+        _check_state(service)
+
+    endpoint = HttpEndpoint(service, check)
+    return endpoint, endpoint.lifespan
+
+
 def _metrics(service: Service):
     async def metrics(request):
         if not service.config.metrics_public:
@@ -213,13 +232,16 @@ def create_app(service: Service) -> Starlette:
         *files.routes(service, endpoint),
         *batches.routes(service, endpoint),
     ]
+    mcp_endpoint, mcp_lifespan = _mcp(service)
+    routes.append(Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         if service.state == "loading":
             service.start()
         runner = asyncio.create_task(service.batches.run())  # batches left unfinished by a stop go on
-        yield
+        async with mcp_lifespan():
+            yield
         runner.cancel()
         service.close()
 

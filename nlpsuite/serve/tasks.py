@@ -77,7 +77,7 @@ async def run_task(service, request, body: dict):
         raise bad(f"{name} does not stream its text: call it without ?stream=true", "stream")
     flags = {o.cli_flag: o.name for o in task.options}
     try:
-        inputs, options, single = _request(task, body)
+        inputs, options, single = read_request(task, body)
     except NlpsuiteError as exc:
         raise bad(api_words(str(exc), flags)) from None
 
@@ -124,7 +124,7 @@ async def _streamed(service, work):
     yield "data: [DONE]\n\n"
 
 
-def _request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
+def read_request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
     """The task's input records and checked options from a JSON body: the first input one value or a list."""
     head, *rest = task.inputs
     if head.name not in body:
