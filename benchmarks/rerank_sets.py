@@ -64,7 +64,7 @@ def debian_faq(root: Path) -> list[dict]:
         elif current is not None and current["open"] and line.strip() and not line.startswith(" "):
             current["question"] += " " + line.strip()  # a heading wrapped onto a second line
         elif current is not None:
-            current["open"] = current["open"] and not line.strip() == ""
+            current["open"] = current["open"] and bool(line.strip())
             current["lines"].append(line.strip())
     out = []
     for s in sections:

@@ -93,13 +93,7 @@ def register_tasks(register):
             ),
             options=(
                 Option("top_n", int, None, "Return only the N most relevant documents.", min=1),
-                Option(
-                    "return_documents",
-                    bool,
-                    True,
-                    "Give each document's text with its score.",
-                    flag="--return-documents/--no-return-documents",
-                ),  # fmt: skip
+                Option("return_documents", bool, True, "Give each document's text with its score."),
             ),
             output=("results",),
             value="results",

@@ -53,6 +53,8 @@ def option_parameter(option: Option, name: str | None = None) -> inspect.Paramet
         return _param(name, Annotated[str | None, typer.Argument(help=option.help, show_default=False)], None)
     decls = [option.cli_flag, *([option.short] if option.short else [])]
     if option.type is bool:
+        if option.default:  # a switch on by default is turned off by --no-NAME
+            decls[0] = f"{option.cli_flag}/--no-{option.cli_flag[2:]}"
         return _param(name, Annotated[bool, typer.Option(*decls, help=option.help)], bool(option.default))
     if option.type is list and option.separator is None:
         kind: Any = list[str] | None

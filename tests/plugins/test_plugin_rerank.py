@@ -140,3 +140,18 @@ def test_search_rerank_reorders_the_first_hits(suite, tmp_path):
         from nlpsuite.retrieval import index
 
         index.remove(name)
+
+
+def test_rerank_in_the_repl(suite, tmp_path):
+    import io
+
+    from nlpsuite.cli.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(DOCS), encoding="utf-8")
+    script = io.StringIO(f"/task rerank --documents {docs} --top-n 2 --return-documents false\ncat dog bird?\n")
+    repl = ChatRepl(suite, SamplingParams(max_tokens=4), json=True, stdin=script, stdout=(shown := io.StringIO()))
+    repl.run()
+    want = suite.run("rerank", "cat dog bird?", documents=DOCS, top_n=2, return_documents=False)
+    assert json.loads(shown.getvalue().splitlines()[-1])["results"] == want
