@@ -23,9 +23,7 @@ def run(suite, inputs, name: str, k: int = 5, rerank: int | None = None):
 def hits(suite, name: str, queries: list[str], k: int, rerank: int | None = None) -> list[list[dict]]:
     """The ``k`` best passages per query; with ``rerank``, the first ``rerank`` hits re-ordered by the relevance
     head (each then holds its ``relevance``) before the cut."""
-    from nlpsuite import retrieval
-
-    found = retrieval.search(suite, name, queries, max(k, rerank or 0))
+    found = suite.search(name, list(queries), max(k, rerank or 0))
     if not rerank:
         return found
     head = suite.head("relevance")

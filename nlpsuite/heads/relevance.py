@@ -2,8 +2,12 @@
 reading the passage (query likelihood, as in UPR: Sachan et al., 2022), against how likely it finds the query
 after no passage at all.
 
-Why this and not "is the passage relevant? yes/no": measured on the first 20 search hits of Debian FAQ
-questions (benchmarks/rerank_sets.py, benchmarks/bench_rerank.py).
+Why this and not "is the passage relevant? yes/no" (the probability of " yes" after the passage, the query and
+that question): on the first 5 search hits of 26 Debian FAQ questions (benchmarks/rerank_sets.py), the gain
+below tells the relevant passages from the others at ROC AUC 0.74, the yes/no label at 0.48 (chance). On the
+held-out Python FAQ questions (first 20 hits of each, 18 questions measured so far), reranking by the gain takes
+search's nDCG@10 from 0.760 to 0.819 (MRR@10 0.712 to 0.791); by the yes/no label it falls to 0.373. Both
+cost the same: one pass over the N passages.
 
 One left-padded batch holds every passage's prompt plus one content-free prompt; the query follows in the same
 pass, so a query and its N passages cost one forward of N + 1 rows. The per-token log-likelihood gain over the
@@ -25,9 +29,11 @@ CONTENT_FREE = "N/A"
 MAX_PASSAGE_TOKENS = 256  # longer passages are cut: the query is asked of their beginning
 MAX_QUERY_TOKENS = 64
 ROWS = 16  # passages scored in one pass
-# relevance = sigmoid(SLOPE * (gain per query token) + BIAS), fitted by logistic regression on the dev questions
-SLOPE = 1.0
-BIAS = 0.0
+# relevance = sigmoid(SLOPE * (gain per query token) + BIAS): a logistic regression fitted on the 130 (question,
+# hit) pairs of those 26 Debian questions; on the 360 held-out Python pairs it predicts 0.093 on average for a
+# base rate of 0.106, ECE 0.031 (10 bins)
+SLOPE = 0.672
+BIAS = -2.85
 
 
 class RelevanceHead:
