@@ -88,7 +88,8 @@ def _passages(results: list[dict]) -> None:
     console = Console(highlight=False)
     for rank, r in enumerate(results, start=1):
         source = escape(_shown_source(r["source"]))
-        console.print(f"[bold]{rank}.[/bold] [cyan]{source}[/cyan]  [dim]score {r['score']:.3f}[/dim]")
+        relevance = f" · relevance {r['relevance']:.3f}" if "relevance" in r else ""  # search --rerank
+        console.print(f"[bold]{rank}.[/bold] [cyan]{source}[/cyan]  [dim]score {r['score']:.3f}{relevance}[/dim]")
         console.print(escape(" ".join(r["text"].split())), soft_wrap=False)
         if rank < len(results):
             console.print()
