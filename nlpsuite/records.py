@@ -392,11 +392,3 @@ def document_list(value, name: str = "documents") -> list[tuple[str, str]]:
         seen.add(doc)
         out.append((doc, text))
     return out
-
-
-def documents_field(path: Path, line: int, record: dict, column: str):
-    """``record[column]`` checked as ``document_list`` reads it, and given back as it is (ids stay the data's)."""
-    if record.get(column) is None:
-        raise NlpsuiteError(f"{path}:{line}: no value for {column!r}")
-    document_list(record[column], f"{path}:{line}: {column}")
-    return record[column]

@@ -56,9 +56,7 @@ def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
 def _score(predictions: list[list[str]], gold: list[dict], options: dict) -> dict:
     from nlpsuite.eval import metrics
 
-    k = options["k"]
-    scores = metrics.retrieval_scores(predictions, gold, k)
-    return {**scores, "k": k, f"recall@{k}": scores["recall@k"], f"ndcg@{k}": scores["ndcg@k"]}
+    return metrics.retrieval_report(predictions, gold, options["k"])
 
 
 EVAL = Eval(

@@ -7,27 +7,16 @@ import math
 from pathlib import Path
 
 import pytest
+from test_serve import haiku_registry
 
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.tasks import Input, Option, Task
 
 jsonschema = pytest.importorskip("jsonschema")
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def registry_with_haiku():
-    import importlib.util
-
-    from nlpsuite import plugins
-
-    spec = importlib.util.spec_from_file_location("nlpsuite_haiku", ROOT / "examples/nlpsuite-haiku/nlpsuite_haiku.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    loader = plugins.PluginLoader()
-    loader.load(include_entry_points=False)
-    assert loader.add_module("nlpsuite-haiku", module).error is None
-    return loader.registry
+    return haiku_registry()
 
 
 def all_tasks() -> list[Task]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import fsutil
 from ..errors import NlpsuiteError
-from ..records import documents_field, read_records, text_field
+from ..records import document_list, read_records, text_field
 from ..tasks import LABEL_EVAL, Option, Task  # noqa: F401 - LABEL_EVAL: part of the plugin API
 from . import metrics
 
@@ -134,6 +134,14 @@ def evaluate(
                     on_batch(batch, new)
                 advance(len(batch))
     return {"task": recipe.name, "n": len(inputs), "metrics": recipe.score(predictions, gold, options)}
+
+
+def documents_field(path: Path, line: int, record: dict, column: str):
+    """``record[column]`` checked as ``document_list`` reads it, and given back as it is (ids stay the data's)."""
+    if record.get(column) is None:
+        raise NlpsuiteError(f"{path}:{line}: no value for {column!r}")
+    document_list(record[column], f"{path}:{line}: {column}")
+    return record[column]
 
 
 def _predict(task: Task, suite, batch: list[dict], options: dict) -> list:

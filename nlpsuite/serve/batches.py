@@ -47,12 +47,7 @@ def folder() -> Path:
 
 
 def load(batch_id: str) -> dict:
-    if not BATCH_ID.fullmatch(batch_id):
-        raise ApiError(404, f"no batch {batch_id!r}", "batch_id", "batch_not_found")
-    try:
-        return json.loads((folder() / f"{batch_id}.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ApiError(404, f"no batch {batch_id!r}", "batch_id", "batch_not_found") from None
+    return files.read_entry(folder(), BATCH_ID, batch_id, "batch")
 
 
 def save(batch: dict) -> dict:

@@ -39,12 +39,17 @@ def content_path(file_id: str) -> Path:
 
 def describe(file_id: str) -> dict:
     """The file's OpenAI object; 404 when there is no such file."""
-    if not FILE_ID.fullmatch(file_id):
-        raise ApiError(404, f"no file {file_id!r}", "file_id", "file_not_found")
-    try:
-        return json.loads((folder() / f"{file_id}.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ApiError(404, f"no file {file_id!r}", "file_id", "file_not_found") from None
+    return read_entry(folder(), FILE_ID, file_id, "file")
+
+
+def read_entry(where: Path, pattern: re.Pattern, entry_id: str, kind: str) -> dict:
+    """The description ``where/ID.json`` of a file or batch; 404 for an id of the wrong form or not there."""
+    if pattern.fullmatch(entry_id):
+        try:
+            return json.loads((where / f"{entry_id}.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+    raise ApiError(404, f"no {kind} {entry_id!r}", f"{kind}_id", f"{kind}_not_found")
 
 
 def publish(file_id: str, filename: str, purpose: str) -> dict:
