@@ -499,6 +499,7 @@ def test_every_task_answers_and_a_list_in_gives_a_list_out(server, tmp_path):
         "chat": {"messages": [[{"role": "user", "content": "hi"}]], "max_tokens": 3},
         "generate": {"prompt": ["hello", "world"], "max_tokens": 3},
         "haiku": {"topic": ["snow", "sea"], "max_tokens": 4},
+        "rerank": {"query": ["cat", "dog"], "documents": [["a cat", "a dog"], ["the dog", "東京"]]},  # one list each
     }
     for task in server.suite.registry.tasks:
         body = bodies[task]
@@ -720,6 +721,11 @@ def _page_draws_answers_and_lists(p, server, tmp_path, width):
     assert [p.text(p.one(".body", hit)) for hit in hits] == [r["text"] for r in want["results"]]
     assert [p.text(p.one(".title", hit)) for hit in hits] == [r["source"] for r in want["results"]]
     assert all(p.all(".bar-row", hit) for hit in hits)  # each hit's score as a bar
+    body = {"query": "Where is the tower?", "documents": "Bananas are yellow.\nThe Eiffel Tower is in Paris."}
+    want = _api(server, "rerank", body)
+    hits = p.all(".rows > li", p.run("rerank", body))  # the documents as a person types them: one a line
+    assert [p.text(p.one(".body", hit)) for hit in hits] == [r["document"]["text"] for r in want["results"]]
+    assert [p.text(p.one(".bar-row .name", hit)) for hit in hits] == ["Relevance score"] * 2
 
 
 def _page_draws_any_tasks_result_by_its_shape(p):

@@ -347,7 +347,8 @@ function beside(task, value, sent) {
 function taskPanel(task) {
   const formId = "task-" + task.name;
   const form = el("form", {id: formId, class: "task", novalidate: null});
-  task.inputs.forEach((spec, i) => form.append(field(formId, {...spec, first: i === 0}, spec.many ? "lines" : "text")));
+  // A list of documents is one text too: the server reads it one a line, or as JSONL or a JSON list.
+  task.inputs.forEach((spec, i) => form.append(field(formId, {...spec, first: i === 0}, "text")));
   form.append(...optionFields(formId, task.options));
   const run = el("button", {class: "primary", type: "submit", text: "Run"});
   const result = el("div", {class: "result", "aria-live": "polite"}), raw = el("pre");
