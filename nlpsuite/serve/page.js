@@ -349,7 +349,7 @@ function taskPanel(task) {
   const form = el("form", {id: formId, class: "task", novalidate: null});
   // A list of documents is one text too: the server reads it one a line, or as JSONL or a JSON list.
   task.inputs.forEach((spec, i) => form.append(field(formId, {...spec, first: i === 0}, "text")));
-  form.append(...optionFields(formId, task.options));
+  form.append(...optionFields(formId, task.options.filter((o) => o.type !== "path")));  // the server takes no paths
   const run = el("button", {class: "primary", type: "submit", text: "Run"});
   const result = el("div", {class: "result", "aria-live": "polite"}), raw = el("pre");
   const rawBox = el("details", {class: "raw", hidden: true}, el("summary", {text: "Raw JSON"}), raw);
