@@ -31,6 +31,7 @@ class Input:
     file: bool = False  # CLI: the value may also be a UTF-8 file's path, or '-' for stdin
     messages: bool = False  # the value is a chat: a string or a list of {"role", "content"} dicts
     many: bool = False  # a list of texts (or {"text"} objects), or one text holding them: see records.document_list
+    label: str = ""  # its name for a person (the web page's form); default: the name in words
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Option:
     separator: str | None = ","  # lists: split on this; None means the CLI flag repeats
     parse: Callable[[Any], Any] | None = None  # normalizes a checked value, or raises NlpsuiteError
     argument: bool = False  # CLI: a positional argument that comes before the text
+    label: str = ""  # its name for a person (the web page's form); default: the name in words
 
     @property
     def cli_flag(self) -> str:
@@ -142,6 +144,8 @@ FRONT_END_OPTIONS = frozenset(
     | {"ray", "workers"}  # batch mode on a Ray cluster
 )
 
+DISPLAYS = (None, "beside", "span")  # Task.display's hints
+
 
 @dataclass(frozen=True)
 class Task:
@@ -166,6 +170,10 @@ class Task:
     command: bool = True  # whether the CLI gets a generated command (chat has its REPL instead)
     batch_size: int = 8
     progress_label: str = ""
+    # How a person's page shows a result, where its shape does not say (see nlpsuite/serve/page.js): "beside"
+    # (the value beside the first input, its source), "span" (``answer`` marked at ``start``..``end`` in the
+    # last input, or in ``sources[passage - 1]["text"]``, with ``sources`` cited); None: by the result's shape.
+    display: str | None = None
 
     def __post_init__(self) -> None:
         names = [i.name for i in self.inputs] + [o.name for o in self.options]
@@ -176,6 +184,8 @@ class Task:
             raise ValueError(f"task {self.name!r} may not name an input or option {clash[0]!r}: every front-end has it")
         if len(set(names)) != len(names):
             raise ValueError(f"task {self.name!r} declares a name twice")
+        if self.display not in DISPLAYS:
+            raise ValueError(f"task {self.name!r}: display must be one of {DISPLAYS}, not {self.display!r}")
 
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if o.name == name), None)
@@ -260,8 +270,8 @@ def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
         Option("top_p", float, None, "Nucleus sampling mass, in (0, 1]." + model.format(1), min=1e-6, max=1),
         Option("repetition_penalty", float, None, "> 1 discourages repeats." + model.format(1), min=0.01, max=100),
         Option("seed", int, None, "Seed for sampling."),
-        Option("stop", list, None, "Stop at this string (repeatable).", separator=None),
-        Option("ignore_eos", bool, False, "Keep generating past end-of-sequence."),
+        Option("stop", list, None, "Stop where this text appears.", separator=None),
+        Option("ignore_eos", bool, False, "Keep generating past end-of-sequence.", label="Ignore the end of text"),
     )  # fmt: skip
 
 

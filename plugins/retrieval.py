@@ -121,8 +121,8 @@ def register_tasks(register):
             run,
             inputs=(Input("query", "The query"),),
             options=(
-                Option("name", str, None, "The index's name.", required=True, argument=True),
-                Option("k", int, 5, "How many passages to return.", flag="--k", short="-k", min=1),
+                Option("name", str, None, "The index's name.", required=True, argument=True, label="Search index"),
+                Option("k", int, 5, "How many passages to return.", flag="--k", short="-k", min=1, label="Passages"),
                 Option(
                     "rerank", int, None, "Re-order the first N hits by the model's relevance (slower, better).", min=1
                 ),  # fmt: skip

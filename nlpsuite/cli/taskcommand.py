@@ -40,10 +40,12 @@ def _param(name: str, annotation, default) -> inspect.Parameter:
 
 
 def _help(option: Option) -> str:
-    shown = option.default
+    shown, said = option.default, option.help
+    if option.type is list and option.separator is None:
+        said = f"{said} (repeatable)"  # the flag once per value
     if shown is None or shown is False or option.required:
-        return option.help
-    return f"{option.help} \\[default: {','.join(shown) if isinstance(shown, list) else shown}]"  # \\[: not markup
+        return said
+    return f"{said} \\[default: {','.join(shown) if isinstance(shown, list) else shown}]"  # \\[: not markup
 
 
 def option_parameter(option: Option, name: str | None = None) -> inspect.Parameter:

@@ -14,7 +14,7 @@ from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NlpsuiteError
@@ -164,9 +164,18 @@ def endpoint(service: Service, handler, body: bool = True):
     return route
 
 
+# The web page: its three files, read from the package (no build step, nothing fetched from elsewhere).
+PAGE_FILES = {"/": ("page.html", "text/html"), "/page.css": ("page.css", "text/css"),
+              "/page.js": ("page.js", "text/javascript")}  # fmt: skip
+# The page's own files only; images may also be data: URLs (its favicon is one, so /favicon.ico is never asked).
+PAGE_POLICY = "default-src 'self' 'unsafe-inline'; img-src 'self' data:"
+
+
 def _page(request):
-    html = resources.files("nlpsuite.serve").joinpath("page.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={"Content-Security-Policy": "default-src 'self' 'unsafe-inline'"})
+    name, kind = PAGE_FILES[request.url.path]
+    text = resources.files("nlpsuite.serve").joinpath(name).read_text(encoding="utf-8")
+    headers = {"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"}
+    return Response(text, media_type=kind, headers=headers)
 
 
 def _health(service: Service):
@@ -217,7 +226,7 @@ async def _http_error(request, exc: HTTPException):
 
 def create_app(service: Service) -> Starlette:
     routes = [
-        Route("/", _page, methods=["GET"]),
+        *(Route(path, _page, methods=["GET"]) for path in PAGE_FILES),
         Route("/health", _health(service), methods=["GET"]),
         Route("/v1/models", endpoint(service, openai_api.models, body=False), methods=["GET"]),
         Route("/v1/chat/completions", endpoint(service, openai_api.chat), methods=["POST"]),

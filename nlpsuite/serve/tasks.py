@@ -29,21 +29,30 @@ def describe(task: Task) -> dict:
         "output": list(task.output),
         "value": task.value,
         "stream": task.stream,
+        "display": task.display,
     }
 
 
+def label(field: Input | Option) -> str:
+    """A field's name for a person: its declared label, else its name in words (max_tokens: "Max tokens")."""
+    return field.label or field.name.replace("_", " ").capitalize()
+
+
 def _input(field: Input) -> dict:
-    return {"name": field.name, "help": field.help, "optional": field.optional, "messages": field.messages}
+    return {"name": field.name, "label": label(field), "help": field.help, "optional": field.optional,
+            "messages": field.messages}  # fmt: skip
 
 
 def _option(option: Option) -> dict:
     default = option.default if isinstance(option.default, str | int | float | bool | list) else None
     return {
         "name": option.name,
+        "label": label(option),
         "type": TYPES.get(option.type, "string"),
         "default": default,
         "help": option.help,
         "choices": list(option.choices),
+        "separator": option.separator if option.type is list else None,  # a list: null means one value a line
         "required": option.required,
         "min": option.min,
         "max": option.max,
