@@ -23,6 +23,7 @@ BUILTIN_PLUGINS = (
     "nlpsuite_plugins.translate",
     "nlpsuite_plugins.summarize",
     "nlpsuite_plugins.retrieval",
+    "nlpsuite_plugins.rerank",
 )
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 
@@ -160,6 +161,7 @@ CORE_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "plugins": ("info", "plugins", False),
     "doctor": ("info", "doctor", False),
     "serve": ("serve", "serve", False),
+    "mcp": ("mcp", "mcp", False),
 }
 
 

@@ -32,6 +32,8 @@ class Input:
     optional: bool = False
     file: bool = False  # CLI: the value may also be a UTF-8 file's path, or '-' for stdin
     messages: bool = False  # the value is a chat: a string or a list of {"role", "content"} dicts
+    many: bool = False  # a list of texts (or {"text"} objects), or one text holding them: see records.document_list
+    label: str = ""  # its name for a person (the web page's form); default: the name in words
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Option:
     separator: str | None = ","  # lists: split on this; None means the CLI flag repeats
     parse: Callable[[Any], Any] | None = None  # normalizes a checked value, or raises NlpsuiteError
     argument: bool = False  # CLI: a positional argument that comes before the text
+    label: str = ""  # its name for a person (the web page's form); default: the name in words
 
     @property
     def cli_flag(self) -> str:
@@ -155,6 +158,8 @@ FRONT_END_OPTIONS = {
     "on_text": "run(): the callback a streaming task sends its text to",
 }
 
+DISPLAYS = (None, "beside", "span")  # Task.display's hints
+
 
 @dataclass(frozen=True)
 class Task:
@@ -189,6 +194,10 @@ class Task:
     command: bool = True  # whether the CLI gets a generated command (chat has its REPL instead)
     batch_size: int = 8
     progress_label: str = ""
+    # How a person's page shows a result, where its shape does not say (see nlpsuite/serve/page.js): "beside"
+    # (the value beside the first input, its source), "span" (``answer`` marked at ``start``..``end`` in the
+    # last input, or in ``sources[passage - 1]["text"]``, with ``sources`` cited); None: by the result's shape.
+    display: str | None = None
 
     def __post_init__(self) -> None:
         names = [i.name for i in self.inputs] + [o.name for o in self.options]
@@ -199,6 +208,8 @@ class Task:
             raise ValueError(f"task {self.name!r} may not name an input or option {clash[0]!r}: every front-end has it")
         if len(set(names)) != len(names):
             raise ValueError(f"task {self.name!r} declares a name twice")
+        if self.display not in DISPLAYS:
+            raise ValueError(f"task {self.name!r}: display must be one of {DISPLAYS}, not {self.display!r}")
 
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if o.name == name), None)
@@ -239,11 +250,12 @@ class Task:
         made = Records([{head.name: v} for v in values], single, {}, False)
         for other in rest:
             given = (later or {}).get(other.name)
-            each = not single and isinstance(given, list | tuple) and not (other.messages and _is_one(given, other))
+            each = not single and isinstance(given, list | tuple) and not _one_value(given, other)
             spread = list(given) if each else [given] * len(values)
             if len(spread) != len(values):
                 raise NlpsuiteError(f"give one {other.name} per {head.name}, or one for all")
-            if strings and not all(v is None or isinstance(v, str) for v in spread):
+            kinds = (str, list) if other.many else str
+            if strings and not all(v is None or isinstance(v, kinds) for v in spread):
                 raise NlpsuiteError(f"{other.name} must be a string, or one string per {head.name}")
             if each:
                 made = made._replace(per_record=True)
@@ -262,12 +274,27 @@ class Task:
     def batch_inputs(self, rows: list[dict], shared: dict) -> list[dict]:
         """run()'s inputs for batch records: the first input is the record's ``text``, later ones its own
         field of their name or the value given once for all (``shared``)."""
-        later = {i.name: [r.get(i.name, shared.get(i.name)) for r in rows] for i in self.inputs[1:]}
-        return self.records([r["text"] for r in rows], later).records
+        inputs = self.records([r["text"] for r in rows]).records  # a record's later fields are its own: no spreading
+        for record, row in zip(inputs, rows, strict=True):
+            record.update({i.name: row.get(i.name, shared.get(i.name)) for i in self.inputs[1:]})
+        return inputs
 
     def batch_fields(self, record: dict) -> dict:
         """The fields batch mode adds to an input record."""
         return {self.batch_names.get(k, k): record[k] for k in self.output if k in record}
+
+    def parameters_schema(self, paths: bool = False) -> dict:
+        """The JSON Schema of one call's parameters (its inputs and options), for tools and typed clients;
+        ``paths``: include options that name a file on the caller's machine (no remote caller may give them)."""
+        return parameters_schema(self, paths)
+
+
+def _one_value(given: list | tuple, field: Input) -> bool:
+    """Whether a list given for a later input is that input's one value rather than one value per record: a
+    conversation for a ``messages`` input, and for a ``many`` input any list but a list of lists."""
+    if field.messages:
+        return _is_one(given, field)
+    return field.many and not any(isinstance(v, list | tuple) for v in given)
 
 
 class Records(NamedTuple):
@@ -328,9 +355,9 @@ def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
         ranged("top_p", float, None, "Nucleus sampling mass, in (0, 1]." + model.format(1)),
         ranged("repetition_penalty", float, None, "> 1 discourages repeats." + model.format(1)),
         Option("seed", int, None, "Seed for sampling."),
-        Option("stop", list, None, "Stop at this string (repeatable).", separator=None),
-        Option("ignore_eos", bool, False, "Keep generating past end-of-sequence."),
-    )
+        Option("stop", list, None, "Stop where this text appears.", separator=None),
+        Option("ignore_eos", bool, False, "Keep generating past end-of-sequence.", label="Ignore the end of text"),
+    )  # fmt: skip
 
 
 def check_sampling(options: dict, shared: dict | None = None, batch: bool = False) -> None:
@@ -339,3 +366,79 @@ def check_sampling(options: dict, shared: dict | None = None, batch: bool = Fals
 
     names = {o.name for o in sampling_options()}
     SamplingParams(**{k: v for k, v in options.items() if k in names}).check()
+
+
+# -- JSON Schema of a task's parameters: what MCP tools, chat tools and typed clients are told -------------
+
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "string"}
+MESSAGES_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["role", "content"],
+    },
+}
+
+
+DOCUMENTS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "properties": {"text": {"type": "string", "minLength": 1}, "id": {"type": ["string", "integer"]}},
+                "required": ["text"],
+            },
+        ]
+    },
+}
+
+
+def parameters_schema(task: Task, paths: bool = False) -> dict:
+    """``{"type": "object", "properties", "required"}`` for one input record and the task's options: names,
+    types, ranges, choices, defaults and help from the declaration, nothing written twice."""
+    properties, required = {}, []
+    for position, given in enumerate(task.inputs):
+        properties[given.name] = _input_schema(given)
+        if position == 0 or not given.optional:
+            required.append(given.name)
+    for option in task.options:
+        if option.type is Path and not paths:
+            continue
+        properties[option.name] = option_schema(option)
+        if option.required:
+            required.append(option.name)
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _input_schema(field: Input) -> dict:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if field.messages:
+        schema = {"anyOf": [schema, MESSAGES_SCHEMA]}
+    elif field.many:
+        schema = {"anyOf": [DOCUMENTS_SCHEMA, schema]}
+    return {**schema, "description": field.help} if field.help else schema
+
+
+def option_schema(option: Option) -> dict:
+    """One option as JSON Schema; ``parse`` and a task's ``check`` still run on what a caller sends."""
+    if option.type is list:
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    else:
+        schema = {"type": JSON_TYPES.get(option.type, "string")}
+    if option.choices:
+        schema["enum"] = list(option.choices)
+    if option.type in (int, float):
+        if option.min is not None:
+            schema["minimum"] = option.min
+        if option.max is not None:
+            schema["maximum"] = option.max
+    if option.default is not None and isinstance(option.default, str | int | float | bool | list | tuple):
+        schema["default"] = list(option.default) if isinstance(option.default, tuple) else option.default
+    if option.help:
+        schema["description"] = option.help
+    return schema

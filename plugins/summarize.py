@@ -144,5 +144,6 @@ def register_tasks(register):
             eval=Eval("summarization", {"text": "text"}, "reference", _score, read_gold=reference_field),
             batch_size=4,
             progress_label="summarizing",
+            display="beside",
         )
     )

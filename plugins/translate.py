@@ -123,7 +123,7 @@ def register_tasks(register):
     register(
         Task(
             "translate",
-            "Translate text into --to LANG; long texts go sentence by sentence, paragraph breaks kept.",
+            "Translate a text into another language; long texts go sentence by sentence, paragraph breaks kept.",
             "generation",
             run,
             options=(
@@ -134,6 +134,7 @@ def register_tasks(register):
                     "Target language: code (de) or name (German).",
                     required=True,
                     parse=lambda v: language(v, "--to"),
+                    label="To language",
                 ),
                 Option(
                     "source",
@@ -142,11 +143,13 @@ def register_tasks(register):
                     "Source language (optional).",
                     flag="--from",
                     parse=lambda v: language(v, "--from"),
+                    label="From language",
                 ),
             ),  # fmt: skip
             output=("translation",),
             value="translation",
             eval=Eval("translation", {"text": "source"}, "reference", _score, read_gold=reference_field),
             progress_label="translating",
+            display="beside",
         )
     )

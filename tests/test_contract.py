@@ -255,3 +255,9 @@ def test_repl_temp_takes_what_the_cli_takes(shouting):
         assert repl.params.temperature == value and said.pop() == (f"temperature {value}", False)
     repl.command("/temp warm")  # the CLI's parser refuses a word before the declaration sees it
     assert repl.params.temperature == 100.0 and said == [("error: --temperature takes a number", True)]
+
+
+def test_a_display_hint_is_one_the_page_knows():
+    with pytest.raises(ValueError, match="display must be one of"):
+        Task("bad", "", "generation", shout, display="carousel")
+    assert Task("fine", "", "generation", shout, display="beside").display == "beside"
