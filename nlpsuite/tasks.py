@@ -3,7 +3,7 @@
 Every front-end is generated from that declaration, so a task written once (built-in or third-party) gets them
 all: the CLI command ``nlpsuite NAME``, batch mode (``--input``/``--output``, resumed), the REPL's ``/task NAME``,
 ``nlpsuite eval NAME DATA``, ``POST /v1/tasks/NAME`` over HTTP, batch mode on a Ray cluster (``--ray``),
-``Suite.run("NAME", ...)`` in Python, and (soon) an MCP tool.
+``Suite.run("NAME", ...)`` in Python, and an MCP tool (``nlpsuite mcp``, ``/mcp`` on ``nlpsuite serve``).
 
 ``run(suite, inputs, **options) -> results`` is batch-native: ``inputs`` is a list of dicts holding the
 input fields, and it returns one dict per input. A result holds the task's ``output`` fields (what batch
@@ -168,7 +168,7 @@ class Task:
     Reserved names. An input or option may not be named as the front-ends' own (``FRONT_END_OPTIONS``): file,
     json, input, output, batch_size, force, ray, workers, model, device, precision, quiet and on_text. A task
     whose ``command`` is true may not take the name of a core command (``plugins.CORE_COMMANDS``: chat, eval,
-    calibrate, train, index, heads, models, plugins, doctor, serve), another task's or a plugin command's.
+    calibrate, train, index, heads, models, plugins, doctor, serve, mcp), another task's or a plugin command's.
 
     ``head`` is informational: the head the task mainly runs on, which ``GET /v1/tasks`` shows; run() may ask
     the suite for any head (``suite.head(name)``), and nothing checks that it uses this one.
