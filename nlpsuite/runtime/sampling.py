@@ -13,6 +13,7 @@ from ..numeric import softmax
 
 # What a sampling field left as None becomes when the model ships no generation defaults: greedy.
 BUILT_IN = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
+MAX_LOGPROBS = 20  # top alternatives recorded per token, at most (OpenAI's limit)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class SamplingParams:
     ignore_eos: bool = False
     stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
     draft: bool = True  # greedy only: guess tokens from the prompt and verify several per pass (same output)
+    logprobs: int | None = None  # record each chosen token's log-probability and this many top alternatives
 
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
@@ -52,6 +54,8 @@ class SamplingParams:
             raise NlpsuiteError("--top-p must be in (0, 1]")
         if not (math.isfinite(self.repetition_penalty) and 0.01 <= self.repetition_penalty <= 100):
             raise NlpsuiteError("--repetition-penalty must be between 0.01 and 100")
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise NlpsuiteError(f"--logprobs must be from 0 to {MAX_LOGPROBS}")
         if any(not stop for stop in self.stop):
             raise NlpsuiteError("--stop needs a non-empty string")
 
