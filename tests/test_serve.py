@@ -69,15 +69,17 @@ def server(tiny, tiny_cache):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NLPSUITE_HOME", str(tiny_cache))
-        suite = Suite(model=str(tiny), device="cpu", plugins=haiku_registry())
+        registry = haiku_registry()
         config = ServeConfig(api_key=KEY, max_batch=8, max_queue=32, max_body=256 * 1024)
-        service = Service(config, suite=suite)
+        service = Service(
+            config, lambda decoder: Suite(model=str(tiny), device="cpu", plugins=registry, decoder=decoder)
+        )
         port = free_port()
         uv = uvicorn.Server(uvicorn.Config(create_app(service), "127.0.0.1", port, log_level="warning"))
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()
         wait_healthy(port, 60)
-        yield types.SimpleNamespace(port=port, service=service, suite=suite, url=f"http://127.0.0.1:{port}")
+        yield types.SimpleNamespace(port=port, service=service, suite=service.suite, url=f"http://127.0.0.1:{port}")
         uv.should_exit = True
         thread.join(timeout=15)
 
@@ -151,7 +153,7 @@ def test_rows_joining_and_leaving_a_batch_decode_what_they_decode_alone(server, 
         for _ in range(i + 2):
             batch.step()
             most = max(most, len(batch.rows))
-    while batch.rows:
+    while batch.size:
         batch.step()
     assert most >= 3
     for want, row in zip(expected, rows, strict=True):
@@ -171,7 +173,7 @@ def test_a_removed_row_leaves_the_others_untouched(server):
     batch.step()
     batch.remove(rows[0])  # the longest prompt leaves: its padding columns go too
     assert batch.mask.shape[1] == max(len(p) for p in prompts[1:]) + 1
-    while batch.rows:
+    while batch.size:
         batch.step()
     assert [r.completion().token_ids for r in rows[1:]] == [e.token_ids for e in expected[1:]]
 
@@ -387,6 +389,37 @@ def test_concurrent_greedy_requests_get_what_they_get_one_at_a_time(client, serv
     with ThreadPoolExecutor(len(topics)) as pool:
         got = list(pool.map(ask, range(len(topics))))
     assert got == want
+
+
+def test_a_repeated_prefix_is_served_from_the_prompt_cache_and_the_usage_says_so(client, server):
+    system = "a small model speaks in short sentences; numbers like 1 2 3 and words like cat dog bird. " * 2
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "the quick brown fox"}]
+    kwargs = {"model": model_id(server), "messages": messages, "max_tokens": 12, "temperature": 0}
+    ids = server.suite.head("generation").encode_chat(messages)
+    reusable = (len(ids) - 1) // 16 * 16  # whole blocks, and the last prompt token is always fed
+    first = client.chat.completions.create(**kwargs)
+    again = client.chat.completions.create(**kwargs)
+    assert first.usage.prompt_tokens_details.cached_tokens <= reusable
+    assert again.usage.prompt_tokens_details.cached_tokens == reusable > 0
+    want = alone(server.suite, ids, max_tokens=12).text  # no cache there
+    assert first.choices[0].message.content == again.choices[0].message.content == want
+    chunks = list(client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage.prompt_tokens_details.cached_tokens == reusable
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == want
+    text = "the lazy dog and the quick brown fox " * 4
+    client.completions.create(model=model_id(server), prompt=text, max_tokens=2)
+    done = client.completions.create(model=model_id(server), prompt=text, max_tokens=2)
+    assert done.usage.prompt_tokens_details.cached_tokens == (done.usage.prompt_tokens - 1) // 16 * 16 > 0
+
+
+def test_task_calls_in_the_server_draft_from_their_prompts(server):
+    """The server's decoder (its engine) drafts as the CLI's does, and greedy output stays what it is alone."""
+    suite = server.suite
+    prompt = suite.tokenizer.encode("the quick brown fox jumps over the lazy dog the quick brown fox")
+    params = SamplingParams(max_tokens=30, ignore_eos=True)
+    done = suite.decoder.generate([prompt], params)[0]
+    assert done.accepted_tokens > 0
+    assert done.token_ids == alone(suite, prompt, max_tokens=30, ignore_eos=True, draft=False).token_ids
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -24,6 +24,8 @@ def chat_command(task):
             ("precision", opt.Precision, "fp32"),
             ("json", opt.Json, False),
             ("quiet", opt.Quiet, False),
+            ("cache_mb", opt.CacheMb, None),
+            ("prefill_chunk", opt.PrefillChunk, None),
         )
     ]
 
@@ -34,7 +36,8 @@ def chat_command(task):
         chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None}
         options = task.check_options(chosen)
         params = SamplingParams(**options)
-        suite = opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"])
+        suite = opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"],
+                               cache_mb=given["cache_mb"], prefill_chunk=given["prefill_chunk"])  # fmt: skip
         ChatRepl(suite, params, system=given["system"], json=given["json"], quiet=given["quiet"]).run()
 
     chat.__doc__ = "Chat with the model: streamed replies, /help for commands; reads lines from stdin when piped."
