@@ -470,7 +470,9 @@ def test_no_request_is_lost_or_duplicated_when_clients_come_and_go(client, serve
     deadline = time.monotonic() + 20
     while (server.service.engine.active or server.service.engine.waiting) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert request(server.port, "GET", "/health") == (200, {"status": "ready", "decoding": 0, "waiting": 0})
+    status, health = request(server.port, "GET", "/health")
+    assert status == 200 and {**health, "status": "ready", "decoding": 0, "waiting": 0} == health
+    assert health["prefilled_tokens"] > 0 and health["passes"] > 0
 
 
 # -- task endpoints, generated from the declarations --------------------------------------------------------------

@@ -65,6 +65,11 @@ class PromptCache:
     def entries(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
+
     def keys(self, tokens: list[int]) -> list[bytes]:
         """One key per whole block of ``tokens``: a hash of every token up to that block's end."""
         ids = np.asarray(tokens, np.int64)

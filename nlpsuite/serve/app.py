@@ -179,6 +179,8 @@ def _health(service: Service):
         code = 200 if service.state == "ready" else 503
         engine = service.engine
         load = {"decoding": engine.active, "waiting": engine.waiting} if engine else {}
+        if engine:  # work done since start, counted (not timed): prompt tokens prefilled, model passes
+            load |= {"prefilled_tokens": engine.batch.prefilled, "passes": engine.batch.passes}
         return JSONResponse({"status": service.state, **load}, code)
 
     return health

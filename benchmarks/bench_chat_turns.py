@@ -1,0 +1,119 @@
+"""Time to first token of each turn of a 10-turn chat, with the prompt cache and without it, side by side.
+
+One conversation (ten scripted user messages, the model's own greedy replies) runs through two Suites in one
+process: one with the prompt cache (emptied before each round), one without (cache_mb=0). Turn n's prompt holds
+the earlier exchanges and the new message: ~1,500 tokens by turn 10 with the default model. Rounds alternate
+which Suite goes first. Per turn: prompt tokens, tokens prefilled (counted, so load-independent), and time to
+first token median (min-max) with and without the cache, with their ratio. Prints a table and writes JSON.
+
+    python benchmarks/bench_chat_turns.py                      # the default model, 3 rounds
+    python benchmarks/bench_chat_turns.py --model PATH --rounds 5 --max-tokens 96
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from nlpsuite import Suite
+from nlpsuite.runtime.sampling import SamplingParams
+
+MESSAGES = [
+    "I am planning a week-long trip to Portugal in October. Which cities would you suggest, and why?",
+    "How should I split the days between Lisbon and Porto if I also want one day by the sea?",
+    "What are three dishes I should try in Lisbon, and what is in each of them?",
+    "Is it easy to get from Lisbon to Porto by train? How long does it take?",
+    "Which neighbourhoods in Porto are nice to stay in for someone who likes walking?",
+    "What should I pack for the weather there in October?",
+    "Can you suggest a day trip from Porto into the Douro valley?",
+    "How much Portuguese should I learn before going? Give me five useful phrases.",
+    "What is a polite way to tip in restaurants there?",
+    "Summarize the plan we made, day by day, in a short list.",
+]
+
+
+def one_round(suite: Suite, turns: int, max_tokens: int) -> list[dict]:
+    """The conversation through ``suite``: per turn, its time to first token and its token counts."""
+    head, messages, rows = suite.head("generation"), [], []
+    params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+    for text in MESSAGES[:turns]:
+        messages.append({"role": "user", "content": text})
+        first: list[float] = []
+        started = time.perf_counter()
+        done = head.chat(messages, params, lambda _row, _delta, seen=first: seen or seen.append(time.perf_counter()))
+        ended = time.perf_counter()
+        rows.append(
+            {
+                "ttft_ms": ((first[0] if first else ended) - started) * 1000,
+                "prompt_tokens": done.prompt_tokens,
+                "cached_tokens": done.cached_tokens,
+                "prefilled_tokens": done.prompt_tokens - done.cached_tokens,
+                "reply": done.token_ids,
+            }
+        )
+        messages.append({"role": "assistant", "content": done.text})
+    return rows
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--turns", type=int, default=len(MESSAGES))
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "chat_turns.json"))
+    args = parser.parse_args()
+    suites = {
+        "cache": Suite(model=args.model, precision=args.precision, device="cpu"),
+        "no cache": Suite(model=args.model, precision=args.precision, device="cpu", cache_mb=0),
+    }
+    for suite in suites.values():
+        suite.complete("Say hello.", max_tokens=4)  # load and warm up
+    runs: dict[str, list[list[dict]]] = {name: [] for name in suites}
+    for r in range(args.rounds):
+        for name in list(suites)[:: 1 if r % 2 == 0 else -1]:
+            if suites[name].prompt_cache is not None:
+                suites[name].prompt_cache.clear()
+            runs[name].append(one_round(suites[name], args.turns, args.max_tokens))
+    same = all(
+        [t["reply"] for t in run] == [t["reply"] for t in runs["no cache"][0]] for rs in runs.values() for run in rs
+    )
+    turns = []
+    for i in range(args.turns):
+        on, off = ([run[i] for run in runs[name]] for name in ("cache", "no cache"))
+        row = {
+            "turn": i + 1,
+            "prompt_tokens": on[0]["prompt_tokens"],
+            "prefilled_cache": on[0]["prefilled_tokens"],
+            "prefilled_no_cache": off[0]["prefilled_tokens"],
+            "ttft_ms_cache": spread([t["ttft_ms"] for t in on]),
+            "ttft_ms_no_cache": spread([t["ttft_ms"] for t in off]),
+        }
+        row["ratio"] = row["ttft_ms_cache"]["median"] / row["ttft_ms_no_cache"]["median"]
+        turns.append(row)
+    header = f"{'turn':>4} {'prompt':>7} {'prefilled (cache)':>18} {'TTFT cache ms':>22} {'TTFT no cache ms':>22}"
+    print(f"{header} {'ratio':>6}")
+    for t in turns:
+        on, off = t["ttft_ms_cache"], t["ttft_ms_no_cache"]
+        print(
+            f"{t['turn']:>4} {t['prompt_tokens']:>7} {t['prefilled_cache']:>18} "
+            f"{on['median']:>8.0f} ({on['min']:.0f}-{on['max']:.0f}){'':>3} "
+            f"{off['median']:>8.0f} ({off['min']:.0f}-{off['max']:.0f}){'':>3} {t['ratio']:>6.2f}"
+        )
+    print(f"replies identical with and without the cache: {same}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"model": suites["cache"].source.key, "precision": args.precision, "max_tokens": args.max_tokens}
+    out.write_text(json.dumps({**meta, "replies_identical": same, "turns": turns}, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
