@@ -144,7 +144,7 @@ def test_rows_joining_and_leaving_a_batch_decode_what_they_decode_alone(server, 
     prompts = [suite.tokenizer.encode(t) for t in texts]
     lengths = [40, 12, 25, 40, 9]
     expected = [alone(suite, p, max_tokens=n, **sampling) for p, n in zip(prompts, lengths, strict=True)]
-    batch = DecodeBatch(suite.backbone, suite.tokenizer)
+    batch = DecodeBatch(suite.backbone, suite.tokenizer, serving=True)  # as the engine steps it
     rows = [batch.sequence(p, SamplingParams(max_tokens=n, **sampling)) for p, n in zip(prompts, lengths, strict=True)]
     most = 0
     batch.add(rows[:2])  # prefilled together, left-padded
@@ -167,7 +167,7 @@ def test_a_removed_row_leaves_the_others_untouched(server):
     suite = server.suite
     prompts = [suite.tokenizer.encode(t) for t in ["a small model speaks", "hello", "the lazy dog"]]
     expected = [alone(suite, p, max_tokens=20, temperature=1.0, seed=3) for p in prompts]
-    batch = DecodeBatch(suite.backbone, suite.tokenizer)
+    batch = DecodeBatch(suite.backbone, suite.tokenizer, serving=True)  # as the engine steps it
     rows = [batch.sequence(p, SamplingParams(max_tokens=20, temperature=1.0, seed=3)) for p in prompts]
     batch.add(rows)
     batch.step()
@@ -584,6 +584,13 @@ def test_a_keyless_server_off_loopback_is_refused(cli, monkeypatch):
     monkeypatch.delenv("NLPSUITE_API_KEY", raising=False)
     got = cli(["serve", "--host", "0.0.0.0"])
     assert got.code == 1 and "give --api-key" in got.err and "--insecure" in got.err
+
+
+@pytest.mark.parametrize("flag", [["--cache-mb", "-1"], ["--prefill-chunk", "0"]])
+def test_a_bad_cache_budget_or_prefill_chunk_is_refused_in_one_line(cli, tiny, flag):
+    for command in (["serve", *flag], ["chat", *flag, "--model", str(tiny), "--device", "cpu"]):
+        got = cli(command, stdin=b"")
+        assert got.code == 1 and got.err.count("\n") == 1 and flag[0] in got.err, (command, got.err)
 
 
 def test_sigterm_finishes_the_stream_in_flight_then_exits_0(tiny, tiny_cache, server):

@@ -254,7 +254,7 @@ class Sequence:
         forced = self.constraint.forced()[:room] if self.constraint is not None else []
         guess = []
         if self.drafting and len(forced) < room:
-            guess = propose(self.seen + forced, min(self.draft_length, room - len(forced)))
+            guess = propose(self.seen + forced if forced else self.seen, min(self.draft_length, room - len(forced)))
             if guess and self.constraint is not None:
                 guess = guess[: max(0, self.constraint.valid_prefix(forced + guess) - len(forced))]
         self._forced = len(forced)
