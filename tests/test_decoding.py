@@ -96,6 +96,35 @@ def test_rows_with_different_draft_counts_share_one_pass(model, monkeypatch):
     assert batch.passes < 1 + 40  # the right guesses saved passes for everyone
 
 
+def test_a_pass_drafts_no_more_in_all_than_one_rows_longest_draft(model, monkeypatch):
+    """Padding after a short draft costs as much as a guess: four rows guessing right draft 10 // 4 each."""
+    backbone, tokenizer = model
+    widths = []
+    forward = backbone.forward
+
+    def counting(ids, *args, **kwargs):
+        if kwargs.get("num_logits", 1) == ids.shape[1]:  # a decode pass
+            widths.append(ids.shape[1])
+        return forward(ids, *args, **kwargs)
+
+    prompts = PROMPTS + [PROMPTS[0][::-1]]
+    truth = [
+        p + c.token_ids
+        for p, c in zip(prompts, Generator(backbone, tokenizer).generate(prompts, greedy(draft=False)), strict=True)
+    ]
+    monkeypatch.setattr(
+        "nlpsuite.runtime.sequence.propose",
+        lambda seen, limit: next(t for t in truth if t[: len(seen)] == list(seen))[len(seen) : len(seen) + limit],
+    )
+    monkeypatch.setattr(backbone, "forward", counting)
+    together = Generator(backbone, tokenizer).generate(prompts, greedy())
+    assert [p + c.token_ids for p, c in zip(prompts, together, strict=True)] == truth
+    assert max(widths) == 1 + 10 // 4
+    widths.clear()
+    Generator(backbone, tokenizer).generate(prompts[:1], greedy())
+    assert max(widths) == 1 + 10
+
+
 @pytest.mark.parametrize("chunk", [16, 48, 1024])
 def test_a_prompt_prefilled_in_chunks_decodes_what_a_whole_prefill_does(model, chunk):
     backbone, tokenizer = model
@@ -201,7 +230,7 @@ def test_a_constrained_row_writes_what_its_constraint_allows_and_stops_when_it_i
         batch.step()
     done = rows[0].completion()
     assert done.token_ids == TARGET and done.finish_reason == "stop" and constraint.done == TARGET
-    if force:  # the first token from the prefill, then all the rest in one pass
+    if force:  # each token masked once, verified in passes of forced drafts (no guess: the grammar forces all)
         assert constraint.masks == len(TARGET) and done.drafted_tokens == 0
     if draft and not force:  # the target repeats itself: guesses from it were verified, and all were right
         assert done.accepted_tokens == done.drafted_tokens > 0

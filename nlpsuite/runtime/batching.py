@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from .backbone import Backbone, State, on_host
+from .drafting import pass_draft_limit
 from .prompt_cache import BLOCK, PromptCache
 from .sampling import SamplingParams
 from .sequence import Constraint, Sequence
@@ -217,7 +218,8 @@ class DecodeBatch:
 
     def _decode(self) -> Events:
         rows = self.rows
-        drafts = [row.drafts() for row in rows]
+        limit = pass_draft_limit(len(rows))
+        drafts = [row.drafts(limit) for row in rows]
         fed = max(map(len, drafts))
         ids = np.full((len(rows), fed + 1), self.tokenizer.pad_token_id, np.int64)
         new = np.zeros((len(rows), fed + 1), np.int64)

@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import NlpsuiteError
-from .drafting import DRAFT_TOKENS, next_draft_length, propose
+from .drafting import DRAFT_TOKENS, MAX_DRAFT_TOKENS, next_draft_length, propose
 from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
@@ -245,10 +245,10 @@ class Sequence:
         self.pending = self.choose(logits)
         return self.take(self.pending)
 
-    def drafts(self) -> list[int]:
-        """What the next pass feeds after the pending token: the tokens a constraint forces, then guesses from
-        the text so far (those the constraint allows), within the budget."""
-        room = self.budget - self.chosen - 1
+    def drafts(self, limit: int = MAX_DRAFT_TOKENS) -> list[int]:
+        """What the next pass feeds after the pending token, ``limit`` tokens at most: the tokens a constraint
+        forces, then guesses from the text so far (those the constraint allows), within the budget."""
+        room = min(self.budget - self.chosen - 1, limit)
         if room <= 0 or self.done:
             return []
         forced = self.constraint.forced()[:room] if self.constraint is not None else []
