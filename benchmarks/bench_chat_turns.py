@@ -1,10 +1,10 @@
 """Time to first token of each turn of a 10-turn chat, with the prompt cache and without it, side by side.
 
-One conversation (ten scripted user messages, the model's own greedy replies) runs through two Suites in one
-process: one with the prompt cache (emptied before each round), one without (cache_mb=0). Turn n's prompt holds
-the earlier exchanges and the new message: ~1,500 tokens by turn 10 with the default model. Rounds alternate
-which Suite goes first. Per turn: prompt tokens, tokens prefilled (counted, so load-independent), and time to
-first token median (min-max) with and without the cache, with their ratio. Prints a table and writes JSON.
+One conversation (a system prompt, ten scripted user messages, the model's own greedy replies) runs through two
+Suites in one process: one with the prompt cache (emptied before each round), one without (cache_mb=0). Turn n's
+prompt holds the earlier exchanges and the new message: ~1,500 tokens by turn 10 with the default model. Rounds
+alternate which Suite goes first. Per turn: prompt tokens, tokens prefilled (counted, so load-independent), and
+time to first token median (min-max) with and without the cache, with their ratio. Prints a table and writes JSON.
 
     python benchmarks/bench_chat_turns.py                      # the default model, 3 rounds
     python benchmarks/bench_chat_turns.py --model PATH --rounds 5 --max-tokens 96
@@ -21,23 +21,39 @@ from pathlib import Path
 from nlpsuite import Suite
 from nlpsuite.runtime.sampling import SamplingParams
 
+SYSTEM = (
+    "You are a travel planner for a small agency. You know European cities, trains, food and weather well. "
+    "Answer in plain sentences, concretely, with names of places, times and prices where they help. Keep track "
+    "of what the traveller told you earlier in the conversation and build on it; do not repeat earlier answers. "
+    "If something depends on the season or on the traveller's taste, say so and give one clear recommendation."
+)
 MESSAGES = [
-    "I am planning a week-long trip to Portugal in October. Which cities would you suggest, and why?",
-    "How should I split the days between Lisbon and Porto if I also want one day by the sea?",
-    "What are three dishes I should try in Lisbon, and what is in each of them?",
-    "Is it easy to get from Lisbon to Porto by train? How long does it take?",
-    "Which neighbourhoods in Porto are nice to stay in for someone who likes walking?",
-    "What should I pack for the weather there in October?",
-    "Can you suggest a day trip from Porto into the Douro valley?",
-    "How much Portuguese should I learn before going? Give me five useful phrases.",
-    "What is a polite way to tip in restaurants there?",
-    "Summarize the plan we made, day by day, in a short list.",
+    "I am planning a week-long trip to Portugal in October with my partner. We like walking, old towns, good "
+    "food and a bit of the sea, but we do not like crowds much. Which cities would you suggest, and why?",
+    "That sounds good. How should we split the seven days between Lisbon and Porto if we also want one full day "
+    "by the sea? We arrive in Lisbon on a Saturday morning and fly home from Porto the next Saturday evening.",
+    "What are three dishes we should try in Lisbon, and what is in each of them? My partner does not eat pork, "
+    "so please tell us which ones are safe for her and what she could order instead.",
+    "Is it easy to get from Lisbon to Porto by train? How long does it take, how much does it cost, and should "
+    "we book in advance or can we just buy tickets at the station on the day we travel?",
+    "Which neighbourhoods in Porto are nice to stay in for people who like walking? We would like to be able to "
+    "walk to the river and to a few restaurants in the evening without taking a taxi.",
+    "What should we pack for the weather there in October? We will carry only small backpacks on the train, so "
+    "please keep the list short and tell us what we can safely leave at home.",
+    "Can you suggest a day trip from Porto into the Douro valley? We do not drive, so it has to work with trains "
+    "or a small tour, and we would like to visit one vineyard without spending the whole day in a bus.",
+    "How much Portuguese should we learn before going? Give us five useful phrases with a rough pronunciation, "
+    "and tell us whether people in shops and restaurants usually speak English.",
+    "What is a polite way to tip in restaurants and cafes there? And is it normal to ask for the bill, or do "
+    "they bring it by themselves when we have finished eating?",
+    "Please summarize the plan we made, day by day, in a short list, with the city for each night and the one "
+    "thing we should not miss on each day.",
 ]
 
 
 def one_round(suite: Suite, turns: int, max_tokens: int) -> list[dict]:
     """The conversation through ``suite``: per turn, its time to first token and its token counts."""
-    head, messages, rows = suite.head("generation"), [], []
+    head, messages, rows = suite.head("generation"), [{"role": "system", "content": SYSTEM}], []
     params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
     for text in MESSAGES[:turns]:
         messages.append({"role": "user", "content": text})
@@ -68,7 +84,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--turns", type=int, default=len(MESSAGES))
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=160)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "chat_turns.json"))
     args = parser.parse_args()
     suites = {

@@ -30,7 +30,7 @@ RULES = [
     "When you are unsure whether a policy applies, say which policy you think applies and why, briefly.",
 ]
 SYSTEM = "You are the support assistant of a small online shop. Follow these rules.\n" + "\n".join(
-    f"{i}. {rule}" for i, rule in enumerate(RULES * 2, start=1)
+    f"{i}. {rule}" for i, rule in enumerate(RULES + RULES[:7], start=1)
 )  # ~500 tokens with the default model's tokenizer
 QUESTIONS = [
     "Where is my order 1182?", "Can I return shoes I wore once?", "Do you ship to Norway?",
