@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--turns", type=int, default=len(MESSAGES))
-    parser.add_argument("--max-tokens", type=int, default=160)
+    parser.add_argument("--max-tokens", type=int, default=100)  # turn 10: ~1,500 tokens with the default model
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "chat_turns.json"))
     args = parser.parse_args()
     suites = {
