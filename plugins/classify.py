@@ -250,12 +250,12 @@ def register_tasks(register):
     register(
         Task(
             "classify",
-            "Classify a text into --labels (zero-shot) or with a trained --head, with calibrated probabilities.",
+            "Classify a text into labels you name (zero-shot) or with a trained head, with calibrated probabilities.",
             "scoring",
             run_classify,
             options=(
                 Option("labels", list, None, "Comma-separated labels (zero-shot).", short="-l", parse=_check_labels),
-                Option("head", str, None, "A probe trained with 'nlpsuite heads train'."),
+                Option("head", str, None, "A probe trained with 'nlpsuite heads train'.", label="Trained head"),
             ),
             output=OUTPUT,
             check=_either_labels_or_head,

@@ -164,19 +164,26 @@ def register_tasks(register):
     register(
         Task(
             "ask",
-            "Answer a question from --context TEXT|FILE or from --index NAME (batch records: text + context).",
+            "Answer a question from a text you give, or from a search index (citing its passages).",
             "span",
             run,
             inputs=(
                 Input("question", "The question"),
-                Input("context", "The context: text, a file, or - for stdin", optional=True, file=True),
+                Input("context", "The text that holds the answer", optional=True, file=True),
             ),
             options=(
-                Option("index", str, None, "Answer from this search index.", short="-i"),
-                Option("generate", bool, False, "Generate the answer instead of extracting it."),
+                Option("index", str, None, "Answer from this search index instead.", short="-i", label="Search index"),
+                Option(
+                    "generate",
+                    bool,
+                    False,
+                    "Write the answer instead of copying it from the text.",
+                    label="Write the answer",
+                ),
             ),
             output=("answer", "score", "start", "end", "source", "passage", "sources"),
             check=_context_or_index,
+            display="span",
             eval=Eval(
                 "qa",
                 {"question": "question", "context": "context"},

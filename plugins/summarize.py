@@ -145,5 +145,6 @@ def register_tasks(register):
             prompts={"prompt": PROMPT},
             batch_size=4,
             progress_label="summarizing",
+            display="beside",
         )
     )

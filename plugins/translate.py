@@ -123,7 +123,7 @@ def register_tasks(register):
     register(
         Task(
             "translate",
-            "Translate text into --to LANG; long texts go sentence by sentence, paragraph breaks kept.",
+            "Translate a text into another language; long texts go sentence by sentence, paragraph breaks kept.",
             "generation",
             run,
             options=(
@@ -134,6 +134,7 @@ def register_tasks(register):
                     "Target language: code (de) or name (German).",
                     required=True,
                     parse=lambda v: language(v, "--to"),
+                    label="To language",
                 ),
                 Option(
                     "source",
@@ -142,6 +143,7 @@ def register_tasks(register):
                     "Source language (optional).",
                     flag="--from",
                     parse=lambda v: language(v, "--from"),
+                    label="From language",
                 ),
             ),  # fmt: skip
             output=("translation",),
@@ -149,5 +151,6 @@ def register_tasks(register):
             eval=Eval("translation", {"text": "source"}, "reference", _score, read_gold=reference_field),
             prompts={"prompt": PROMPT},
             progress_label="translating",
+            display="beside",
         )
     )

@@ -213,3 +213,9 @@ def test_eval_runs_any_declared_recipe(cli, shouting, tmp_path):
 def test_a_declaration_may_not_take_a_front_end_name():
     with pytest.raises(ValueError, match="may not name an input or option 'model'"):
         Task("bad", "", "generation", shout, options=(Option("model"),))
+
+
+def test_a_display_hint_is_one_the_page_knows():
+    with pytest.raises(ValueError, match="display must be one of"):
+        Task("bad", "", "generation", shout, display="carousel")
+    assert Task("fine", "", "generation", shout, display="beside").display == "beside"

@@ -24,7 +24,7 @@ def register_tasks(register):
     register(
         Task(
             "haiku",
-            "Write a haiku about TOPIC.",
+            "Write a haiku about a topic.",
             "generation",
             haiku,
             inputs=(Input("topic", "What the haiku is about"),),

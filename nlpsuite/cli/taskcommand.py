@@ -40,10 +40,12 @@ def _param(name: str, annotation, default) -> inspect.Parameter:
 
 
 def _help(option: Option) -> str:
-    shown = option.default
+    shown, said = option.default, option.help
+    if option.type is list and option.separator is None:
+        said = f"{said} (repeatable)"  # the flag once per value
     if shown is None or shown is False or option.required:
-        return option.help
-    return f"{option.help} \\[default: {','.join(shown) if isinstance(shown, list) else shown}]"  # \\[: not markup
+        return said
+    return f"{said} \\[default: {','.join(shown) if isinstance(shown, list) else shown}]"  # \\[: not markup
 
 
 def option_parameter(option: Option, name: str | None = None) -> inspect.Parameter:
@@ -53,6 +55,8 @@ def option_parameter(option: Option, name: str | None = None) -> inspect.Paramet
         return _param(name, Annotated[str | None, typer.Argument(help=option.help, show_default=False)], None)
     decls = [option.cli_flag, *([option.short] if option.short else [])]
     if option.type is bool:
+        if option.default:  # a switch on by default is turned off by --no-NAME
+            decls[0] = f"{option.cli_flag}/--no-{option.cli_flag[2:]}"
         return _param(name, Annotated[bool, typer.Option(*decls, help=option.help)], bool(option.default))
     if option.type is list and option.separator is None:
         kind: Any = list[str] | None
@@ -99,7 +103,12 @@ def run_command(task: Task, given: dict) -> None:
     head, *rest = task.inputs
     text = given[head.name]
     shared = {i.name: text_or_file(given[i.name], i) for i in rest if given[i.name] is not None}
-    chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None and given[o.name] is not False}
+    # a switch left off is not given (its default stands), unless it turns off one that is on by default
+    chosen = {
+        o.name: given[o.name]
+        for o in task.options
+        if given[o.name] is not None and (given[o.name] is not False or o.default)
+    }
     batch = opt.batch_paths(given["input"], given["output"], text)
     if given["batch_size"] < 1:
         raise NlpsuiteError("--batch-size must be at least 1")

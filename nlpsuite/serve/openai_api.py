@@ -16,7 +16,7 @@ import numpy as np
 from starlette.responses import JSONResponse, StreamingResponse
 
 from ..errors import NlpsuiteError
-from ..runtime.sampling import SamplingParams
+from ..runtime.sampling import BUILT_IN, SamplingParams
 from .errors import ApiError, ClientGone, api_words, bad
 
 SAMPLING = {"max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed", "top_k",
@@ -372,5 +372,10 @@ def _embedding_texts(value, service) -> list[str]:
 
 
 async def models(service, request, body):
-    entry = {"id": service.model_id, "object": "model", "created": service.created, "owned_by": "nlpsuite"}
+    # sampling_defaults (not OpenAI's): what decoding settings left unset become, the model's generation
+    # defaults else greedy, as in the CLI; the web page starts its chat settings from them.
+    unset = SamplingParams().resolved(service.suite.head("generation").defaults)
+    defaults = {k: getattr(unset, k) for k in BUILT_IN}
+    entry = {"id": service.model_id, "object": "model", "created": service.created, "owned_by": "nlpsuite",
+             "sampling_defaults": defaults}  # fmt: skip
     return JSONResponse({"object": "list", "data": [entry]})

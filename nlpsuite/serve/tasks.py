@@ -29,21 +29,30 @@ def describe(task: Task) -> dict:
         "output": list(task.output),
         "value": task.value,
         "stream": task.stream,
+        "display": task.display,
     }
 
 
+def label(field: Input | Option) -> str:
+    """A field's name for a person: its declared label, else its name in words (max_tokens: "Max tokens")."""
+    return field.label or field.name.replace("_", " ").capitalize()
+
+
 def _input(field: Input) -> dict:
-    return {"name": field.name, "help": field.help, "optional": field.optional, "messages": field.messages}
+    return {"name": field.name, "label": label(field), "help": field.help, "optional": field.optional,
+            "messages": field.messages}  # fmt: skip
 
 
 def _option(option: Option) -> dict:
     default = option.default if isinstance(option.default, str | int | float | bool | list) else None
     return {
         "name": option.name,
+        "label": label(option),
         "type": TYPES.get(option.type, "string"),
         "default": default,
         "help": option.help,
         "choices": list(option.choices),
+        "separator": option.separator if option.type is list else None,  # a list: null means one value a line
         "required": option.required,
         "min": option.min,
         "max": option.max,
@@ -77,7 +86,7 @@ async def run_task(service, request, body: dict):
         raise bad(f"{name} does not stream its text: call it without ?stream=true", "stream")
     flags = {o.cli_flag: o.name for o in task.options}
     try:
-        inputs, options, single = _request(task, body)
+        inputs, options, single = read_request(task, body)
     except NlpsuiteError as exc:
         raise bad(api_words(str(exc), flags)) from None
 
@@ -124,7 +133,7 @@ async def _streamed(service, work):
     yield "data: [DONE]\n\n"
 
 
-def _request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
+def read_request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
     """The task's input records and checked options from a JSON body: the first input one value or a list."""
     head, *rest = task.inputs
     if head.name not in body:
@@ -141,8 +150,12 @@ def _request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
     for field in rest:
         given = body.get(field.name)
         # Over HTTP an input is always text: never a path the server would read (see Input.file).
-        spread = given if isinstance(given, list) and not single and not field.messages else [given] * len(values)
-        if len(spread) != len(values) or not all(v is None or isinstance(v, str) for v in spread):
+        listed = isinstance(given, list) and not single and not field.messages
+        if field.many:  # a list of texts is this input's one value, a list of such lists one per head.name
+            listed = listed and all(isinstance(v, list) for v in given)
+        spread = given if listed else [given] * len(values)
+        kinds = (str, list) if field.many else str
+        if len(spread) != len(values) or not all(v is None or isinstance(v, kinds) for v in spread):
             raise NlpsuiteError(f"{field.name} must be a string, or one string per {head.name}")
         if isinstance(given, list) and spread is given:
             per_record = True
