@@ -10,6 +10,7 @@ speed-up, the acceptance rate and whether the outputs are identical, and writes 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -23,23 +24,20 @@ from nlpsuite.runtime import generation
 def run_task(suite, call, draft: bool) -> dict:
     """One pass over a task's inputs; the completions' counts are collected from the decoding loop."""
     completions = []
-    plain_generate, plain_drafting = generation.Generator.generate, generation.Generator._drafting
+    plain_generate = generation.Generator.generate
 
-    def generate(self, prompts, params, on_text=None):
-        done = plain_generate(self, prompts, params, on_text)
-        completions.extend(done if len(done) == 1 else done[:1])  # batch counts are on every row: count once
+    def generate(self, prompts, params, on_text=None, constraints=None):
+        done = plain_generate(self, prompts, dataclasses.replace(params, draft=draft), on_text, constraints)
+        completions.extend(done)
         return done
 
     generation.Generator.generate = generate
-    generation.Generator._drafting = (
-        (lambda self, params: plain_drafting(self, params)) if draft else (lambda self, params: False)
-    )
     try:
         started = time.perf_counter()
         outputs = call(suite)
         wall = time.perf_counter() - started
     finally:
-        generation.Generator.generate, generation.Generator._drafting = plain_generate, plain_drafting
+        generation.Generator.generate = plain_generate
     tokens = sum(len(c.token_ids) for c in completions)
     return {
         "wall_s": wall,
@@ -64,7 +62,7 @@ def near_ties(suite, tokens: int, width: int) -> dict:
     positions = flips = 0
     margins = []
     for prompt in prompts:
-        plain = head.generator.generate([prompt], SamplingParams(max_tokens=tokens, ignore_eos=True, draft=False))[0]
+        plain = head.decoder.generate([prompt], SamplingParams(max_tokens=tokens, ignore_eos=True, draft=False))[0]
         ids, mask, pos = left_pad([prompt], 0)
         step = backbone.forward(ids, mask, pos, backbone.empty_state(1))
         single = [step.logits[0, -1]]
@@ -106,7 +104,7 @@ def main() -> None:
     out_option(parser, "drafting")
     parser.add_argument("--near-ties", type=int, default=0, metavar="TOKENS", help="only count near-tie flips")
     args = parser.parse_args()
-    suite = Suite(model=args.model, precision=args.precision, device="cpu")
+    suite = Suite(model=args.model, precision=args.precision, device="cpu", cache_mb=0)  # drafting alone
     if args.near_ties:
         found = near_ties(suite, args.near_ties, 5)
         print(

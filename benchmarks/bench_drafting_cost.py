@@ -14,6 +14,7 @@ and prices each pass at cost(positions fed): by default 1 + 0.065 (P - 1), this 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -51,32 +52,31 @@ def count_passes(suite, call, draft: bool) -> dict:
     passes: list[int] = []
     drafted = accepted = 0
     forward = suite.backbone.forward
-    plain_generate, plain_drafting = generation.Generator.generate, generation.Generator._drafting
+    plain_generate = generation.Generator.generate
 
     def counting_forward(input_ids, *args, **kwargs):
-        if widths is not None:
+        if widths is not None and kwargs.get("num_logits", 1) == input_ids.shape[1]:  # decode passes only
             widths.append(input_ids.shape[1])
         return forward(input_ids, *args, **kwargs)
 
-    def generate(self, prompts, params, on_text=None):
+    def generate(self, prompts, params, on_text=None, constraints=None):
         nonlocal widths, drafted, accepted
         widths = []
         try:
-            done = plain_generate(self, prompts, params, on_text)
+            done = plain_generate(self, prompts, dataclasses.replace(params, draft=draft), on_text, constraints)
         finally:
-            passes.extend(widths[1:])  # the first is the prefill
+            passes.extend(widths)
             widths = None
         drafted, accepted = drafted + done[0].drafted_tokens, accepted + done[0].accepted_tokens
         return done
 
     suite.backbone.forward = counting_forward
     generation.Generator.generate = generate
-    generation.Generator._drafting = plain_drafting if draft else (lambda self, params: False)
     try:
         outputs = call(suite)
     finally:
         del suite.backbone.forward
-        generation.Generator.generate, generation.Generator._drafting = plain_generate, plain_drafting
+        generation.Generator.generate = plain_generate
     return {"passes": passes, "drafted": drafted, "accepted": accepted, "outputs": json.dumps(outputs, default=str)}
 
 
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(DRAFTING_TASKS), help="passes: comma-separated, from: " + tasks)
     parser.add_argument("--out", help="the JSON report (default: benchmarks/results/drafting_cost_MODE.json)")
     args = parser.parse_args()
-    suite = Suite(model=args.model, device="cpu")
+    suite = Suite(model=args.model, device="cpu", cache_mb=0)  # drafting alone: every prompt prefilled
     if args.mode == "cost":
         table = measure_cost(suite, args.cache, args.rounds, list(range(1, 13)))
         rows = [(p, f"{c:.3f}") for p, c in table.items()]

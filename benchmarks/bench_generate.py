@@ -51,7 +51,7 @@ def _peak_rss_mb() -> float:
 def worker_nlpsuite(args) -> dict:
     from nlpsuite import Suite
 
-    suite = Suite(model=args.model, precision=args.precision, device="cpu")
+    suite = Suite(model=args.model, precision=args.precision, device="cpu", cache_mb=0)  # every run prefills
     suite.complete(PROMPT, max_tokens=8, ignore_eos=True, draft=args.draft)  # warm-up (and load)
     runs = []
     for _ in range(args.runs):

@@ -15,8 +15,8 @@ from .modelstore.resolve import Report, catalog, load_model
 from .plugins import Registry, registry
 from .records import Progress, no_progress
 from .runtime import preload
-from .runtime.generation import Completion, OnText
 from .runtime.sampling import SamplingParams
+from .runtime.sequence import Completion, OnText
 
 
 class Suite:
@@ -30,13 +30,26 @@ class Suite:
         report: Report | None = None,
         quiet: bool = True,
         plugins: Registry | None = None,
+        decoder: Callable[[Suite], Any] | None = None,
+        cache_mb: float | None = None,
+        prefill_chunk: int | None = None,
     ) -> None:
+        """``decoder(suite)``: what generation decodes with (default a ``Generator``; the server gives its engine).
+        ``cache_mb``: the prompt cache's budget in MiB (0: none; default sized from free memory).
+        ``prefill_chunk``: tokens per prefill pass."""
+        if cache_mb is not None and not cache_mb >= 0:
+            raise NlpsuiteError("--cache-mb must be 0 (no prompt cache) or more")
+        if prefill_chunk is not None and prefill_chunk < 1:
+            raise NlpsuiteError("--prefill-chunk must be at least 1")
         self.model_name = config.default_model() if model is None else model
         self.device_request = device or config.default_device()
         self.precision = precision
         self.report = report or (lambda _msg: None)
         self.quiet = quiet
         self.registry = plugins or registry()
+        self._make_decoder = decoder
+        self.cache_mb = cache_mb
+        self.prefill_chunk = prefill_chunk
         self._heads: dict[str, Any] = {}
         self._shared: dict[str, Any] = {}
         self._early: dict[str, Any] = {}  # what loading the backbone prepared besides (tokenizer, chat template)
@@ -82,6 +95,24 @@ class Suite:
     def chat_template(self):
         manifest = self.backbone.manifest
         return self._early.pop("chat_template", None) or preload.chat_template(manifest, self.tokenizer)
+
+    @cached_property
+    def prompt_cache(self):
+        """The states of prompt prefixes seen, reused by later prompts (None with ``cache_mb=0``)."""
+        from .runtime.prompt_cache import PromptCache, default_budget_mb
+
+        budget = default_budget_mb() if self.cache_mb is None else self.cache_mb
+        return PromptCache(self.backbone, int(budget * 2**20)) if budget > 0 else None
+
+    @cached_property
+    def decoder(self):
+        """What the generation head decodes with (see ``decoder`` in the constructor)."""
+        if self._make_decoder is not None:
+            return self._make_decoder(self)
+        from .runtime.batching import PREFILL_CHUNK
+        from .runtime.generation import Generator
+
+        return Generator(self.backbone, self.tokenizer, self.prompt_cache, self.prefill_chunk or PREFILL_CHUNK)
 
     def head(self, name: str):
         """The named head, built once per Suite."""

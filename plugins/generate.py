@@ -35,8 +35,9 @@ def run(suite, inputs, raw=False, system=None, on_text=None, **sampling):
                 "load_s": round(backbone.load_s, 3),
                 "prefill_ms": round(c.prefill_ms, 1),
                 "decode_tokens_per_s": round(c.decode_tokens_per_s, 1),
-                "drafted_tokens": c.drafted_tokens,  # prompt-lookup guesses verified (over the batch)
+                "drafted_tokens": c.drafted_tokens,  # prompt-lookup guesses verified
                 "acceptance_rate": round(c.acceptance_rate, 3),
+                "cached_tokens": c.cached_tokens,  # prompt tokens the prompt cache spared prefilling
             },
         }
         for c in done

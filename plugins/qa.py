@@ -65,7 +65,7 @@ def _generative(suite, question: str, context: str, prompt: str) -> dict:
 
     head = suite.head("generation")
     ids = head.encode_chat([{"role": "user", "content": prompt}])
-    answer = head.generator.generate([ids], SamplingParams(max_tokens=96, stop=["\n\n"]))[0].text.strip()
+    answer = head.decoder.generate([ids], SamplingParams(max_tokens=96, stop=["\n\n"]))[0].text.strip()
     if not answer:  # the model's own reply was nothing: no answer, and nothing competes with that
         return _null(1.0)
     if metrics.normalize_answer(answer) == NO_ANSWER:  # it chose the null reply itself

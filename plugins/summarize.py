@@ -79,7 +79,7 @@ class Summarizer:
             per_word = 3 if any(counts_characters(t) for t in part) else 1.8
             max_tokens = int((words or 120) * per_word) + 16
             params = SamplingParams(max_tokens=max_tokens, repetition_penalty=1.1)
-            out.extend(clip_words(c.text, words) for c in self.head.generator.generate(prompts, params))
+            out.extend(clip_words(c.text, words) for c in self.head.decoder.generate(prompts, params))
             self.suite.progress(len(part))
         return out
 

@@ -89,7 +89,7 @@ def translate_texts(
         longest = max(count(units[i]) for i in rows)
         factor = 4 if target in DENSE_SCRIPTS else 2  # these scripts take more tokens than English
         params = SamplingParams(max_tokens=factor * longest + 24, stop=["\n\n"], repetition_penalty=1.05)
-        for i, completion in zip(rows, head.generator.generate(prompts, params), strict=True):
+        for i, completion in zip(rows, head.decoder.generate(prompts, params), strict=True):
             done[i] = clean(completion.text, units[i])
         if progress:
             progress(len(rows))

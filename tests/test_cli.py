@@ -20,7 +20,8 @@ def test_generate_json_has_the_documented_schema(cli, tiny):
     data = json.loads(result.out)
     assert set(data) >= {"text", "model", "device", "precision", "usage", "timings"}
     assert data["usage"]["completion_tokens"] == 5 and data["usage"]["prompt_tokens"] > 2
-    assert set(data["timings"]) == {"load_s", "prefill_ms", "decode_tokens_per_s", "drafted_tokens", "acceptance_rate"}
+    timings = {"load_s", "prefill_ms", "decode_tokens_per_s", "drafted_tokens", "acceptance_rate", "cached_tokens"}
+    assert set(data["timings"]) == timings
     assert data["device"] == "cpu" and data["precision"] == "fp32"
 
 

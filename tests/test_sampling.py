@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.runtime.generation import Generator, _Stream
+from nlpsuite.runtime.generation import Generator
 from nlpsuite.runtime.sampling import Sampler, SamplingParams
+from nlpsuite.runtime.sequence import Stream
 from nlpsuite.runtime.tokenizer import Tokenizer
 
 LOGITS = np.log(np.array([[0.05, 0.6, 0.25, 0.1], [0.4, 0.1, 0.2, 0.3]], np.float32))
@@ -92,14 +93,14 @@ def feed(stream, text_or_ids):
 
 
 def test_stop_string_cuts_the_text_and_is_never_emitted():
-    stream = _Stream(["END"])
+    stream = Stream(["END"])
     deltas = feed(stream, "abcENDxyz"[:6])
     assert "".join(deltas) == "abc"
     assert stream.done and stream.reason == "stop" and stream.text == "abc"
 
 
 def test_a_partial_stop_string_is_held_back_then_released():
-    stream = _Stream(["END"])
+    stream = Stream(["END"])
     deltas = feed(stream, "abEN")
     assert "".join(deltas) == "ab"
     assert "".join(feed(stream, "x")) == "ENx"
@@ -107,20 +108,20 @@ def test_a_partial_stop_string_is_held_back_then_released():
 
 
 def test_incomplete_utf8_is_held_until_complete():
-    stream = _Stream([])
+    stream = Stream([])
     assert feed(stream, ["a", HALF_A]) == ["a", ""]
     assert feed(stream, [HALF_B]) == ["é"]
 
 
 def test_the_earliest_stop_string_wins_whatever_its_order():
     for stops in (["b", "a"], ["a", "b"]):
-        stream = _Stream(stops)
+        stream = Stream(stops)
         feed(stream, "xab")
         assert stream.text == "x"
 
 
 def test_a_character_cut_by_the_end_of_generation_is_dropped():
-    stream = _Stream([])
+    stream = Stream([])
     assert feed(stream, ["a", HALF_A]) == ["a", ""]
     assert stream.finish("length") == ""
     assert stream.text == "a"
@@ -164,7 +165,7 @@ LOOP = [11, 12, 13, 14, 15, 16]  # a 6-token span: 6 copies make the 32 tokens t
 
 
 def test_a_tail_that_only_repeats_itself_is_detected():
-    from nlpsuite.runtime.generation import repeating_tail
+    from nlpsuite.runtime.sequence import repeating_tail
 
     story = list(range(20, 60))
     assert not repeating_tail(story)

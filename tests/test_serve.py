@@ -69,15 +69,17 @@ def server(tiny, tiny_cache):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NLPSUITE_HOME", str(tiny_cache))
-        suite = Suite(model=str(tiny), device="cpu", plugins=haiku_registry())
+        registry = haiku_registry()
         config = ServeConfig(api_key=KEY, max_batch=8, max_queue=32, max_body=256 * 1024)
-        service = Service(config, suite=suite)
+        service = Service(
+            config, lambda decoder: Suite(model=str(tiny), device="cpu", plugins=registry, decoder=decoder)
+        )
         port = free_port()
         uv = uvicorn.Server(uvicorn.Config(create_app(service), "127.0.0.1", port, log_level="warning"))
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()
         wait_healthy(port, 60)
-        yield types.SimpleNamespace(port=port, service=service, suite=suite, url=f"http://127.0.0.1:{port}")
+        yield types.SimpleNamespace(port=port, service=service, suite=service.suite, url=f"http://127.0.0.1:{port}")
         uv.should_exit = True
         thread.join(timeout=15)
 
@@ -142,7 +144,7 @@ def test_rows_joining_and_leaving_a_batch_decode_what_they_decode_alone(server, 
     prompts = [suite.tokenizer.encode(t) for t in texts]
     lengths = [40, 12, 25, 40, 9]
     expected = [alone(suite, p, max_tokens=n, **sampling) for p, n in zip(prompts, lengths, strict=True)]
-    batch = DecodeBatch(suite.backbone, suite.tokenizer)
+    batch = DecodeBatch(suite.backbone, suite.tokenizer, serving=True)  # as the engine steps it
     rows = [batch.sequence(p, SamplingParams(max_tokens=n, **sampling)) for p, n in zip(prompts, lengths, strict=True)]
     most = 0
     batch.add(rows[:2])  # prefilled together, left-padded
@@ -151,7 +153,7 @@ def test_rows_joining_and_leaving_a_batch_decode_what_they_decode_alone(server, 
         for _ in range(i + 2):
             batch.step()
             most = max(most, len(batch.rows))
-    while batch.rows:
+    while batch.size:
         batch.step()
     assert most >= 3
     for want, row in zip(expected, rows, strict=True):
@@ -165,13 +167,13 @@ def test_a_removed_row_leaves_the_others_untouched(server):
     suite = server.suite
     prompts = [suite.tokenizer.encode(t) for t in ["a small model speaks", "hello", "the lazy dog"]]
     expected = [alone(suite, p, max_tokens=20, temperature=1.0, seed=3) for p in prompts]
-    batch = DecodeBatch(suite.backbone, suite.tokenizer)
+    batch = DecodeBatch(suite.backbone, suite.tokenizer, serving=True)  # as the engine steps it
     rows = [batch.sequence(p, SamplingParams(max_tokens=20, temperature=1.0, seed=3)) for p in prompts]
     batch.add(rows)
     batch.step()
     batch.remove(rows[0])  # the longest prompt leaves: its padding columns go too
     assert batch.mask.shape[1] == max(len(p) for p in prompts[1:]) + 1
-    while batch.rows:
+    while batch.size:
         batch.step()
     assert [r.completion().token_ids for r in rows[1:]] == [e.token_ids for e in expected[1:]]
 
@@ -389,6 +391,37 @@ def test_concurrent_greedy_requests_get_what_they_get_one_at_a_time(client, serv
     assert got == want
 
 
+def test_a_repeated_prefix_is_served_from_the_prompt_cache_and_the_usage_says_so(client, server):
+    system = "a small model speaks in short sentences; numbers like 1 2 3 and words like cat dog bird. " * 2
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "the quick brown fox"}]
+    kwargs = {"model": model_id(server), "messages": messages, "max_tokens": 12, "temperature": 0}
+    ids = server.suite.head("generation").encode_chat(messages)
+    reusable = (len(ids) - 1) // 16 * 16  # whole blocks, and the last prompt token is always fed
+    first = client.chat.completions.create(**kwargs)
+    again = client.chat.completions.create(**kwargs)
+    assert first.usage.prompt_tokens_details.cached_tokens <= reusable
+    assert again.usage.prompt_tokens_details.cached_tokens == reusable > 0
+    want = alone(server.suite, ids, max_tokens=12).text  # no cache there
+    assert first.choices[0].message.content == again.choices[0].message.content == want
+    chunks = list(client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage.prompt_tokens_details.cached_tokens == reusable
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == want
+    text = "the lazy dog and the quick brown fox " * 4
+    client.completions.create(model=model_id(server), prompt=text, max_tokens=2)
+    done = client.completions.create(model=model_id(server), prompt=text, max_tokens=2)
+    assert done.usage.prompt_tokens_details.cached_tokens == (done.usage.prompt_tokens - 1) // 16 * 16 > 0
+
+
+def test_task_calls_in_the_server_draft_from_their_prompts(server):
+    """The server's decoder (its engine) drafts as the CLI's does, and greedy output stays what it is alone."""
+    suite = server.suite
+    prompt = suite.tokenizer.encode("the quick brown fox jumps over the lazy dog the quick brown fox")
+    params = SamplingParams(max_tokens=30, ignore_eos=True)
+    done = suite.decoder.generate([prompt], params)[0]
+    assert done.accepted_tokens > 0
+    assert done.token_ids == alone(suite, prompt, max_tokens=30, ignore_eos=True, draft=False).token_ids
+
+
 @pytest.mark.parametrize("stream", [True, False])
 def test_a_client_that_disconnects_frees_its_slot(server, stream):
     engine = server.service.engine
@@ -437,7 +470,9 @@ def test_no_request_is_lost_or_duplicated_when_clients_come_and_go(client, serve
     deadline = time.monotonic() + 20
     while (server.service.engine.active or server.service.engine.waiting) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert request(server.port, "GET", "/health") == (200, {"status": "ready", "decoding": 0, "waiting": 0})
+    status, health = request(server.port, "GET", "/health")
+    assert status == 200 and {**health, "status": "ready", "decoding": 0, "waiting": 0} == health
+    assert health["prefilled_tokens"] > 0 and health["passes"] > 0
 
 
 # -- task endpoints, generated from the declarations --------------------------------------------------------------
@@ -568,6 +603,13 @@ def test_a_keyless_server_off_loopback_is_refused(cli, monkeypatch):
     monkeypatch.delenv("NLPSUITE_API_KEY", raising=False)
     got = cli(["serve", "--host", "0.0.0.0"])
     assert got.code == 1 and "give --api-key" in got.err and "--insecure" in got.err
+
+
+@pytest.mark.parametrize("flag", [["--cache-mb", "-1"], ["--prefill-chunk", "0"]])
+def test_a_bad_cache_budget_or_prefill_chunk_is_refused_in_one_line(cli, tiny, flag):
+    for command in (["serve", *flag], ["chat", *flag, "--model", str(tiny), "--device", "cpu"]):
+        got = cli(command, stdin=b"")
+        assert got.code == 1 and got.err.count("\n") == 1 and flag[0] in got.err, (command, got.err)
 
 
 def test_sigterm_finishes_the_stream_in_flight_then_exits_0(tiny, tiny_cache, server):

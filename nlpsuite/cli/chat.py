@@ -15,7 +15,7 @@ def chat_command(task):
     """The `chat` command, its options generated from the chat task's declaration."""
     system = Annotated[str | None, typer.Option("--system", help="System prompt.")]
     params = [*map(option_parameter, task.options), opt.parameter("system", system, None)]
-    params += opt.shared(opt.SUITE_PARAMS)
+    params += opt.shared((*opt.SUITE_PARAMS, "cache_mb", "prefill_chunk"))
 
     def chat(given: dict) -> None:
         from ..runtime.sampling import SamplingParams
@@ -23,7 +23,7 @@ def chat_command(task):
 
         chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None}
         params = SamplingParams(**task.check_options(chosen))
-        suite = opt.opener(given)()
+        suite = opt.opener(given)(cache_mb=given["cache_mb"], prefill_chunk=given["prefill_chunk"])
         ChatRepl(suite, params, system=given["system"], json=given["json"], quiet=given["quiet"]).run()
 
     doc = "Chat with the model: streamed replies, /help for commands; reads lines from stdin when piped."

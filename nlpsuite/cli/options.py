@@ -47,6 +47,17 @@ BatchOutput = Annotated[
     Path | None,
     typer.Option("--output", help="Batch mode: the .jsonl file to write (resumes if it exists; - for stdout)."),
 ]
+CacheMb = Annotated[
+    float | None,
+    typer.Option(
+        "--cache-mb",
+        help="Prompt cache budget in MiB, reused across turns/requests (0: off; default: "
+        "an eighth of free memory, 64-1024).",
+    ),  # fmt: skip
+]
+PrefillChunk = Annotated[
+    int | None, typer.Option("--prefill-chunk", help="Tokens per prefill pass (long prompts go in chunks; 256).")
+]
 Force = Annotated[bool, typer.Option("--force", help="Batch mode: overwrite an --output that is not this run's.")]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch mode: records run together.")]
 Ray = Annotated[
@@ -81,6 +92,8 @@ PARAMETERS = {
     "precision": (Precision, "fp32"),
     "quiet": (Quiet, False),
     "ray": (Ray, None),
+    "cache_mb": (CacheMb, None),
+    "prefill_chunk": (PrefillChunk, None),
     "workers": (Workers, None),
 }
 SUITE_PARAMS = ("model", "device", "precision", "json", "quiet")  # the suite a command opens, and how it reports
@@ -192,8 +205,9 @@ def reporter(quiet: bool):
     return (lambda _msg: None) if quiet else (lambda msg: err(f"[dim]{msg}[/dim]"))
 
 
-def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: bool = False):
-    """A Suite that reports conversion progress and the device it really runs on (unless quiet)."""
+def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: bool = False, **options):
+    """A Suite that reports conversion progress and the device it really runs on (unless quiet); ``options``:
+    Suite's other keywords (cache_mb, prefill_chunk)."""
     from rich.markup import escape
 
     from ..api import Suite
@@ -201,7 +215,7 @@ def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: b
     def warn(message: str) -> None:  # even with --quiet
         err(f"[yellow]warning: {escape(message)}[/yellow]")
 
-    suite = Suite(model=model, device=device, precision=precision, report=reporter(quiet), quiet=quiet)
+    suite = Suite(model=model, device=device, precision=precision, report=reporter(quiet), quiet=quiet, **options)
     suite.on_warning = warn
     backbone = suite.backbone
     if backbone.device_warning and not quiet:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..errors import NlpsuiteError
-from ..runtime.generation import Completion, Generator, OnText
+from ..runtime.generation import Decoder
 from ..runtime.sampling import SamplingParams
+from ..runtime.sequence import Completion, OnText
 
 Message = dict[str, str]
 
@@ -12,9 +13,10 @@ Message = dict[str, str]
 class GenerationHead:
     """Next-token generation on the suite's shared backbone."""
 
-    def __init__(self, suite) -> None:
+    def __init__(self, suite, decoder: Decoder | None = None) -> None:
+        """``decoder``: what decodes token ids (default the suite's: ``Generator``, or the server's engine)."""
         self.suite = suite
-        self.generator = Generator(suite.backbone, suite.tokenizer)
+        self.decoder = decoder or suite.decoder
         # The model's own sampling defaults (its generation_config), for generate and chat left unset.
         self.defaults = suite.backbone.manifest.get("generation") or {}
 
@@ -39,7 +41,7 @@ class GenerationHead:
         on_text: OnText | None = None,
     ) -> list[Completion]:
         params = params.resolved(self.defaults)
-        return self.generator.generate([self.encode(p, raw, system) for p in prompts], params, on_text)
+        return self.decoder.generate([self.encode(p, raw, system) for p in prompts], params, on_text)
 
     def chat(self, messages: list[Message], params: SamplingParams, on_text: OnText | None = None) -> Completion:
         """Reply to a conversation, dropping the oldest turns (never the system prompt) to fit the context."""
@@ -53,4 +55,4 @@ class GenerationHead:
             while len(turns) > 1 and turns[0]["role"] != "user":  # templates may insist on user first
                 turns = turns[1:]
             ids = self.encode_chat(system + turns)
-        return self.generator.generate([ids], params, on_text)[0]
+        return self.decoder.generate([ids], params, on_text)[0]

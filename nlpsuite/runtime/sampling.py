@@ -20,6 +20,7 @@ from ..numeric import softmax
 
 # What a sampling field left as None becomes when neither the request nor the model sets it: greedy.
 BUILT_IN = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
+MAX_LOGPROBS = 20  # top alternatives recorded per token, at most (OpenAI's limit)
 
 # The values each numeric field may take: {field: (least, most, in words)}. Two edges are finer than least..most:
 # top_p must be above 0, and a temperature other than 0 at least MIN_TEMPERATURE.
@@ -61,6 +62,7 @@ class SamplingParams:
     ignore_eos: bool = False
     stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
     draft: bool = True  # greedy only: guess tokens from the prompt and verify several per pass (same output)
+    logprobs: int | None = None  # record each chosen token's log-probability and this many top alternatives
 
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
@@ -75,6 +77,8 @@ class SamplingParams:
         """Every field within RANGES (unset ones pass), and no empty stop string."""
         for name in RANGES:
             check_field(name, getattr(self, name))
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise NlpsuiteError(f"--logprobs must be from 0 to {MAX_LOGPROBS}")
         if any(not stop for stop in self.stop):
             raise NlpsuiteError("--stop needs a non-empty string")
 

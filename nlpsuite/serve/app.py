@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from ..errors import NlpsuiteError
 from . import batches, files, openai_api, rerank, tasks, tokenize
-from .engine import BatchedGenerator, Engine, QueueFull
+from .engine import Engine, QueueFull
 from .errors import ApiError, ClientGone, bad
 from .metrics import Metrics
 
@@ -34,6 +34,8 @@ class ServeConfig:
     api_key: str | None = None
     max_batch: int = 16
     max_queue: int = 64
+    cache_mb: float | None = None  # the prompt cache's budget (None: sized from free memory; 0: none)
+    prefill_chunk: int | None = None  # tokens per prefill pass
     max_body: int = 4 * 1024 * 1024  # bytes of one request's body
     drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
     loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
@@ -43,9 +45,12 @@ class ServeConfig:
 class Service:
     """What the routes share: the suite (loaded once, in the background) and the engine over it."""
 
-    def __init__(self, config: ServeConfig, suite=None) -> None:
+    def __init__(self, config: ServeConfig, make_suite=None) -> None:
+        """``make_suite(decoder)``: the Suite to serve, built with the given decoder factory (default: one for
+        ``config``'s model)."""
         self.config = config
-        self.suite = suite
+        self.make_suite = make_suite
+        self.suite = None
         self.engine: Engine | None = None
         self.state = "loading"  # loading | ready | draining | failed
         self.failure = ""
@@ -57,21 +62,15 @@ class Service:
     def load(self) -> None:
         """Load the model and start the engine; a failure is kept (and ends the server)."""
         try:
-            if self.suite is None:
-                from ..api import Suite
-
-                self.suite = Suite(self.config.model, self.config.device, self.config.precision, report=log.info)
-            suite = self.suite
+            self.suite = suite = (self.make_suite or self._suite)(self._engine)
             started = time.perf_counter()
             backbone = suite.backbone
-            for part in ("tokenizer", "chat_template"):  # loaded now, not inside the first request
+            for part in ("tokenizer", "chat_template", "decoder"):  # made now, not inside the first request
                 getattr(suite, part)
             self.model_id = suite.source.key
             self.model_names = {self.model_id, suite.model_name}
             self.context, self.vocab = backbone.context_length, backbone.vocab_size
-            self.engine = Engine(suite, self.config.max_batch, self.config.max_queue)
             self.metrics.follow(self.engine)
-            suite.head("generation").generator = BatchedGenerator(self.engine)  # tasks decode in the shared batch
             log.info("model %s loaded in %.2f s on %s (%s)", self.model_id, time.perf_counter() - started,
                      backbone.device, backbone.precision)  # fmt: skip
             if self.state == "loading":
@@ -80,6 +79,18 @@ class Service:
             self.state, self.failure = "failed", str(exc) if isinstance(exc, NlpsuiteError) else repr(exc)
             log.error("cannot load the model: %s", self.failure)
             self.on_failure()
+
+    def _suite(self, decoder):
+        from ..api import Suite
+
+        c = self.config
+        return Suite(c.model, c.device, c.precision, report=log.info, decoder=decoder, cache_mb=c.cache_mb,
+                     prefill_chunk=c.prefill_chunk)  # fmt: skip
+
+    def _engine(self, suite) -> Engine:
+        """The suite's decoder: generation everywhere (chat, completions, task calls) joins one shared batch."""
+        self.engine = Engine(suite, self.config.max_batch, self.config.max_queue)
+        return self.engine
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.load, name="nlpsuite-load", daemon=True)
@@ -183,6 +194,8 @@ def _health(service: Service):
         code = 200 if service.state == "ready" else 503
         engine = service.engine
         load = {"decoding": engine.active, "waiting": engine.waiting} if engine else {}
+        if engine:  # work done since start, counted (not timed): prompt tokens prefilled, model passes
+            load |= {"prefilled_tokens": engine.batch.prefilled, "passes": engine.batch.passes}
         return JSONResponse({"status": service.state, **load}, code)
 
     return health

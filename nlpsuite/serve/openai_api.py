@@ -220,8 +220,7 @@ async def completions(service, request, body: dict):
 
 async def _generate(service, request, prompts, params, stream: bool, usage: bool, chat: bool):
     fit(prompts, service.context)
-    copies = [SamplingParams(**vars(params)) for _ in prompts]  # each prompt its own sampler state
-    ticket = service.engine.submit(prompts, copies)
+    ticket = service.engine.submit(prompts, params)  # each prompt gets its own sampler
     meta = {
         "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24],
         "created": int(time.time()),
@@ -274,7 +273,9 @@ async def _whole(service, request, ticket, meta: dict, chat: bool) -> dict:
 def _usage(completions) -> dict:
     prompt = sum(c.prompt_tokens for c in completions)
     made = sum(c.completion_tokens for c in completions)
-    return {"prompt_tokens": prompt, "completion_tokens": made, "total_tokens": prompt + made}
+    cached = sum(c.cached_tokens for c in completions)  # prompt tokens the prompt cache spared prefilling
+    return {"prompt_tokens": prompt, "completion_tokens": made, "total_tokens": prompt + made,
+            "prompt_tokens_details": {"cached_tokens": cached}}  # fmt: skip
 
 
 async def _stream(service, ticket, meta: dict, chat: bool, usage: bool):
