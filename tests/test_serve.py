@@ -272,6 +272,58 @@ def test_bad_requests_are_400_with_the_field_named(client, server, extra, param)
     assert caught.value.status_code == 400 and caught.value.body["param"] == param
 
 
+@pytest.mark.parametrize(
+    ("extra", "param", "message"),
+    [
+        ({"messages": "hi"}, "messages", "messages must be a list"),
+        ({"messages": []}, "messages", "messages must hold at least 1 item(s)"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages",
+         "messages[0].content must be a string or a list of text parts"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]}, "messages",
+         "messages[0].content[0].text must be a string"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, "messages",
+         "only text content parts are supported"),
+        ({"max_tokens": "10"}, "max_tokens", "max_tokens must be a whole number"),
+        ({"max_tokens": 2.5}, "max_tokens", "max_tokens must be a whole number"),
+        ({"max_tokens": True}, "max_tokens", "max_tokens must be a whole number"),
+        ({"max_tokens": 3, "max_completion_tokens": 4}, "max_tokens", "not both"),
+        ({"temperature": "hot"}, "temperature", "temperature must be a number"),
+        ({"temperature": 101}, "temperature", "temperature must be between 0 and 100"),
+        ({"temperature": 0.00001}, "temperature", "temperature must be 0 (greedy) or between 0.0001 and 100"),
+        ({"top_p": 0}, "top_p", "top_p must be between"),
+        ({"top_k": -1}, "top_k", "top_k must be at least 0"),
+        ({"stream": "yes"}, "stream", "stream must be true or false"),
+        ({"stream_options": {"include_usage": True}}, "stream_options", "only allowed with stream: true"),
+        ({"stop": 5}, "stop", "stop must be a string or a list of strings"),
+        ({"stop": ["x"] * 17}, "stop", "at most 16"),
+        ({"seed": 1.5}, "seed", "seed must be a whole number"),
+        ({"top_p": [1]}, "top_p", "top_p must be a number"),
+        ({"model": 7}, "model", "model must be a string"),
+        ({"model": ""}, "model", "'model' is required"),
+        ({"foo": 1}, "foo", "'foo' is not supported by this server"),
+        ({"frequency_penalty": 0.5}, "frequency_penalty", "'frequency_penalty' is not supported by this server"),
+    ],
+)  # fmt: skip
+def test_malformed_fields_are_400s_naming_the_field(server, extra, param, message):
+    body = {"model": model_id(server), "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, **extra}
+    status, answer = request(server.port, "POST", "/v1/chat/completions", body, authed())
+    assert status == 400, answer
+    error = answer["error"]
+    assert error["param"] == param and message in error["message"], error
+    assert error["type"] == "invalid_request_error" and "\n" not in error["message"]
+    if extra.keys() == {param} and param in ("foo", "frequency_penalty"):
+        assert error["code"] == "unsupported_parameter"
+
+
+def test_nulls_are_absent_and_neutral_values_pass_on_raw_http(server):
+    parts = [{"type": "text", "text": "h"}, {"type": "text", "text": "i"}]
+    messages = [{"role": "developer", "content": "be brief"}, {"role": "user", "content": parts}]
+    body = {"model": model_id(server), "messages": messages, "max_tokens": 2, "temperature": None, "stop": None,
+            "frequency_penalty": 0, "n": 1, "user": "u"}  # fmt: skip
+    status, answer = request(server.port, "POST", "/v1/chat/completions", body, authed())
+    assert status == 200 and answer["choices"][0]["finish_reason"] in ("stop", "length")
+
+
 def test_neutral_values_of_unsupported_fields_are_accepted(client, server):
     reply = client.chat.completions.create(
         model=model_id(server), messages=[{"role": "user", "content": "hi"}], max_tokens=3, temperature=0,
@@ -283,6 +335,27 @@ def test_neutral_values_of_unsupported_fields_are_accepted(client, server):
             model=model_id(server), messages=[{"role": "user", "content": "hi"}], max_tokens=3, presence_penalty=0.5
         )
     assert caught.value.body["param"] == "presence_penalty"
+
+
+def test_every_route_takes_the_request_then_the_models_generation_defaults_then_greedy(client, server, monkeypatch):
+    """One precedence on /v1/chat/completions, /v1/completions and the tasks (as the CLI): what the request
+    sets, else the model's generation_config, else the suite's built-in greedy decoding."""
+    service, head = server.service, server.suite.head("generation")
+    submitted = []
+    submit = service.engine.submit
+    monkeypatch.setattr(service.engine, "submit", lambda prompts, params, *rest: (
+        submitted.append(params[0]), submit(prompts, params, *rest))[1])  # fmt: skip
+    monkeypatch.setattr(head, "defaults", {"temperature": 0.7, "top_k": 5, "top_p": 0.9})
+    messages = [{"role": "user", "content": "hi"}]
+    client.chat.completions.create(model=model_id(server), messages=messages, max_tokens=2, seed=1)
+    client.completions.create(model=model_id(server), prompt="hi", max_tokens=2, seed=1, extra_body={"top_k": 3})
+    request(server.port, "POST", "/v1/tasks/chat", {"messages": "hi", "max_tokens": 2, "seed": 1}, authed())
+    chat, completion, task = ((p.temperature, p.top_k, p.top_p, p.repetition_penalty) for p in submitted)
+    assert chat == task == (0.7, 5, 0.9, 1.0)
+    assert completion == (0.7, 3, 0.9, 1.0)
+    monkeypatch.setattr(head, "defaults", {})
+    client.chat.completions.create(model=model_id(server), messages=messages, max_tokens=2)
+    assert submitted[-1].temperature == 0.0  # greedy, as `nlpsuite chat` (no more OpenAI's temperature 1)
 
 
 def test_error_statuses(client, server):
