@@ -10,6 +10,7 @@ mode adds to each record) and may hold more detail (what a single ``--json`` cal
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class Option:
     """A task option: its type, default, range and help, checked the same way by every front-end."""
 
     name: str  # the keyword run() receives
-    type: type = str  # str, int, float, bool, Path, or list (of strings)
+    type: type = str  # str, int, float, bool, Path, list (of strings), or dict (a JSON object)
     default: Any = None
     help: str = ""
     choices: tuple = ()
@@ -49,6 +50,7 @@ class Option:
     separator: str | None = ","  # lists: split on this; None means the CLI flag repeats
     parse: Callable[[Any], Any] | None = None  # normalizes a checked value, or raises NlpsuiteError
     argument: bool = False  # CLI: a positional argument that comes before the text
+    file: bool = False  # CLI and REPL: the value may also be a UTF-8 file's path (never over HTTP: see Input.file)
 
     @property
     def cli_flag(self) -> str:
@@ -94,6 +96,16 @@ class Option:
             if kind is int and isinstance(value, float) and value != number:
                 raise NlpsuiteError(f"{flag} takes a whole number")
             return number
+        if kind is dict:
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError as exc:
+                    where = ", or a file holding one" if self.file else ""
+                    raise NlpsuiteError(f"{flag} takes a JSON object{where} ({exc})") from None
+            if not isinstance(value, dict):
+                raise NlpsuiteError(f"{flag} takes a JSON object")
+            return value
         if kind is Path:
             if not isinstance(value, str | PathLike) or not str(value):
                 raise NlpsuiteError(f"{flag} takes a path")
@@ -252,9 +264,48 @@ def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
     )  # fmt: skip
 
 
+def output_options() -> tuple[Option, ...]:
+    """What a generating task's output may be held to (at most one): a JSON Schema, a regex, a Lark or GBNF
+    grammar, or any JSON object; each is compiled (and refused with one line) before any model loads, and kept
+    as given (``output_grammar`` makes the Grammar run() decodes with)."""
+    return (
+        Option("schema", dict, None, "JSON Schema the output must match: JSON text or a file.", file=True,
+               parse=lambda v: _checked("schema", v)),
+        Option("regex", str, None, "Regular expression the output must match.", parse=lambda v: _checked("regex", v)),
+        Option("grammar", str, None, "Grammar the output must match: Lark, or GBNF (rules with ::=, from root); "
+               "text or a file.", file=True, parse=lambda v: _checked("grammar", v)),
+        Option("json_object", bool, False, "The output is one JSON object (any keys)."),
+    )  # fmt: skip
+
+
+def _grammar(name: str, value):
+    from .runtime.grammar import Grammar
+
+    makers = {"schema": Grammar.json_schema, "regex": Grammar.regex, "grammar": Grammar.from_grammar_text}
+    return makers[name](value)
+
+
+def _checked(name: str, value):
+    _grammar(name, value).check()
+    return value
+
+
+def output_grammar(options: dict):
+    """The one Grammar that output_options() in ``options`` ask for (None: free text); refuses two."""
+    from .runtime.grammar import Grammar
+
+    given = [_grammar(name, options[name]) for name in ("schema", "regex", "grammar") if options.get(name) is not None]
+    if options.get("json_object"):
+        given.append(Grammar.json_object())
+    if len(given) > 1:
+        raise NlpsuiteError("give one of --schema, --regex, --grammar and --json-object, not several")
+    return given[0] if given else None
+
+
 def check_sampling(options: dict, shared: dict | None = None, batch: bool = False) -> None:
     """A Task.check for tasks that offer sampling_options(): the decoding settings, checked before any model."""
     from .runtime.sampling import SamplingParams
 
     names = {o.name for o in sampling_options()}
     SamplingParams(**{k: v for k, v in options.items() if k in names}).check()
+    output_grammar(options)

@@ -99,7 +99,7 @@ def run_command(task: Task, given: dict) -> None:
     head, *rest = task.inputs
     text = given[head.name]
     shared = {i.name: text_or_file(given[i.name], i) for i in rest if given[i.name] is not None}
-    chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None and given[o.name] is not False}
+    chosen = {o.name: text_or_file(v, o) for o in task.options if (v := given[o.name]) is not None and v is not False}
     batch = opt.batch_paths(given["input"], given["output"], text)
     if given["batch_size"] < 1:
         raise NlpsuiteError("--batch-size must be at least 1")
@@ -173,9 +173,10 @@ def _run_on_ray(task: Task, pool, given: dict, shared: dict, options: dict) -> N
         opt.print_json({"output": str(output), "written": written, "model": pool.model_key(), **arguments})
 
 
-def text_or_file(value: str, field: Input) -> str:
-    """A later input given once: its text, or for a file input a UTF-8 file's contents or stdin ('-')."""
-    if not field.file:
+def text_or_file(value, field: Input | Option):
+    """A later input given once, or an option: its text, or for a file input (option) a UTF-8 file's contents or
+    stdin ('-')."""
+    if not field.file or not isinstance(value, str):
         return value
     if value == "-":
         return opt.read_text(None, what=field.name)
@@ -185,7 +186,7 @@ def text_or_file(value: str, field: Input) -> str:
         path = Path(value)
         if path.is_file():
             return opt.read_utf8(path)
-        missing = path.suffix in (".txt", ".md") and not path.exists()
+        missing = path.suffix in (".txt", ".md", ".json", ".lark", ".gbnf") and not path.exists()
     except (OSError, ValueError):  # e.g. a sentence longer than a file name may be
         return value
     if missing:

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from ..errors import NlpsuiteError
+from . import grammar
 from .backbone import Backbone, State, left_pad
 from .generation import Completion, _Stream, repeating_tail
 from .sampling import Sampler, SamplingParams
@@ -23,7 +24,9 @@ from .tokenizer import Tokenizer
 class Sequence:
     """One prompt's decoding: its sampler, streamed text and the token the next step feeds in."""
 
-    def __init__(self, prompt: list[int], params: SamplingParams, context: int, eos_ids: list[int]) -> None:
+    def __init__(
+        self, prompt: list[int], params: SamplingParams, context: int, eos_ids: list[int], constraint=None
+    ) -> None:
         params.check()
         if not prompt:
             raise NlpsuiteError("empty prompt")
@@ -34,6 +37,7 @@ class Sequence:
         self.budget = min(params.max_tokens, context - len(prompt))
         self.sampler = Sampler(params)
         self.eos = set() if params.ignore_eos else set(eos_ids)
+        self.eos_ids, self.constraint = list(eos_ids), constraint  # what the output must match (grammar.py)
         self.stop_loops = params.stop_repetition and not params.ignore_eos  # as Generator.generate
         self.stream = _Stream(list(params.stop))
         self.seen = list(prompt)
@@ -49,6 +53,11 @@ class Sequence:
 
     def accept(self, logits: np.ndarray, tokenizer: Tokenizer) -> str:
         """Sample this row's next token from ``logits`` [1, vocab]; the text it makes final."""
+        if self.constraint is not None:
+            logits = logits.astype(np.float32, copy=True)
+            if not self.constraint.accepting():
+                logits[0, self.eos_ids] = -np.inf
+            self.constraint.mask(logits[0])
         token = int(self.sampler(logits, [self.seen])[0])
         stream = self.stream
         if token in self.eos:
@@ -56,6 +65,10 @@ class Sequence:
         else:
             self.seen.append(token)
             delta = stream.push(token, tokenizer)
+            if self.constraint is not None:
+                self.constraint.consume(token)
+                if not stream.done and self.constraint.finished():
+                    delta += stream.finish("stop")
             if self.stop_loops and not stream.done and repeating_tail(stream.ids):
                 delta += stream.finish("repetition")
         if not stream.done and len(self.seen) - len(self.prompt) >= self.budget:
@@ -91,7 +104,8 @@ class DecodeBatch:
 
     def sequence(self, prompt: list[int], params: SamplingParams) -> Sequence:
         """A sequence for ``prompt`` on this batch's model (checked: raises NlpsuiteError)."""
-        return Sequence(prompt, params, self.backbone.context_length, self.tokenizer.eos_token_ids)
+        held = grammar.constraint(params.grammar, self.tokenizer) if params.grammar else None
+        return Sequence(prompt, params, self.backbone.context_length, self.tokenizer.eos_token_ids, held)
 
     def add(self, seqs: list[Sequence]) -> list[str]:
         """Prefill ``seqs`` together (left-padded, as ``Generator.generate`` does), sample each one's first token

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NlpsuiteError
+from . import grammar
 from .backbone import Backbone, left_pad
 from .drafting import DRAFT_TOKENS, next_draft_length, propose
 from .sampling import Sampler, SamplingParams
@@ -132,8 +133,9 @@ class Generator:
         stop_loops = params.stop_repetition and not params.ignore_eos
         streams = [_Stream(list(params.stop)) for _ in prompts]
         seen = [list(p) for p in prompts]
+        held = [grammar.constraint(params.grammar, self.tokenizer) for _ in prompts] if params.grammar else None
 
-        drafting = self._drafting(params)
+        drafting = self._drafting(params) and held is None
         chosen = [0] * batch  # tokens chosen per row, EOS included
         drafted = accepted = 0
         draft_length = [DRAFT_TOKENS] * batch  # per row: longer while its guesses are kept, shorter when not
@@ -147,6 +149,10 @@ class Generator:
             else:
                 seen[row].append(token)
                 delta = stream.push(token, self.tokenizer)
+                if held:
+                    held[row].consume(token)
+                    if not stream.done and held[row].finished():
+                        delta += stream.finish("stop")
                 if stop_loops and not stream.done and repeating_tail(stream.ids):
                     delta += stream.finish("repetition")
                 if not stream.done and chosen[row] == budget:
@@ -166,7 +172,7 @@ class Generator:
             while True:
                 # Position 0's logits follow the row's last token, position j's its j-th draft: a draft is kept
                 # while it is the token the model chooses there, and the first choice that differs is kept too.
-                first = sampler(step.logits[:, 0, :], seen)
+                first = sampler(self._masked(step.logits[:, 0, :], held, eos, streams), seen)
                 kept = [0] * batch
                 for row in range(batch):
                     if streams[row].done:
@@ -233,6 +239,20 @@ class Generator:
                 )
             )
         return results
+
+    @staticmethod
+    def _masked(logits: np.ndarray, held, eos: set[int], streams: list[_Stream]) -> np.ndarray:
+        """``logits`` [batch, vocab] with what each row's constraint refuses at -inf (EOS while it is incomplete)."""
+        if not held:
+            return logits
+        logits = logits.astype(np.float32, copy=True)
+        for row, constraint in enumerate(held):
+            if streams[row].done:
+                continue
+            if not constraint.accepting():
+                logits[row, list(eos)] = -np.inf
+            constraint.mask(logits[row])
+        return logits
 
     def _drafting(self, params: SamplingParams) -> bool:
         """Draft from the prompt when it can only pay: greedy choices and a state that can drop rejected tokens."""

@@ -10,6 +10,7 @@ whitespace runs small models loop in).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -64,7 +65,8 @@ class Grammar:
                 raise NlpsuiteError(f"the JSON schema is not valid JSON: {exc}") from None
         if not isinstance(schema, dict):
             raise NlpsuiteError("a JSON schema must be a JSON object")
-        return cls("json_schema", json.dumps(schema, ensure_ascii=False, separators=(",", ":"), sort_keys=True))
+        # Compact but in its own order: properties come out in the order the schema lists them.
+        return cls("json_schema", json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
 
     @classmethod
     def json_object(cls) -> Grammar:
@@ -129,13 +131,23 @@ def _limits():
 
 
 def _compile_check(grammar: Grammar) -> str:
+    """llguidance's text of ``grammar``, checked without a tokenizer (remembered: check() runs per row)."""
+    found = _checked(grammar)
+    if isinstance(found, NlpsuiteError):
+        raise found
+    return found
+
+
+@functools.lru_cache(maxsize=COMPILED_KEPT)
+def _checked(grammar: Grammar) -> str | NlpsuiteError:
     import llguidance
 
-    text = _llguidance_text(grammar)
+    try:
+        text = _llguidance_text(grammar)
+    except NlpsuiteError as exc:
+        return exc
     failed, messages = llguidance.LLMatcher.validate_grammar_with_warnings(text, None, limits=_limits())
-    if failed:
-        raise NlpsuiteError(_refusal(grammar, messages[0]))
-    return text
+    return NlpsuiteError(_refusal(grammar, messages[0])) if failed else text
 
 
 def _refusal(grammar: Grammar, error: str) -> str:

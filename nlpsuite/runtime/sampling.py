@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import softmax
+from .grammar import Grammar
 
 # What a sampling field left as None becomes when the model ships no generation defaults: greedy.
 BUILT_IN = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
@@ -28,6 +29,7 @@ class SamplingParams:
     ignore_eos: bool = False
     stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
     draft: bool = True  # greedy only: guess tokens from the prompt and verify several per pass (same output)
+    grammar: Grammar | None = None  # what every output must match (a JSON schema, a regex...): see grammar.py
 
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
@@ -54,6 +56,8 @@ class SamplingParams:
             raise NlpsuiteError("--repetition-penalty must be between 0.01 and 100")
         if any(not stop for stop in self.stop):
             raise NlpsuiteError("--stop needs a non-empty string")
+        if self.grammar is not None:
+            self.grammar.check()
 
 
 class Sampler:
