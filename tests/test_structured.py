@@ -31,11 +31,16 @@ def tiny(tiny_llama):
     return ["--model", str(tiny_llama), "--device", "cpu"]
 
 
-@pytest.fixture
-def suite(tiny_llama):
+@pytest.fixture(scope="module")
+def suite(tiny_llama, tiny_cache):
+    """One load for the module's Python-API tests (the converted model lives in the shared cache)."""
     from nlpsuite.api import Suite
 
-    return Suite(model=str(tiny_llama), device="cpu")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NLPSUITE_HOME", str(tiny_cache))
+        loaded = Suite(model=str(tiny_llama), device="cpu")
+        loaded.backbone  # noqa: B018 - loaded (converted once) while the shared cache is the home
+        yield loaded
 
 
 @pytest.mark.parametrize("sampling", [[], ["--temperature", "1.5", "--seed", "4"], ["--raw"]])

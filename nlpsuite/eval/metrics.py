@@ -204,8 +204,9 @@ def qa_scores(predictions: Sequence[str], answers: Sequence[str | Sequence[str]]
 def field_exact_match(predictions: Sequence[object], gold: Sequence[Mapping]) -> dict:
     """Extracted objects against gold ones (0-1): ``object_exact_match`` (every field right and none invented),
     ``field_exact_match`` (over every gold field of every example) and per field; a null field is an absent
-    one, strings match with their whitespace runs collapsed, and a prediction that is no object (an output cut
-    short) matches nothing (``invalid`` counts them)."""
+    one, strings match as exact_match has them (SQuAD's: case, punctuation, articles and spacing aside; Han and
+    kana by character), and a prediction that is no object (an output cut short) matches nothing (``invalid``
+    counts them)."""
     _check_pairs(predictions, gold)
     fields: dict[str, list[bool]] = collections.defaultdict(list)
     whole = []
@@ -234,7 +235,7 @@ def _same_value(a, b) -> bool:
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
     if isinstance(a, str) and isinstance(b, str):
-        return " ".join(a.split()) == " ".join(b.split())
+        return exact_match(a, b) == 1.0
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         a, b = _present(a), _present(b)
         return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)

@@ -4,8 +4,8 @@ users write it) by llguidance's matcher, which reads the model's own ``tokenizer
 A ``Grammar`` says what the output must match; it is small, immutable and hashable, so it rides on
 ``SamplingParams`` through every generating path. ``constraint(grammar, tokenizer)`` gives a row its own matcher:
 copied from one compiled per grammar and tokenizer (cached), after a compile bounded in size, fuel and time, so
-a hostile schema is a clear error, never a hung server. JSON is compact (no whitespace between tokens: the free
-whitespace runs small models loop in).
+a hostile schema is a clear error, never a hung server. JSON comes on one line with fixed spacing: no free
+whitespace between tokens, the runs small models loop in.
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ JSON_KINDS = ("json_schema", "json_object")
 MAX_SOURCE_BYTES = 64 * 1024  # a schema or grammar's text: compile time grows with it (~0.1 s for 50 KiB)
 COMPILE_SECONDS = 5.0  # a compile still running after this is refused (it ends by itself, within its fuel)
 COMPILED_KEPT = 64  # compiled grammars kept per process, least recently used dropped first
-# Compact JSON: no whitespace between tokens, and an unsupported keyword is an error, never ignored; these
+# JSON on one line, spaced as models write it ('{"age": 34, "city": "Oslo"}'): one space after each ':' and
+# ',', nowhere else, so no free whitespace runs to loop in. Compact JSON ('"age":34') is no cheaper and costs
+# quality: a digit right after ':' is not how the model writes a number (on extract's person set the default
+# model got 5/18 ages right compact, 16/18 spaced). An unsupported keyword is an error, never ignored; these
 # override the schema's own "x-guidance" settings.
-JSON_OPTIONS = {"whitespace_flexible": False, "lenient": False}
+JSON_OPTIONS = {"whitespace_flexible": False, "key_separator": ": ", "item_separator": ", ", "lenient": False}
 # Fuel (work units of llguidance's lexer) for the first mask and for each later one, and its memory: a
 # 50-byte pattern such as "(a{1000}){1000}" takes 4 s of first mask at the defaults (1M), 0.7 s at 200k;
 # schemas of 1000 enum values or 500 properties need well under it.
