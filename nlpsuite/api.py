@@ -211,6 +211,9 @@ class Suite:
 
 
 def _parsed(completion: Completion, grammar, schema):
+    if completion.finish_reason == "repetition":
+        raise NlpsuiteError("the model began to repeat itself before the JSON was complete: show it the fields "
+                            "in the prompt, bound the schema's strings and arrays, or sample")  # fmt: skip
     if completion.finish_reason != "stop":
         raise NlpsuiteError(f"the output ended ({completion.finish_reason}) before it was complete JSON: "
                             "raise max_tokens")  # fmt: skip

@@ -301,8 +301,26 @@ def test_a_pydantic_model_class_is_a_schema():
         name: str
         population: int
 
-    spec = Grammar.json_schema(City)
-    assert json.loads(spec.source)["required"] == ["name", "population"]
+    class Country(pydantic.BaseModel):
+        capital: City
+        cities: list[City]
+
+    spec = json.loads(Grammar.json_schema(Country).source)
+    assert spec["required"] == ["capital", "cities"]
+    # strict as OpenAI's strict mode: no object takes keys the class does not have
+    assert spec["additionalProperties"] is False and spec["$defs"]["City"]["additionalProperties"] is False
+    assert "additionalProperties" not in json.loads(Grammar.json_schema(Country, strict=False).source)
+
+
+def test_closed_schemas_take_no_other_keys_and_keep_property_names():
+    named = {"properties": {"type": "object", "properties": {"x": {}}},
+             "items": {"type": "array", "items": {"properties": {"y": {}}}}}  # fmt: skip
+    schema = {"type": "object", "properties": named, "additionalProperties": True}
+    got = grammar.closed(schema)
+    assert got["additionalProperties"] is True  # said: kept
+    assert got["properties"]["properties"] == {"type": "object", "properties": {"x": {}}, "additionalProperties": False}
+    assert got["properties"]["items"]["items"] == {"properties": {"y": {}}, "additionalProperties": False}
+    assert set(got["properties"]) == {"properties", "items"} and "additionalProperties" not in schema["properties"]
 
 
 @pytest.mark.parametrize(

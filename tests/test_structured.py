@@ -125,8 +125,7 @@ def test_suite_generate_with_a_pydantic_class_returns_an_instance(suite):
     pydantic = pytest.importorskip("pydantic")
     from typing import Literal
 
-    class Pick(pydantic.BaseModel):
-        model_config = pydantic.ConfigDict(extra="forbid")  # additionalProperties false: no keys of its own
+    class Pick(pydantic.BaseModel):  # strict as OpenAI's: no keys of the model's own (it would add them)
         colour: Literal["red", "green"]
         sure: bool
 

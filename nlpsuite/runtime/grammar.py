@@ -57,10 +57,11 @@ class Grammar:
             raise NlpsuiteError(f"the {_noun(self.kind)} is empty")
 
     @classmethod
-    def json_schema(cls, schema: dict | str | Any) -> Grammar:
-        """From a JSON Schema: a dict, its JSON text, or a pydantic model class."""
+    def json_schema(cls, schema: dict | str | Any, strict: bool | None = None) -> Grammar:
+        """From a JSON Schema: a dict, its JSON text, or a pydantic model class. ``strict`` (the default for a
+        class, as OpenAI's strict mode): objects that list their properties take no others."""
         if hasattr(schema, "model_json_schema"):  # a pydantic model class (pydantic is never imported here)
-            schema = schema.model_json_schema()
+            schema, strict = schema.model_json_schema(), strict is not False
         if isinstance(schema, str):
             try:
                 schema = json.loads(schema)
@@ -68,6 +69,8 @@ class Grammar:
                 raise NlpsuiteError(f"the JSON schema is not valid JSON: {exc}") from None
         if not isinstance(schema, dict):
             raise NlpsuiteError("a JSON schema must be a JSON object")
+        if strict:
+            schema = closed(schema)
         # Compact but in its own order: properties come out in the order the schema lists them.
         return cls("json_schema", json.dumps(schema, ensure_ascii=False, separators=(",", ":")))
 
@@ -101,6 +104,31 @@ class Grammar:
 
     def describe(self) -> str:
         return _noun(self.kind)
+
+
+SUBSCHEMAS = {"properties": "map", "$defs": "map", "definitions": "map", "patternProperties": "map",
+              "items": "one", "additionalProperties": "one", "not": "one", "contains": "one",
+              "prefixItems": "list", "anyOf": "list", "oneOf": "list", "allOf": "list"}  # fmt: skip
+
+
+def closed(schema):
+    """``schema`` with ``"additionalProperties": false`` on every object that lists its properties and says
+    nothing of others (a copy): without it a model may add keys of its own until its budget runs out."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key, shape in SUBSCHEMAS.items():
+        if key not in out:
+            continue
+        if shape == "map" and isinstance(out[key], dict):
+            out[key] = {name: closed(sub) for name, sub in out[key].items()}
+        elif shape == "list" and isinstance(out[key], list):
+            out[key] = [closed(sub) for sub in out[key]]
+        elif shape == "one":
+            out[key] = closed(out[key])
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
 
 
 def _noun(kind: str) -> str:

@@ -58,6 +58,12 @@ def test_cli_json_takes_the_schema_from_a_file_or_as_json(cli, model_args, schem
         jsonschema.validate(result["data"], SCHEMA)
 
 
+def test_cli_prints_the_object_alone_without_json(cli, model_args, schema_file):
+    got = cli(["extract", TEXT, "--schema", str(schema_file), *model_args])
+    assert got.code == 0, got.err
+    jsonschema.validate(json.loads(got.out), SCHEMA)
+
+
 def test_a_cut_object_is_null_with_finish_reason_length(suite):
     (result,) = suite.task("extract").run(suite, [{"text": TEXT}], **suite.task("extract").check_options(
         {"schema": SCHEMA, "max_tokens": 3}))  # fmt: skip
