@@ -31,6 +31,7 @@ class Input:
     optional: bool = False
     file: bool = False  # CLI: the value may also be a UTF-8 file's path, or '-' for stdin
     messages: bool = False  # the value is a chat: a string or a list of {"role", "content"} dicts
+    many: bool = False  # a list of texts (or {"text"} objects), or one text holding them: see records.document_list
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class Task:
             return []
         inputs = [{head.name: v} for v in values]
         for name, given in others.items():
-            spread = [given] * len(values) if single or given is None or isinstance(given, str) else list(given)
+            one = single or given is None or isinstance(given, str) or _shared_list(given, rest, name)
+            spread = [given] * len(values) if one else list(given)
             if len(spread) != len(values):
                 raise NlpsuiteError(f"give one {name} per {head.name}, or one for all")
             for record, value in zip(inputs, spread, strict=True):
@@ -236,6 +238,17 @@ class Task:
     def batch_fields(self, record: dict) -> dict:
         """The fields batch mode adds to an input record."""
         return {self.batch_names.get(k, k): record[k] for k in self.output if k in record}
+
+    def parameters_schema(self, paths: bool = False) -> dict:
+        """The JSON Schema of one call's parameters (its inputs and options), for tools and typed clients;
+        ``paths``: include options that name a file on the caller's machine (no remote caller may give them)."""
+        return parameters_schema(self, paths)
+
+
+def _shared_list(given, fields: list[Input], name: str) -> bool:
+    """A list given for a ``many`` input is one list for every input unless it is a list of lists."""
+    field = next(f for f in fields if f.name == name)
+    return field.many and not any(isinstance(v, list | tuple) for v in given)
 
 
 def _is_one(value, head: Input) -> bool:
@@ -264,48 +277,85 @@ def sampling_options(max_tokens: int = 256) -> tuple[Option, ...]:
     )  # fmt: skip
 
 
-def output_options() -> tuple[Option, ...]:
-    """What a generating task's output may be held to (at most one): a JSON Schema, a regex, a Lark or GBNF
-    grammar, or any JSON object; each is compiled (and refused with one line) before any model loads, and kept
-    as given (``output_grammar`` makes the Grammar run() decodes with)."""
-    return (
-        Option("schema", dict, None, "JSON Schema the output must match: JSON text or a file.", file=True,
-               parse=lambda v: _checked("schema", v)),
-        Option("regex", str, None, "Regular expression the output must match.", parse=lambda v: _checked("regex", v)),
-        Option("grammar", str, None, "Grammar the output must match: Lark, or GBNF (rules with ::=, from root); "
-               "text or a file.", file=True, parse=lambda v: _checked("grammar", v)),
-        Option("json_object", bool, False, "The output is one JSON object (any keys)."),
-    )  # fmt: skip
-
-
-def _grammar(name: str, value):
-    from .runtime.grammar import Grammar
-
-    makers = {"schema": Grammar.json_schema, "regex": Grammar.regex, "grammar": Grammar.from_grammar_text}
-    return makers[name](value)
-
-
-def _checked(name: str, value):
-    _grammar(name, value).check()
-    return value
-
-
-def output_grammar(options: dict):
-    """The one Grammar that output_options() in ``options`` ask for (None: free text); refuses two."""
-    from .runtime.grammar import Grammar
-
-    given = [_grammar(name, options[name]) for name in ("schema", "regex", "grammar") if options.get(name) is not None]
-    if options.get("json_object"):
-        given.append(Grammar.json_object())
-    if len(given) > 1:
-        raise NlpsuiteError("give one of --schema, --regex, --grammar and --json-object, not several")
-    return given[0] if given else None
-
-
 def check_sampling(options: dict, shared: dict | None = None, batch: bool = False) -> None:
     """A Task.check for tasks that offer sampling_options(): the decoding settings, checked before any model."""
     from .runtime.sampling import SamplingParams
 
     names = {o.name for o in sampling_options()}
     SamplingParams(**{k: v for k, v in options.items() if k in names}).check()
-    output_grammar(options)
+
+
+# -- JSON Schema of a task's parameters: what MCP tools, chat tools and typed clients are told -------------
+
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", Path: "string"}
+MESSAGES_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["role", "content"],
+    },
+}
+
+
+DOCUMENTS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "properties": {"text": {"type": "string", "minLength": 1}, "id": {"type": ["string", "integer"]}},
+                "required": ["text"],
+            },
+        ]
+    },
+}
+
+
+def parameters_schema(task: Task, paths: bool = False) -> dict:
+    """``{"type": "object", "properties", "required"}`` for one input record and the task's options: names,
+    types, ranges, choices, defaults and help from the declaration, nothing written twice."""
+    properties, required = {}, []
+    for position, given in enumerate(task.inputs):
+        properties[given.name] = _input_schema(given)
+        if position == 0 or not given.optional:
+            required.append(given.name)
+    for option in task.options:
+        if option.type is Path and not paths:
+            continue
+        properties[option.name] = option_schema(option)
+        if option.required:
+            required.append(option.name)
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _input_schema(field: Input) -> dict:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if field.messages:
+        schema = {"anyOf": [schema, MESSAGES_SCHEMA]}
+    elif field.many:
+        schema = {"anyOf": [DOCUMENTS_SCHEMA, schema]}
+    return {**schema, "description": field.help} if field.help else schema
+
+
+def option_schema(option: Option) -> dict:
+    """One option as JSON Schema; ``parse`` and a task's ``check`` still run on what a caller sends."""
+    if option.type is list:
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    else:
+        schema = {"type": JSON_TYPES.get(option.type, "string")}
+    if option.choices:
+        schema["enum"] = list(option.choices)
+    if option.type in (int, float):
+        if option.min is not None:
+            schema["minimum"] = option.min
+        if option.max is not None:
+            schema["maximum"] = option.max
+    if option.default is not None and isinstance(option.default, str | int | float | bool | list | tuple):
+        schema["default"] = list(option.default) if isinstance(option.default, tuple) else option.default
+    if option.help:
+        schema["description"] = option.help
+    return schema

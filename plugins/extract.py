@@ -9,7 +9,8 @@ import json
 from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Eval, Input, Option, Task, output_grammar, output_options
+from nlpsuite.outputs import output_grammar, output_options
+from nlpsuite.tasks import Eval, Input, Option, Task
 
 PROMPT = (
     "Extract information from the text below as one JSON object with these fields:\n{fields}\n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from nlpsuite import languages
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Input, Option, Task, check_sampling, output_grammar, output_options, sampling_options
+from nlpsuite.outputs import check_generation, output_grammar, output_options
+from nlpsuite.tasks import Input, Option, Task, sampling_options
 
 OPTIONS = (
     *sampling_options(),
@@ -71,7 +72,7 @@ def register_tasks(register):
             output=("text", "parsed", "finish_reason", "usage"),
             value="text",
             batch_names={"text": "completion"},
-            check=check_sampling,
+            check=check_generation,
             stream=True,
             progress_label="generating",
         )

@@ -9,9 +9,9 @@ declaration checks them (``tasks.sampling_options``, ``SamplingParams.check``; s
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
 
 from ..tasks import sampling_options
 from .errors import ApiError, bad
@@ -99,12 +99,40 @@ def parse(model: type[Body], body: dict) -> Any:
         request = model.model_validate(body)
     except ValidationError as exc:
         raise _api_error(exc.errors()) from None
-    for name, neutral in NEUTRAL.items():
-        if name in body and neutral is not ... and not _same(body[name], neutral):
-            if name == "n":
-                raise bad("n must be 1: this server returns one choice per prompt", "n", "unsupported_value")
-            raise bad(f"{name!r} is not supported by this server", name, "unsupported_parameter")
+    _neutral(body, set(NEUTRAL))
     return request
+
+
+def check_fields(body: dict, allowed: set[str]) -> dict:
+    """A flat body (the routes without a model here): ``body`` without nulls, where a field not in ``allowed`` is
+    a 400 unless it holds its neutral value."""
+    body = {k: v for k, v in body.items() if v is not None}
+    _neutral(body, set(body) - allowed)
+    return body
+
+
+def _neutral(body: dict, names: set[str]) -> None:
+    """Refuse ``names`` of ``body`` that are not at a value that changes nothing."""
+    for name in sorted(names & set(body), key=list(body).index):
+        neutral = NEUTRAL.get(name, _UNKNOWN)
+        if neutral is ... or (neutral is not _UNKNOWN and _same(body[name], neutral)):
+            continue
+        if name == "n":
+            raise bad("n must be 1: this server returns one choice per prompt", "n", "unsupported_value")
+        raise bad(f"{name!r} is not supported by this server", name, "unsupported_parameter")
+
+
+_UNKNOWN = object()
+_MESSAGES = TypeAdapter(Annotated[list[Message], Field(min_length=1)])
+
+
+def chat_messages(value) -> list[dict]:
+    """``messages`` as the chat template takes them ({role, content}); a 400 names what is wrong."""
+    try:
+        messages = _MESSAGES.validate_python(value, strict=True)
+    except ValidationError as exc:
+        raise _api_error([{**e, "loc": ("messages", *e["loc"])} for e in exc.errors()]) from None
+    return [m.plain() for m in messages]
 
 
 def _same(value, default) -> bool:
