@@ -22,7 +22,8 @@ from nlpsuite.plugins import CORE_COMMANDS, PluginLoader
 from nlpsuite.tasks import Input, Option, Task
 
 PAGE = Path(__file__).with_name("tasks.md")
-TYPES = {str: "text", int: "integer", float: "number", bool: "switch", Path: "path", list: "list of text"}
+TYPES = {str: "text", int: "integer", float: "number", bool: "switch", Path: "path", list: "list of text",
+         dict: "JSON object"}  # fmt: skip
 
 HEADER = """\
 # Task reference

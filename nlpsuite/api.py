@@ -160,10 +160,18 @@ class Suite:
         done = self.head("generation").complete(prompts, SamplingParams(**sampling), raw, system, on_text)
         return done[0] if isinstance(prompt, str) else done
 
-    def generate(self, prompt: str | list[str], **kwargs) -> str | list[str]:
-        """Generated text; str in, str out; list in, list out."""
+    def generate(self, prompt: str | list[str], *, schema=None, **kwargs) -> Any:
+        """Generated text; str in, str out; list in, list out. With ``schema`` (a JSON Schema dict, or a pydantic
+        model class) the output is held to it and each answer is the parsed object (a model instance for a
+        class); an output cut at ``max_tokens`` before it is complete is an NlpsuiteError."""
+        if schema is not None:
+            from .runtime.grammar import Grammar
+
+            kwargs["grammar"] = Grammar.json_schema(schema)
         done = self.complete(prompt, **kwargs)
-        return done.text if isinstance(done, Completion) else [c.text for c in done]
+        done = [done] if isinstance(done, Completion) else done
+        values = [c.text if schema is None else _parsed(c, kwargs["grammar"], schema) for c in done]
+        return values[0] if isinstance(prompt, str) else values
 
     def chat(self, messages: str | list[dict], *, on_text: OnText | None = None, **sampling) -> str:
         """The assistant's reply to a message or a list of ``{"role", "content"}`` messages."""
@@ -221,3 +229,14 @@ class Suite:
 
         found = retrieval.search(self, name, [query] if isinstance(query, str) else list(query), k)
         return found[0] if isinstance(query, str) else found
+
+
+def _parsed(completion: Completion, grammar, schema):
+    if completion.finish_reason == "repetition":
+        raise NlpsuiteError("the model began to repeat itself before the JSON was complete: show it the fields "
+                            "in the prompt, bound the schema's strings and arrays, or sample")  # fmt: skip
+    if completion.finish_reason != "stop":
+        raise NlpsuiteError(f"the output ended ({completion.finish_reason}) before it was complete JSON: "
+                            "raise max_tokens")  # fmt: skip
+    value = grammar.parse(completion.text)
+    return schema.model_validate(value) if hasattr(schema, "model_validate") else value

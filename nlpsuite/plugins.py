@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "nlpsuite_plugins.summarize",
     "nlpsuite_plugins.retrieval",
     "nlpsuite_plugins.rerank",
+    "nlpsuite_plugins.extract",
 )
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 

@@ -12,6 +12,7 @@ mode adds to each record) and may hold more detail (what a single ``--json`` cal
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class Option:
     """A task option: its type, default, range and help, checked the same way by every front-end."""
 
     name: str  # the keyword run() receives
-    type: type = str  # str, int, float, bool, Path, or list (of strings)
+    type: type = str  # str, int, float, bool, Path, list (of strings), or dict (a JSON object)
     default: Any = None
     help: str = ""
     choices: tuple = ()
@@ -54,6 +55,7 @@ class Option:
     parse: Callable[[Any], Any] | None = None  # normalizes a checked value, or raises NlpsuiteError
     argument: bool = False  # CLI: a positional argument that comes before the text
     label: str = ""  # its name for a person (the web page's form); default: the name in words
+    file: bool = False  # CLI and REPL: the value may also be a UTF-8 file's path (never over HTTP: see Input.file)
 
     @property
     def cli_flag(self) -> str:
@@ -99,6 +101,16 @@ class Option:
             if kind is int and isinstance(value, float) and value != number:
                 raise NlpsuiteError(f"{flag} takes a whole number")
             return number
+        if kind is dict:
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError as exc:
+                    where = ", or a file holding one" if self.file else ""
+                    raise NlpsuiteError(f"{flag} takes a JSON object{where} ({exc})") from None
+            if not isinstance(value, dict):
+                raise NlpsuiteError(f"{flag} takes a JSON object")
+            return value
         if kind is Path:
             if not isinstance(value, str | PathLike) or not str(value):
                 raise NlpsuiteError(f"{flag} takes a path")
@@ -370,7 +382,7 @@ def check_sampling(options: dict, shared: dict | None = None, batch: bool = Fals
 
 # -- JSON Schema of a task's parameters: what MCP tools, chat tools and typed clients are told -------------
 
-JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "string"}
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", Path: "string"}
 MESSAGES_SCHEMA = {
     "type": "array",
     "minItems": 1,

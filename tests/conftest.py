@@ -24,6 +24,26 @@ CHAT_TEMPLATE = (
 )
 
 
+TINY_EOS = 4  # <|im_end|>, the tiny models' end of turn
+
+
+def train_tiny_tokenizer():
+    """The tiny models' byte-level BPE tokenizer (300 tokens, any text encodable), trained on CORPUS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    return tok
+
+
 def build_tiny_llama(
     folder: Path,
     layers: int = 2,
@@ -38,19 +58,9 @@ def build_tiny_llama(
     gemma3_text; ``config_fields`` override its config) with a BPE tokenizer trained here, saved as a Hugging
     Face folder."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
-        CORPUS,
-        trainers.BpeTrainer(
-            vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
-    )
+    tok = train_tiny_tokenizer()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>", unk_token="<unk>", pad_token="</s>"
     )
@@ -112,6 +122,16 @@ def lstm_folder(tmp_path_factory):
     }
     write_backbone(out, build_recurrent_graph("lstm", weights, 2, 16), tokenizer_file, manifest)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """The tiny models' tokenizer alone (no model), as nlpsuite's Tokenizer over its tokenizer.json."""
+    from nlpsuite.runtime.tokenizer import Tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-tokenizer")
+    train_tiny_tokenizer().save(str(folder / "tokenizer.json"))
+    return Tokenizer(folder, {"eos_token_ids": [TINY_EOS], "pad_token_id": 2})
 
 
 @pytest.fixture(scope="session")

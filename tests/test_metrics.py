@@ -319,3 +319,29 @@ def test_bad_metric_inputs():
         metrics.rouge([], [])
     with pytest.raises(NlpsuiteError, match="k must be"):
         metrics.retrieval_scores([["a"]], [{"a": 1}], 0)
+
+
+def test_field_exact_match_per_field_and_per_object():
+    from nlpsuite.eval.metrics import field_exact_match
+
+    gold = [
+        {"name": "Ana", "age": 34, "pet": True, "city": None},
+        {"name": "Bo  Li", "age": 5, "pet": False, "city": "Oslo"},
+        {"name": "Cy", "age": 1, "pet": False, "city": None},
+        {"name": "The Baker", "age": 2, "pet": False, "city": "東京"},
+    ]
+    predicted = [
+        {"name": "Ana", "age": 34.0, "pet": True},  # a null is an absent field; 34.0 is 34
+        {"name": " Bo Li ", "age": 5, "pet": 0, "city": "Oslo", "extra": "x"},  # 0 is not false; an invented field
+        None,  # cut short: matches nothing
+        {"name": "baker.", "age": 2, "pet": False, "city": "東 京"},  # SQuAD's exact match: case, article, spacing
+    ]
+    got = field_exact_match(predicted, gold)
+    assert got["object_exact_match"] == pytest.approx(2 / 4)
+    assert got["fields"] == {"age": 3 / 4, "city": 3 / 4, "extra": 0.0, "name": 3 / 4, "pet": 2 / 4}
+    assert got["field_exact_match"] == pytest.approx(11 / 17)
+    assert got["invalid"] == 1
+    nested = field_exact_match([{"a": {"b": [1, "x  y"]}}], [{"a": {"b": [1, "x y"], "c": None}}])
+    assert nested["object_exact_match"] == 1.0
+    with pytest.raises(NlpsuiteError, match="1 outputs but 2 references"):
+        field_exact_match([{}], gold[:2])

@@ -315,3 +315,22 @@ def test_a_cluster_started_by_ray_start_is_joined_with_its_token_or_refused_in_o
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: the Ray cluster at {address} {said}"), lines
         assert "RAY_AUTH_TOKEN_PATH" in lines[0]
+
+
+@pytest.mark.shared_cache
+def test_extract_on_the_cluster_gives_the_local_objects(cluster, cli, model, tmp_path):
+    """A structured task's schema (a JSON object option) travels to the workers: the same objects as locally."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {"type": "object", "properties": {"mood": {"enum": ["calm", "sad"]}, "age": {"type": "integer",
+              "minimum": 0, "maximum": 99}}, "required": ["mood", "age"], "additionalProperties": False}  # fmt: skip
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps(schema), encoding="utf-8")
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in ("Ana, 34, calm.", "Bo is sad.", "Cy", "Di")])
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    base = ["extract", "--schema", str(schema_file), "--input", str(source)]
+    assert cli([*base, "--output", str(local), "--model", str(model), "--device", "cpu"]).code == 0
+    done = cli([*base, "--output", str(remote), *ray_args(model)])
+    assert done.code == 0, done.err
+    assert read_jsonl(remote) == read_jsonl(local)
+    for record in read_jsonl(remote):
+        jsonschema.validate(record["data"], schema)

@@ -34,6 +34,8 @@ def as_text(result, value: str | None = None) -> str:
         return result
     if value and isinstance(result, dict) and isinstance(result.get(value), str):
         return result[value]
+    if value and isinstance(result, dict) and isinstance(result.get(value), dict):  # an object (extract)
+        return json.dumps(result[value], ensure_ascii=False, indent=2)
     if not isinstance(result, dict):
         return json.dumps(result, ensure_ascii=False, indent=2)
     if "answer" in result:

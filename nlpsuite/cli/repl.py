@@ -289,12 +289,12 @@ def _task_options(task, words: list[str]) -> tuple[dict, dict]:
         if not words or words[0].startswith("--"):
             raise NlpsuiteError(f"{flag} needs a value")
         value = words.pop(0)
-        if target in task.inputs:
-            from .taskcommand import text_or_file
+        from .taskcommand import text_or_file
 
+        if target in task.inputs:
             shared[target.name] = value if value == "-" else text_or_file(value, target)
         elif target.type is list and target.separator is None:
             options.setdefault(target.name, []).append(value)
         else:
-            options[target.name] = value
+            options[target.name] = value if value == "-" else text_or_file(value, target)
     return options, shared

@@ -76,7 +76,7 @@ def run_command(task: Task, given: dict) -> None:
     shared = {i.name: text_or_file(given[i.name], i) for i in rest if given[i.name] is not None}
     # a switch left off is not given (its default stands), unless it turns off one that is on by default
     chosen = {
-        o.name: given[o.name]
+        o.name: text_or_file(given[o.name], o)
         for o in task.options
         if given[o.name] is not None and (given[o.name] is not False or o.default)
     }
@@ -153,9 +153,10 @@ def _run_on_ray(task: Task, pool, given: dict, shared: dict, options: dict) -> N
         opt.print_json({"output": str(output), "written": written, "model": pool.model_key(), **arguments})
 
 
-def text_or_file(value: str, field: Input) -> str:
-    """A later input given once: its text, or for a file input a UTF-8 file's contents or stdin ('-')."""
-    if not field.file:
+def text_or_file(value, field: Input | Option):
+    """A later input given once, or an option: its text, or for a file input (option) a UTF-8 file's contents or
+    stdin ('-')."""
+    if not field.file or not isinstance(value, str):
         return value
     if value == "-":
         return opt.read_text(None, what=field.name)
@@ -165,7 +166,7 @@ def text_or_file(value: str, field: Input) -> str:
         path = Path(value)
         if path.is_file():
             return opt.read_utf8(path)
-        missing = path.suffix in (".txt", ".md") and not path.exists()
+        missing = path.suffix in (".txt", ".md", ".json", ".lark", ".gbnf") and not path.exists()
     except (OSError, ValueError):  # e.g. a sentence longer than a file name may be
         return value
     if missing:

@@ -32,6 +32,7 @@ __all__ = [
     "confusion_matrix",
     "ece",
     "exact_match",
+    "field_exact_match",
     "macro_f1",
     "mrr",
     "ndcg_at_k",
@@ -195,6 +196,52 @@ def qa_scores(predictions: Sequence[str], answers: Sequence[str | Sequence[str]]
     em = sum(exact_match(p, a) for p, a in zip(predictions, answers, strict=True))
     f1 = sum(token_f1(p, a) for p, a in zip(predictions, answers, strict=True))
     return {"exact_match": 100.0 * em / len(predictions), "f1": 100.0 * f1 / len(predictions)}
+
+
+# --- extraction ------------------------------------------------------------------------------
+
+
+def field_exact_match(predictions: Sequence[object], gold: Sequence[Mapping]) -> dict:
+    """Extracted objects against gold ones (0-1): ``object_exact_match`` (every field right and none invented),
+    ``field_exact_match`` (over every gold field of every example) and per field; a null field is an absent
+    one, strings match as exact_match has them (SQuAD's: case, punctuation, articles and spacing aside; Han and
+    kana by character), and a prediction that is no object (an output cut short) matches nothing (``invalid``
+    counts them)."""
+    _check_pairs(predictions, gold)
+    fields: dict[str, list[bool]] = collections.defaultdict(list)
+    whole = []
+    for predicted, expected in zip(predictions, gold, strict=True):
+        got = _present(predicted) if isinstance(predicted, Mapping) else None
+        want = _present(expected)
+        for name in sorted(set(expected) | set(got or {})):  # a gold null counts: the right answer is none
+            fields[name].append(got is not None and _same_value(got.get(name), want.get(name)))
+        whole.append(got is not None and _same_value(got, want))
+    hits = [hit for per_field in fields.values() for hit in per_field]
+    return {
+        "object_exact_match": sum(whole) / len(whole),
+        "field_exact_match": sum(hits) / len(hits) if hits else 1.0,
+        "fields": {name: sum(v) / len(v) for name, v in sorted(fields.items())},
+        "invalid": sum(not isinstance(p, Mapping) for p in predictions),
+    }
+
+
+def _present(value: Mapping) -> dict:
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return exact_match(a, b) == 1.0
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        a, b = _present(a), _present(b)
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return a is None and b is None
 
 
 # --- classification --------------------------------------------------------------------------

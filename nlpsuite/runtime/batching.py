@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from ..errors import NlpsuiteError
+from . import grammar
 from .backbone import Backbone, State, on_host
 from .drafting import pass_draft_limit
 from .prompt_cache import BLOCK, PromptCache
@@ -62,6 +63,8 @@ class DecodeBatch:
     def sequence(self, prompt: list[int], params: SamplingParams, constraint: Constraint | None = None) -> Sequence:
         """A row for ``prompt`` on this batch's model (checked: raises NlpsuiteError)."""
         backbone = self.backbone
+        if constraint is None and params.grammar is not None:  # the request's grammar, one matcher per row
+            constraint = grammar.constraint(params.grammar, self.tokenizer)
         return Sequence(prompt, params, backbone.context_length, self.tokenizer, constraint, backbone.can_rewind)
 
     @property

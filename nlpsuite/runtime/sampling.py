@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import softmax
+from .grammar import Grammar
 
 # What a sampling field left as None becomes when neither the request nor the model sets it: greedy.
 BUILT_IN = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
@@ -63,6 +64,7 @@ class SamplingParams:
     stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
     draft: bool = True  # greedy only: guess tokens from the prompt and verify several per pass (same output)
     logprobs: int | None = None  # record each chosen token's log-probability and this many top alternatives
+    grammar: Grammar | None = None  # what every output must match (a JSON schema, a regex...): see grammar.py
 
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
@@ -81,6 +83,8 @@ class SamplingParams:
             raise NlpsuiteError(f"--logprobs must be from 0 to {MAX_LOGPROBS}")
         if any(not stop for stop in self.stop):
             raise NlpsuiteError("--stop needs a non-empty string")
+        if self.grammar is not None:
+            self.grammar.check()
 
 
 class Sampler:

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ..errors import NlpsuiteError
 from .errors import api_words, bad
-from .openai_api import check_fields
+from .requests import check_fields
 
 FIELDS = {"model", "query", "documents", "top_n", "return_documents"}
 MAX_DOCUMENTS = 1000

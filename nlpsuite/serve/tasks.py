@@ -15,7 +15,7 @@ from .engine import QueueFull
 from .errors import ApiError, api_words, bad
 from .openai_api import SSE_HEADERS
 
-TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", Path: "path"}
+TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object", Path: "path"}
 
 
 def describe(task: Task) -> dict:
