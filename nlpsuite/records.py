@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import fsutil
 from .errors import NlpsuiteError
+from .text import blank
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 # Where str.splitlines() and other line-based tools break a line that JSON keeps inside a string
@@ -167,7 +168,7 @@ def text_field(path: Path, line: int, record: dict, column: str, allow_empty: bo
         raise NlpsuiteError(f"{path}:{line}: no value for {column!r}")
     if not isinstance(value, str):
         raise NlpsuiteError(f"{path}:{line}: {column!r} must be a string, not {type(value).__name__}")
-    if not allow_empty and not value.strip():
+    if not allow_empty and blank(value):
         raise NlpsuiteError(f"{path}:{line}: {column!r} is empty")
     return value
 

@@ -14,6 +14,7 @@ from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.tasks import LABEL_EVAL, Eval, Option, Task
+from nlpsuite.text import blank
 
 if TYPE_CHECKING:  # imported where they are used: registering the tasks stays cheap (start-up time)
     import numpy as np
@@ -104,7 +105,7 @@ class LabelTasks:
         return self._prefixes[head]
 
     def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         n = len(self._encode(text))
         if n > MAX_TEXT_TOKENS:

@@ -14,7 +14,7 @@ from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import chunk, paragraphs, sentences
+from nlpsuite.text import blank, chunk, paragraphs, sentences
 
 LANGUAGES = languages.NAMES  # what --to and --from accept: the names detection and warnings use too
 DENSE_SCRIPTS = {"Arabic", "Bulgarian", "Chinese", "Greek", "Hebrew", "Hindi", "Japanese", "Korean", "Persian",
@@ -65,7 +65,7 @@ def translate_texts(
     units: list[str] = []
     unit_sources: list[str | None] = []
     for text, text_source in zip(texts, sources, strict=True):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         doc = []
         for paragraph in paragraphs(text):

@@ -51,6 +51,7 @@ def test_a_quoted_csv_field_spans_lines_in_batch_mode(tmp_path):
         (['{"text": "a"}', "not json"], r"in\.jsonl:2:1: not valid JSON \(Expecting value\)$"),
         (['{"txt": "a"}'], r"in\.jsonl:1: missing column 'text'$"),
         (['{"text": "  "}'], r"in\.jsonl:1: 'text' is empty$"),
+        (['{"text": "\\u200b\\u200b"}'], r"in\.jsonl:1: 'text' is empty$"),  # zero-width characters only
         (['{"text": 3}'], r"in\.jsonl:1: 'text' must be a string, not int$"),
         ([], "holds no records$"),
     ],

@@ -64,6 +64,8 @@ def test_stop_string_ends_generation(cli, tiny):
     [
         (["generate", ""], None, "error: empty prompt"),
         (["generate"], b"   \n", "error: empty prompt"),
+        (["generate", "\u200b\u200c\u200d\ufeff\u2060"], None, "error: empty prompt"),  # zero-width only
+        (["generate"], "\u200b\u200b\n".encode(), "error: empty prompt"),
         (["generate"], b"\xff\xfe bad bytes", "error: the prompt on stdin is not valid UTF-8 text"),
         (["generate", "hi", "--model", "no-such-model"], None, "error: unknown model 'no-such-model'"),
         (["generate", "hi", "--max-tokens", "0"], None, "error: --max-tokens must be at least 1"),

@@ -15,6 +15,7 @@ import typer
 from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8  # noqa: F401 - part of the plugin API (opt.read_utf8)
+from ..text import blank
 
 Model = Annotated[
     str | None,
@@ -117,7 +118,7 @@ def read_text(argument: str | None, what: str = "prompt", file: Path | None = No
             raise NlpsuiteError(f"the {what} on stdin is not valid UTF-8 text") from None
     else:
         raise NlpsuiteError(f"no {what}: pass it as an argument or pipe it on stdin")
-    if not text.strip():
+    if blank(text):
         raise NlpsuiteError(f"empty {what}")
     return text
 

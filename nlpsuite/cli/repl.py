@@ -11,6 +11,7 @@ from ..errors import NlpsuiteError
 from ..fsutil import write_json_atomic
 from ..records import dumps
 from ..runtime.sampling import SamplingParams
+from ..text import blank
 from .render import as_text
 
 HELP = """\
@@ -111,7 +112,7 @@ class ChatRepl:
                     continue
                 except EOFError:
                     break
-                if not text.strip():
+                if blank(text):
                     continue
                 if text.startswith("/"):
                     if not self.command(text.strip()):

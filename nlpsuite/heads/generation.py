@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import NlpsuiteError
 from ..runtime.generation import Completion, Generator, OnText
 from ..runtime.sampling import SamplingParams
+from ..text import blank
 
 Message = dict[str, str]
 
@@ -23,7 +24,7 @@ class GenerationHead:
         return self.suite.tokenizer.encode(text, add_special_tokens=False)
 
     def encode(self, prompt: str, raw: bool = False, system: str | None = None) -> list[int]:
-        if not prompt.strip():
+        if blank(prompt):
             raise NlpsuiteError("empty prompt")
         if raw:
             return self.suite.tokenizer.encode(prompt, add_special_tokens=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NlpsuiteError
-from ..text import chunk
+from ..text import blank, chunk
 from . import index as store
 from .documents import Document, read_documents
 from .fusion import score_mix
@@ -88,7 +88,7 @@ def add_documents(
             added=sum(d.source not in known and d.source in documents for d in changed),
             updated=len(replaced),
             unchanged=len(docs) - len(changed),
-            empty=sum(not d.text.strip() for d in docs),
+            empty=sum(blank(d.text) for d in docs),
             passages_added=len(new),
             passages_removed=(len(current.passages) - len(keep)) if current else 0,
         )
@@ -109,7 +109,7 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
     """The ``k`` best passages for each query, best first: ``{"source", "text", "score", ...}``."""
     if k < 1:
         raise NlpsuiteError("k must be at least 1")
-    if not queries or any(not isinstance(q, str) or not q.strip() for q in queries):
+    if not queries or any(not isinstance(q, str) or blank(q) for q in queries):
         raise NlpsuiteError("empty query")
     index = store.load(name)
     store.check_model(index.manifest, name, model_identity(suite))

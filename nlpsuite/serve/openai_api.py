@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from ..errors import NlpsuiteError
 from ..runtime.sampling import SamplingParams
+from ..text import blank
 from .errors import ApiError, ClientGone, api_words, bad
 
 SAMPLING = {"max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "seed", "top_k",
@@ -364,7 +365,7 @@ def _embedding_texts(value, service) -> list[str]:
             item = service.suite.tokenizer.decode(item)  # the same vectors as for the text they spell
         if not isinstance(item, str):
             raise bad(f"input items must be strings or lists of token ids below {vocab}", "input")
-        if not item.strip():
+        if blank(item):
             raise bad("input must not be empty or blank", "input")
         texts.append(item)
     return texts

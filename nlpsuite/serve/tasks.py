@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..errors import NlpsuiteError
 from ..tasks import Input, Option, Task
+from ..text import blank
 from .engine import QueueFull
 from .errors import ApiError, api_words, bad
 from .openai_api import SSE_HEADERS
@@ -173,5 +174,5 @@ def _check_first(value, head: Input) -> None:
         return
     if not isinstance(value, str):
         raise NlpsuiteError(f"{head.name} must be a string or a non-empty list of them")
-    if not value.strip():
+    if blank(value):
         raise NlpsuiteError(f"empty {head.name}")
