@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NlpsuiteError
-from .records import SUFFIXES, appender, dumps, parse_records, resumable, text_field
+from .batch import Layout, Summary, check_record, interrupted, output_names, run_records, writer
+from .errors import Interrupted, NlpsuiteError
+from .records import SUFFIXES, appender, dumps, parse_records, resumable
 
 Progress = Callable[..., None]  # progress(n, total=None): n more records written
 
@@ -207,16 +208,17 @@ class SuiteActor:
 class TaskActor(SuiteActor):
     """``task.run`` on a batch of records (JSON text): the output records as JSON text."""
 
-    def __init__(self, task, shared: dict, options: dict, **suite) -> None:
+    def __init__(self, task, shared: dict, options: dict, layout: Layout, **suite) -> None:
         super().__init__(**suite)
-        self.task, self.shared, self.options = task, shared, options
+        self.task, self.shared, self.options, self.layout = task, shared, options, layout
 
     def __call__(self, batch: dict) -> dict:
         records = [json.loads(r) for r in batch["record"]]
-        results = self.task.run(self.suite, self.task.batch_inputs(records, self.shared), **self.options)
-        if any(r.get("finish_reason") == "interrupted" for r in results):  # Ctrl-C reaches the local workers too
-            raise NlpsuiteError("interrupted: a record was cut short, so this batch is not written")
-        lines = [dumps({**r, **self.task.batch_fields(out)}) for r, out in zip(records, results, strict=True)]
+        try:
+            added = run_records(self.task, self.suite, records, self.shared, self.options, self.layout)
+        except KeyboardInterrupt:  # Ctrl-C reaches the local workers too
+            raise NlpsuiteError("interrupted: a record was cut short, so this batch is not written") from None
+        lines = [dumps({**r, **fields}) for r, fields in zip(records, added, strict=True)]
         return {"line": np.array(lines, dtype=object)}
 
 
@@ -237,7 +239,7 @@ def _configure() -> None:
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)
 
 
-def _parse_file(row: dict, name: str) -> list[dict]:
+def _parse_file(row: dict, name: str, added: list[str], layout: Layout) -> list[dict]:
     """The records of one input file, checked as local batch mode checks them, as JSON text."""
     path = Path(name)
     raw = bytes(row["bytes"])
@@ -246,13 +248,13 @@ def _parse_file(row: dict, name: str) -> list[dict]:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise NlpsuiteError(f"{name} is not UTF-8 text") from None
-    rows = parse_records(path, raw, ("text",))
+    rows = parse_records(path, raw, **layout.columns())
     for line, record in rows:
-        text_field(path, line, record, "text")
+        check_record(path, line, record, added, layout)
     return [{"record": dumps(record)} for _, record in rows]
 
 
-def read(input_path: str | Path, batch_size: int):
+def read(input_path: str | Path, batch_size: int, added: list[str] = (), layout: Layout = Layout()):
     """The input's records as JSON text, checked, in blocks of ``batch_size`` so that the actors share them;
     held in the cluster's object store (which spills to disk), not in this process."""
     import ray.data
@@ -265,7 +267,8 @@ def read(input_path: str | Path, batch_size: int):
         if not Path(name).is_file():
             raise NlpsuiteError(f"cannot read {name}: no such file")
         where = str(Path(name).resolve())
-    parsed = ray.data.read_binary_files(where).flat_map(_parse_file, fn_kwargs={"name": name})
+    checks = {"name": name, "added": list(added), "layout": layout}
+    parsed = ray.data.read_binary_files(where).flat_map(_parse_file, fn_kwargs=checks)
     # Materialized before the actors start: they may hold every CPU, and a read or split task that waits
     # for one would stall them all (and a resume splits the records it has anyway).
     return parsed.repartition(target_num_rows_per_block=batch_size).materialize()
@@ -289,40 +292,47 @@ def run_task(
     batch_size: int = 8,
     force: bool = False,
     progress: Progress | None = None,
-) -> int:
-    """Batch mode on the connected cluster: the records not yet in ``output_path``; returns how many were written."""
+    layout: Layout = Layout(),
+    wait: bool = False,
+) -> Summary:
+    """Batch mode on the connected cluster: the records not yet in ``output_path``, with local batch mode's
+    checks, layout and lock (nlpsuite.batch)."""
 
     _configure()
     progress = progress or (lambda _n=0, total=None: None)
     fresh = force or str(output_path) == "-"
-    done = 0
+    added = layout.added(output_names(task))
+    summary = Summary()
     try:
-        records = read(input_path, batch_size)
-        if not fresh:
-            lines = _complete_lines(output_path)
-            if lines:  # the input's first lines, to check the output is theirs (materialized: a resume only)
-                head, records = records.split_at_indices([lines])
-                done = resumable(output_path, [json.loads(r["record"]) for r in head.iter_rows()])
-            else:
-                resumable(output_path, [])
-        if done:
-            progress(done)
-        if not records.count():  # counted already: the dataset is materialized
-            return 0
-        out = records.map_batches(**pool.map_args(TaskActor, batch_size, task=task, shared=shared or {},
-                                                  options=options or {}))  # fmt: skip
-        written = 0
-        with appender(output_path, fresh=fresh) as append:
-            for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-                lines = batch["line"]
-                append(json.loads(line) for line in lines)
-                written += len(lines)
-                progress(len(lines))
+        with writer(Path(output_path), wait):
+            records = read(input_path, batch_size, added, layout)
+            summary.total = records.count()  # counted already: the dataset is materialized
+            if not fresh:
+                lines = _complete_lines(output_path)
+                if lines:  # the input's first lines, to check the output is theirs (materialized: a resume only)
+                    head, records = records.split_at_indices([lines])
+                    summary.resumed = resumable(output_path, [json.loads(r["record"]) for r in head.iter_rows()])
+                else:
+                    resumable(output_path, [])
+            progress(summary.resumed, summary.total)
+            if summary.resumed == summary.total:
+                return summary
+            actor = {"task": task, "shared": shared or {}, "options": options or {}, "layout": layout}
+            out = records.map_batches(**pool.map_args(TaskActor, batch_size, **actor))
+            with appender(output_path, fresh=fresh) as append:
+                for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                    written = [json.loads(line) for line in batch["line"]]
+                    append(written)
+                    summary.written += len(written)
+                    summary.skipped += sum(layout.error_field in r for r in written) if layout.on_error == "skip" else 0
+                    progress(len(written))
+    except KeyboardInterrupt as exc:
+        raise exc if isinstance(exc, Interrupted) else Interrupted(interrupted(output_path, summary)) from None
     except NlpsuiteError:
         raise
     except Exception as exc:
         raise _plain(exc) from None
-    return written
+    return summary
 
 
 def embedder(pool: Pool, batch_size: int = 64) -> Callable[..., np.ndarray]:

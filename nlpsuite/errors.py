@@ -15,3 +15,7 @@ class DeviceError(NlpsuiteError):
 
 class PluginError(NlpsuiteError):
     """A plugin failed to load or register while strict plugin loading is on."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what the user needs to know to carry on (the CLI prints it and exits 130)."""

@@ -138,6 +138,7 @@ LABEL_EVAL = (
 # What every generated front-end adds to a task's own options (the CLI's --json, --model, batch mode...).
 FRONT_END_OPTIONS = frozenset(
     {"file", "json", "input", "output", "batch_size", "force", "model", "device", "precision", "quiet", "on_text"}
+    | {"text_column", "output_prefix", "on_error", "wait"}  # batch mode's layout and its lock
     | {"ray", "workers"}  # batch mode on a Ray cluster
 )
 
@@ -215,11 +216,13 @@ class Task:
             return record[self.value]
         return {k: record[k] for k in self.output if k in record} if self.output else record
 
-    def batch_inputs(self, records: list[dict], shared: dict) -> list[dict]:
-        """run()'s inputs for batch records: the first input is the record's ``text``, later ones its own
-        field of their name or the value given once for all (``shared``)."""
+    def batch_inputs(self, records: list[dict], shared: dict, text_column: str = "text") -> list[dict]:
+        """run()'s inputs for batch records: the first input is the record's ``text`` (or ``text_column``), later
+        ones its own field of their name or the value given once for all (``shared``)."""
         head, *rest = self.inputs
-        return [{head.name: r["text"], **{i.name: r.get(i.name, shared.get(i.name)) for i in rest}} for r in records]
+        return [
+            {head.name: r[text_column], **{i.name: r.get(i.name, shared.get(i.name)) for i in rest}} for r in records
+        ]
 
     def batch_fields(self, record: dict) -> dict:
         """The fields batch mode adds to an input record."""

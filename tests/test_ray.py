@@ -163,6 +163,24 @@ def test_a_bad_record_is_the_same_one_line_error_as_locally(cluster, cli, model,
 
 
 @pytest.mark.shared_cache
+def test_an_input_field_is_never_overwritten_on_the_cluster_either(cluster, cli, model, tmp_path):
+    source = tmp_path / "gold.csv"
+    source.write_text("text,label\nlovely film,positive\nawful,negative\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    local = cli(["sentiment", "--input", str(source), "--output", str(out), "--model", str(model), "-q"])
+    on_ray = cli(["sentiment", "--input", str(source), "--output", str(out), *ray_args(model)])
+    assert on_ray.code == local.code == 1 and on_ray.err == local.err
+    assert "the record already has 'label', which batch output would overwrite: add --output-prefix" in on_ray.err
+    assert not out.exists()
+    done = cli(
+        ["sentiment", "--input", str(source), "--output", str(out), "--output-prefix", "pred_", *ray_args(model)]
+    )
+    assert done.code == 0, done.err
+    got = read_jsonl(out)
+    assert [r["label"] for r in got] == ["positive", "negative"] and all("pred_label" in r for r in got)
+
+
+@pytest.mark.shared_cache
 def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli, model, tmp_path):
     import psutil
 
@@ -182,8 +200,10 @@ def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli,
         except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
             return ""
 
-    def kill_a_worker(_n=0, total=None):  # called as each batch is written: kill once, mid-run
-        if killed:
+    def kill_a_worker(
+        n=0, total=None
+    ):  # called with the total first, then as each batch is written: kill once, mid-run
+        if killed or not n:
             return
         actors = [p for p in psutil.Process().children(recursive=True) if "TaskActor" in _command_line(p)]
         assert actors, "no actor process found"
@@ -194,9 +214,9 @@ def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli,
     task = Suite(model=str(model), device="cpu").task("sentiment")
     pool = distributed.Pool(model=str(model), device="cpu", workers=2)
     out = tmp_path / "ray.jsonl"
-    written = distributed.run_task(task, source, out, pool, options=task.check_options({}), batch_size=4,
+    summary = distributed.run_task(task, source, out, pool, options=task.check_options({}), batch_size=4,
                                    progress=kill_a_worker)  # fmt: skip
-    assert killed and written == len(records)
+    assert killed and summary.written == len(records)
     same_records(read_jsonl(out), read_jsonl(local))  # each record once, in input order
 
 

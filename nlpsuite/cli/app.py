@@ -13,11 +13,13 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from ..errors import NlpsuiteError
+from ..errors import Interrupted, NlpsuiteError
 from ..fsutil import os_error_line
 from ..plugins import command_name, registry
 
 Loader = Callable[[], object]  # -> a click command, or None where there is none to offer
+# What a Ctrl-C leaves when the command says nothing more: writes are whole or not at all (atomic, resumable)
+AFTER_CTRL_C = "nothing half-done was kept; run the same command to start again"
 
 
 def _version(value: bool) -> None:
@@ -51,6 +53,13 @@ class LazyGroup(TyperGroup):
             command.name = cmd_name
             self.commands[cmd_name] = command
         return self.commands.get(cmd_name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # Typer would exit 130 without a word: every Ctrl-C says how to carry on
+            _interrupted(exc)
+            raise typer.Exit(130) from None
 
 
 def _single(name: str, function):
@@ -134,6 +143,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
         sys.exit(130)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    said = str(exc) if isinstance(exc, Interrupted) and str(exc) else AFTER_CTRL_C
+    print(f"interrupted: {said}", file=sys.stderr)

@@ -44,6 +44,30 @@ BatchOutput = Annotated[
     typer.Option("--output", help="Batch mode: the .jsonl file to write (resumes if it exists; - for stdout)."),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Batch mode: overwrite an --output that is not this run's.")]
+TextColumn = Annotated[
+    str, typer.Option("--text-column", metavar="NAME", help="Batch mode: the field that holds the text.")
+]
+OutputPrefix = Annotated[
+    str,
+    typer.Option(
+        "--output-prefix",
+        metavar="P",
+        help="Batch mode: name the fields the task adds P + field (pred_ gives pred_label); an input field is "
+        "never overwritten.",
+    ),
+]
+OnError = Annotated[
+    str,
+    typer.Option(
+        "--on-error",
+        metavar="stop|skip",
+        help="Batch mode: a record the task refuses (empty text...) stops the run, or is skipped: written with an "
+        "'error' field and counted at the end.",
+    ),
+]
+Wait = Annotated[
+    bool, typer.Option("--wait", help="Batch mode: if another run is writing --output, wait for it to end.")
+]
 BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch mode: records run together.")]
 Ray = Annotated[
     str | None,
@@ -141,18 +165,32 @@ def reporter(quiet: bool):
     return (lambda _msg: None) if quiet else (lambda msg: err(f"[dim]{msg}[/dim]"))
 
 
-def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: bool = False):
-    """A Suite that reports conversion progress and the device it really runs on (unless quiet)."""
+def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: bool = False, load: bool = True):
+    """A Suite that reports conversion progress and the device it really runs on (unless quiet). An unknown model
+    name fails now; ``load=False`` leaves the model to ``loaded`` (a batch loads it once its input is checked)."""
     from ..api import Suite
 
-    def warn(message: str) -> None:  # even with --quiet
+    def warn(message: str) -> None:
         from rich.markup import escape
 
-        err(f"[yellow]warning: {escape(message)}[/yellow]")
+        if not quiet:
+            err(f"[yellow]warning: {escape(message)}[/yellow]")
 
     suite = Suite(model=model, device=device, precision=precision, report=reporter(quiet), quiet=quiet)
     suite.on_warning = warn
+    if load:
+        return loaded(suite)
+    from ..runtime.device import check_precision, plan
+
+    check_precision(precision, plan(device).providers)  # an unusable device or precision fails now...
+    suite.source  # noqa: B018 - ...and so does a model name that names nothing, before any input is read
+    return suite
+
+
+def loaded(suite):
+    """``suite`` with its model loaded, said once if it does not run on the device asked for."""
     backbone = suite.backbone
-    if backbone.device_warning and not quiet:
+    if backbone.device_warning and not suite.quiet and not getattr(suite, "device_said", False):
         err(f"[yellow]{backbone.device_note}[/yellow]")
+        suite.device_said = True
     return suite

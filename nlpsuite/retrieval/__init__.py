@@ -51,14 +51,20 @@ def _embed(suite, texts: list[str], progress: Progress | None) -> np.ndarray:
     return out
 
 
-def add(suite, name: str, paths: list[str | Path], progress: Progress | None = None) -> dict:
-    """Add (or replace, when their text changed) the documents under ``paths``; returns counts."""
+def add(suite, name: str, paths: list[str | Path], progress: Progress | None = None, wait: bool = False) -> dict:
+    """Add (or replace, when their text changed) the documents under ``paths``; returns counts. Another process
+    adding to the index at the same time is refused, or with ``wait`` waited for."""
     store.index_dir(name)  # a bad name fails before any reading
-    return add_documents(suite, name, read_documents(paths), progress)
+    return add_documents(suite, name, read_documents(paths), progress, wait=wait)
 
 
 def add_documents(
-    suite, name: str, docs: list[Document], progress: Progress | None = None, embed: Embed | None = None
+    suite,
+    name: str,
+    docs: list[Document],
+    progress: Progress | None = None,
+    embed: Embed | None = None,
+    wait: bool = False,
 ) -> dict:
     """``add`` for documents already read (see ``read_documents``); ``embed`` replaces the suite's own
     embedding of the new passages (e.g. on a cluster), while the passages and the index stay here."""
@@ -101,7 +107,7 @@ def add_documents(
             embeddings = vectors if embeddings is None or not len(embeddings) else np.vstack([embeddings, vectors])
         return passages + new, embeddings, documents
 
-    manifest = store.update(name, model, change)
+    manifest = store.update(name, model, change, wait)
     return {"index": name, "documents": manifest["documents"], "passages": manifest["passages"], **counts}
 
 
