@@ -104,6 +104,39 @@ def test_an_interrupted_add_leaves_the_index_as_it_was(suite, name, corpus, monk
 
 
 @pytest.mark.shared_cache
+def test_a_full_disk_while_writing_is_one_line_and_leaves_no_partial_generation(suite, name, corpus, cli, tiny_llama,
+                                                                                 monkeypatch):  # fmt: skip
+    import errno
+
+    import numpy as np
+
+    suite.index(name, [str(corpus / "fox.txt")])
+    before = store.load(name).passages
+    real = np.save
+
+    def full(path, *args, **kwargs):
+        real(path, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))  # as numpy says it: mid-write
+
+    monkeypatch.setattr(np, "save", full)
+    got = cli(["index", "add", name, str(corpus / "sub"), "--model", str(tiny_llama), "--device", "cpu"])
+    assert got.code == 1 and "Traceback" not in got.err
+    assert got.err.startswith(f"error: disk full: writing index '{name}' in ") and len(got.err.splitlines()) == 1
+    store._LOADED.clear()
+    assert store.load(name).passages == before  # still searchable, as it was
+    assert len(list(store.index_dir(name).glob("gen-*"))) == 1  # the partial generation is gone
+
+
+@pytest.mark.shared_cache
+def test_an_add_that_fails_leaves_no_new_index_behind(suite, name, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n", encoding="utf-8")
+    with pytest.raises(NlpsuiteError, match="nothing to index"):
+        suite.index(name, [str(empty)])
+    assert not store.index_dir(name).exists()
+
+
+@pytest.mark.shared_cache
 def test_rm_and_missing_index(suite, name, corpus, cli, tiny_llama):
     suite.index(name, [str(corpus / "fox.txt")])
     assert name in [m["name"] for m in store.list_indexes()]
