@@ -99,10 +99,42 @@ def test_cuda_without_a_gpu_fails_before_any_conversion(cli, monkeypatch):
     assert len(result.err.strip().splitlines()) == 1
 
 
-def test_hub_id_offline_says_how_to_use_a_local_path(cli):
+def test_hub_id_offline_says_how_to_use_a_local_path(cli, isolated_home):
     result = cli(["generate", "hi", "--model", "someone/some-model-that-is-not-cached"])
     assert result.code == 1
     assert "could not fetch" in result.err and "--model PATH" in result.err
+    assert len(result.err.splitlines()) == 1  # no "converting" line before it
+    assert not list((isolated_home / "models").glob("someone--*"))  # no empty model folder, no lock file
+
+
+def test_hub_id_offline_fails_without_importing_the_hub_client(tmp_path):
+    """What makes it fail at once: huggingface_hub (seconds to import) is not needed to know the hub is away."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from nlpsuite.cli.app import main\n"
+        "try:\n    main(['sentiment', 'Nice', '--model', 'someone/not-cached'])\n"
+        "except SystemExit:\n"
+        "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('huggingface_hub', 'transformers')))\n"
+    )
+    env = {**__import__("os").environ, "NLPSUITE_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout
+    assert done.stderr.startswith("error: could not fetch 'someone/not-cached'")
+
+
+def test_an_offline_hub_id_uses_the_local_hugging_face_cache(monkeypatch, tmp_path):
+    from nlpsuite.modelstore import fetch
+
+    snapshot = tmp_path / "hub" / "models--someone--model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert fetch.hub_folder("someone/model") == str(snapshot)
 
 
 def test_models_pull_list_info_rm(cli, tiny_llama, tmp_path, monkeypatch):

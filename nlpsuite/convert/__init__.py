@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import socket
 from importlib import metadata
 from pathlib import Path
 
 from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
-from ..errors import ModelNotFoundError, NlpsuiteError
+from ..errors import NlpsuiteError
 from ..fsutil import check_free
 
 # each has a parity test in tests/test_parity.py; gemma3_text is Gemma 3's text-only model (1B, 270M)
@@ -52,23 +51,6 @@ def save_graph(model, out: Path) -> None:
     )
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers; asked once so offline users wait seconds, not minutes."""
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        return False
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # a direct probe says nothing about a proxy: let huggingface_hub try
-    try:
-        socket.create_connection((urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
 def check_folder(source: str) -> None:
     """Refuse, before transformers reads it, a local folder whose architecture only its own Python code
     (``auto_map``) could load: nlpsuite never runs code from model files."""
@@ -93,32 +75,15 @@ def check_folder(source: str) -> None:
     raise unsupported(model_type)
 
 
-def _hub_files(source: str, gguf_file: str | None) -> str:
-    """A hub id's local folder (config, tokenizer and safetensors, or just the GGUF file), fetched when online."""
-    from huggingface_hub import hf_hub_download, snapshot_download
-
-    offline = not hub_reachable()
-    try:
-        if gguf_file:
-            return str(Path(hf_hub_download(source, gguf_file, local_files_only=offline)).parent)
-        patterns = ["*.json", "*.safetensors", "*.model", "*.txt"]  # never the *.py a model may ship
-        return snapshot_download(source, allow_patterns=patterns, local_files_only=offline)
-    except Exception:  # noqa: BLE001 - huggingface_hub raises many kinds for "not there"
-        raise ModelNotFoundError(
-            f"could not fetch {source!r} from the Hugging Face hub (offline, or no such model); "
-            "download it elsewhere and pass the local folder or .gguf file with --model PATH"
-        ) from None
-
-
 def open_source(source: str, gguf_file: str | None):
-    """(local folder, config, tokenizer, weights) of a folder, a GGUF file or a hub id; weights are read tensor
-    by tensor."""
+    """(local folder, config, tokenizer, weights) of a local folder, or of a GGUF file in it; weights are read
+    tensor by tensor. (A hub model's files are fetched by the model store first.)"""
     from transformers import AutoConfig, AutoTokenizer
 
     from .sources import FusedRows, GGUFWeights, OffsetNorms, SafetensorsWeights
 
-    if not os.path.exists(source):
-        source = _hub_files(source, gguf_file)
+    if not os.path.isdir(source):
+        raise NlpsuiteError(f"{source} is not a folder")
     if not gguf_file:
         check_folder(source)
     # Never a model's own Python code: False (not None) also keeps transformers from asking the user.
