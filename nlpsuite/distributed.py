@@ -17,7 +17,6 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ def connect(address: str) -> bool:
     it for ``auto`` but never for an address given by hand; here a token found where Ray reads one is sent to
     a cluster on this machine too. Ray reads RAY_AUTH_MODE when it is imported, so this decides it first.
     """
+    _check_answers(address)
     token = address != "local" and not os.environ.get(_AUTH_MODE) and _token_here() and _on_this_machine(address)
     if token:
         os.environ[_AUTH_MODE] = "token"  # for Ray in this process and the processes it starts
@@ -49,17 +49,52 @@ def connect(address: str) -> bool:
     if ray.is_initialized():
         return False  # the caller (a notebook, a test) chose its cluster already
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}  # stdout may be the output
+    log = _ray_log()  # Ray's own lines (its C++ client retries, token notes...) go there, not on stderr
+    start = os.fstat(log.fileno()).st_size
     try:
         if address == "local":
             # a cluster for trying things out serves nobody else: loopback only, no dashboard
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         else:
-            with _held_stderr() as held:  # Ray's C++ client logs each refused retry there, a second apart
-                ray.init(address=address, **quiet)
-            sys.stderr.write(held())
+            ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
-        raise NlpsuiteError(_refusal(address, exc, held() if address != "local" else "")) from None
+        said = os.pread(log.fileno(), os.fstat(log.fileno()).st_size - start, start).decode("utf-8", "replace")
+        raise NlpsuiteError(_refusal(address, exc, said)) from None
     return True
+
+
+_RAY_LOG: list = []  # the file this process's stderr descriptor writes to once Ray runs here
+
+
+def _ray_log():
+    """From now on, what is written to this process's stderr descriptor (Ray's C++ core worker and Python loggers:
+    token notes, actor-restart notes on runs that work) goes to a file, while nlpsuite's own lines (sys.stderr)
+    still reach the terminal: a run that works shows no Ray log line. NLPSUITE_RAY_LOGS=1 leaves them on stderr.
+    The file is read to explain a refused connection."""
+    if not _RAY_LOG:
+        sink = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the process
+        if os.environ.get("NLPSUITE_RAY_LOGS", "") in ("", "0"):
+            sys.stderr.flush()
+            terminal = os.dup(2)
+            os.dup2(sink.fileno(), 2)
+            encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+            sys.stderr = open(terminal, "w", encoding=encoding, errors="backslashreplace", buffering=1)  # noqa: SIM115
+        _RAY_LOG.append(sink)
+    return _RAY_LOG[0]
+
+
+def _check_answers(address: str, timeout: float = 3.0) -> None:
+    """Refuse at once a host:port where nothing listens: Ray itself retries such an address for minutes."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise NlpsuiteError(f"--ray {address}: give auto, local or host:port")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError, OverflowError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise NlpsuiteError(f"cannot connect to the Ray cluster at {address}: nothing answers there ({why})") from None
 
 
 _AUTH_MODE = "RAY_AUTH_MODE"
@@ -94,27 +129,6 @@ def _on_this_machine(address: str) -> bool:
         except OSError:
             continue
     return False
-
-
-@contextmanager
-def _held_stderr():
-    """Hold back what is written to this process's stderr (file descriptor 2, so C++ too); ``held()`` reads it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        text: list[str] = []
-
-        def held() -> str:
-            return "".join(text)
-
-        try:
-            yield held
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text.append(sink.read().decode("utf-8", errors="replace"))
 
 
 def _refusal(address: str, exc: BaseException, said: str) -> str:

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,33 @@ def test_workers_or_ray_alone_are_refused_before_any_cluster(cli, model, tmp_pat
     assert got.code == 1 and "--workers needs --ray" in got.err
     got = cli(["sentiment", "nice", "--ray", "auto", "--model", str(model)])
     assert got.code == 1 and "--ray runs batch mode" in got.err
+
+
+def test_an_address_where_nothing_listens_is_one_line_within_seconds(cli, model, tmp_path):
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    source = write_jsonl(tmp_path / "in.jsonl", RECORDS[:2])
+    started = time.monotonic()
+    got = cli(["sentiment", "--input", str(source), "--output", str(tmp_path / "o.jsonl"), "--model", str(model),
+               "--ray", f"127.0.0.1:{port}"])  # fmt: skip
+    assert got.code == 1 and time.monotonic() - started < 30  # Ray alone retried for minutes
+    assert got.err.strip() == (
+        f"error: cannot connect to the Ray cluster at 127.0.0.1:{port}: nothing answers there (Connection refused)"
+    )
+
+
+def test_a_run_that_works_prints_no_ray_log_line(model, tiny_cache, tmp_path):
+    """Ray's token note and its core worker's actor-restart error line went to stderr on every run that worked."""
+    source = write_jsonl(tmp_path / "in.jsonl", RECORDS[:4])
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "NLPSUITE_HOME": str(tiny_cache)}
+    env.pop("RAY_ADDRESS", None)
+    args = ["sentiment", "--input", str(source), "--output", str(out), "--model", str(model), "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-m", "nlpsuite", *args, "--ray", "local", "--workers", "1", "-q"],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == ""
+    assert len(read_jsonl(out)) == 4
 
 
 def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch):
