@@ -206,8 +206,10 @@ def run_classify(suite, inputs, labels=None, head=None):
 
 
 def _either_labels_or_head(options: dict, shared: dict, batch: bool) -> None:
-    if bool(options["labels"]) == bool(options["head"]):
+    if options["labels"] and options["head"]:
         raise NlpsuiteError("give --labels a,b,... (zero-shot) or --head NAME (a trained probe), not both")
+    if not options["labels"] and not options["head"]:
+        raise NlpsuiteError("classify needs labels: give --labels a,b,... (zero-shot) or --head NAME (a trained probe)")
 
 
 def _labels_from_data(gold: list[str], options: dict, path) -> dict:

@@ -170,7 +170,7 @@ def register_tasks(register):
             run,
             inputs=(
                 Input("question", "The question"),
-                Input("context", "The context: text, a file, or - for stdin", optional=True, file=True),
+                Input("context", "The context to answer from", optional=True, file=True),
             ),
             options=(
                 Option("index", str, None, "Answer from this search index.", short="-i"),

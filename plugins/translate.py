@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from nlpsuite import languages
-from nlpsuite.errors import NlpsuiteError
+from nlpsuite.errors import NlpsuiteError, did_you_mean
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
@@ -36,7 +36,8 @@ def language(value: str | None, option: str) -> str | None:
     names = {name.lower(): name for name in LANGUAGES.values()}
     if key.lower() in names:
         return names[key.lower()]
-    raise NlpsuiteError(f"unknown language {value!r} for {option}: use a code like de, fr, es or a name like German")
+    hint = did_you_mean(key, [*LANGUAGES.values(), *LANGUAGES]) or ": use a code like de, fr, es or a name like German"
+    raise NlpsuiteError(f"unknown language {value!r} for {option}{hint}")
 
 
 def clean(output: str, source: str) -> str:

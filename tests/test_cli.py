@@ -225,7 +225,7 @@ def test_chat_plain_output_is_the_replies_one_per_turn(cli, tiny):
 
 def test_a_cached_model_onnxruntime_cannot_load_is_rebuilt(cli, tiny, tiny_llama, tmp_path, monkeypatch):
     monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path / "damaged"))
-    assert cli(["models", "pull", "--quiet", *tiny]).code == 0
+    assert cli(["models", "pull", "--quiet", tiny[1]]).code == 0
     from nlpsuite.modelstore.resolve import resolve, store
 
     cached = store().get(resolve(str(tiny_llama)).key, "fp32")
@@ -275,7 +275,7 @@ def test_gpu_present_but_cuda_libraries_missing_falls_back_with_one_line(cli, ti
 
     if device.CUDA not in device.quiet_onnxruntime().get_available_providers():
         pytest.skip("this onnxruntime build has no CUDA provider to fail")
-    assert cli(["models", "pull", "--quiet", *tiny]).code == 0
+    assert cli(["models", "pull", "--quiet", tiny[1]]).code == 0
     script = (
         "import sys\n"
         "from nlpsuite.runtime import device\n"
@@ -333,7 +333,7 @@ def test_chat_sends_an_unfinished_block_at_eof_and_survives_a_bad_save(cli, tiny
 
 
 def test_a_load_error_that_is_not_damage_keeps_the_cache(cli, tiny, monkeypatch):
-    assert cli(["models", "pull", "--quiet", *tiny]).code == 0
+    assert cli(["models", "pull", "--quiet", tiny[1]]).code == 0
     monkeypatch.setenv("NLPSUITE_THREADS", "abc")
     result = cli(["generate", "hi", *tiny])
     assert result.code == 1 and result.err.strip() == "error: NLPSUITE_THREADS must be a whole number, not 'abc'"
@@ -371,7 +371,7 @@ def test_a_task_command_imports_only_what_it_runs(cli, tiny):
     import subprocess
     import sys
 
-    assert cli(["models", "pull", "--quiet", *tiny]).code == 0  # converting imports torch: not in the timed process
+    assert cli(["models", "pull", "--quiet", tiny[1]]).code == 0  # converting imports torch: not in the timed process
     script = (
         "import sys\n"
         "from nlpsuite.cli.app import main\n"

@@ -9,12 +9,10 @@ import typer
 from .. import config
 from ..artefacts import PRECISIONS
 from ..errors import NlpsuiteError
-from .options import Device, Json, Model, Precision, Quiet, err, print_json, reporter
+from .options import Json, Precision, Quiet, err, print_json, reporter
 
 app = typer.Typer(help="List, fetch, inspect and remove models.", no_args_is_help=True)
-Name = Annotated[
-    str | None, typer.Argument(help="Catalog name, local path or hub id [default: --model or the default model].")
-]
+Name = Annotated[str | None, typer.Argument(help="Catalog name, local path or hub id \\[default: the default model].")]
 
 
 def _models() -> dict:
@@ -24,9 +22,9 @@ def _models() -> dict:
     return registry().models
 
 
-def _target(name: str | None, model: str | None) -> str:
-    """The model a subcommand acts on: its argument, else --model, else the default."""
-    return name or model or config.default_model()
+def _target(name: str | None) -> str:
+    """The model a subcommand acts on: its argument, else the default (NLPSUITE_MODEL, else the catalog's)."""
+    return name or config.default_model()
 
 
 def _size(n: int) -> str:
@@ -34,7 +32,7 @@ def _size(n: int) -> str:
 
 
 @app.command("list")
-def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto") -> None:
+def list_models(json: Json = False, quiet: Quiet = False) -> None:
     """Catalog models and converted models in the cache."""
     from ..modelstore.resolve import cached_models, catalog
 
@@ -67,13 +65,11 @@ def pull(
     precision: Precision = "fp32",
     json: Json = False,
     quiet: Quiet = False,
-    model: Model = None,
-    device: Device = "auto",
 ) -> None:
     """Fetch and convert a model now (otherwise the first use does it)."""
     from ..modelstore.resolve import ensure_model, resolve
 
-    source = resolve(_target(name, model), _models())
+    source = resolve(_target(name), _models())
     folder = ensure_model(source, precision, reporter(quiet), quiet)
     if json:
         print_json({"name": source.key, "precision": precision, "path": str(folder)})
@@ -82,11 +78,11 @@ def pull(
 
 
 @app.command("info")
-def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
+def info(name: Name = None, json: Json = False, quiet: Quiet = False):
     """Show a model's source and, if converted, its manifest."""
     from ..modelstore.resolve import resolve, store
 
-    source = resolve(_target(name, model), _models())
+    source = resolve(_target(name), _models())
     converted = {p: c for p in PRECISIONS if (c := store().get(source.key, p))}
     versions = {p: c.manifest for p, c in converted.items()}
     data = {
@@ -124,8 +120,6 @@ def verify(
     ] = None,
     json: Json = False,
     quiet: Quiet = False,
-    model: Model = None,
-    device: Device = "auto",
 ) -> None:
     """Hash every file of a model's cache entries (pre-packed copies too) and say which is damaged."""
     from ..modelstore.integrity import mismatched
@@ -134,7 +128,7 @@ def verify(
 
     if precision is not None and precision not in PRECISIONS:
         raise NlpsuiteError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    key = _cache_key(_target(name, model))
+    key = _cache_key(_target(name))
     wanted = [precision] if precision else list(PRECISIONS)
     entries = [c for p in wanted if (c := store().get(key, p))]
     if not entries:
@@ -171,11 +165,11 @@ def _cache_key(name: str) -> str:
 
 
 @app.command("rm")
-def rm(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
+def rm(name: Name = None, json: Json = False, quiet: Quiet = False):
     """Delete a model's converted files from the cache."""
     from ..modelstore.resolve import store
 
-    key = _cache_key(_target(name, model))
+    key = _cache_key(_target(name))
     if not store().remove(key):
         raise NlpsuiteError(f"{key} is not in the cache")
     if json:

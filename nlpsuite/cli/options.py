@@ -29,7 +29,9 @@ Model = Annotated[
 ]
 Device = Annotated[str, typer.Option("--device", envvar="NLPSUITE_DEVICE", show_envvar=True, help="auto | cpu | cuda.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only the result (and errors): no progress, notes or warnings.")
+]
 Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 | int4 | fp16 (CUDA only) weights.")]
 InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
 BatchInput = Annotated[  # a string: with --ray it may be a URL (s3://...), which a Path would mangle
@@ -82,7 +84,7 @@ Workers = Annotated[
     typer.Option(
         "--workers",
         help="With --ray: actors, each loading the model once and running NLPSUITE_THREADS threads (default 1) "
-        "[default: the cluster's CPUs / threads].",
+        "\\[default: the cluster's CPUs / threads].",
     ),
 ]
 

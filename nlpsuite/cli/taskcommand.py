@@ -141,7 +141,7 @@ def run_command(task: Task, given: dict) -> None:
     elif streamed:
         sys.stdout.write("\n")
     else:
-        show(result, task.value)
+        show(result, task.value, quiet)
     if result.get("finish_reason") == "interrupted":
         raise Interrupted("the text above is as far as it got")
 
