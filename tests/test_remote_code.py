@@ -52,7 +52,7 @@ def test_a_supported_architecture_loads_without_its_shipped_code(make_tiny_llama
     assert not marker.exists() and answer_yes == []
 
 
-def test_every_transformers_load_refuses_remote_code(monkeypatch, tmp_path):
+def test_every_transformers_load_refuses_remote_code(monkeypatch, tiny_llama):
     """Hub ids are fetched as files, then read by transformers: trust_remote_code=False must reach every loader."""
     from transformers import AutoConfig, AutoTokenizer
 
@@ -68,7 +68,7 @@ def test_every_transformers_load_refuses_remote_code(monkeypatch, tmp_path):
     monkeypatch.setattr(AutoConfig, "from_pretrained", record)
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", record)
     with pytest.raises(NlpsuiteError, match="could not load"):
-        convert.open_source(str(tmp_path), None)  # a hub model's files: the store fetched them into a folder
+        convert.open_source(str(tiny_llama), None)  # a hub model's files: the store fetched them into a folder
     assert seen and all(value is False for value in seen)
 
 

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         build_command().main(args=argv, prog_name="nlpsuite", standalone_mode=True)
     except NlpsuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(1)
     except OSError as exc:  # disk full or read-only wherever it happens: one line, not a traceback
         if (message := os_error_line(exc)) is None:
@@ -190,6 +190,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as exc:
         _interrupted(exc)
         sys.exit(130)
+
+
+def _one_line(message: str) -> str:
+    """An error as one printable line: a line break becomes a space, and a run of other control characters (NUL
+    bytes read from a damaged file...) one U+FFFD, never raw bytes on the terminal."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]+", "\ufffd", re.sub(r"\s*[\r\n]+\s*", " ", message))
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:

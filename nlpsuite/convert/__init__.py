@@ -51,23 +51,25 @@ def save_graph(model, out: Path) -> None:
     )
 
 
-def check_folder(source: str) -> None:
-    """Refuse, before transformers reads it, a local folder whose architecture only its own Python code
-    (``auto_map``) could load: nlpsuite never runs code from model files."""
+def check_folder(source: str) -> dict:
+    """A local folder's config.json (``{}`` if it has none), refused before transformers reads it when only its
+    own Python code (``auto_map``) could load its architecture: nlpsuite never runs code from model files."""
     import json
 
     config_file = Path(source) / "config.json"
     if not config_file.is_file():
-        return
+        return {}
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise NlpsuiteError(f"{config_file} is not readable JSON ({exc})") from None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise NlpsuiteError(f"{config_file} does not hold a JSON object")
+    model_type = config.get("model_type")
     if model_type in SUPPORTED:
-        return  # transformers' own class for it loads the weights; any shipped code is ignored
+        return config  # transformers' own class for it loads the weights; any shipped code is ignored
     supported = ", ".join(SUPPORTED)
-    if isinstance(config, dict) and config.get("auto_map"):
+    if config.get("auto_map"):
         raise NlpsuiteError(
             f"{source} needs its own Python code (custom code, 'auto_map' in config.json) to load "
             f"{model_type!r} models, and nlpsuite never runs code from model files; supported: {supported}"
@@ -75,17 +77,45 @@ def check_folder(source: str) -> None:
     raise unsupported(model_type)
 
 
-def open_source(source: str, gguf_file: str | None):
+def check_source(source: str, gguf_file: str | None) -> None:
+    """Refuse in one line a damaged GGUF file, or a config whose numbers disagree with its weights' shapes."""
+    if os.path.isdir(source):
+        _checked_weights(source, gguf_file)
+
+
+def _checked_weights(source: str, gguf_file: str | None):
+    """The weights' shapes held against the config's numbers (checks.py) before transformers reads the config:
+    a folder's safetensors (returned, to be read later), or a GGUF file's layout (None: read by GGUFWeights)."""
+    from .checks import check_config, gguf_config, gguf_layout
+    from .sources import SafetensorsWeights, hf_name
+
+    if gguf_file:
+        metadata, shapes = gguf_layout(Path(source) / gguf_file)
+        if metadata.get("general.architecture") in SUPPORTED:  # the others are refused by name, once read
+            named = {name: shape for gguf_name, shape in shapes.items() if (name := hf_name(gguf_name))}
+            check_config(gguf_config(metadata), named.__contains__, named.__getitem__, gguf_file)
+        return None
+    config = check_folder(source)
+    weights = SafetensorsWeights(Path(source))
+    check_config(config, weights.has, weights.shape, source)
+    return weights
+
+
+def open_source(source: str, gguf_file: str | None, quiet: bool = False):
     """(local folder, config, tokenizer, weights) of a local folder, or of a GGUF file in it; weights are read
-    tensor by tensor. (A hub model's files are fetched by the model store first.)"""
-    from transformers import AutoConfig, AutoTokenizer
-
-    from .sources import FusedRows, GGUFWeights, OffsetNorms, SafetensorsWeights
-
+    tensor by tensor. (A hub model's files are fetched by the model store first.) Their numbers are checked
+    against each other before transformers is even imported."""
     if not os.path.isdir(source):
         raise NlpsuiteError(f"{source} is not a folder")
-    if not gguf_file:
-        check_folder(source)
+    weights = _checked_weights(source, gguf_file)
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from .sources import FusedRows, GGUFWeights, OffsetNorms
+
+    hf_logging.set_verbosity_error()
+    if quiet:
+        hf_logging.disable_progress_bar()
     # Never a model's own Python code: False (not None) also keeps transformers from asking the user.
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
     kwargs.update(trust_remote_code=False, local_files_only=True)
@@ -107,8 +137,6 @@ def open_source(source: str, gguf_file: str | None):
     if gguf_file:
         heads = config.num_attention_heads
         weights = GGUFWeights(Path(source) / gguf_file, heads, getattr(config, "num_key_value_heads", None) or heads)
-    else:
-        weights = SafetensorsWeights(Path(source))
     if config.model_type == "phi3":
         weights = FusedRows(weights, config)
     if config.model_type.startswith("gemma"):
@@ -174,17 +202,11 @@ def export(
 ) -> dict:
     """Write model.onnx (weights streamed into model.onnx.data, one tensor at a time) and tokenizer.json at
     ``precision``; return the manifest fields."""
-    from transformers.utils import logging as hf_logging
-
     from .graph import ExternalWeights, GraphWriter, kv_state_spec
     from .llama import build_graph, describe
 
-    hf_logging.set_verbosity_error()
-    if quiet:
-        hf_logging.disable_progress_bar()
-
     progress("reading the source model's config and tokenizer")
-    source, config, tokenizer, weights = open_source(source, gguf_file)
+    source, config, tokenizer, weights = open_source(source, gguf_file, quiet)
     if not getattr(tokenizer, "backend_tokenizer", None):
         raise NlpsuiteError(f"{source}: no fast (tokenizers) tokenizer available for this model")
     check_free(out.parent, int(BYTES_PER_WEIGHT[precision] * weights.numel()), "converting to ONNX")

@@ -198,6 +198,8 @@ def build_graph(
             "GatherBlockQuantized", gather, "embedded", domain="com.microsoft",
             gather_axis=0, quantize_axis=1, block_size=embed_block, bits=embed_bits,
         )  # fmt: skip
+        if hidden % embed_block:  # no block size divides a row (hidden 72): its last block is padded, cut it off
+            x = g.op("Slice", [x, g.ints([0]), g.ints([hidden]), g.ints([-1])], "embedded_rows")
     if gemma:  # Gemma scales the embedding (not the tied head) by sqrt(hidden), rounded as the model's dtype does
         x = g.op("Mul", [x, g.const(np.array(hidden**0.5, dtype), "embed_scale")], "embedded_scaled")
     pos = g.op("Cast", ["position_ids"], "pos_f", to=TensorProto.FLOAT)

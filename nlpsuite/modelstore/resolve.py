@@ -59,6 +59,9 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
     if cached:
         return cached.path
     found = _source_files(source, report, quiet)  # offline or missing: said now, before any folder is made
+    from ..convert import check_source
+
+    check_source(*found[:2])  # a damaged file, or a config that disagrees with its weights: said now too
     # Every precision is converted from the source itself: an int8 or int4 entry needs no fp32 one beside it.
     return models.build(source.key, precision, lambda out: _convert(source, found, out, precision, report, quiet)).path
 
@@ -87,9 +90,8 @@ def _source_files(source: ModelSource, report: Report, quiet: bool) -> tuple[str
     if source.kind == "hub":
         return hub_folder(source.location), None, None
     if source.kind == "gguf":
-        report(f"hashing {source.location}")
         gguf = Path(source.location)
-        return str(gguf.parent), gguf.name, sha256_file(gguf)
+        return str(gguf.parent), gguf.name, None  # hashed once converted: a damaged file is refused first
     return source.location, None, None
 
 
@@ -107,6 +109,11 @@ def _convert(source: ModelSource, found: tuple, out: Path, precision: str, repor
             raise  # the store says how much room it needs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NlpsuiteError(f"could not convert {source.label}: {first}") from exc
+    if source.kind == "gguf":
+        from .integrity import sha256_file
+
+        report(f"hashing {source.location}")
+        digest = sha256_file(Path(source.location))
     manifest["name"] = source.key
     manifest["source"] = {
         "kind": source.kind,
@@ -160,14 +167,24 @@ def load_model(
     """``open_folder(folder)`` of a converted ``source`` at ``precision``, fetching and converting on a cache miss.
     A cached conversion that the runtime cannot open and whose graph no longer parses is damaged: it is rebuilt
     once, never trusted."""
+    fresh = source.kind != "onnx-dir" and store().get(source.key, precision) is None
     folder = ensure_model(source, precision, report, quiet)
     try:
         return open_folder(folder)
     except DeviceError:
         raise
-    except NlpsuiteError:
+    except NlpsuiteError as exc:
+        if fresh and any(mark in str(exc) for mark in GRAPH_REFUSED):
+            store().discard(source.key, precision)  # converted just now and refused: never left cached, broken
+            raise NlpsuiteError(
+                f"the {precision} conversion of {source.label} does not load, so it is not kept ({exc})"
+            ) from None
         if source.kind == "onnx-dir" or graph_parses(folder):
             raise  # the files are sound: the problem is elsewhere (memory, options, runtime version)
         report(f"the cached {precision} conversion of {source.key} is damaged; rebuilding")
         store().discard(source.key, precision)
         return open_folder(ensure_model(source, precision, report, quiet))
+
+
+# What ONNX Runtime says of a graph it refuses as built (not of memory or a device): shapes or types that clash
+GRAPH_REFUSED = ("ShapeInferenceError", "INVALID_GRAPH", "Type Error", "TypeInferenceError")
