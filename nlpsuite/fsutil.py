@@ -133,7 +133,7 @@ def exclusive(path: Path, what: str, wait: bool = False, folder: bool = False):
             else:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         except OSError as exc:
-            raise CannotWrite(f"cannot write {path} ({exc.strerror or exc})") from None
+            raise CannotWrite(f"cannot write to {path} ({exc.strerror or exc})") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -193,8 +193,8 @@ def open_suite(model: str | None, device: str, precision: str = "fp32", quiet: b
 
 def loaded(suite):
     """``suite`` with its model loaded, said once if it does not run on the device asked for."""
-    backbone = suite.backbone
-    if backbone.device_warning and not suite.quiet and not getattr(suite, "device_said", False):
+    backbone = getattr(suite, "backbone", None)  # a stand-in suite (tests, other front-ends) may have none
+    if backbone is not None and backbone.device_warning and not suite.quiet and not getattr(suite, "device_said", 0):
         err(f"[yellow]{backbone.device_note}[/yellow]")
         suite.device_said = True
     return suite

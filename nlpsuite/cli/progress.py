@@ -87,8 +87,8 @@ class Lines:
         elapsed = int(now - self.started)
         clock = f"{elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}"
         share = f" ({100 * self.done // self.total}%)" if self.total else ""
-        count = f"{self.done}/{self.total}" if self.total else str(self.done)
-        print(f"{self.label} {count}{share} {clock}{note}", file=sys.stderr, flush=True)
+        count = f"{self.done}/{self.total}{share} " if self.total else f"{self.done} " if self.done else ""
+        print(f"{self.label} {count}{clock}{note}", file=sys.stderr, flush=True)
         self.said = now
 
     def close(self) -> None:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
+from ..arrays import write_npy
 from ..errors import NlpsuiteError
-from ..fsutil import disk_full, ensure_writable_dir, exclusive, is_disk_full, write_json_atomic
+from ..fsutil import ensure_writable_dir, exclusive, write_json_atomic
 from . import terms
 
 FORMAT_VERSION = 1
@@ -211,7 +212,7 @@ def _write(data: Path, passages: list[dict], embeddings: np.ndarray, documents: 
     (data / "passages.json").write_text(
         json.dumps({"passages": passages, "documents": documents}, ensure_ascii=False), encoding="utf-8"
     )
-    np.save(data / "embeddings.npy", embeddings.astype(np.float32), allow_pickle=False)
+    write_npy(data / "embeddings.npy", embeddings.astype(np.float32))
     record = {"analyzer": terms.ANALYZER, "languages": []}
     if passages:
         tokens, record["languages"] = terms.passage_terms([p["text"] for p in passages])
@@ -272,12 +273,9 @@ def _update(name: str, folder: Path, model: dict, change) -> dict:
             "updated": now,
         }
         write_json_atomic(folder / MANIFEST, new)
-    except BaseException as exc:
-        wrote = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    except BaseException:
         shutil.rmtree(data, ignore_errors=True)  # the index stays as it was: its old generation is still named
-        if is_disk_full(exc):
-            raise disk_full(folder.parent, f"writing index {name!r}", wrote=wrote) from None
-        raise
+        raise  # a full disk is one line where it is reported (it names the file and the room left)
     _remove_generations(folder, keep=data.name)  # the one replaced
     return new
 
@@ -320,6 +318,7 @@ def remove(name: str) -> bool:
     folder = index_dir(name)
     if not folder.is_dir():
         return False
+    ensure_writable_dir(folder.parent)  # on a read-only disk: one line, not a removal that did not happen
     with exclusive(folder, f"index {name!r}", folder=True):
         shutil.rmtree(folder, ignore_errors=True)
     _LOADED.pop(folder, None)

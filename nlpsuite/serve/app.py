@@ -146,7 +146,7 @@ async def _read_json(service: Service, request) -> dict:
     if not isinstance(body, dict):
         raise bad("the request body must be a JSON object", code="invalid_json")
     if _SURROGATE_ESCAPE.search(raw) and (where := _lone_surrogate(body)):
-        raise bad(f"{where} holds a lone UTF-16 surrogate (\\ud800-\\udfff alone), which is no text",
+        raise bad(f"{where} holds a lone UTF-16 surrogate (one of U+D800 to U+DFFF alone), which is no text",
                   where.split("[")[0].split(".")[0], "invalid_text")  # fmt: skip
     return body
 
