@@ -298,3 +298,21 @@ def test_the_lock_file_is_the_output_itself(tmp_path):
     src = write(tmp_path / "in.jsonl", [{"text": "a"}])
     run_batch(src, tmp_path / "out.jsonl", label, ["label", "score"], quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no .lock beside it
+
+
+def test_a_full_disk_names_the_output_it_could_not_write(tmp_path, monkeypatch):
+    import errno
+
+    from nlpsuite.records import write
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "a"}\n', encoding="utf-8")
+
+    def full(_fd):  # where a full disk is met when the batch is made durable
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(write.os, "fsync", full)
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(OSError) as failed:
+        run_batch(src, out, upper, quiet=True)
+    assert failed.value.errno == errno.ENOSPC and failed.value.filename == str(out)  # the one line names it

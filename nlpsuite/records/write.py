@@ -64,10 +64,15 @@ def _append_to(out, path: Path, durable: bool) -> Callable[[Iterable[dict]], Non
             text = "".join(dumps(record) + "\n" for record in records)  # a record that fails writes no half batch
         except NlpsuiteError as exc:
             raise NlpsuiteError(f"{path}: {exc}") from None
-        out.write(text)
-        out.flush()
-        if durable:
-            os.fsync(out.fileno())
+        try:
+            out.write(text)
+            out.flush()
+            if durable:
+                os.fsync(out.fileno())
+        except OSError as exc:  # a full disk says which file it could not write
+            if exc.filename is None and str(path) != "-":
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+            raise
 
     return append
 
