@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import NlpsuiteError
+from .text import blank
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,10 @@ FRONT_END_OPTIONS = {
     "output": "batch mode: the JSONL file to write (resumed)",
     "batch_size": "batch mode: records run together",
     "force": "batch mode: overwrite an output that is not this run's",
+    "text_column": "batch mode: the field that holds the text",
+    "output_prefix": "batch mode: a prefix for the fields the task adds",
+    "on_error": "batch mode: stop at, or skip, a record the task refuses",
+    "wait": "batch mode: wait for another run writing the same output",
     "ray": "batch mode on a Ray cluster: its address",
     "workers": "batch mode on a Ray cluster: how many actors",
     "model": "the suite: the model",
@@ -283,10 +288,10 @@ class Task:
             return record[self.value]
         return {k: record[k] for k in self.output if k in record} if self.output else record
 
-    def batch_inputs(self, rows: list[dict], shared: dict) -> list[dict]:
-        """run()'s inputs for batch records: the first input is the record's ``text``, later ones its own
-        field of their name or the value given once for all (``shared``)."""
-        inputs = self.records([r["text"] for r in rows]).records  # a record's later fields are its own: no spreading
+    def batch_inputs(self, rows: list[dict], shared: dict, text_column: str = "text") -> list[dict]:
+        """run()'s inputs for batch records: the first input is the record's ``text`` (or ``text_column``), later
+        ones its own field of their name or the value given once for all (``shared``)."""
+        inputs = self.records([r[text_column] for r in rows]).records  # a record's later fields are its own
         for record, row in zip(inputs, rows, strict=True):
             record.update({i.name: row.get(i.name, shared.get(i.name)) for i in self.inputs[1:]})
         return inputs
@@ -342,7 +347,7 @@ def _check_first(value, head: Input) -> None:
         return
     if not isinstance(value, str):
         raise NlpsuiteError(f"{head.name} must be {_words(head)}, or a list of them")
-    if not value.strip():
+    if blank(value):
         raise NlpsuiteError(f"empty {head.name}")
 
 

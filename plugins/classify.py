@@ -14,6 +14,7 @@ from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.tasks import LABEL_EVAL, Eval, Option, Task
+from nlpsuite.text import blank
 
 if TYPE_CHECKING:  # imported where they are used: registering the tasks stays cheap (start-up time)
     import numpy as np
@@ -104,7 +105,7 @@ class LabelTasks:
         return self._prefixes[shots]
 
     def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         n = len(self._encode(text))
         if n > MAX_TEXT_TOKENS:
@@ -206,8 +207,10 @@ def run_classify(suite, inputs, labels=None, head=None):
 
 
 def _either_labels_or_head(options: dict, shared: dict, batch: bool) -> None:
-    if bool(options["labels"]) == bool(options["head"]):
+    if options["labels"] and options["head"]:
         raise NlpsuiteError("give --labels a,b,... (zero-shot) or --head NAME (a trained probe), not both")
+    if not options["labels"] and not options["head"]:
+        raise NlpsuiteError("classify needs labels: give --labels a,b,... (zero-shot) or --head NAME (a trained probe)")
 
 
 def _labels_from_data(gold: list[str], options: dict, path) -> dict:

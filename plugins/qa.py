@@ -14,6 +14,7 @@ from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
 from nlpsuite.tasks import Eval, Input, Option, Task
+from nlpsuite.text import blank
 
 # numpy, the metrics, the span head and sampling are imported where they are used: registering the task
 # happens in every process (start-up time), running it only in some.
@@ -86,12 +87,12 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
 
     from nlpsuite.heads.span import decide
 
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str) or blank(question):
         raise NlpsuiteError("empty question")
     if (context is None) == (index is None):
         raise NlpsuiteError("give a context or an index to answer from (one of them)")
     if context is not None:
-        if not context.strip():
+        if blank(context):
             raise NlpsuiteError("empty context")
         if generate:
             return _generative(suite, question, context, GENERATIVE_PROMPT.format(context=context, question=question))

@@ -15,7 +15,7 @@ from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import chunk, count_words, counts_characters, word_spans
+from nlpsuite.text import blank, chunk, count_words, counts_characters, word_spans
 
 PROMPT = "Summarize the following text in {length}.\n\n{text}"
 CHUNK_TOKENS = 1536  # small models summarize short inputs far better than long ones, whatever their window
@@ -94,7 +94,7 @@ class Summarizer:
 
     def summarize(self, texts: list[str], max_words: int | None) -> list[str]:
         for text in texts:
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or blank(text):
                 raise NlpsuiteError("empty text")
         current = list(texts)
         for _ in range(8):  # each round shrinks a text ~10x: eight rounds cover any input that fits in memory

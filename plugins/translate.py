@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 
 from nlpsuite import languages
-from nlpsuite.errors import NlpsuiteError
+from nlpsuite.errors import NlpsuiteError, did_you_mean
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import chunk, paragraphs, sentences
+from nlpsuite.text import blank, chunk, paragraphs, sentences
 
 LANGUAGES = languages.NAMES  # what --to and --from accept: the names detection and warnings use too
 DENSE_SCRIPTS = {"Arabic", "Bulgarian", "Chinese", "Greek", "Hebrew", "Hindi", "Japanese", "Korean", "Persian",
@@ -36,7 +36,8 @@ def language(value: str | None, option: str) -> str | None:
     names = {name.lower(): name for name in LANGUAGES.values()}
     if key.lower() in names:
         return names[key.lower()]
-    raise NlpsuiteError(f"unknown language {value!r} for {option}: use a code like de, fr, es or a name like German")
+    hint = did_you_mean(key, [*LANGUAGES.values(), *LANGUAGES]) or ": use a code like de, fr, es or a name like German"
+    raise NlpsuiteError(f"unknown language {value!r} for {option}{hint}")
 
 
 def clean(output: str, source: str) -> str:
@@ -65,7 +66,7 @@ def translate_texts(
     units: list[str] = []
     unit_sources: list[str | None] = []
     for text, text_source in zip(texts, sources, strict=True):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         doc = []
         for paragraph in paragraphs(text):

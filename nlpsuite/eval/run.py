@@ -18,6 +18,7 @@ from .. import fsutil
 from ..errors import NlpsuiteError
 from ..records import Progress, document_list, no_progress, read_records, text_field
 from ..tasks import LABEL_EVAL, Option, Task  # noqa: F401 - LABEL_EVAL: part of the plugin API
+from ..text import blank
 from . import metrics
 
 LM = "lm"  # the language-model evaluation: a text file, not a task's labelled data
@@ -194,7 +195,7 @@ def evaluate_lm(
     text = fsutil.read_utf8(data).removeprefix("\ufeff")  # a byte-order mark is no text to score
     if limit is not None:
         text = "".join(text.splitlines(keepends=True)[:limit])
-    if not text.strip():
+    if blank(text):
         raise NlpsuiteError(f"{data} holds no text")
     windows = {}
     if window is not None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import Interrupted
 from ..eval.lm import window_spans
 from .config import TrainConfig
 from .display import Reporter
@@ -244,10 +245,8 @@ class Trainer:
                     self.on_step(self, state["step"])
                 if self.stop_requested:
                     self._checkpoint(model, optimizer, state)
-                    self.reporter.note(
-                        f"stopped at step {state['step']}; checkpoint saved: run the same command to resume"
-                    )
-                    raise KeyboardInterrupt
+                    step = state["step"]
+                    raise Interrupted(f"stopped at step {step}; checkpoint saved: run the same command to resume")
                 if time.monotonic() - self._last_save >= cfg.save_every_s:
                     self._checkpoint(model, optimizer, state)
             self._end_epoch(model, optimizer, state, time.monotonic() - started)
