@@ -127,6 +127,27 @@ class Eval:
     sets: tuple[str, ...] = ()  # task options the recipe sets itself (not asked of the user)
 
 
+@dataclass(frozen=True)
+class Confidence:
+    """How a task's ``score`` becomes the probability that its result is right (nlpsuite.eval.confidence), and
+    what ``nlpsuite calibrate`` fits on labelled data (the data ``nlpsuite eval`` reads, with the task's gold)."""
+
+    meaning: str  # what "right" means, one line (calibrate's report, the docs)
+    classes: tuple[str, ...]  # the outcomes the signals predict
+    delivered: tuple[
+        int, ...
+    ]  # the outcomes a result may claim (the likeliest is chosen; its probability is the score)
+    signals: tuple[str, ...]  # the names of the signals ``measure`` computes
+    # measure(suite, inputs, **options) -> one {"result": dict, "signals": [floats]} per input, before any score
+    measure: Callable[..., list[dict]]
+    outcome: Callable[[dict, Any, dict], int]  # outcome(measured result, gold, options) -> the class that happened
+    finish: Callable[[dict, int, float], dict]  # finish(measured result, chosen class, score) -> the result returned
+    right: Callable[[dict, Any, dict], bool]  # right(returned result, gold, options): is it right
+    # options -> the model used until one is fitted (JSON of eval.confidence.ConfidenceModel), None if none
+    default: Callable[[dict], dict | None] | None = None
+    key: Callable[[dict], str] | None = None  # options -> what the fit is stored under, besides the task's name
+
+
 # The evaluation options of label tasks (sentiment, classification, and any third-party label task); their
 # scoring lives in nlpsuite.eval, which a plugin imports only when an evaluation runs.
 LABEL_EVAL = (
@@ -161,6 +182,7 @@ class Task:
     # Label tasks: scores(suite, texts, labels=None, head=None) -> (label names, scores [n, labels]) before
     # temperature scaling, with any contextual-calibration correction already applied: what calibrate fits.
     scores: Callable[..., Any] | None = None
+    confidence: Confidence | None = None  # other tasks: how their score is calibrated
     stream: bool = False  # run() takes on_text(row, delta) and streams its text
     command: bool = True  # whether the CLI gets a generated command (chat has its REPL instead)
     batch_size: int = 8
@@ -192,22 +214,26 @@ class Task:
 
     def call(self, suite, first, **kwargs):
         """What ``Suite.run`` does: one input gives one result, a list gives a list."""
+        done = self.records(suite, [first] if _is_one(first, self.inputs[0]) else first, **kwargs)
+        results = [self.result(r) for r in done]
+        return results[0] if _is_one(first, self.inputs[0]) else results
+
+    def records(self, suite, values, **kwargs) -> list[dict]:
+        """run()'s whole result records for a list of inputs (later input fields and options as keywords)."""
         head, *rest = self.inputs
         others = {i.name: kwargs.pop(i.name) for i in rest if i.name in kwargs}
         options = self.check_options(kwargs, others)
-        single = _is_one(first, head)
-        values = [first] if single else list(first)
+        values = list(values)
         if not values:
             return []
         inputs = [{head.name: v} for v in values]
         for name, given in others.items():
-            spread = [given] * len(values) if single or given is None or isinstance(given, str) else list(given)
+            spread = [given] * len(values) if given is None or isinstance(given, str) else list(given)
             if len(spread) != len(values):
                 raise NlpsuiteError(f"give one {name} per {head.name}, or one for all")
             for record, value in zip(inputs, spread, strict=True):
                 record[name] = value
-        results = [self.result(r) for r in self.run(suite, inputs, **options)]
-        return results[0] if single else results
+        return list(self.run(suite, inputs, **options))
 
     def result(self, record: dict):
         """A result as Suite.run returns it: the ``value`` field, or the output fields present."""

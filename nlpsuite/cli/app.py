@@ -103,7 +103,7 @@ def build_command() -> LazyGroup:
         {
             "chat": _from("chat", "command", "factory"),
             "eval": _from("eval", "eval_app", "factory"),
-            "calibrate": _from("eval", "calibrate"),
+            "calibrate": _from("calibrate", "calibrate_app", "factory"),
             "train": _from("train", "train"),
             "index": _from("index", "app"),
             "heads": _from("heads", "app"),
