@@ -147,7 +147,7 @@ class PluginLoader:
 
 
 # The commands that are not tasks (nlpsuite/cli/): no task or plugin command may take these names.
-CORE_COMMANDS = ("chat", "eval", "calibrate", "train", "index", "heads", "models", "plugins", "doctor")
+CORE_COMMANDS = ("chat", "eval", "calibrate", "train", "tune", "index", "heads", "models", "plugins", "doctor")
 
 
 def command_name(target, name: str | None) -> str:

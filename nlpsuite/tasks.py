@@ -148,6 +148,30 @@ class Confidence:
     key: Callable[[dict], str] | None = None  # options -> what the fit is stored under, besides the task's name
 
 
+@dataclass
+class Example:
+    """One training example for `nlpsuite tune`, in tokens: the alternatives the task scores, each a (context,
+    continuation) pair. With ``gold`` None there is one alternative and the model learns to write its continuation
+    (generating tasks); otherwise it learns to score the gold alternative above the others, as the task scores
+    them (label tasks: the sum of the continuation's log-probabilities, divided by ``norms`` where given)."""
+
+    alternatives: list[tuple[list[int], list[int]]]
+    gold: int | None = None
+    norms: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Tune:
+    """How `nlpsuite tune TASK DATA` trains the backbone on the user's examples of the task (batch records, with
+    the gold output in the field ``gold``)."""
+
+    gold: str  # the record field holding the gold output
+    # examples(suite, inputs, gold values, options) -> one Example per record, in the task's own prompts
+    examples: Callable[..., list[Example]]
+    eval_gold: Callable[[Any], Any] | None = None  # a gold value as the task's eval recipe reads it (default: as is)
+    metric: str | None = None  # the eval metric that must not get worse (higher is better); None: held-out loss
+
+
 # The evaluation options of label tasks (sentiment, classification, and any third-party label task); their
 # scoring lives in nlpsuite.eval, which a plugin imports only when an evaluation runs.
 LABEL_EVAL = (
@@ -183,6 +207,7 @@ class Task:
     # temperature scaling, with any contextual-calibration correction already applied: what calibrate fits.
     scores: Callable[..., Any] | None = None
     confidence: Confidence | None = None  # other tasks: how their score is calibrated
+    tune: Tune | None = None  # how `nlpsuite tune` trains the model on the task's examples
     stream: bool = False  # run() takes on_text(row, delta) and streams its text
     command: bool = True  # whether the CLI gets a generated command (chat has its REPL instead)
     batch_size: int = 8

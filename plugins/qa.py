@@ -17,7 +17,7 @@ from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
-from nlpsuite.tasks import Confidence, Eval, Input, Option, Task
+from nlpsuite.tasks import Confidence, Eval, Input, Option, Task, Tune
 
 # numpy, the metrics, the span head and sampling are imported where they are used: registering the task
 # happens in every process (start-up time), running it only in some.
@@ -280,6 +280,34 @@ GENERATED_DEFAULT = {
 }
 
 
+def examples(suite, inputs, gold, index=None, generate=False):
+    """`nlpsuite tune` examples: the prompt the answer is read (or generated) from, then the gold answer, or the
+    reply the prompt offers for no answer (gold null)."""
+    from nlpsuite.heads.span import NO_ANSWER as SPAN_NULL
+    from nlpsuite.tasks import Example
+
+    if index is not None:
+        raise NlpsuiteError("tune ask from records with a 'context', not --index")
+    end = suite.tokenizer.eos_token_ids[:1]
+    out = []
+    for record, answer in zip(inputs, gold, strict=True):
+        if answer is not None and (not isinstance(answer, str) or not answer.strip()):
+            raise NlpsuiteError("a tuning record's 'answer' must be text, or null for no answer")
+        question, context = record["question"], record.get("context")
+        if not isinstance(context, str) or not context.strip():
+            raise NlpsuiteError("a tuning record needs a 'context'")
+        if generate:
+            prompt = suite.head("generation").encode_chat(
+                [{"role": "user", "content": GENERATIVE_PROMPT.format(context=context, question=question)}]
+            )
+            said = answer.strip() if answer else NO_ANSWER
+        else:
+            prompt = suite.head("span").prompt_ids(question, context)
+            said = " " + answer.strip() if answer else SPAN_NULL
+        out.append(Example([(prompt, suite.tokenizer.encode(said, add_special_tokens=False) + end)]))
+    return out
+
+
 def _mode(options: dict) -> str:
     return "generate" if options.get("generate") else ""
 
@@ -332,5 +360,11 @@ def register_tasks(register):
             ),
             prompts={"generative": GENERATIVE_PROMPT, "generative_index": GENERATIVE_INDEX_PROMPT},
             confidence=CONFIDENCE,
+            tune=Tune(
+                "answer",
+                lambda suite, inputs, gold, options: examples(suite, inputs, gold, **options),
+                eval_gold=lambda answer: [answer] if answer else [],
+                metric="f1",
+            ),
         )
     )

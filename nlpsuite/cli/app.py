@@ -105,6 +105,7 @@ def build_command() -> LazyGroup:
             "eval": _from("eval", "eval_app", "factory"),
             "calibrate": _from("calibrate", "calibrate_app", "factory"),
             "train": _from("train", "train"),
+            "tune": _from("tune", "tune_app", "factory"),
             "index": _from("index", "app"),
             "heads": _from("heads", "app"),
             "models": _from("models", "app"),

@@ -29,6 +29,7 @@ __all__ = [
     "accuracy",
     "bleu",
     "chrf",
+    "sentence_chrf",
     "confidence_diagram",
     "confusion_matrix",
     "ece",
@@ -91,6 +92,13 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     metric = CHRF()
     result = metric.corpus_score(list(hypotheses), [list(references)])
     return {"score": float(result.score), "signature": str(metric.get_signature())}
+
+
+def sentence_chrf(hypothesis: str, reference: str) -> float:
+    """chrF of one hypothesis against one reference (0-100), as sacrebleu's ``sentence_score`` computes it."""
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().sentence_score(hypothesis, [reference]).score)
 
 
 # --- summarization ---------------------------------------------------------------------------

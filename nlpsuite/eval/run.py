@@ -127,15 +127,37 @@ def evaluate(
                 if on_batch:
                     on_batch(batch, new)
                 advance(len(batch))
+    return {"task": recipe.name, "n": len(inputs), "metrics": _metrics(task, predictions, gold, options)}
+
+
+def _metrics(task: Task, predictions: list, gold: list, options: dict) -> dict:
+    recipe = task.eval
     if task.confidence is None:
-        return {"task": recipe.name, "n": len(inputs), "metrics": recipe.score(predictions, gold, options)}
+        return recipe.score(predictions, gold, options)
     # Whole results were kept: the scored field for the task's metrics, the score and its rightness for ECE.
-    values = [p[recipe.field] if recipe.field else p for p in predictions]
-    metrics_ = recipe.score(values, gold, options)
+    values = [task.result(p)[recipe.field] if recipe.field else task.result(p) for p in predictions]
+    found = recipe.score(values, gold, options)
     own = {o.name: options.get(o.name) for o in task.options}
     right = [task.confidence.right(p, g, own) for p, g in zip(predictions, gold, strict=True)]
-    metrics_.update(score_calibration([p["score"] for p in predictions], right, options, recipe.name))
-    return {"task": recipe.name, "n": len(inputs), "metrics": metrics_}
+    found.update(score_calibration([p["score"] for p in predictions], right, options, recipe.name))
+    return found
+
+
+def evaluate_examples(task: Task, inputs: list[dict], gold: list, open_suite, options: dict, batch_size: int = 8,
+                      progress: Progress | None = None) -> dict:  # fmt: skip
+    """The task's eval metrics on examples already read (``nlpsuite tune``'s held-out part)."""
+    options = check_options(task, options)
+    if task.eval.prepare:
+        options = task.eval.prepare(gold, options, Path("held-out examples"))
+    suite = open_suite()
+    predictions = []
+    setup = task.eval.setup(suite, options) if task.eval.setup else contextlib.nullcontext(options)
+    with setup as ready:
+        for start in range(0, len(inputs), batch_size):
+            predictions.extend(_predict(task, suite, inputs[start : start + batch_size], ready))
+            if progress:
+                progress(len(predictions))
+    return _metrics(task, predictions, gold, options)
 
 
 def read_examples(task: Task, data: Path, options: dict, limit: int | None) -> tuple[list[dict], list, dict]:

