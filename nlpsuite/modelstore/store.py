@@ -30,20 +30,24 @@ class CachedModel:
     path: Path
     manifest: dict
 
-    @property
-    def size_bytes(self) -> int:
-        return sum(self.manifest["files"].values())
+    def footprint(self) -> dict[str, int]:
+        """What the entry holds on disk, in bytes: its own files (weights, graph, tokenizer, manifest), the copy made
+        from them for this machine in its subfolders (runtime/prepacked.py), what tasks derived from it
+        (``derived_folder``), and their total. `models list`, `models info` and `models rm` all say these numbers."""
+        own = tree_bytes(self.path, top_only=True)
+        copies = tree_bytes(self.path) - own
+        derived = tree_bytes(derived_folder(self.manifest))
+        total = own + copies + derived
+        return {"model_bytes": own, "packed_copy_bytes": copies, "derived_bytes": derived, "total_bytes": total}
 
-    @property
-    def disk_bytes(self) -> int:
-        """Everything the entry holds on disk, a pre-packed CPU copy included."""
-        total = 0
-        for path in self.path.rglob("*"):
-            try:
-                total += path.stat().st_size if path.is_file() else 0
-            except OSError:
-                continue
-        return total
+
+def tree_bytes(folder: Path, top_only: bool = False) -> int:
+    """The size of the files in ``folder`` (and its subfolders, unless ``top_only``); 0 when it does not exist."""
+    total = 0
+    for path in folder.glob("*") if top_only else folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size if path.is_file() else 0
+    return total
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -163,11 +167,14 @@ class ModelStore:
                     found.append(cached)
         return found
 
-    def remove(self, key: str) -> bool:
+    def remove(self, key: str, precisions: tuple[str, ...] = PRECISIONS) -> bool:
+        """Drop ``precisions`` of a model (with what was derived from them), and its folder once none is left;
+        whether there was anything to remove."""
         target = self.root / key
         if not target.is_dir():
             return False
-        for precision in PRECISIONS:  # the same locks builds hold: never delete under a running build
+        for precision in precisions:  # the same locks builds hold: never delete under a running build
             self.discard(key, precision)
-        shutil.rmtree(target, ignore_errors=True)
+        if set(precisions) >= set(PRECISIONS) or not any(p.is_dir() for p in target.iterdir()):
+            shutil.rmtree(target, ignore_errors=True)
         return True

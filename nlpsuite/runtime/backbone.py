@@ -19,6 +19,10 @@ from .device import CPU, DevicePlan, check_precision, check_session, plan, quiet
 State = dict[str, np.ndarray]
 
 
+class NotWritten(Exception):
+    """A load that reads only met a model whose load writes (its pre-packed copy is missing or unusable)."""
+
+
 @dataclass
 class Step:
     """What one forward pass returns."""
@@ -63,8 +67,12 @@ def on_host(state: dict) -> dict:
 class Backbone:
     """A converted model: session, manifest and the recurrent state it threads between steps."""
 
-    def __init__(self, folder: Path, device: str | DevicePlan = "auto", packed_copy: bool = False) -> None:
-        """``packed_copy``: on CPU, keep a pre-packed copy of the weights beside the model (see prepacked.py)."""
+    def __init__(
+        self, folder: Path, device: str | DevicePlan = "auto", packed_copy: bool = False, write: bool = True
+    ) -> None:
+        """``packed_copy``: on CPU, keep a pre-packed copy of the weights beside the model (see prepacked.py).
+        ``write=False``: a load that reads only (a head start, runtime/preload.py): it neither writes nor removes a
+        pre-packed copy, and raises NotWritten where the load would have to write one."""
         self.folder = Path(folder)
         manifest = read_manifest(self.folder)
         if manifest is None:
@@ -82,7 +90,7 @@ class Backbone:
         check_precision(self.precision, device_plan.providers)
         options = session_options(ort)
         started = time.perf_counter()
-        self.session = self._open(ort, options, device_plan.providers, packed_copy)
+        self.session = self._open(ort, options, device_plan.providers, packed_copy, write)
         self.load_s = time.perf_counter() - started
         self.device, self.device_note, self.device_warning = check_session(device_plan, self.session)
         # On CUDA the decoding loop's state stays on the GPU between steps (I/O binding) instead of a round trip
@@ -95,23 +103,28 @@ class Backbone:
         self._batch_axis = {s["input"]: s["shape"].index(None) for s in self.state_spec}
         self._grow_axis = {s["input"]: s.get("grow_axis") for s in self.state_spec}
 
-    def _open(self, ort, options, providers: list[str], packed_copy: bool):
+    def _open(self, ort, options, providers: list[str], packed_copy: bool, write: bool):
         portable = self.folder / MODEL_FILE
-        # fp32 only: ONNX Runtime's saved pre-packed MatMulNBits (int8) weights load wrong (logits garbled
-        # on every load after the first; tests/test_prepacked.py), and int8 packing is quick anyway.
-        usable = packed_copy and providers == [CPU] and self.precision == "fp32"
-        if usable and not prepacked.worth_it(self.folder):  # too big for the disk it costs; free an old one
-            prepacked.discard_all(self.folder)
+        # fp32 only (prepacked.policy): ONNX Runtime's saved pre-packed MatMulNBits (int8) weights load wrong
+        # (logits garbled on every load after the first; tests/test_prepacked.py), and int8 packing is quick anyway.
+        usable = packed_copy and providers == [CPU]
+        if usable and not prepacked.policy(self.folder, self.precision)[0]:  # none kept here: free an old one
+            if write:
+                prepacked.discard_all(self.folder)
             usable = False
         key = prepacked.machine_key(ort) if usable else None
-        packed = prepacked.find(self.folder, key) if key else None
+        packed = prepacked.find(self.folder, key, tidy=write) if key else None
         if packed:
             packed_options = session_options(ort)
             packed_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done already
             try:
                 return ort.InferenceSession(str(packed), packed_options, providers=providers)
             except Exception:  # noqa: BLE001 - a copy that does not load is rebuilt from the portable model
+                if not write:
+                    raise NotWritten(f"{self.folder}: its pre-packed copy does not load") from None
                 prepacked.discard(self.folder, key)
+        if key and not write:
+            raise NotWritten(f"{self.folder}: no pre-packed copy yet")
         partial = prepacked.request(options, ort, self.folder) if key else None
         if partial:
             try:

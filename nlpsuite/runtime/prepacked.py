@@ -3,7 +3,8 @@
 Packing fp32 weights for the matrix kernels takes 0.3-0.6 s of every load and is worth ~28% of decode
 speed, so it cannot be skipped; saving the packed form once makes later loads that much faster. The
 packed layout depends on the ONNX Runtime version and the CPU's instruction set, so the copy lives in
-a folder keyed by both and is never used elsewhere. It doubles the model's disk use. Its files' sha256
+a folder keyed by both and is never used elsewhere. It takes twice the weights on disk (it holds the plain
+weights and the packed ones), so the model takes three times its weights in all. Its files' sha256
 are recorded when it is written and checked before it is used, as for the model itself.
 """
 
@@ -19,26 +20,44 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import config
 from ..artefacts import MODEL_FILE, WEIGHTS_FILE
 from ..fsutil import free_bytes
 from ..modelstore import integrity
 
 FILES_FILE = "files.json"  # name -> {"size", "sha256"}
-# The rule (benchmarks/bench_load.py, README "Start-up"): the copy costs twice the weights on disk and saves about
-# 40% of the session's build (0.4 CPU-s of 1.0 on the 538 MB default model). Up to 1 GB of weights (models of up
-# to ~250M parameters in fp32) that is what keeps a one-off call near a second; above, the disk it takes (4 GB
-# for a 0.5B model, 56 GB for a 7B one) is worth more than the fraction of a load it saves.
-MAX_WEIGHTS_BYTES = 1 << 30
+# The rule (benchmarks/bench_load.py, bench_coldstart.py; docs/startup-and-disk.md): the copy costs twice the weights
+# on disk (1,076 MB beside the default model's 546) and saves packing them at each load: 0.2-0.4 CPU-s and as much
+# of a one-off call on 2 cores (1.49 against 1.69 s for `generate --max-tokens 16`), and the weights stay in shared
+# file pages rather than each process's own memory (125 against 624 MB anonymous). Up to 1 GB of weights (models of
+# up to ~250M parameters in fp32) that is kept; above, the disk it takes (4 GB for a 0.5B model, 56 GB for a 7B one)
+# is worth more than the fraction of a load it saves. NLPSUITE_PACKED_COPY=0 goes without it for any model.
+MAX_WEIGHTS_BYTES = 1_000_000_000
+SAVES = "0.2-0.4 s of each start of the default model on 2 cores"  # what `models info` says it saves
 STALE_AFTER_S = 3600  # a partial copy this old was left by a killed process
 ROOM_FACTOR = 2.2  # the copy is about twice the portable weights; keep a little room besides
 
 
-def worth_it(folder: Path) -> bool:
-    """Whether the model in ``folder`` is small enough for a packed copy (see MAX_WEIGHTS_BYTES)."""
+def policy(folder: Path, precision: str) -> tuple[bool, str]:
+    """Whether the converted model in ``folder`` keeps a packed copy for the CPU, and why (`models info` says it)."""
+    if precision != "fp32":
+        why = f"ONNX Runtime loads saved packed {precision} weights wrong"
+        return False, f"{precision} weights are packed at each load ({why})"
+    if not config.packed_copy():
+        return False, "NLPSUITE_PACKED_COPY=0: the weights are packed at each load"
     try:
-        return (folder / WEIGHTS_FILE).stat().st_size <= MAX_WEIGHTS_BYTES
+        weights = (folder / WEIGHTS_FILE).stat().st_size
     except OSError:
-        return True  # weights inside the graph file: a small model
+        weights = 0  # weights inside the graph file: a small model
+    if weights > MAX_WEIGHTS_BYTES:
+        return False, (
+            f"{weights / 1e9:.1f} GB of weights, over {MAX_WEIGHTS_BYTES / 1e9:.0f} GB: a copy would take twice that "
+            "on disk for a fraction of a load; the weights are packed at each load"
+        )
+    return True, (
+        f"{weights / 1e9:.2f} GB of weights, up to {MAX_WEIGHTS_BYTES / 1e9:.0f} GB: the copy (twice the weights on "
+        f"disk) saves packing them at each load, {SAVES}; NLPSUITE_PACKED_COPY=0 goes without it"
+    )
 
 
 def discard_all(folder: Path) -> None:
@@ -53,8 +72,8 @@ def machine_key(ort) -> str:
     return hashlib.sha1(f"{ort.__version__}|{platform.machine()}|{flags}".encode()).hexdigest()[:12]
 
 
-def find(folder: Path, key: str) -> Path | None:
-    """The packed copy's graph if it is complete and its content unchanged; a damaged copy is removed."""
+def find(folder: Path, key: str, tidy: bool = True) -> Path | None:
+    """The packed copy's graph if it is complete and its content unchanged; a damaged copy is removed (``tidy``)."""
     copy = folder / f"cpu-{key}"
     try:
         files = json.loads((copy / FILES_FILE).read_text(encoding="utf-8"))
@@ -63,7 +82,8 @@ def find(folder: Path, key: str) -> Path | None:
             return copy / MODEL_FILE
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
-    discard(folder, key)
+    if tidy:
+        discard(folder, key)
     return None
 
 
