@@ -70,11 +70,7 @@ def calibrate(
         labels = sorted(set(gold))
         if len(labels) < 2:
             raise NlpsuiteError(f"{data}: classification needs at least two distinct labels in the data")
-    held_n = round(len(texts) * holdout)
-    if held_n < 1 or held_n >= len(texts):
-        raise NlpsuiteError(f"{data} has {len(texts)} examples: too few to hold out {holdout:g} and fit on the rest")
-    order = np.random.default_rng(seed).permutation(len(texts))
-    held, fit_part = order[:held_n], order[held_n:]
+    held, fit_part = _split(len(texts), holdout, seed, data)
     _enough_per_label([gold[i] for i in fit_part], data, holdout)
 
     suite = open_suite()
@@ -151,7 +147,7 @@ def calibrate_confidence(
 
     recipe = task.confidence
     _check_counts(limit, batch_size)
-    if not 0 < holdout < 1:
+    if not 0 < holdout < 1:  # before the data is read
         raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
     inputs, gold, options = read_examples(task, data, options, limit)
     held, fit_part = _split(len(inputs), holdout, seed, data)

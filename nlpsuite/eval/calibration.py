@@ -120,6 +120,26 @@ def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 
     return confidence_ece(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
 
 
+def damped_newton(theta, loss, direction, feasible=lambda _t: True, smallest: float = 1e-8, iterations: int = 100):
+    """Minimize a convex ``loss`` from ``theta`` along Newton directions ``direction(theta)`` (the step to subtract),
+    halving a step until it is ``feasible`` and the loss does not rise; stops when the loss stops falling."""
+    current = loss(theta)
+    for _ in range(iterations):
+        step = direction(theta)
+        size = 1.0
+        while size > smallest:
+            candidate = theta - size * step
+            if feasible(candidate) and (value := loss(candidate)) <= current:
+                break
+            size /= 2
+        else:
+            break
+        theta, improvement, current = candidate, current - value, value
+        if improvement < 1e-12:
+            break
+    return theta
+
+
 def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e-4) -> tuple[np.ndarray, float]:
     """The per-label bias and the temperature minimizing NLL together (bias-corrected temperature scaling).
 
@@ -137,8 +157,8 @@ def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e
 
     theta = np.zeros(k)
     theta[0] = 1.0
-    current = loss(theta)
-    for _ in range(100):
+
+    def direction(theta: np.ndarray) -> np.ndarray:
         p = softmax(theta[0] * scores + np.concatenate([[0.0], theta[1:]]))
         r = p - onehot
         grad = np.concatenate([[(r * scores).sum() / n], r[:, 1:].sum(axis=0) / n + ridge * theta[1:]])
@@ -149,18 +169,9 @@ def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e
         hess[0, 1:] = hess[1:, 0] = (p[:, 1:] * (scores[:, 1:] - mean_s[:, None])).mean(axis=0)
         hess[1:, 1:] = np.diag(p[:, 1:].mean(axis=0)) - (p[:, 1:, None] * p[:, None, 1:]).mean(axis=0)
         hess[1:, 1:] += ridge * np.eye(k - 1)
-        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
-        size = 1.0
-        while size > 1e-6:
-            candidate = theta - size * step
-            if candidate[0] > 1e-2 and (value := loss(candidate)) <= current:
-                break
-            size /= 2
-        else:
-            break
-        theta, improvement, current = candidate, current - value, value
-        if improvement < 1e-12:
-            break
+        return np.linalg.lstsq(hess, grad, rcond=None)[0]
+
+    theta = damped_newton(theta, loss, direction, feasible=lambda t: t[0] > 1e-2, smallest=1e-6)
     return np.concatenate([[0.0], -theta[1:] / theta[0]]), 1.0 / theta[0]
 
 

@@ -86,8 +86,7 @@ def fit(classes: Sequence[str], signals: Sequence[str], x, outcome, ridge: float
         logits = np.concatenate([np.zeros((n, 1)), z @ t.T], axis=1)
         return float(-(log_softmax(logits) * onehot).sum() / n + ((t**2) * penalty).sum() / 2)
 
-    current = loss(theta)
-    for _ in range(100):
+    def direction(theta: np.ndarray) -> np.ndarray:
         p = softmax(np.concatenate([np.zeros((n, 1)), z @ theta.T], axis=1))[:, 1:]
         grad = ((p - onehot[:, 1:]).T @ z) / n + theta * penalty
         # Hessian blocks (a, b): mean of z z^T (p_a [a == b] - p_a p_b)
@@ -98,18 +97,9 @@ def fit(classes: Sequence[str], signals: Sequence[str], x, outcome, ridge: float
                 hess[a, :, b, :] = (z * w[:, None]).T @ z / n
             hess[a, :, a, :] += np.diag(penalty)
         flat = hess.reshape((k - 1) * d, (k - 1) * d) + 1e-9 * np.eye((k - 1) * d)
-        step = np.linalg.lstsq(flat, grad.reshape(-1), rcond=None)[0].reshape(k - 1, d)
-        size = 1.0
-        while size > 1e-8:
-            candidate = theta - size * step
-            if (value := loss(candidate)) <= current:
-                break
-            size /= 2
-        else:
-            break
-        theta, improvement, current = candidate, current - value, value
-        if improvement < 1e-12:
-            break
+        return np.linalg.lstsq(flat, grad.reshape(-1), rcond=None)[0].reshape(k - 1, d)
+
+    theta = calibration.damped_newton(theta, loss, direction)
     slopes = theta[:, :-1] / scale
     intercepts = theta[:, -1] - slopes @ mean
     weights = np.concatenate([np.zeros((1, d)), np.concatenate([slopes, intercepts[:, None]], axis=1)])
