@@ -268,7 +268,7 @@ def score(predictions: list[str | None], gold: list[list[str]]) -> dict[str, flo
 SIGNALS = ("margin", "mean_logp", "log_tokens", "verbatim", "coverage", "declined")
 # The built-in models, fitted for the default model on a development set (docs/confidence.md); `nlpsuite calibrate
 # ask DATA [--generate]` fits a model's own.
-SPAN_DEFAULT = {  # fitted on 104 questions of qa_dev (docs/confidence.md): ECE 0.073 on the 204 held out
+SPAN_DEFAULT = {  # fitted on 104 questions of qa_pydoc_dev (docs/confidence.md): ECE 0.072 on the 208 held out
     "classes": ["right", "no answer", "wrong"],
     "signals": list(SIGNALS),
     "weights": [
@@ -277,7 +277,7 @@ SPAN_DEFAULT = {  # fitted on 104 questions of qa_dev (docs/confidence.md): ECE 
         [-0.088, -0.2246, -0.3371, 0.0, -0.3897, 0.0, 1.399],
     ],
 }
-GENERATED_DEFAULT = {  # fitted on 64 questions of qa_dev with --generate (ridge 0.03): few, see docs/confidence.md
+GENERATED_DEFAULT = {  # fitted on 64 questions of qa_pydoc_dev with --generate (ridge 0.03): few, see docs/confidence.md
     "classes": ["right", "no answer", "wrong"],
     "signals": list(SIGNALS),
     "weights": [
