@@ -277,7 +277,7 @@ SPAN_DEFAULT = {  # fitted on 104 questions of qa_pydoc_dev (docs/confidence.md)
         [-0.088, -0.2246, -0.3371, 0.0, -0.3897, 0.0, 1.399],
     ],
 }
-GENERATED_DEFAULT = {  # fitted on 64 questions of qa_pydoc_dev with --generate (ridge 0.03): few, see docs/confidence.md
+GENERATED_DEFAULT = {  # fitted on 64 questions of qa_pydoc_dev, --generate (ridge 0.03): few, see docs/confidence.md
     "classes": ["right", "no answer", "wrong"],
     "signals": list(SIGNALS),
     "weights": [
