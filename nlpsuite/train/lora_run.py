@@ -14,7 +14,7 @@ import torch
 
 from .display import Reporter
 from .loop import _load, _save, graceful_stop
-from .tune import TuneConfig, steps_per_epoch, tuned_dir
+from .tune_config import TuneConfig, steps_per_epoch, tuned_dir
 
 LAST = "adapters.safetensors"
 WARMUP_STEPS = 10

@@ -12,47 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import write_json_atomic
 from ..records import read_records
 from ..tasks import Task
 from .display import Reporter
+from .tune_config import TuneConfig, tuned_dir, workdir
 
 TUNED = "+tuned-"  # a tuned model's name: BASE+tuned-SUFFIX
-
-
-@dataclass
-class TuneConfig:
-    epochs: int = 2
-    lr: float = 3e-4
-    rank: int = 8
-    alpha: float = 16.0
-    batch_size: int = 8
-    holdout: float = 0.25
-    seed: int = 0
-    limit: int | None = None
-    save_every_s: float = 60.0
-
-    def check(self) -> None:
-        for name in ("epochs", "rank", "batch_size"):
-            if getattr(self, name) < 1:
-                raise NlpsuiteError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 < self.holdout < 1:
-            raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
-        if not self.lr > 0 or not self.alpha > 0:
-            raise NlpsuiteError("--lr and --alpha must be positive")
-        if self.limit is not None and self.limit < 2:
-            raise NlpsuiteError("--limit must be at least 2")
 
 
 def tuned_name(base: str, name: str | None, data: Path) -> str:
@@ -117,14 +92,6 @@ def _identity(task: Task, data: Path, options: dict, cfg: TuneConfig, base: str)
     digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()
     kept = {k: v for k, v in asdict(cfg).items() if k != "save_every_s" and k != "epochs"}
     return {"task": task.name, "data_sha256": digest, "options": options, "config": kept, "base": base}
-
-
-def workdir(name: str) -> Path:
-    return config.home() / "tuning" / name
-
-
-def tuned_dir(name: str) -> Path:
-    return config.home() / "tuned" / name
 
 
 def tune(
@@ -215,7 +182,3 @@ def _claim(work: Path, identity: dict) -> None:
         return
     work.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_file, identity)
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return max(1, math.ceil(n / batch_size))
