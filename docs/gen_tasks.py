@@ -90,7 +90,8 @@ def kind(option: Option) -> str:
 def flags(option: Option) -> str:
     if option.argument:
         return f"`{option.cli_flag}` (argument)"
-    return ", ".join(f"`{f}`" for f in (option.cli_flag, option.short) if f)
+    off = [f"--no-{option.cli_flag[2:]}"] if option.type is bool and option.default else []  # a switch on by default
+    return ", ".join(f"`{f}`" for f in (option.cli_flag, *off, option.short) if f)
 
 
 def options_table(options: list[Option], http: bool = True) -> list[str]:
@@ -168,6 +169,8 @@ def input_batch(field: Input, position: int) -> str:
 def input_http(field: Input, position: int) -> str:
     if field.messages:
         what = "a string, or a list of `{role, content}` messages"
+    elif field.many:
+        what = "a list of strings or `{text}` objects (or one string, one per line), or one such list per input"
     else:
         what = "a string, or a list of strings (a list of results)" if position == 0 else "a string, or one per input"
     return f"`{field.name}`: {what}"

@@ -23,6 +23,7 @@ BUILTIN_PLUGINS = (
     "nlpsuite_plugins.translate",
     "nlpsuite_plugins.summarize",
     "nlpsuite_plugins.retrieval",
+    "nlpsuite_plugins.rerank",
 )
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 

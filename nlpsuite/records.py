@@ -362,3 +362,33 @@ def answers_column(path: Path, line: int, record: dict, column: str) -> list[str
 
 def judgements_column(path: Path, line: int, record: dict, column: str) -> dict[str, float]:
     return judgements_field(path, line, record[column])
+
+
+def document_list(value, name: str = "documents") -> list[tuple[str, str]]:
+    """(id, text) of each document in ``value``: a list of strings or ``{"text", "id"?}`` objects (an id defaults to
+    the position, from 0), or text holding a JSON array, JSONL of such objects, or one document per line."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text, parse_float=_finite, parse_constant=_finite)
+            except ValueError as exc:
+                raise NlpsuiteError(f"{name}: not a valid JSON array ({exc})") from None
+        elif text.startswith("{"):
+            value = [record for _, record in _jsonl(Path(name), text, ("text",))]
+        else:
+            value = [line for line in text.split("\n") if line.strip()]
+    if not isinstance(value, list | tuple) or not value:
+        raise NlpsuiteError(f"{name} must be a non-empty list of texts")
+    out, seen = [], set()
+    for position, item in enumerate(value):
+        given = item.get("id", position) if isinstance(item, dict) else position
+        text = item.get("text") if isinstance(item, dict) else item
+        if not isinstance(text, str) or not text.strip():
+            raise NlpsuiteError(f"{name}[{position}] must be a non-empty string or an object with a non-empty 'text'")
+        doc = doc_id(given)
+        if doc is None or doc in seen:
+            raise NlpsuiteError(f"{name}[{position}]: its id must be a unique non-empty string or integer")
+        seen.add(doc)
+        out.append((doc, text))
+    return out

@@ -30,6 +30,7 @@ class Input:
     optional: bool = False
     file: bool = False  # CLI: the value may also be a UTF-8 file's path, or '-' for stdin
     messages: bool = False  # the value is a chat: a string or a list of {"role", "content"} dicts
+    many: bool = False  # a list of texts (or {"text"} objects), or one text holding them: see records.document_list
 
 
 @dataclass(frozen=True)
@@ -239,12 +240,13 @@ class Task:
 
     def call(self, suite, first, **kwargs):
         """What ``Suite.run`` does: one input gives one result, a list gives a list."""
-        done = self.records(suite, [first] if _is_one(first, self.inputs[0]) else first, **kwargs)
-        results = [self.result(r) for r in done]
-        return results[0] if _is_one(first, self.inputs[0]) else results
+        single = _is_one(first, self.inputs[0])
+        results = [self.result(r) for r in self.records(suite, [first] if single else first, single, **kwargs)]
+        return results[0] if single else results
 
-    def records(self, suite, values, **kwargs) -> list[dict]:
-        """run()'s whole result records for a list of inputs (later input fields and options as keywords)."""
+    def records(self, suite, values, single: bool = False, /, **kwargs) -> list[dict]:
+        """run()'s whole result records for a list of inputs (later input fields and options as keywords; ``single``:
+        the one input of a call, whose later fields are its own whatever their type)."""
         head, *rest = self.inputs
         others = {i.name: kwargs.pop(i.name) for i in rest if i.name in kwargs}
         options = self.check_options(kwargs, others)
@@ -253,7 +255,8 @@ class Task:
             return []
         inputs = [{head.name: v} for v in values]
         for name, given in others.items():
-            spread = [given] * len(values) if given is None or isinstance(given, str) else list(given)
+            one = single or given is None or isinstance(given, str) or _shared_list(given, rest, name)
+            spread = [given] * len(values) if one else list(given)
             if len(spread) != len(values):
                 raise NlpsuiteError(f"give one {name} per {head.name}, or one for all")
             for record, value in zip(inputs, spread, strict=True):
@@ -275,6 +278,17 @@ class Task:
     def batch_fields(self, record: dict) -> dict:
         """The fields batch mode adds to an input record."""
         return {self.batch_names.get(k, k): record[k] for k in self.output if k in record}
+
+    def parameters_schema(self, paths: bool = False) -> dict:
+        """The JSON Schema of one call's parameters (its inputs and options), for tools and typed clients;
+        ``paths``: include options that name a file on the caller's machine (no remote caller may give them)."""
+        return parameters_schema(self, paths)
+
+
+def _shared_list(given, fields: list[Input], name: str) -> bool:
+    """A list given for a ``many`` input is one list for every input unless it is a list of lists."""
+    field = next(f for f in fields if f.name == name)
+    return field.many and not any(isinstance(v, list | tuple) for v in given)
 
 
 def _is_one(value, head: Input) -> bool:
@@ -309,3 +323,79 @@ def check_sampling(options: dict, shared: dict | None = None, batch: bool = Fals
 
     names = {o.name for o in sampling_options()}
     SamplingParams(**{k: v for k, v in options.items() if k in names}).check()
+
+
+# -- JSON Schema of a task's parameters: what MCP tools, chat tools and typed clients are told -------------
+
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "string"}
+MESSAGES_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "properties": {"role": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["role", "content"],
+    },
+}
+
+
+DOCUMENTS_SCHEMA = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "properties": {"text": {"type": "string", "minLength": 1}, "id": {"type": ["string", "integer"]}},
+                "required": ["text"],
+            },
+        ]
+    },
+}
+
+
+def parameters_schema(task: Task, paths: bool = False) -> dict:
+    """``{"type": "object", "properties", "required"}`` for one input record and the task's options: names,
+    types, ranges, choices, defaults and help from the declaration, nothing written twice."""
+    properties, required = {}, []
+    for position, given in enumerate(task.inputs):
+        properties[given.name] = _input_schema(given)
+        if position == 0 or not given.optional:
+            required.append(given.name)
+    for option in task.options:
+        if option.type is Path and not paths:
+            continue
+        properties[option.name] = option_schema(option)
+        if option.required:
+            required.append(option.name)
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _input_schema(field: Input) -> dict:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if field.messages:
+        schema = {"anyOf": [schema, MESSAGES_SCHEMA]}
+    elif field.many:
+        schema = {"anyOf": [DOCUMENTS_SCHEMA, schema]}
+    return {**schema, "description": field.help} if field.help else schema
+
+
+def option_schema(option: Option) -> dict:
+    """One option as JSON Schema; ``parse`` and a task's ``check`` still run on what a caller sends."""
+    if option.type is list:
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    else:
+        schema = {"type": JSON_TYPES.get(option.type, "string")}
+    if option.choices:
+        schema["enum"] = list(option.choices)
+    if option.type in (int, float):
+        if option.min is not None:
+            schema["minimum"] = option.min
+        if option.max is not None:
+            schema["maximum"] = option.max
+    if option.default is not None and isinstance(option.default, str | int | float | bool | list | tuple):
+        schema["default"] = list(option.default) if isinstance(option.default, tuple) else option.default
+    if option.help:
+        schema["description"] = option.help
+    return schema

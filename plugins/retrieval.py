@@ -15,11 +15,28 @@ from nlpsuite.tasks import Eval, Input, Option, Task
 # happens in every process (start-up time), running it only in some.
 
 
-def run(suite, inputs, name: str, k: int = 5):
-    from nlpsuite import retrieval
-
-    found = retrieval.search(suite, name, [i["query"] for i in inputs], k)
+def run(suite, inputs, name: str, k: int = 5, rerank: int | None = None):
+    found = hits(suite, name, [i["query"] for i in inputs], k, rerank)
     return [{"index": name, "query": i["query"], "results": r} for i, r in zip(inputs, found, strict=True)]
+
+
+def hits(suite, name: str, queries: list[str], k: int, rerank: int | None = None) -> list[list[dict]]:
+    """The ``k`` best passages per query; with ``rerank``, the first ``rerank`` hits re-ordered by the relevance
+    head (each then holds its ``relevance``) before the cut."""
+    found = suite.search(name, list(queries), max(k, rerank or 0))
+    if not rerank:
+        return found
+    head = suite.head("relevance")
+    out = []
+    for query, passages in zip(queries, found, strict=True):
+        first, rest = passages[:rerank], passages[rerank:]
+        scores = head.scores(query, [p["text"] for p in first])
+        ranked = [
+            {**first[i], "relevance": round(float(scores[i]), 4)}
+            for i in sorted(range(len(first)), key=lambda i: -scores[i])
+        ]
+        out.append((ranked + rest)[:k])
+    return out
 
 
 def _index_exists(options: dict, shared: dict, batch: bool) -> None:
@@ -62,9 +79,9 @@ def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
     for query in (i["query"] for i in inputs):
         want = options["k"] * 4
         while True:
-            hits = suite.search(options["name"], query, k=want)
-            found = list(dict.fromkeys(str(hit["source"]) for hit in hits))
-            if len(found) >= options["k"] or len(hits) < want:  # enough documents, or the index has no more
+            passages = hits(suite, options["name"], [query], want, options.get("rerank"))[0]
+            found = list(dict.fromkeys(str(hit["source"]) for hit in passages))
+            if len(found) >= options["k"] or len(passages) < want:  # enough documents, or the index has no more
                 break
             want *= 2
         out.append(found[: options["k"]])
@@ -74,9 +91,7 @@ def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
 def _score(predictions: list[list[str]], gold: list[dict], options: dict) -> dict:
     from nlpsuite.eval import metrics
 
-    k = options["k"]
-    scores = metrics.retrieval_scores(predictions, gold, k)
-    return {**scores, "k": k, f"recall@{k}": scores["recall@k"], f"ndcg@{k}": scores["ndcg@k"]}
+    return metrics.retrieval_report(predictions, gold, options["k"])
 
 
 EVAL = Eval(
@@ -108,6 +123,9 @@ def register_tasks(register):
             options=(
                 Option("name", str, None, "The index's name.", required=True, argument=True),
                 Option("k", int, 5, "How many passages to return.", flag="--k", short="-k", min=1),
+                Option(
+                    "rerank", int, None, "Re-order the first N hits by the model's relevance (slower, better).", min=1
+                ),  # fmt: skip
             ),
             output=("results",),
             value="results",

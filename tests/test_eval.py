@@ -407,6 +407,8 @@ def test_retrieval_maps_hits_back_to_document_ids(cli, tiny, tmp_path, monkeypat
         return {"index": name, "documents": len(records)}
 
     def search(self, name, query, k=5):
+        if isinstance(query, list):  # as Suite.search: a list of queries gives a list of hit lists
+            return [search(self, name, q, k) for q in query]
         words = set(query.split())
         hits = sorted(indexes[name], key=lambda doc: -len(words & set(doc[1].split())))  # stable: ties keep order
         chunked = [{"source": s, "text": t, "score": 0.0} for s, t in hits for _ in (0, 1)]

@@ -499,6 +499,7 @@ def test_every_task_answers_and_a_list_in_gives_a_list_out(server, tmp_path):
         "chat": {"messages": [[{"role": "user", "content": "hi"}]], "max_tokens": 3},
         "generate": {"prompt": ["hello", "world"], "max_tokens": 3},
         "haiku": {"topic": ["snow", "sea"], "max_tokens": 4},
+        "rerank": {"query": ["cat", "dog"], "documents": [["a cat", "a dog"], ["the dog", "東京"]]},  # one list each
     }
     for task in server.suite.registry.tasks:
         body = bodies[task]

@@ -112,6 +112,7 @@ def build_command() -> LazyGroup:
             "plugins": _from("info", "plugins"),
             "doctor": _from("info", "doctor"),
             "serve": _from("serve", "serve"),
+            "mcp": _from("mcp", "mcp"),
         }
     )
     for target, name, _plugin in reg.commands:  # names were checked for clashes when loaded

@@ -20,6 +20,8 @@ def show(result: dict, value: str | None = None) -> None:
         console.print(_label_table(result))
     elif "answer" in result:
         _answer(console, result)
+    elif isinstance(result.get("results"), list) and all("relevance_score" in r for r in result["results"]):
+        _ranked(result["results"])
     elif isinstance(result.get("results"), list):
         _passages(result["results"])
     else:
@@ -86,7 +88,21 @@ def _passages(results: list[dict]) -> None:
     console = Console(highlight=False)
     for rank, r in enumerate(results, start=1):
         source = escape(_shown_source(r["source"]))
-        console.print(f"[bold]{rank}.[/bold] [cyan]{source}[/cyan]  [dim]score {r['score']:.3f}[/dim]")
+        relevance = f" · relevance {r['relevance']:.3f}" if "relevance" in r else ""  # search --rerank
+        console.print(f"[bold]{rank}.[/bold] [cyan]{source}[/cyan]  [dim]score {r['score']:.3f}{relevance}[/dim]")
         console.print(escape(" ".join(r["text"].split())), soft_wrap=False)
         if rank < len(results):
             console.print()
+
+
+def _ranked(results: list[dict]) -> None:
+    """Reranked documents: rank, the document's position in the input, its relevance, its text if given."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    for rank, r in enumerate(results, start=1):
+        bar = "█" * round(r["relevance_score"] * 20)
+        console.print(f"[bold]{rank}.[/bold] [cyan]#{r['index']}[/cyan]  {r['relevance_score']:.3f} [dim]{bar}[/dim]")
+        if "document" in r:
+            console.print(escape(" ".join(r["document"]["text"].split())), soft_wrap=False)

@@ -30,6 +30,9 @@ def serve(
         float, typer.Option("--drain-seconds", help="On SIGTERM, how long requests in flight may finish.")
     ] = 30.0,
     json: Annotated[bool, typer.Option("--json", help="Log one JSON object per line, for machines.")] = False,
+    metrics_public: Annotated[
+        bool, typer.Option("--metrics-public", help="Serve GET /metrics without the API key.")
+    ] = False,
 ) -> None:
     """Serve the model over HTTP: an OpenAI-compatible API, every task at /v1/tasks/NAME, a web page at /."""
     from ..serve.app import ServeConfig
@@ -52,5 +55,6 @@ def serve(
         max_body=int(max_body_mb * 1024 * 1024),
         drain_s=drain_seconds,
         loopback_only=is_loopback(host),
+        metrics_public=metrics_public,
     )
     run(config, host, port, json_logs=json)

@@ -53,6 +53,8 @@ def option_parameter(option: Option, name: str | None = None) -> inspect.Paramet
         return _param(name, Annotated[str | None, typer.Argument(help=option.help, show_default=False)], None)
     decls = [option.cli_flag, *([option.short] if option.short else [])]
     if option.type is bool:
+        if option.default:  # a switch on by default is turned off by --no-NAME
+            decls[0] = f"{option.cli_flag}/--no-{option.cli_flag[2:]}"
         return _param(name, Annotated[bool, typer.Option(*decls, help=option.help)], bool(option.default))
     if option.type is list and option.separator is None:
         kind: Any = list[str] | None
@@ -99,7 +101,12 @@ def run_command(task: Task, given: dict) -> None:
     head, *rest = task.inputs
     text = given[head.name]
     shared = {i.name: text_or_file(given[i.name], i) for i in rest if given[i.name] is not None}
-    chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None and given[o.name] is not False}
+    # a switch left off is not given (its default stands), unless it turns off one that is on by default
+    chosen = {
+        o.name: given[o.name]
+        for o in task.options
+        if given[o.name] is not None and (given[o.name] is not False or o.default)
+    }
     batch = opt.batch_paths(given["input"], given["output"], text)
     if given["batch_size"] < 1:
         raise NlpsuiteError("--batch-size must be at least 1")

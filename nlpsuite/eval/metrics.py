@@ -381,3 +381,9 @@ def retrieval_scores(rankings: Sequence[Sequence[str]], judgements: Sequence[Jud
         "mrr": float(np.mean([mrr(r, j, k) for r, j in pairs])),
         "ndcg@k": float(np.mean([ndcg_at_k(r, j, k) for r, j in pairs])),
     }
+
+
+def retrieval_report(rankings: Sequence[Sequence[str]], judgements: Sequence[Judgements], k: int) -> dict:
+    """``retrieval_scores`` as an evaluation reports them: also under their names at this ``k`` (``ndcg@10``)."""
+    scores = retrieval_scores(rankings, judgements, k)
+    return {**scores, "k": k, f"recall@{k}": scores["recall@k"], f"ndcg@{k}": scores["ndcg@k"]}

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import fsutil
 from ..errors import NlpsuiteError
-from ..records import read_records, text_field
+from ..records import document_list, read_records, text_field
 from ..tasks import LABEL_EVAL, Option, Task
 from . import metrics
 
@@ -164,7 +164,9 @@ def read_examples(task: Task, data: Path, options: dict, limit: int | None) -> t
     """(task inputs, gold, options) of labelled data as the task's eval recipe reads it; checked whole first."""
     recipe = task.eval
     rows = read_records(data, [*recipe.columns.values(), recipe.gold])[:limit]
-    inputs = [{name: text_field(data, n, r, column) for name, column in recipe.columns.items()} for n, r in rows]
+    many = {i.name for i in task.inputs if i.many}  # a list of documents, not one text
+    inputs = [{name: (documents_field if name in many else text_field)(data, n, r, column)
+               for name, column in recipe.columns.items()} for n, r in rows]  # fmt: skip
     gold = [(recipe.read_gold or text_field)(data, n, r, recipe.gold) for n, r in rows]
     if recipe.prepare:
         options = recipe.prepare(gold, options, data)
@@ -186,6 +188,14 @@ def score_calibration(scores: Sequence[float], right: Sequence[bool], options: d
         metrics.confidence_diagram(scores, right, options["reliability"], bins, f"{title}: score vs right")
         result["reliability_png"] = str(options["reliability"])
     return result
+
+
+def documents_field(path: Path, line: int, record: dict, column: str):
+    """``record[column]`` checked as ``document_list`` reads it, and given back as it is (ids stay the data's)."""
+    if record.get(column) is None:
+        raise NlpsuiteError(f"{path}:{line}: no value for {column!r}")
+    document_list(record[column], f"{path}:{line}: {column}")
+    return record[column]
 
 
 def _predict(task: Task, suite, batch: list[dict], options: dict) -> list:

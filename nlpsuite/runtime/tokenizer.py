@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 
@@ -42,8 +43,43 @@ class Tokenizer:
         encoding = self._tok.encode(text, add_special_tokens=False)
         return encoding.ids, [tuple(span) for span in encoding.offsets]
 
-    def decode(self, ids: list[int]) -> str:
-        return self._tok.decode(ids, skip_special_tokens=True)
+    def decode(self, ids: list[int], skip_special: bool = True) -> str:
+        return self._tok.decode(ids, skip_special_tokens=skip_special)
+
+    def token_strings(self, ids: list[int]) -> list[str]:
+        """Each id's entry in the vocabulary, as stored (byte-level BPE's "Ġ" for a space, SentencePiece's "▁")."""
+        return [self._tok.id_to_token(i) or "" for i in ids]
+
+    def pieces(self, ids: list[int]) -> list[str | list[int]]:
+        """The text each token adds, one at a time; a token that holds part of a character is its bytes."""
+        added = set(self._tok.get_added_tokens_decoder())
+        byte_level = type(self._tok.decoder).__name__ == "ByteLevel"
+        out: list[str | list[int]] = []
+        for i, token in zip(ids, self.token_strings(ids), strict=True):
+            if i in added:
+                data = token.encode()
+            elif byte_level:
+                data = bytes(_BYTE_OF[c] for c in token)
+            elif _BYTE_TOKEN.fullmatch(token):  # SentencePiece's byte fallback: <0x0A>
+                data = bytes([int(token[3:5], 16)])
+            else:
+                data = token.replace("\u2581", " ").encode()
+            try:
+                out.append(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(list(data))
+        return out
+
+
+def _byte_alphabet() -> dict[str, int]:
+    """Byte-level BPE's printable stand-in for each byte (GPT-2's table), read backwards: character -> byte."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), 256)]
+    shifted = [b for b in range(256) if b not in kept]
+    return {**{chr(b): b for b in kept}, **{chr(256 + n): b for n, b in enumerate(shifted)}}
+
+
+_BYTE_OF = _byte_alphabet()
+_BYTE_TOKEN = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
 
 def _refused(exc: Exception) -> NlpsuiteError:

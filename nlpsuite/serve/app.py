@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -17,9 +18,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NlpsuiteError
-from . import openai_api, tasks
+from . import batches, files, openai_api, rerank, tasks, tokenize
 from .engine import BatchedGenerator, Engine, QueueFull
 from .errors import ApiError, ClientGone, bad
+from .metrics import Metrics
 
 log = logging.getLogger("nlpsuite.serve")
 
@@ -35,6 +37,7 @@ class ServeConfig:
     max_body: int = 4 * 1024 * 1024  # bytes of one request's body
     drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
     loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
+    metrics_public: bool = False  # GET /metrics without the API key (for a scraper inside a trusted network)
 
 
 class Service:
@@ -48,6 +51,8 @@ class Service:
         self.failure = ""
         self.on_failure = lambda: None
         self.created = int(time.time())
+        self.metrics = Metrics()
+        self.batches = batches.BatchRunner(self)
 
     def load(self) -> None:
         """Load the model and start the engine; a failure is kept (and ends the server)."""
@@ -65,6 +70,7 @@ class Service:
             self.model_names = {self.model_id, suite.model_name}
             self.context, self.vocab = backbone.context_length, backbone.vocab_size
             self.engine = Engine(suite, self.config.max_batch, self.config.max_queue)
+            self.metrics.follow(self.engine)
             suite.head("generation").generator = BatchedGenerator(self.engine)  # tasks decode in the shared batch
             log.info("model %s loaded in %.2f s on %s (%s)", self.model_id, time.perf_counter() - started,
                      backbone.device, backbone.precision)  # fmt: skip
@@ -173,6 +179,37 @@ def _health(service: Service):
     return health
 
 
+def _mcp(service: Service):
+    """``/mcp`` where the MCP SDK is installed (the ``mcp`` extra), else a route that says how to get it."""
+    try:
+        from .mcp import HttpEndpoint
+    except ImportError:
+
+        async def missing(request):
+            return ApiError(501, 'MCP needs the MCP SDK: pip install "nlpsuite[mcp]"', code="mcp_missing").response()
+
+        return missing, contextlib.nullcontext
+
+    def check(request) -> None:
+        _check_key(service, request)
+        _check_state(service)
+
+    endpoint = HttpEndpoint(service, check)
+    return endpoint, endpoint.lifespan
+
+
+def _metrics(service: Service):
+    async def metrics(request):
+        if not service.config.metrics_public:
+            try:
+                _check_key(service, request)
+            except ApiError as exc:
+                return exc.response()
+        return service.metrics.response()
+
+    return metrics
+
+
 async def _http_error(request, exc: HTTPException):
     message = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
     return ApiError(exc.status_code, message.get(exc.status_code, exc.detail), code="not_found").response()
@@ -189,24 +226,34 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/tasks", endpoint(service, tasks.list_tasks, body=False), methods=["GET"]),
         Route("/v1/tasks/{task}", endpoint(service, tasks.run_task), methods=["POST"]),
         Route("/v1/indexes", endpoint(service, tasks.list_indexes, body=False), methods=["GET"]),
+        Route("/metrics", _metrics(service), methods=["GET"]),
+        *tokenize.routes(service, endpoint),
+        *rerank.routes(service, endpoint),
+        *files.routes(service, endpoint),
+        *batches.routes(service, endpoint),
     ]
+    mcp_endpoint, mcp_lifespan = _mcp(service)
+    routes.append(Route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"]))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         if service.state == "loading":
             service.start()
-        yield
+        runner = asyncio.create_task(service.batches.run())  # batches left unfinished by a stop go on
+        async with mcp_lifespan():
+            yield
+        runner.cancel()
         service.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
-    return AccessLog(app)
+    return AccessLog(app, service.metrics)
 
 
 class AccessLog:
     """One log line per request: method, path, status, milliseconds (the body is never logged)."""
 
-    def __init__(self, app) -> None:
-        self.app = app
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -223,4 +270,5 @@ class AccessLog:
         finally:
             ms = (time.perf_counter() - started) * 1000
             fields = {"method": scope["method"], "path": scope["path"], "status": status[0], "ms": round(ms, 1)}
+            self.metrics.count(scope, status[0])
             log.info("%s %s %s %.0f ms", *fields.values(), extra={"fields": fields})

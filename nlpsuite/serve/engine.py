@@ -66,6 +66,7 @@ class Engine:
         self._closed = False
         self._jobs_waiting = 0
         self.cancelled_rows = 0  # rows freed because their client went away
+        self.watch: Callable[[Ticket], None] = lambda ticket: None  # told of every ticket taken (serve/metrics.py)
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="nlpsuite-jobs")
         self._thread = threading.Thread(target=self._loop, name="nlpsuite-decode", daemon=True)
         self._thread.start()
@@ -83,6 +84,7 @@ class Engine:
             bounded = isinstance(ticket.events, asyncio.Queue)
             if bounded and len(self._waiting) + len(ticket.sequences) > self.max_queue:
                 raise QueueFull(f"{len(self._waiting)} requests are waiting already")
+            self.watch(ticket)
             self._waiting.extend((ticket, i) for i in range(len(ticket.sequences)))
             self._wake.notify()
         return ticket
@@ -106,6 +108,10 @@ class Engine:
     @property
     def waiting(self) -> int:
         return len(self._waiting)
+
+    @property
+    def jobs_waiting(self) -> int:
+        return self._jobs_waiting
 
     def _loop(self) -> None:
         while True:

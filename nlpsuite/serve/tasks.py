@@ -77,7 +77,7 @@ async def run_task(service, request, body: dict):
         raise bad(f"{name} does not stream its text: call it without ?stream=true", "stream")
     flags = {o.cli_flag: o.name for o in task.options}
     try:
-        inputs, options, single = _request(task, body)
+        inputs, options, single = read_request(task, body)
     except NlpsuiteError as exc:
         raise bad(api_words(str(exc), flags)) from None
 
@@ -124,7 +124,7 @@ async def _streamed(service, work):
     yield "data: [DONE]\n\n"
 
 
-def _request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
+def read_request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
     """The task's input records and checked options from a JSON body: the first input one value or a list."""
     head, *rest = task.inputs
     if head.name not in body:
@@ -141,8 +141,12 @@ def _request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
     for field in rest:
         given = body.get(field.name)
         # Over HTTP an input is always text: never a path the server would read (see Input.file).
-        spread = given if isinstance(given, list) and not single and not field.messages else [given] * len(values)
-        if len(spread) != len(values) or not all(v is None or isinstance(v, str) for v in spread):
+        listed = isinstance(given, list) and not single and not field.messages
+        if field.many:  # a list of texts is this input's one value, a list of such lists one per head.name
+            listed = listed and all(isinstance(v, list) for v in given)
+        spread = given if listed else [given] * len(values)
+        kinds = (str, list) if field.many else str
+        if len(spread) != len(values) or not all(v is None or isinstance(v, kinds) for v in spread):
             raise NlpsuiteError(f"{field.name} must be a string, or one string per {head.name}")
         if isinstance(given, list) and spread is given:
             per_record = True
