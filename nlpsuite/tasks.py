@@ -145,6 +145,51 @@ class Eval:
     sets: tuple[str, ...] = ()  # task options the recipe sets itself (not asked of the user)
 
 
+@dataclass(frozen=True)
+class Confidence:
+    """How a task's ``score`` becomes the probability that its result is right (nlpsuite.eval.confidence), and
+    what ``nlpsuite calibrate`` fits on labelled data (the data ``nlpsuite eval`` reads, with the task's gold)."""
+
+    meaning: str  # what "right" means, one line (calibrate's report, the docs)
+    classes: tuple[str, ...]  # the outcomes the signals predict
+    delivered: tuple[
+        int, ...
+    ]  # the outcomes a result may claim (the likeliest is chosen; its probability is the score)
+    signals: tuple[str, ...]  # the names of the signals ``measure`` computes
+    # measure(suite, inputs, **options) -> one {"result": dict, "signals": [floats]} per input, before any score
+    measure: Callable[..., list[dict]]
+    outcome: Callable[[dict, Any, dict], int]  # outcome(measured result, gold, options) -> the class that happened
+    finish: Callable[[dict, int, float], dict]  # finish(measured result, chosen class, score) -> the result returned
+    right: Callable[[dict, Any, dict], bool]  # right(returned result, gold, options): is it right
+    # options -> the model used until one is fitted (JSON of eval.confidence.ConfidenceModel), None if none
+    default: Callable[[dict], dict | None] | None = None
+    key: Callable[[dict], str] | None = None  # options -> what the fit is stored under, besides the task's name
+
+
+@dataclass
+class Example:
+    """One training example for `nlpsuite tune`, in tokens: the alternatives the task scores, each a (context,
+    continuation) pair. With ``gold`` None there is one alternative and the model learns to write its continuation
+    (generating tasks); otherwise it learns to score the gold alternative above the others, as the task scores
+    them (label tasks: the sum of the continuation's log-probabilities, divided by ``norms`` where given)."""
+
+    alternatives: list[tuple[list[int], list[int]]]
+    gold: int | None = None
+    norms: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Tune:
+    """How `nlpsuite tune TASK DATA` trains the backbone on the user's examples of the task (batch records, with
+    the gold output in the field ``gold``)."""
+
+    gold: str  # the record field holding the gold output
+    # examples(suite, inputs, gold values, options) -> one Example per record, in the task's own prompts
+    examples: Callable[..., list[Example]]
+    eval_gold: Callable[[Any], Any] | None = None  # a gold value as the task's eval recipe reads it (default: as is)
+    metric: str | None = None  # the eval metric that must not get worse (higher is better); None: held-out loss
+
+
 # The evaluation options of label tasks (sentiment, classification, and any third-party label task); their
 # scoring lives in nlpsuite.eval, which a plugin imports only when an evaluation runs.
 LABEL_EVAL = (
@@ -207,6 +252,8 @@ class Task:
     # Label tasks: scores(suite, texts, labels=None, head=None) -> (label names, scores [n, labels]) before
     # temperature scaling, with any contextual-calibration correction already applied: what calibrate fits.
     scores: Callable[..., Any] | None = None
+    confidence: Confidence | None = None  # other tasks: how their score is calibrated
+    tune: Tune | None = None  # how `nlpsuite tune` trains the model on the task's examples
     stream: bool = False  # run() takes on_text(row, delta) and streams its text
     command: bool = True  # whether the CLI gets a generated command (chat has its REPL instead)
     batch_size: int = 8
@@ -244,13 +291,20 @@ class Task:
 
     def call(self, suite, first, **kwargs):
         """What ``Suite.run`` does: one input gives one result, a list gives a list."""
+        made, done = self._run(suite, first, kwargs)
+        results = [self.result(r) for r in done]
+        return results[0] if made.single else results
+
+    def run_records(self, suite, first, **kwargs) -> list[dict]:
+        """run()'s whole result records (every field, not only what ``Suite.run`` returns: evaluation and calibration
+        read scores and spans) for the same arguments as ``call``, as a list."""
+        return self._run(suite, first, kwargs)[1]
+
+    def _run(self, suite, first, kwargs: dict):
         later = {i.name: kwargs.pop(i.name) for i in self.inputs[1:] if i.name in kwargs}
         made = self.records(first, later)
         options = self.check_options(kwargs, made.shared, made.per_record)
-        if not made.records:
-            return []
-        results = [self.result(r) for r in self.run(suite, made.records, **options)]
-        return results[0] if made.single else results
+        return made, (list(self.run(suite, made.records, **options)) if made.records else [])
 
     def records(self, first, later: dict | None = None, strings: bool = False) -> Records:
         """run()'s input records, for every front-end (Python, the CLI, batch and Ray, HTTP). ``first``: the first

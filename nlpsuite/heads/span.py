@@ -208,16 +208,16 @@ def _echoes(question: str):
     the male bees called?" -> male): never the answer, unless the question offers choices ("A or B?")."""
     if _CHOICE.search(question):
         return lambda text: False
-    asked = set(_words(question))
+    asked = set(words(question))
 
     def echoes(text: str) -> bool:
-        words = _words(text)
-        return not words or 2 * sum(w in asked for w in words) > len(words)
+        said = words(text)
+        return not said or 2 * sum(w in asked for w in said) > len(said)
 
     return echoes
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     """The words of ``text`` (each Han or kana character one), casefolded, without punctuation."""
     found = ("".join(c for c in text[a:b] if c.isalnum()).casefold() for a, b in word_spans(text))
     return [w for w in found if w]

