@@ -205,7 +205,7 @@ def _predict(task: Task, suite, batch: list[dict], options: dict) -> list:
     others = {name: [i.get(name) for i in batch] for name in rest if any(name in i for i in batch)}
     own = {o.name: options[o.name] for o in task.options if o.name in options}
     if task.confidence is not None:  # whole results: their scores are measured too
-        return suite.task(task.name).records(suite, [i[head] for i in batch], **others, **own)
+        return suite.task(task.name).run_records(suite, [i[head] for i in batch], **others, **own)
     done = suite.run(task.name, [i[head] for i in batch], **others, **own)
     return [d[recipe.field] for d in done] if recipe.field else list(done)
 
