@@ -114,6 +114,24 @@ def test_a_gguf_of_another_architecture_is_refused_in_one_line(tmp_path, arch):
         open_source(str(tmp_path), "m.gguf")
 
 
+def test_an_architecture_nlpsuite_does_not_convert_is_refused_before_its_tokenizer_is_read(tmp_path):
+    """Fault matrix MF07: a mamba file whose tokenizer transformers cannot build was refused in transformers' words
+    ('Cannot build a tokenizer from a GGUF file stating tokenizer None'), not as an architecture nlpsuite lacks."""
+    import gguf
+
+    from nlpsuite.convert import open_source
+    from nlpsuite.errors import NlpsuiteError
+
+    writer = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "mamba")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(NlpsuiteError, match="'mamba' is not supported yet; supported: llama,"):
+        open_source(str(tmp_path), "m.gguf")
+
+
 @pytest.mark.e2e
 def test_the_default_models_gguf_reads_as_transformers_reads_it(real_home, monkeypatch):
     from nlpsuite.api import Suite

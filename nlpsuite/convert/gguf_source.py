@@ -27,12 +27,13 @@ def config_fields(metadata: dict, tensor_names: tuple[str, ...]) -> dict:
     ``output.weight``; the vocabulary size is the token count when the file does not give it."""
     from transformers.integrations.ggml import GGUF_CONFIG_DEFAULTS_MAPPING, GGUF_CONFIG_MAPPING
 
+    from . import SUPPORTED, unsupported
+
     written = metadata["general.architecture"]
     architecture = "mistral" if written == "llama" and metadata.get("general.name") == "mistral" else written
-    if architecture not in GGUF_CONFIG_MAPPING:
-        from . import unsupported
-
-        raise unsupported(architecture)
+    model_type = "gemma3_text" if architecture == "gemma3" else architecture  # a GGUF holds Gemma 3's text model only
+    if architecture not in GGUF_CONFIG_MAPPING or model_type not in SUPPORTED:
+        raise unsupported(architecture)  # before its tokenizer is read: that may fail in transformers' own words
     fields = {"tie_word_embeddings": "output.weight" not in tensor_names}
     fields.update(GGUF_CONFIG_DEFAULTS_MAPPING.get(architecture, {}))
     for key, value in metadata.items():  # "<prefix>.<rest>": general.*, tokenizer.* and the architecture's own
@@ -40,8 +41,8 @@ def config_fields(metadata: dict, tensor_names: tuple[str, ...]) -> dict:
         name = GGUF_CONFIG_MAPPING.get(prefix, {}).get(rest)
         if name is not None and name != -1:
             fields[name] = value.replace(written, architecture) if isinstance(value, str) else value
-    if fields.get("model_type") == "gemma3":  # a GGUF holds Gemma 3's text model only
-        fields["model_type"] = "gemma3_text"
+    if "model_type" in fields:
+        fields["model_type"] = model_type
     if "vocab_size" not in fields and "tokenizer.ggml.tokens" in metadata:
         fields["vocab_size"] = len(metadata["tokenizer.ggml.tokens"])
     return fields
