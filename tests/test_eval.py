@@ -461,6 +461,9 @@ def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, m
     stopped = cli(args)
     assert stopped.code == 130
     assert len(preds.read_text(encoding="utf-8").splitlines()) == 6  # two whole batches kept, each record one line
+    assert stopped.err.strip().splitlines()[-1] == (
+        f"interrupted: 6 of 10 predictions kept in {preds}: run the same command to resume"
+    )  # it said 'nothing half-done was kept', as if the predictions were lost
     with open(preds, "a") as fh:
         fh.write('{"input": "t6", "predi')  # torn by the interruption
     calls.clear()
@@ -477,6 +480,19 @@ def test_an_interrupted_eval_resumes_from_its_predictions(cli, tiny, tmp_path, m
     other = write_jsonl(tmp_path / "other.jsonl", shuffled)
     clash = cli(["eval", "classification", str(other), "--predictions", str(preds), *tiny])
     assert clash.code == 1 and "error: saved prediction" in clash.err
+
+
+def test_an_interrupted_eval_without_predictions_says_how_to_keep_them(cli, tiny, tmp_path, monkeypatch):
+    def classify(inputs, labels=None, head=None):
+        raise KeyboardInterrupt
+
+    script(monkeypatch, "classify", classify)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": f"t{i}", "label": "ab"[i % 2]} for i in range(4)])
+    stopped = cli(["eval", "classification", str(data), *tiny])
+    assert stopped.code == 130
+    assert stopped.err.strip().splitlines()[-1] == (
+        "interrupted: no prediction was kept; --predictions FILE keeps them, so that a rerun resumes"
+    )
 
 
 def test_calibrate_fits_saves_and_reports(cli, tiny, tmp_path, monkeypatch, suite):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from nlpsuite.errors import NlpsuiteError
+from nlpsuite.errors import Interrupted, NlpsuiteError
 from nlpsuite.modelstore.catalog import Catalog
 from nlpsuite.modelstore.resolve import ensure_model
 from nlpsuite.runtime.backbone import Backbone
@@ -149,7 +149,7 @@ def test_tune_resumes_after_an_interrupt_and_ends_as_an_uninterrupted_run(tiny_l
         return original(model, examples, pad)
 
     monkeypatch.setattr(lora, "example_loss", ctrl_c_at_three)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="checkpoint saved: run the same command to resume"):  # the CLI's one line
         run("cut")
     monkeypatch.setattr(lora, "example_loss", original)
     assert len(steps) == 3

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import records
-from ..errors import NlpsuiteError
+from ..errors import Interrupted, NlpsuiteError
 from ..eval import run as evaluation
 from ..plugins import registry
 from . import options as opt
@@ -75,6 +75,7 @@ def _task_command(task):
         with (
             progress_bar(f"evaluating {task.eval.name}", given["quiet"]) as bar,
             _appender(given["predictions"]) as keep,
+            _resumable(given["predictions"]),
         ):
             report = evaluation.evaluate(
                 task,
@@ -176,6 +177,19 @@ def _print_report(report: dict) -> None:
 def _load_predictions(path: Path | None) -> list[dict]:
     """Records an interrupted run already wrote (a torn last line is cut off)."""
     return [] if path is None else records.completed_records(path)
+
+
+@contextlib.contextmanager
+def _resumable(path: Path | None):
+    """Ctrl-C says where the predictions made so far are kept and how to resume, or how to keep them next time."""
+    try:
+        yield
+    except Interrupted as stopped:
+        if path is None:
+            raise Interrupted(
+                "no prediction was kept; --predictions FILE keeps them, so that a rerun resumes"
+            ) from None
+        raise Interrupted(f"{stopped} kept in {path}: run the same command to resume") from None
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import fsutil
-from ..errors import NlpsuiteError
+from ..errors import Interrupted, NlpsuiteError
 from ..records import Progress, document_list, no_progress, read_records, text_field
 from ..tasks import LABEL_EVAL, Option, Task
 from ..text import blank
@@ -115,17 +115,20 @@ def evaluate(
         suite = open_suite()
         setup = recipe.setup(suite, options) if recipe.setup else contextlib.nullcontext(options)
         with setup as ready:
-            for start in range(len(predictions), len(inputs), batch_size):
-                batch = inputs[start : start + batch_size]
-                new = _predict(task, suite, batch, ready)
-                if len(new) != len(batch):
-                    raise NlpsuiteError(f"{task.name} returned {len(new)} results for {len(batch)} inputs")
-                if recipe.check and not predictions:
-                    recipe.check(gold, new)
-                predictions.extend(new)
-                if on_batch:
-                    on_batch(batch, new)
-                progress(len(batch))
+            try:
+                for start in range(len(predictions), len(inputs), batch_size):
+                    batch = inputs[start : start + batch_size]
+                    new = _predict(task, suite, batch, ready)
+                    if len(new) != len(batch):
+                        raise NlpsuiteError(f"{task.name} returned {len(new)} results for {len(batch)} inputs")
+                    if recipe.check and not predictions:
+                        recipe.check(gold, new)
+                    predictions.extend(new)
+                    if on_batch:
+                        on_batch(batch, new)
+                    progress(len(batch))
+            except KeyboardInterrupt:  # how far it got: the CLI says where they are kept and how to resume
+                raise Interrupted(f"{len(predictions)} of {len(inputs)} predictions") from None
     return {"task": recipe.name, "n": len(inputs), "metrics": _metrics(task, predictions, gold, options)}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import Interrupted
 from .display import Reporter
 from .loop import _load, _save, graceful_stop
 from .tune_config import TuneConfig, steps_per_epoch, tuned_dir
@@ -89,11 +90,10 @@ def train_adapters(suite, examples, cfg: TuneConfig, work: Path, reporter: Repor
                     if stop["asked"] or time.monotonic() - last_save >= cfg.save_every_s:
                         _checkpoint(work / LAST, adapter_state(adapters), optimizer, state)
                         last_save = time.monotonic()
-                    if stop["asked"]:
-                        reporter.note(
+                    if stop["asked"]:  # the CLI prints it (a bare KeyboardInterrupt read 'nothing half-done was kept')
+                        raise Interrupted(
                             f"stopped at step {state['step']}; checkpoint saved: run the same command to resume"
                         )
-                        raise KeyboardInterrupt
                 record = {
                     "epoch": state["epoch"] + 1, "step": state["step"],
                     "train_loss": state["loss_sum"] / max(state["loss_count"], 1),
