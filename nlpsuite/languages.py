@@ -24,6 +24,17 @@ NAMES = {
     "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "vi": "Vietnamese", "yi": "Yiddish", "zh": "Chinese",
 }  # fmt: skip
 
+# Each language's name for itself: --to Deutsch or --to 中文 means what --to German or --to Chinese does.
+ENDONYMS = {
+    "ar": "العربية", "bg": "български", "ca": "català", "cs": "čeština", "da": "dansk", "de": "Deutsch",
+    "el": "Ελληνικά", "en": "English", "es": "español", "et": "eesti", "fa": "فارسی", "fi": "suomi",
+    "fr": "français", "he": "עברית", "hi": "हिन्दी", "hr": "hrvatski", "hu": "magyar", "id": "Bahasa Indonesia",
+    "it": "italiano", "ja": "日本語", "ko": "한국어", "lt": "lietuvių", "lv": "latviešu", "mr": "मराठी",
+    "ne": "नेपाली", "nl": "Nederlands", "no": "norsk", "pl": "polski", "pt": "português", "ro": "română",
+    "ru": "русский", "sk": "slovenčina", "sl": "slovenščina", "sr": "српски", "sv": "svenska", "th": "ไทย",
+    "tr": "Türkçe", "uk": "українська", "ur": "اردو", "vi": "Tiếng Việt", "yi": "ייִדיש", "zh": "中文",
+}  # fmt: skip
+
 # Non-Latin scripts: the languages written in each, and what to call a text in it.
 _SCRIPTS = {
     "kana": (re.compile(r"[\u3040-\u30ff\uff66-\uff9f]"), {"ja"}, "Japanese"),

@@ -35,13 +35,15 @@ def language(value: str | None, option: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise NlpsuiteError(f"{option} needs a language, e.g. de")
-    key = value.strip()
-    if key.lower() in LANGUAGES:
-        return LANGUAGES[key.lower()]
-    names = {name.lower(): name for name in LANGUAGES.values()}
-    if key.lower() in names:
-        return names[key.lower()]
-    hint = did_you_mean(key, [*LANGUAGES.values(), *LANGUAGES]) or ": use a code like de, fr, es or a name like German"
+    key = value.strip().casefold()
+    if key in LANGUAGES:
+        return LANGUAGES[key]
+    names = {name.casefold(): name for name in LANGUAGES.values()}
+    names.update({own.casefold(): LANGUAGES[code] for code, own in languages.ENDONYMS.items()})
+    if key in names:
+        return names[key]
+    spelled = [*LANGUAGES.values(), *languages.ENDONYMS.values(), *LANGUAGES]
+    hint = did_you_mean(value.strip(), spelled) or ": use a code like de, fr, es or a name like German"
     raise NlpsuiteError(f"unknown language {value!r} for {option}{hint}")
 
 

@@ -28,6 +28,9 @@ def test_translation_language_codes(suite):
     from nlpsuite_plugins.translate import clean, language
 
     assert language("DE", "--to") == "German" and language("french", "--to") == "French"
+    # a language's own name too (the new-user trial typed --to Deutsch and was offered Dutch)
+    assert [language(n, "--to") for n in ("Deutsch", "français", "Español", "中文", "日本語", "русский")] == [
+        "German", "French", "Spanish", "Chinese", "Japanese", "Russian"]  # fmt: skip
     with pytest.raises(NlpsuiteError, match="unknown language"):
         language("xx", "--to")
     assert clean('Here is the translation: "Hallo Welt"\nExtra line', "Hello world") == "Hallo Welt"
