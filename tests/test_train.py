@@ -4,6 +4,7 @@ logits, generates through the CLI, and resumes after an interruption; Kneser-Ney
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -280,6 +281,23 @@ def test_train_cli_json_and_one_line_errors(cli, corpus, tmp_path):
         assert len(bad.err.strip().splitlines()) == 1
     missing = cli(["train", str(tmp_path / "nope.txt"), "--arch", "ngram", "--out", str(tmp_path / "x")])
     assert missing.code == 1 and "cannot read" in missing.err
+
+
+def test_training_reports_progress_in_plain_lines_when_stderr_is_no_terminal(cli, corpus, tmp_path, monkeypatch):
+    """An epoch can take minutes: without a terminal (a log file, a CI job) rich's live bar showed nothing until the
+    epoch's table row, so stderr was silent for the whole epoch."""
+    from nlpsuite.cli import progress
+
+    monkeypatch.setattr(progress.Lines, "FIRST", 0.0)
+    monkeypatch.setattr(progress.Lines, "EVERY", 0.0)
+    args = ["train", str(corpus), "--arch", "gru", "--hidden", "16", "--epochs", "2", "--batch-size", "4"]
+    result = cli([*args, "--out", str(tmp_path / "m")])
+    assert result.code == 0, result.err
+    lines = result.err.splitlines()
+    steps = [line for line in lines if re.match(r"training epoch 1 \d+/\d+ \(\d+%\) \d:\d\d:\d\d", line)]
+    assert steps and steps[-1].split()[3].split("/")[0] == steps[-1].split()[3].split("/")[1]  # the end is said
+    assert any(re.match(r"epoch 2: train loss \d+\.\d+ \(ppl [\d.]+\), val loss", line) for line in lines)
+    assert "\x1b" not in result.err  # plain lines, no terminal codes
 
 
 def test_a_neural_model_without_torch_asks_for_the_train_extra_in_one_line(cli, corpus, tmp_path, monkeypatch):

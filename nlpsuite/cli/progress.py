@@ -10,6 +10,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..train.display import Reporter, RichReporter, epoch_line, started
+
 
 class Bar:
     """A records.Progress: ``bar(n, total=None)`` advances by ``n`` (and sets the total)."""
@@ -121,3 +123,42 @@ def progress_bar(label: str, quiet: bool = False, transient: bool = True) -> Ite
     finally:
         if bar.task is not None:
             progress.stop()
+
+
+def training_reporter(quiet: bool) -> Reporter:
+    """How train and tune show a run: nothing with -q, rich's step bar and epoch table on a terminal, plain lines
+    otherwise (the live bar shows nothing there until an epoch ends, and an epoch may take minutes)."""
+    if quiet:
+        return Reporter()
+    return RichReporter() if sys.stderr.isatty() else LineReporter()
+
+
+class LineReporter(Reporter):
+    """A training run as plain lines: what it trains on, ``training epoch 1 40/300 (13%) 0:00:35`` as Lines writes
+    them, and one line per finished epoch."""
+
+    def __init__(self) -> None:
+        self.lines: Lines | None = None
+        self.epoch_no, self.at = -1, 0
+
+    def start(self, info: dict) -> None:
+        print(started(info), file=sys.stderr, flush=True)
+
+    def step(self, epoch: int, batch: int, batches: int, loss: float) -> None:
+        if self.lines is None or epoch != self.epoch_no:
+            self.close()
+            self.lines, self.epoch_no, self.at = Lines(f"training epoch {epoch + 1}"), epoch, 0
+        self.lines(batch - self.at, total=batches)
+        self.at = batch
+
+    def epoch(self, record: dict) -> None:
+        self.close()
+        print(epoch_line(record), file=sys.stderr, flush=True)
+
+    def note(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.lines is not None:
+            self.lines.close()
+            self.lines = None

@@ -47,8 +47,8 @@ def train(
 ) -> None:
     """Train a language model on CORPUS and export it to OUT; rerun the same command to resume."""
     from ..train.config import TrainConfig
-    from ..train.display import Reporter, RichReporter
     from ..train.run import train as run_training
+    from .progress import training_reporter
 
     if arch not in DEFAULTS:
         raise NlpsuiteError(f"unknown architecture {arch!r}: choose one of {', '.join(DEFAULTS)}")
@@ -68,7 +68,7 @@ def train(
         save_every_s=save_every,
         **{**DEFAULTS[arch], **chosen},
     )
-    result = run_training(config, corpus, out, Reporter() if quiet else RichReporter(), restart=restart)
+    result = run_training(config, corpus, out, training_reporter(quiet), restart=restart)
     if json:
         opt.print_json(result)
         return

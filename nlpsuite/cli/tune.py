@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 from ..errors import NlpsuiteError
 from ..plugins import registry
 from . import options as opt
+from .progress import training_reporter
 from .taskcommand import option_parameter
 
 Data = Annotated[Path, typer.Argument(help="Records in the task's batch format (.jsonl, .csv, .tsv, .parquet), each "
@@ -64,7 +65,6 @@ def _command(task):
 
     def command(**given) -> None:
         from ..modelstore.resolve import resolve
-        from ..train.display import Reporter, RichReporter
         from ..train.tune import TuneConfig, tune, tuned_name
 
         chosen = {o.name: given[f"option_{o.name}"] for o in options if given[f"option_{o.name}"] is not None}
@@ -77,7 +77,7 @@ def _command(task):
             return opt.open_suite(model, given["device"], "fp32", given["quiet"])
 
         say = (lambda _m: None) if given["quiet"] else opt.err
-        reporter = Reporter() if given["quiet"] else RichReporter()
+        reporter = training_reporter(given["quiet"])
         result = tune(
             task, given["data"], checked, cfg, open_suite, given["model"], name, reporter, say, given["restart"]
         )

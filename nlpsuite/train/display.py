@@ -9,8 +9,29 @@ def _ppl(loss: float) -> str:
     return f"{math.exp(loss):.2f}" if loss < 50 else "inf"
 
 
+def started(info: dict) -> str:
+    """What a run trains on, in one line."""
+    resumed = f", resuming at step {info['resumed_from_step']}" if info.get("resumed_from_step") else ""
+    return (
+        f"{info['arch']}: {info['params']:,} parameters, {info['train_tokens']:,} training and "
+        f"{info['val_tokens']:,} validation tokens ({info['tokenizer']}, vocabulary {info['vocab_size']}){resumed}"
+    )
+
+
+def epoch_line(record: dict) -> str:
+    """One finished epoch, in one line (what the table's row says)."""
+    loss = record["val_loss"]
+    val = "" if math.isnan(loss) else f", val loss {loss:.4f} (ppl {_ppl(loss)})"
+    best = ", best" if record["best"] else ""
+    return (
+        f"epoch {record['epoch']}: train loss {record['train_loss']:.4f} (ppl {_ppl(record['train_loss'])}){val}, "
+        f"lr {record['lr']:.2g}, {record['seconds']:.0f}s{best}"
+    )
+
+
 class Reporter:
-    """Silent by default; the CLI's RichReporter shows what happens."""
+    """Silent by default; the CLI's RichReporter (a terminal) and its plain lines (cli/progress.py) show what
+    happens."""
 
     def start(self, info: dict) -> None: ...
 
@@ -36,11 +57,7 @@ class RichReporter(Reporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         from rich.table import Table
 
-        resumed = f", resuming at step {info['resumed_from_step']}" if info.get("resumed_from_step") else ""
-        self.console.print(
-            f"[bold]{info['arch']}[/bold]: {info['params']:,} parameters, {info['train_tokens']:,} training and "
-            f"{info['val_tokens']:,} validation tokens ({info['tokenizer']}, vocabulary {info['vocab_size']}){resumed}"
-        )
+        self.console.print(started(info), markup=False)
         self.table = Table("epoch", "train loss", "train ppl", "val loss", "val ppl", "lr", "time", "")
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
