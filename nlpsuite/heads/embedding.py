@@ -23,6 +23,9 @@ from .scoring import Prefix
 PROMPT = 'This sentence : "{text}" means in one word:"'
 KIND = "prompt-eol-std/1"  # recorded by indexes: a change to the prompt, pooling or stats must bump it
 CALIBRATION_BATCH = 16
+# Tokens one forward pass computes at most (rows x padded width): Ctrl-C waits for the pass under way, and 16
+# passages of 512 tokens in one pass kept index add from stopping for 28 s on a loaded 2-core machine.
+PASS_TOKENS = 2048
 
 
 class Embedder:
@@ -58,9 +61,14 @@ class Embedder:
         encoded = [self.encode(t, max_tokens) for t in texts]
         order = np.argsort([len(ids) for ids in encoded])  # similar lengths together: less padding
         out = np.empty((len(texts), self.backbone.hidden_size), np.float32)
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
+        start = 0
+        while start < len(texts):
+            count = min(batch_size, len(texts) - start)
+            while count > 1 and count * len(encoded[order[start + count - 1]]) > PASS_TOKENS:  # sorted: last is longest
+                count -= 1
+            rows = order[start : start + count]
             out[rows] = self._last_states([encoded[i] for i in rows])
+            start += count
         return out
 
     def _last_states(self, batch: list[list[int]]) -> np.ndarray:
