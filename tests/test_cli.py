@@ -91,6 +91,14 @@ def test_prompt_longer_than_the_context_window_is_refused(cli, tiny):
     assert result.code == 1 and "context window is 128 tokens" in result.err
 
 
+def test_a_max_tokens_beyond_the_context_window_is_capped_by_it(cli, tiny):
+    """Fault matrix B25: --max-tokens 1000000000 answers, stopping at the context window at the latest."""
+    got = cli(["generate", "hi", "--max-tokens", "1000000000", "--ignore-eos", "--json", *tiny])
+    assert got.code == 0, got.err
+    result = json.loads(got.out)
+    assert result["finish_reason"] == "length" and sum(result["usage"].values()) <= 128, result["usage"]
+
+
 def test_cuda_without_a_gpu_fails_before_any_conversion(cli, monkeypatch):
     from nlpsuite.runtime import device
 

@@ -382,6 +382,12 @@ def test_error_statuses(client, server):
     with pytest.raises(openai.BadRequestError) as caught:
         client.completions.create(model=model_id(server), prompt=long_prompt, max_tokens=4)
     assert caught.value.code == "context_length_exceeded"
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+    for name in ("../../etc/passwd", "/etc/passwd", str(ROOT)):  # fault matrix SV25: a name, never a path opened
+        assert request(port, "POST", "/v1/chat/completions", {**chat, "model": name}, authed())[0] == 404
+    for ids in ([10**8], [-1]):  # SV29: token ids the vocabulary does not hold
+        body = {"model": model_id(server), "prompt": ids, "max_tokens": 1}
+        assert request(port, "POST", "/v1/completions", body, authed())[0] == 400
 
 
 def test_without_a_key_only_requests_that_name_loopback_get_in(server):

@@ -73,6 +73,15 @@ def test_binary_file_is_refused(cli, model_args, tmp_path):
         assert got.code == 1 and "not UTF-8" in got.err
 
 
+def test_nul_bytes_in_a_text_are_text(cli, model_args, tmp_path):
+    """Fault matrix B11: NUL is valid UTF-8; a file holding some is scored like any text."""
+    path = tmp_path / "nul.txt"
+    path.write_text("A lovely\0 film\0 with a great cast.", encoding="utf-8")
+    got = cli(["sentiment", "--file", str(path), "--json", *model_args])
+    assert got.code == 0, got.err
+    assert json.loads(got.out)["label"] in ("positive", "negative", "neutral")
+
+
 def test_one_megabyte_text_for_a_label_task_is_refused_plainly(cli, model_args, tmp_path):
     big = tmp_path / "big.txt"
     big.write_text("word " * 210_000)
