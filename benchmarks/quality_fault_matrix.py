@@ -86,7 +86,7 @@ def main() -> None:
         return
     if args.merge:
         found = {r["id"]: r for path in args.merge for r in json.loads(Path(path).read_text())["results"]}
-        results = [found[c.id] for c in cases if c.id in found]
+        results = [{**found[c.id], "command": c.command, "guard": c.guard} for c in cases if c.id in found]
     else:
         home = Path(os.environ.get("NLPSUITE_HOME", Path.home() / ".cache/nlpsuite"))
         ctx = Ctx(Path(args.work).resolve(), home)

@@ -173,7 +173,7 @@ CASES = [
     simple(
         "B11",
         "nlpsuite sentiment --file data/nul.txt --json",
-        "tests/test_serve.py::test_malformed_fields_are_400s_naming_the_field",
+        "tests/plugins/test_plugin_commands.py::test_nul_bytes_in_a_text_are_text",
         expect=('"label"',),
     ),
     simple("B12", "printf 'caf\\xe9' | nlpsuite sentiment", CLI, says="not valid UTF-8 text"),
@@ -222,7 +222,7 @@ CASES = [
     simple(
         "B25",
         'nlpsuite generate "Say hi." --max-tokens 1000000000 --json',
-        "tests/test_serve.py::test_bad_requests_are_400_with_the_field_named",
+        "tests/test_cli.py::test_a_max_tokens_beyond_the_context_window_is_capped_by_it",
         expect=('"finish_reason"',),
     ),
     simple("B26", 'nlpsuite generate "Hi" --temperature nan', CLI, says="--temperature must be"),

@@ -132,7 +132,7 @@ CASES = [
         "MF07",
         "GGUF files of architecture mamba, bert, nosucharch: generate Hi",
         mf07,
-        "tests/test_gguf_source.py::test_a_gguf_of_another_architecture_is_refused_in_one_line",
+        "tests/test_gguf_source.py::test_an_architecture_nlpsuite_does_not_convert_is_refused_before_its_tokenizer_is_read",
     ),
     hf_case("MF08", {"hidden_size": 10_000_000}, "hidden"),
     hf_case("MF09", {"num_hidden_layers": 1_000_000_000}, "layers"),
