@@ -10,6 +10,7 @@ import typer
 
 from ..errors import NlpsuiteError
 from . import options as opt
+from .progress import progress_bar
 
 app = typer.Typer(help="Probe heads: small classifiers trained on the backbone's embeddings.", no_args_is_help=True)
 
@@ -36,9 +37,8 @@ def heads_train(
     texts = [text_field(data, line, record, text_column) for line, record in rows]
     labels = [label_field(data, line, record, label_column) for line, record in rows]
     suite = opt.open_suite(model, device, precision, quiet)
-    if not quiet:
-        opt.err(f"[dim]embedding {len(texts)} texts...[/dim]")
-    report = suite.head("probe").train(name, texts, labels)
+    with progress_bar("embedding texts", quiet, transient=False) as bar:
+        report = suite.head("probe").train(name, texts, labels, progress=bar)
     if json:
         opt.print_json(report)
         return

@@ -39,10 +39,11 @@ class Embedder:
         self.head = self._shared_head()
         self.mean, self.scale = self._stats()
 
-    def __call__(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
+    def __call__(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512, progress=None) -> np.ndarray:
+        """Unit vectors, one row per text; ``progress`` (a records.Progress) hears of each pass."""
         if not texts or any(blank(t) for t in texts):
             raise NlpsuiteError("empty text")
-        z = (self.states(texts, batch_size, max_tokens) - self.mean) / self.scale
+        z = (self.states(texts, batch_size, max_tokens, progress) - self.mean) / self.scale
         return z / np.linalg.norm(z, axis=1, keepdims=True)
 
     def encode(self, text: str, max_tokens: int = 512) -> list[int]:
@@ -56,9 +57,11 @@ class Embedder:
         ids = self.tokenizer.encode(PROMPT.format(text=self.tokenizer.decode(text_ids[:keep])))
         return ids[-limit:]
 
-    def states(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
+    def states(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512, progress=None) -> np.ndarray:
         """The unstandardized last-token hidden states of each text's prompt: [len(texts), hidden]."""
         encoded = [self.encode(t, max_tokens) for t in texts]
+        if progress:
+            progress(0, len(texts))
         order = np.argsort([len(ids) for ids in encoded])  # similar lengths together: less padding
         out = np.empty((len(texts), self.backbone.hidden_size), np.float32)
         start = 0
@@ -69,6 +72,8 @@ class Embedder:
             rows = order[start : start + count]
             out[rows] = self._last_states([encoded[i] for i in rows])
             start += count
+            if progress:
+                progress(count)
         return out
 
     def _last_states(self, batch: list[list[int]]) -> np.ndarray:

@@ -165,13 +165,16 @@ class ProbeHead:
         self.suite = suite
         self.store = ProbeStore(suite.source.key, suite.precision)
 
-    def train(self, name: str, texts: list[str], labels: list[str], holdout: float = 0.2, seed: int = 0) -> dict:
+    def train(
+        self, name: str, texts: list[str], labels: list[str], holdout: float = 0.2, seed: int = 0, progress=None
+    ) -> dict:
+        """Fit and save a probe; ``progress`` (a records.Progress) follows the embedding of the texts."""
         classes = sorted(set(labels))
         if len(classes) < 2:
             raise NlpsuiteError("a head needs examples of at least two labels")
         self.store.folder(name)  # check the name before the slow part
         gold = np.array([classes.index(label) for label in labels])
-        embeddings = self.suite.head("embedding")(texts)
+        embeddings = self.suite.head("embedding")(texts, progress=progress)
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(texts))
         held = order[: int(len(texts) * holdout)] if len(texts) >= 10 else order[:0]

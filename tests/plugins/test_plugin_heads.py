@@ -41,6 +41,22 @@ def test_probe_train_save_list_use_remove(suite, cli, tmp_path):
     assert missing.code == 1 and "no head named 'kinds'" in missing.err
 
 
+def test_training_a_head_reports_its_embedding_progress_when_stderr_is_no_terminal(suite, cli, tmp_path, monkeypatch):
+    """Thousands of examples take minutes to embed: 'embedding 18 texts...' was the only line until the end."""
+    from nlpsuite.cli import progress
+
+    monkeypatch.setattr(progress.Lines, "FIRST", 0.0)
+    monkeypatch.setattr(progress.Lines, "EVERY", 0.0)
+    data = tmp_path / "d.jsonl"
+    rows = [{"text": f"apple banana {i}", "label": "fruit"} for i in range(20)]
+    rows += [{"text": f"hammer wrench {i}", "label": "tool"} for i in range(20)]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    trained = cli(["heads", "train", "kinds", str(data), "--model", suite.model_name, "--device", "cpu"])
+    assert trained.code == 0, trained.err
+    counts = [line.split()[2] for line in trained.err.splitlines() if line.startswith("embedding texts ")]
+    assert len(counts) >= 2 and counts[-1] == "40/40", trained.err  # a line per pass, the last one the end
+
+
 def test_probe_names_and_single_label_data(suite, cli, tmp_path):
     data = tmp_path / "d.csv"
     data.write_text("text,label\na,x\nb,x\n")
