@@ -164,7 +164,7 @@ class _ScriptedProbe:
     def head(self, kind):
         return self
 
-    def train(self, name, texts, labels):
+    def train(self, name, texts, labels, progress=None):
         self.seen.update(texts=texts, labels=labels)
         return {"labels": sorted(set(labels)), "examples": len(texts)}
 
