@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -298,6 +299,22 @@ def test_the_lock_file_is_the_output_itself(tmp_path):
     src = write(tmp_path / "in.jsonl", [{"text": "a"}])
     run_batch(src, tmp_path / "out.jsonl", label, ["label", "score"], quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no .lock beside it
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("size", [10, 100_000])  # within the write buffer (the flush fails), and beyond it (write)
+def test_a_full_disk_met_by_the_write_itself_names_the_output(tmp_path, size):
+    """Fault matrix LT12 re-run: an output on a full disk said 'cannot write a file': the write failed, and closing
+    the file failed again on the text still buffered, without a file name, and that error was the one shown."""
+    import errno
+
+    from nlpsuite.records import write
+
+    out = tmp_path / "out.jsonl"
+    out.symlink_to("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(OSError) as failed, write.appender(out) as append:
+        append([{"text": "x" * size}])
+    assert failed.value.errno == errno.ENOSPC and failed.value.filename == str(out)
 
 
 def test_a_full_disk_names_the_output_it_could_not_write(tmp_path, monkeypatch):

@@ -55,7 +55,12 @@ def appender(path: Path, fresh: bool = False) -> Iterator[Callable[[Iterable[dic
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w" if fresh else "a", encoding="utf-8", newline="\n") as out:
-        yield _append_to(out, path, durable=True)
+        try:
+            yield _append_to(out, path, durable=True)
+        except BaseException:
+            with contextlib.suppress(OSError):  # on a full disk, closing fails again on what is still buffered,
+                out.close()  # without a file name: the error under way (it names the file) is the one to show
+            raise
 
 
 def _append_to(out, path: Path, durable: bool) -> Callable[[Iterable[dict]], None]:
