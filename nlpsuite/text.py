@@ -236,9 +236,7 @@ def _first_repeat(text: str, end: int) -> int | None:
     for line in re.finditer(r"[^\n]+", text[:end]):
         for piece in sentences(text, line.start(), line.end()):
             said = " ".join(piece.text.casefold().split()).rstrip(".,;:!?…。！？，、")
-            if len(said) < 4:
-                continue
-            if said in seen:
+            if len(said) >= 4 and said in seen:
                 return piece.start
             seen.add(said)
     return None
