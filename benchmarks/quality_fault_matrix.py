@@ -23,9 +23,13 @@ from pathlib import Path
 from fault_matrix import (
     Case,
     Ctx,
+    cases_files,
     cases_input,
     cases_models,
+    cases_plugins,
     cases_ray,
+    cases_serve_life,
+    cases_serve_load,
     cases_server,
     cases_state,
     cases_text,
@@ -34,11 +38,19 @@ from fault_matrix import (
 )
 from harness import out_option, save, show
 
-GROUPS = [cases_input, cases_state, cases_trust, cases_server, cases_ray, cases_models, cases_text]
+GROUPS = [cases_input, cases_state, cases_files, cases_plugins, cases_trust, cases_server, cases_serve_load,
+          cases_serve_life, cases_ray, cases_models, cases_text]  # fmt: skip
+# The review's order of its areas: its first matrix's, then the server, Ray, model files, languages and text
+ORDER = ["B", "K", "C", "U", "D", "I", "G", "P", "S", "X", "L", "T", "O", "N", "M", "E", "SV", "RY", "MF", "LT"]
+
+
+def _place(case: Case) -> tuple:
+    prefix, number, rest = re.fullmatch(r"([A-Z]+)(\d+)(.*)", case.id).groups()
+    return ORDER.index(prefix), int(number), rest
 
 
 def all_cases() -> list[Case]:
-    return [case for group in GROUPS for case in group.CASES]
+    return sorted((case for group in GROUPS for case in group.CASES), key=_place)
 
 
 def chosen(args: argparse.Namespace) -> list[Case]:
