@@ -228,9 +228,10 @@ class Task:
     """A task, declared once; every front-end is generated from it (see the module's docstring).
 
     Reserved names. An input or option may not be named as the front-ends' own (``FRONT_END_OPTIONS``): file,
-    json, input, output, batch_size, force, ray, workers, model, device, precision, quiet and on_text. A task
-    whose ``command`` is true may not take the name of a core command (``plugins.CORE_COMMANDS``: chat, eval,
-    calibrate, train, index, heads, models, plugins, doctor, serve, mcp), another task's or a plugin command's.
+    json, input, output, batch_size, force, text_column, output_prefix, on_error, wait, ray, workers, model,
+    device, precision, quiet and on_text. A task whose ``command`` is true may not take the name of a core command
+    (``plugins.CORE_COMMANDS``: chat, eval, calibrate, train, tune, index, heads, models, plugins, doctor, serve,
+    mcp), another task's or a plugin command's.
 
     ``head`` is informational: the head the task mainly runs on, which ``GET /v1/tasks`` shows; run() may ask
     the suite for any head (``suite.head(name)``), and nothing checks that it uses this one.
