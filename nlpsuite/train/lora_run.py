@@ -36,7 +36,7 @@ def train_adapters(suite, examples, cfg: TuneConfig, work: Path, reporter: Repor
     """Train adapters on ``examples`` (resuming from ``work``'s checkpoint), merge them, and save the model to
     tuned_dir(the work folder's name); returns that folder. A finished run's folder is returned as it is."""
     from ..modelstore.resolve import source_files
-    from .lora import adapter_state, add_lora, example_loss, load_source, merge_lora, save_merged
+    from .lora import adapter_state, add_lora, example_loss, load_source
 
     out = tuned_dir(work.name)
     if (work / "merged").is_file() and out.is_dir():
@@ -106,6 +106,13 @@ def train_adapters(suite, examples, cfg: TuneConfig, work: Path, reporter: Repor
                 _checkpoint(work / LAST, adapter_state(adapters), optimizer, state)
     finally:
         reporter.close()
+    return _merged(model, tokenizer, generation, out, work)
+
+
+def _merged(model, tokenizer, generation, out: Path, work: Path) -> Path:
+    """The adapters merged into the weights, saved whole to ``out`` (never a half-written folder there)."""
+    from .lora import merge_lora, save_merged
+
     merge_lora(model)
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
