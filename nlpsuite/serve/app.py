@@ -40,6 +40,7 @@ class ServeConfig:
     drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
     loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
     metrics_public: bool = False  # GET /metrics without the API key (for a scraper inside a trusted network)
+    keepalive_s: float = 15.0  # a silent stream sends an SSE comment this often, so proxies keep it (0: never)
 
 
 class Service:
