@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NlpsuiteError
-from . import batches, files, openai_api, rerank, tasks, tokenize
+from . import batches, files, openai_api, rerank, responses, tasks, tokenize
 from .engine import Engine, QueueFull
 from .errors import ApiError, ClientGone, bad
 from .metrics import Metrics
@@ -250,6 +250,7 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/tasks/{task}", endpoint(service, tasks.run_task), methods=["POST"]),
         Route("/v1/indexes", endpoint(service, tasks.list_indexes, body=False), methods=["GET"]),
         Route("/metrics", _metrics(service), methods=["GET"]),
+        *responses.routes(service, endpoint),
         *tokenize.routes(service, endpoint),
         *rerank.routes(service, endpoint),
         *files.routes(service, endpoint),
