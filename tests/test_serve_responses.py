@@ -70,8 +70,18 @@ def test_input_items_decode_as_the_same_chat_completion(client, server):
     assert reply.output_text == chat.choices[0].message.content
     assert reply.usage.input_tokens == chat.usage.prompt_tokens
     assert reply.usage.output_tokens == chat.usage.completion_tokens
-    defaults = server.suite.head("generation").defaults or {}
-    assert reply.temperature == defaults.get("temperature", 0.0)  # unset: the model's default, else greedy
+
+
+def test_unset_sampling_follows_the_models_defaults_as_on_every_route(client, server, monkeypatch):
+    """The response says the values it decoded with: the request's, else the model's generation defaults."""
+    monkeypatch.setattr(server.suite.head("generation"), "defaults", {"temperature": 0.7, "top_p": 0.9})
+    reply = client.responses.create(model=model_id(server), input="hi", max_output_tokens=2)
+    assert (reply.temperature, reply.top_p) == (0.7, 0.9)
+    reply = client.responses.create(model=model_id(server), input="hi", max_output_tokens=2, temperature=0.2)
+    assert (reply.temperature, reply.top_p) == (0.2, 0.9)
+    monkeypatch.setattr(server.suite.head("generation"), "defaults", {})
+    reply = client.responses.create(model=model_id(server), input="hi", max_output_tokens=2)
+    assert (reply.temperature, reply.top_p) == (0.0, 1.0)  # greedy, as the CLI
 
 
 def stream_events(client, server, **asked) -> list:
