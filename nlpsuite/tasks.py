@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import NlpsuiteError
+from .text import blank
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,51 @@ class Eval:
     sets: tuple[str, ...] = ()  # task options the recipe sets itself (not asked of the user)
 
 
+@dataclass(frozen=True)
+class Confidence:
+    """How a task's ``score`` becomes the probability that its result is right (nlpsuite.eval.confidence), and
+    what ``nlpsuite calibrate`` fits on labelled data (the data ``nlpsuite eval`` reads, with the task's gold)."""
+
+    meaning: str  # what "right" means, one line (calibrate's report, the docs)
+    classes: tuple[str, ...]  # the outcomes the signals predict
+    delivered: tuple[
+        int, ...
+    ]  # the outcomes a result may claim (the likeliest is chosen; its probability is the score)
+    signals: tuple[str, ...]  # the names of the signals ``measure`` computes
+    # measure(suite, inputs, **options) -> one {"result": dict, "signals": [floats]} per input, before any score
+    measure: Callable[..., list[dict]]
+    outcome: Callable[[dict, Any, dict], int]  # outcome(measured result, gold, options) -> the class that happened
+    finish: Callable[[dict, int, float], dict]  # finish(measured result, chosen class, score) -> the result returned
+    right: Callable[[dict, Any, dict], bool]  # right(returned result, gold, options): is it right
+    # options -> the model used until one is fitted (JSON of eval.confidence.ConfidenceModel), None if none
+    default: Callable[[dict], dict | None] | None = None
+    key: Callable[[dict], str] | None = None  # options -> what the fit is stored under, besides the task's name
+
+
+@dataclass
+class Example:
+    """One training example for `nlpsuite tune`, in tokens: the alternatives the task scores, each a (context,
+    continuation) pair. With ``gold`` None there is one alternative and the model learns to write its continuation
+    (generating tasks); otherwise it learns to score the gold alternative above the others, as the task scores
+    them (label tasks: the sum of the continuation's log-probabilities, divided by ``norms`` where given)."""
+
+    alternatives: list[tuple[list[int], list[int]]]
+    gold: int | None = None
+    norms: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Tune:
+    """How `nlpsuite tune TASK DATA` trains the backbone on the user's examples of the task (batch records, with
+    the gold output in the field ``gold``)."""
+
+    gold: str  # the record field holding the gold output
+    # examples(suite, inputs, gold values, options) -> one Example per record, in the task's own prompts
+    examples: Callable[..., list[Example]]
+    eval_gold: Callable[[Any], Any] | None = None  # a gold value as the task's eval recipe reads it (default: as is)
+    metric: str | None = None  # the eval metric that must not get worse (higher is better); None: held-out loss
+
+
 # The evaluation options of label tasks (sentiment, classification, and any third-party label task); their
 # scoring lives in nlpsuite.eval, which a plugin imports only when an evaluation runs.
 LABEL_EVAL = (
@@ -161,6 +207,10 @@ FRONT_END_OPTIONS = {
     "output": "batch mode: the JSONL file to write (resumed)",
     "batch_size": "batch mode: records run together",
     "force": "batch mode: overwrite an output that is not this run's",
+    "text_column": "batch mode: the field that holds the text",
+    "output_prefix": "batch mode: a prefix for the fields the task adds",
+    "on_error": "batch mode: stop at, or skip, a record the task refuses",
+    "wait": "batch mode: wait for another run writing the same output",
     "ray": "batch mode on a Ray cluster: its address",
     "workers": "batch mode on a Ray cluster: how many actors",
     "model": "the suite: the model",
@@ -178,9 +228,10 @@ class Task:
     """A task, declared once; every front-end is generated from it (see the module's docstring).
 
     Reserved names. An input or option may not be named as the front-ends' own (``FRONT_END_OPTIONS``): file,
-    json, input, output, batch_size, force, ray, workers, model, device, precision, quiet and on_text. A task
-    whose ``command`` is true may not take the name of a core command (``plugins.CORE_COMMANDS``: chat, eval,
-    calibrate, train, index, heads, models, plugins, doctor, serve, mcp), another task's or a plugin command's.
+    json, input, output, batch_size, force, text_column, output_prefix, on_error, wait, ray, workers, model,
+    device, precision, quiet and on_text. A task whose ``command`` is true may not take the name of a core command
+    (``plugins.CORE_COMMANDS``: chat, eval, calibrate, train, tune, index, heads, models, plugins, doctor, serve,
+    mcp), another task's or a plugin command's.
 
     ``head`` is informational: the head the task mainly runs on, which ``GET /v1/tasks`` shows; run() may ask
     the suite for any head (``suite.head(name)``), and nothing checks that it uses this one.
@@ -202,6 +253,8 @@ class Task:
     # Label tasks: scores(suite, texts, labels=None, head=None) -> (label names, scores [n, labels]) before
     # temperature scaling, with any contextual-calibration correction already applied: what calibrate fits.
     scores: Callable[..., Any] | None = None
+    confidence: Confidence | None = None  # other tasks: how their score is calibrated
+    tune: Tune | None = None  # how `nlpsuite tune` trains the model on the task's examples
     stream: bool = False  # run() takes on_text(row, delta) and streams its text
     command: bool = True  # whether the CLI gets a generated command (chat has its REPL instead)
     batch_size: int = 8
@@ -239,13 +292,20 @@ class Task:
 
     def call(self, suite, first, **kwargs):
         """What ``Suite.run`` does: one input gives one result, a list gives a list."""
+        made, done = self._run(suite, first, kwargs)
+        results = [self.result(r) for r in done]
+        return results[0] if made.single else results
+
+    def run_records(self, suite, first, **kwargs) -> list[dict]:
+        """run()'s whole result records (every field, not only what ``Suite.run`` returns: evaluation and calibration
+        read scores and spans) for the same arguments as ``call``, as a list."""
+        return self._run(suite, first, kwargs)[1]
+
+    def _run(self, suite, first, kwargs: dict):
         later = {i.name: kwargs.pop(i.name) for i in self.inputs[1:] if i.name in kwargs}
         made = self.records(first, later)
         options = self.check_options(kwargs, made.shared, made.per_record)
-        if not made.records:
-            return []
-        results = [self.result(r) for r in self.run(suite, made.records, **options)]
-        return results[0] if made.single else results
+        return made, (list(self.run(suite, made.records, **options)) if made.records else [])
 
     def records(self, first, later: dict | None = None, strings: bool = False) -> Records:
         """run()'s input records, for every front-end (Python, the CLI, batch and Ray, HTTP). ``first``: the first
@@ -283,10 +343,10 @@ class Task:
             return record[self.value]
         return {k: record[k] for k in self.output if k in record} if self.output else record
 
-    def batch_inputs(self, rows: list[dict], shared: dict) -> list[dict]:
-        """run()'s inputs for batch records: the first input is the record's ``text``, later ones its own
-        field of their name or the value given once for all (``shared``)."""
-        inputs = self.records([r["text"] for r in rows]).records  # a record's later fields are its own: no spreading
+    def batch_inputs(self, rows: list[dict], shared: dict, text_column: str = "text") -> list[dict]:
+        """run()'s inputs for batch records: the first input is the record's ``text`` (or ``text_column``), later
+        ones its own field of their name or the value given once for all (``shared``)."""
+        inputs = self.records([r[text_column] for r in rows]).records  # a record's later fields are its own
         for record, row in zip(inputs, rows, strict=True):
             record.update({i.name: row.get(i.name, shared.get(i.name)) for i in self.inputs[1:]})
         return inputs
@@ -342,7 +402,7 @@ def _check_first(value, head: Input) -> None:
         return
     if not isinstance(value, str):
         raise NlpsuiteError(f"{head.name} must be {_words(head)}, or a list of them")
-    if not value.strip():
+    if blank(value):
         raise NlpsuiteError(f"empty {head.name}")
 
 

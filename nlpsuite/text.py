@@ -72,6 +72,20 @@ _LAST_SPACE = re.compile(r"(?s:.*)\s")  # matched from a position: ends just aft
 _LEADING_SPACE = re.compile(r"\s*")
 
 
+# Characters that show nothing: whitespace and Unicode's default-ignorable code points (zero-width space and
+# joiners, the byte-order mark, word joiner, direction marks and embeddings, soft hyphen, variation selectors,
+# tags). A text made only of them is empty: a model would read noise where the user sees nothing.
+_INVISIBLE = re.compile(
+    "[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]*"
+)
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only whitespace and invisible characters (see _INVISIBLE), or nothing."""
+    return _INVISIBLE.fullmatch(text) is not None
+
+
 def word_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each word: a Han or kana character, or a run of other non-space characters; punctuation
     alone beside a Han or kana character ("编程。", "你好，") is no word."""
@@ -171,6 +185,63 @@ def sentences(text: str, start: int = 0, end: int | None = None) -> list[Piece]:
         for p_start, p_end in _between(text, _PARAGRAPH_BREAK, start, end)
         for s, e in _sentence_spans(text, p_start, p_end)
     ]
+
+
+# A reply that ends in LOOP_COPIES back-to-back copies of one span (LOOP_CHARS characters or more in all) is
+# looping: what the decoder stops as "repetition" (runtime/generation.py counts the same in tokens).
+LOOP_COPIES = 3
+LOOP_CHARS = 24
+_LONGEST_LOOP = 4000  # characters in one copy: longer than any reply's looping stanza
+_ENDS_SENTENCE = re.compile(f"(?:{_END.pattern})$")
+
+
+def loop(text: str) -> tuple[int, int] | None:
+    """(where the loop ``text`` ends in starts, the length of one copy), or None if it ends in none."""
+    n = len(text)
+    for period in range(1, min(n // LOOP_COPIES, _LONGEST_LOOP) + 1):
+        if text[n - 1] != text[n - 1 - period]:  # cheap filter: most lengths fail here
+            continue
+        copies = max(LOOP_COPIES, -(-LOOP_CHARS // period))
+        if copies * period > n or text[n - copies * period : n - period] != text[n - (copies - 1) * period :]:
+            continue
+        start = n - copies * period
+        while start > 0 and text[start - 1] == text[start - 1 + period]:
+            start -= 1
+        return start, period
+    return None
+
+
+def trim_loop(text: str) -> str:
+    """``text`` without the loop it ends in (``text`` itself when it ends in none): up to its last whole sentence
+    before it began repeating itself, at the first line or sentence that says again what an earlier one said
+    (else at the loop's second copy). "" when no whole sentence came before: nothing of it can be kept."""
+    found = loop(text)
+    if found is None:
+        return text
+    start, period = found
+    second = start + period
+    repeat = _first_repeat(text, second + period)
+    ends = [p.end for p in sentences(text, 0, second + period) if _ENDS_SENTENCE.search(p.text)]
+    if repeat is not None:
+        kept = [end for end in ends if end <= repeat]
+    else:  # copies shorter than a sentence ("ha ha ha"): the sentence the loop began in is said once
+        kept = [p.end for p in sentences(text, 0, second + period) if p.start < second and p.end in ends]
+    return text[: kept[-1]] if kept else ""
+
+
+def _first_repeat(text: str, end: int) -> int | None:
+    """Where the first line or sentence of ``text[:end]`` starts that says again what an earlier one said (a poem
+    repeats lines, prose sentences); short ones ("Yes.", "1.") are no repeat."""
+    seen = set()
+    for line in re.finditer(r"[^\n]+", text[:end]):
+        for piece in sentences(text, line.start(), line.end()):
+            said = " ".join(piece.text.casefold().split()).rstrip(".,;:!?…。！？，、")
+            if len(said) < 4:
+                continue
+            if said in seen:
+                return piece.start
+            seen.add(said)
+    return None
 
 
 def _markdown_sections(text: str, start: int, end: int) -> Iterator[tuple[int, int, bool]]:

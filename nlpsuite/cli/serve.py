@@ -64,6 +64,7 @@ def serve(
         max_body=int(max_body_mb * 1024 * 1024),
         drain_s=drain_seconds,
         loopback_only=is_loopback(host),
+        host=host,
         metrics_public=metrics_public,
         keepalive_s=keepalive_s,
     )

@@ -23,12 +23,14 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..text import CHARACTER_WORDS
-from .calibration import expected_calibration_error
+from .calibration import bin_index, confidence_ece, expected_calibration_error
 
 __all__ = [
     "accuracy",
     "bleu",
     "chrf",
+    "sentence_chrf",
+    "confidence_diagram",
     "confusion_matrix",
     "ece",
     "exact_match",
@@ -91,6 +93,13 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     metric = CHRF()
     result = metric.corpus_score(list(hypotheses), [list(references)])
     return {"score": float(result.score), "signature": str(metric.get_signature())}
+
+
+def sentence_chrf(hypothesis: str, reference: str) -> float:
+    """chrF of one hypothesis against one reference (0-100), as sacrebleu's ``sentence_score`` computes it."""
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().sentence_score(hypothesis, [reference]).score)
 
 
 # --- summarization ---------------------------------------------------------------------------
@@ -295,12 +304,11 @@ def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
     return expected_calibration_error(probs, gold, bins)
 
 
-def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> list[dict]:
+def reliability_table(confidence, correct, bins: int = 10) -> list[dict]:
     """Per confidence bin: its range, how many examples, their mean confidence and their accuracy."""
-    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == gold
-    which = np.clip(np.ceil(confidence * bins - 1e-9).astype(int) - 1, 0, bins - 1)  # as calibration.py bins
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    which = bin_index(confidence, bins)  # as ECE bins them
     out = []
     for i in range(bins):
         members = which == i
@@ -317,7 +325,19 @@ def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> lis
     return out
 
 
+def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> list[dict]:
+    """The reliability table of the top label of ``probs`` against gold label indices."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    return reliability_table(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
+
+
 def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: int = 10, title: str = "") -> Path:
+    """The reliability diagram of the top label of ``probs`` against gold label indices (see confidence_diagram)."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    return confidence_diagram(probs.max(axis=1), probs.argmax(axis=1) == gold, path, bins, title)
+
+
+def confidence_diagram(confidence, correct, path: Path, bins: int = 10, title: str = "") -> Path:
     """Write a reliability diagram (accuracy against confidence per bin, with the diagonal) as a PNG; the
     title gets the ECE and the number of examples."""
     import matplotlib
@@ -327,7 +347,8 @@ def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: i
 
     from ..fsutil import write_bytes_atomic
 
-    table = reliability_bins(probs, gold, bins)
+    table = reliability_table(confidence, correct, bins)
+    error = confidence_ece(confidence, correct, bins)
     width = 1.0 / bins
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
     try:
@@ -340,7 +361,7 @@ def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: i
         top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
         top.set_ylabel("accuracy")
         top.set_ylim(0, 1)
-        top.set_title(f"{title or 'reliability'} (ECE {ece(probs, gold, bins):.3f}, n = {len(gold)})")
+        top.set_title(f"{title or 'reliability'} (ECE {error:.3f}, n = {len(np.asarray(confidence))})")
         top.legend(loc="upper left")
         bottom.bar([b["low"] for b in table], [b["count"] for b in table], width=width, align="edge",
                    edgecolor="black")  # fmt: skip

@@ -19,6 +19,7 @@ from ..errors import NlpsuiteError
 from ..runtime.sampling import BUILT_IN, SamplingParams
 from ..runtime.sequence import Completion
 from ..tasks import sampling_options
+from ..text import blank
 from . import sse
 from .errors import ApiError, ClientGone, api_words, bad
 from .requests import MAX_STOPS, ChatRequest, CompletionRequest, EmbeddingRequest, parse
@@ -276,7 +277,7 @@ def _embedding_texts(value, service) -> list[str]:
             item = service.suite.tokenizer.decode(item)  # the same vectors as for the text they spell
         if not isinstance(item, str):
             raise bad(f"input items must be strings or lists of token ids below {vocab}", "input")
-        if not item.strip():
+        if blank(item):
             raise bad("input must not be empty or blank", "input")
         texts.append(item)
     return texts

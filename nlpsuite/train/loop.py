@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import Interrupted
 from ..eval.lm import window_spans
 from .config import TrainConfig
 from .display import Reporter
@@ -51,6 +52,26 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
         meta = json.loads((fh.metadata() or {})["trainer"])
     return tensors, meta
+
+
+@contextlib.contextmanager
+def graceful_stop(requested: Callable[[], bool], request: Callable[[], None]):
+    """SIGINT/SIGTERM ask a loop to stop after its step (``request``); a second Ctrl-C stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask(signum, _frame):
+        if requested() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request()
+
+    previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Trainer:
@@ -145,24 +166,8 @@ class Trainer:
         torch.set_rng_state(tensors["rng/torch"])
         return state
 
-    @contextlib.contextmanager
     def _graceful_stop(self):
-        """SIGINT/SIGTERM ask the loop to stop after this step; a second Ctrl-C stops at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def ask(signum, _frame):
-            if self.stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-
-        previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        return graceful_stop(lambda: self.stop_requested, self.request_stop)
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -244,10 +249,8 @@ class Trainer:
                     self.on_step(self, state["step"])
                 if self.stop_requested:
                     self._checkpoint(model, optimizer, state)
-                    self.reporter.note(
-                        f"stopped at step {state['step']}; checkpoint saved: run the same command to resume"
-                    )
-                    raise KeyboardInterrupt
+                    step = state["step"]
+                    raise Interrupted(f"stopped at step {step}; checkpoint saved: run the same command to resume")
                 if time.monotonic() - self._last_save >= cfg.save_every_s:
                     self._checkpoint(model, optimizer, state)
             self._end_epoch(model, optimizer, state, time.monotonic() - started)
