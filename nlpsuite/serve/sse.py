@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from starlette.responses import StreamingResponse
 
@@ -24,13 +24,13 @@ def event(data: dict, name: str | None = None) -> str:
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def response(events: AsyncIterator[str], keepalive_s: float = 0) -> StreamingResponse:
+def response(events: AsyncGenerator[str, None], keepalive_s: float = 0) -> StreamingResponse:
     """``events`` as a text/event-stream, with a keep-alive comment after each ``keepalive_s`` of silence (0: off)."""
     body = kept_alive(events, keepalive_s) if keepalive_s > 0 else events
     return StreamingResponse(body, media_type="text/event-stream", headers=HEADERS)
 
 
-async def kept_alive(events: AsyncIterator[str], every: float) -> AsyncIterator[str]:
+async def kept_alive(events: AsyncGenerator[str, None], every: float) -> AsyncIterator[str]:
     """``events``, with ``KEEPALIVE`` whenever the next one takes longer than ``every`` seconds.
 
     The next event is awaited in a task of its own, so a keep-alive never interrupts ``events`` mid-step; when the
@@ -53,7 +53,7 @@ async def kept_alive(events: AsyncIterator[str], every: float) -> AsyncIterator[
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
-        elif pending is None:  # ``events`` sits at a yield: close it from a task (this one may be cancelled)
+        else:  # ``events`` sits at a yield (or has ended): close it from a task, as this one may be cancelled
             _closing.add(task := asyncio.ensure_future(events.aclose()))
             task.add_done_callback(_closing.discard)
 
