@@ -122,6 +122,12 @@ def test_parse_holds_the_reply_to_a_pydantic_class(client, server, stream):
     assert reply.status == "completed" and isinstance(reply.output_parsed, Pick)
     assert Pick.model_validate_json(reply.output_text) == reply.output_parsed
     assert reply.text.format.type == "json_schema"
+    said = [{"role": "user", "content": "pick a colour"}, {"role": "user", "content": "why?"}]
+    again = client.responses.create(  # the parsed output sent back (as the SDK sends it) is the assistant's turn
+        model=model_id(server), input=[said[0], *reply.output, said[1]], max_output_tokens=4
+    )
+    turns = [said[0], {"role": "assistant", "content": reply.output_text}, said[1]]
+    assert again.usage.input_tokens == len(server.suite.head("generation").encode_chat(turns))
 
 
 @pytest.mark.parametrize(
