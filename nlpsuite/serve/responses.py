@@ -19,6 +19,8 @@ import uuid
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from ..errors import NlpsuiteError
+from ..runtime.grammar import Grammar, compile_for
 from ..runtime.sequence import Completion
 from ..tasks import sampling_options
 from . import sse
@@ -40,9 +42,7 @@ async def create(service, request, body: dict):
     asked.stateless()
     if asked.stream_options is not None and not asked.stream:
         raise bad("stream_options is only allowed with stream: true", "stream_options")
-    params = _sampling(service, asked)
-    grammar = await asyncio.to_thread(asked.grammar)  # a schema compiles in up to a few seconds
-    params = dataclasses.replace(params, grammar=grammar)
+    params = dataclasses.replace(_sampling(service, asked), grammar=await _grammar(service, asked))
     prompt = await asyncio.to_thread(service.suite.head("generation").encode_chat, asked.messages())
     try:
         fit([prompt], service.context)
@@ -55,6 +55,22 @@ async def create(service, request, body: dict):
         return sse.response(_events(service, ticket, reply), service.config.keepalive_s)
     done = await collect(service, request, ticket)
     return JSONResponse(reply.finished(done[0]))
+
+
+async def _grammar(service, asked: ResponsesRequest) -> Grammar | None:
+    """``text.format``'s grammar, compiled for the model off the event loop (a schema may take seconds; the row
+    then copies the compiled matcher); a 400 naming ``text`` when it cannot be used."""
+
+    def made() -> Grammar | None:
+        grammar = asked.grammar()
+        if grammar is not None:
+            compile_for(grammar, service.suite.tokenizer)
+        return grammar
+
+    try:
+        return await asyncio.to_thread(made)
+    except NlpsuiteError as exc:
+        raise bad(f"text.format: {exc}", "text") from None
 
 
 def _sampling(service, asked: ResponsesRequest):
