@@ -172,6 +172,23 @@ def test_what_the_server_cannot_do_is_a_400_that_says_so(server, extra, param, w
     assert answer["error"]["param"] == param and words in answer["error"]["message"], answer
 
 
+def test_a_failed_decode_step_fails_the_response(client, server, monkeypatch):
+    """Whole: a 500; streamed (the status line sent already): an error event, then response.failed."""
+
+    def broken():
+        raise RuntimeError("the step broke")
+
+    monkeypatch.setattr(server.service.engine.batch, "step", broken)
+    with pytest.raises(openai.InternalServerError, match="the step broke"):
+        client.responses.create(model=model_id(server), input="hi", max_output_tokens=4)
+    events = stream_events(client, server, input="hi", max_output_tokens=4)
+    assert [e.type for e in events] == EVENTS + ["error", "response.failed"]
+    assert "the step broke" in events[-2].message and events[-1].response.status == "failed"
+    assert "the step broke" in events[-1].response.error.message
+    monkeypatch.undo()
+    assert client.responses.create(model=model_id(server), input="hi", max_output_tokens=2).usage.output_tokens
+
+
 def test_the_sdk_raises_a_bad_request_for_previous_response_id(client, server):
     with pytest.raises(openai.BadRequestError, match="keeps no responses"):
         client.responses.create(model=model_id(server), input="hi", previous_response_id="resp_123")
