@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from nlpsuite import text
+from nlpsuite.heads import loops
 from nlpsuite.runtime.generation import Completion
 from nlpsuite.runtime.sampling import SamplingParams
 
@@ -26,12 +26,12 @@ LOOP = "Yes. " + "Again and again. " * 6
 
 
 def test_a_looping_reply_is_trimmed_to_its_last_whole_sentence_before_the_loop():
-    assert text.loop(POEM) is not None
-    assert text.trim_loop(POEM) == KEPT
-    assert text.trim_loop(LOOP) == "Yes. Again and again."
-    assert text.trim_loop("我很好。" * 8) == "我很好。"
+    assert loops.loop(POEM) is not None
+    assert loops.trim_loop(POEM) == KEPT
+    assert loops.trim_loop(LOOP) == "Yes. Again and again."
+    assert loops.trim_loop("我很好。" * 8) == "我很好。"
     no_loop = "The answer is 4. Two and two make four."
-    assert text.loop(no_loop) is None and text.trim_loop(no_loop) == no_loop
+    assert loops.loop(no_loop) is None and loops.trim_loop(no_loop) == no_loop
 
 
 class ScriptedSuite:
@@ -80,7 +80,7 @@ LOOPING_POEM = (
 
 
 def test_a_reply_that_repeats_itself_before_a_whole_sentence_is_forgotten_with_its_question():
-    assert text.trim_loop(LOOPING_POEM) == ""
+    assert loops.trim_loop(LOOPING_POEM) == ""
     suite = ScriptedSuite([(LOOPING_POEM, "repetition", None), ("The answer is 4.", "stop", None)])
     shown = repl(suite, "Write a short poem about autumn leaves.\nWhat is 2 + 2?\n")
     assert "\n[cut: it repeated itself before a whole sentence; the conversation forgets it]\n" in shown

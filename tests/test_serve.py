@@ -294,7 +294,7 @@ def test_bad_requests_are_400_with_the_field_named(client, server, extra, param)
         ({"temperature": "hot"}, "temperature", "temperature must be a number"),
         ({"temperature": 101}, "temperature", "temperature must be between 0 and 100"),
         ({"temperature": 0.00001}, "temperature", "temperature must be 0 (greedy) or between 0.0001 and 100"),
-        ({"top_p": 0}, "top_p", "top_p must be between"),
+        ({"top_p": 0}, "top_p", "top_p must be in (0, 1]"),
         ({"top_k": -1}, "top_k", "top_k must be at least 0"),
         ({"stream": "yes"}, "stream", "stream must be true or false"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "only allowed with stream: true"),
@@ -348,7 +348,7 @@ def test_every_route_takes_the_request_then_the_models_generation_defaults_then_
     submitted = []
     submit = service.engine.submit
     monkeypatch.setattr(service.engine, "submit", lambda prompts, params, *rest: (
-        submitted.append(params[0]), submit(prompts, params, *rest))[1])  # fmt: skip
+        submitted.append(params), submit(prompts, params, *rest))[1])  # fmt: skip
     monkeypatch.setattr(head, "defaults", {"temperature": 0.7, "top_k": 5, "top_p": 0.9})
     messages = [{"role": "user", "content": "hi"}]
     client.chat.completions.create(model=model_id(server), messages=messages, max_tokens=2, seed=1)

@@ -29,8 +29,8 @@ Predictions = Annotated[
 ]
 
 
-class _Tasks(TyperGroup):
-    """Subcommands by eval name (a task's own name works too); an unknown name is one line, exit 1."""
+class _ByEvalName(TyperGroup):
+    """Subcommands by eval name; a task's own name works too."""
 
     def get_command(self, ctx, name):
         found = super().get_command(ctx, name)
@@ -38,16 +38,15 @@ class _Tasks(TyperGroup):
             found = super().get_command(ctx, registry().tasks[name].eval.name)
         return found
 
-    def resolve_command(self, ctx, args):
-        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
-            evaluation.find(registry().tasks, args[0])  # raises the one-line error naming the choices
-        return super().resolve_command(ctx, args)
+
+def _unknown(name: str) -> None:
+    evaluation.find(registry().tasks, name)  # raises the one-line error naming the choices
 
 
 def eval_app() -> typer.Typer:
     """`nlpsuite eval`: a subcommand for every task that declares an eval recipe, and `lm`."""
     app = typer.Typer(
-        cls=_Tasks,
+        cls=opt.task_group(_unknown, _ByEvalName),
         no_args_is_help=True,
         help="Score a task on labelled data: BLEU/chrF, ROUGE, EM/F1, accuracy/F1/ECE, recall/MRR/nDCG or perplexity.",
     )

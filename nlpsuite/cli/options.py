@@ -153,6 +153,20 @@ def generated_command(name: str, doc: str, params: list[inspect.Parameter], body
     return command
 
 
+def task_group(unknown: Callable[[str], None], base: type | None = None) -> type:
+    """The Click group of a command whose subcommands are tasks (eval, calibrate, tune): ``unknown(name)`` raises
+    the one-line error for a name that is none of them (exit 1, no usage screen)."""
+    from typer.core import TyperGroup
+
+    class TaskGroup(base or TyperGroup):
+        def resolve_command(self, ctx, args):
+            if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+                unknown(args[0])
+            return super().resolve_command(ctx, args)
+
+    return TaskGroup
+
+
 def opener(given: dict) -> Callable[[], object]:
     """``open_suite`` with a command's model, device, precision and quiet, for work that opens it only if needed."""
     return functools.partial(open_suite, given["model"], given["device"], given["precision"], given["quiet"])

@@ -6,7 +6,8 @@ from ..errors import NlpsuiteError
 from ..runtime.generation import Decoder
 from ..runtime.sampling import SamplingParams
 from ..runtime.sequence import Completion, OnText
-from ..text import blank, trim_loop
+from ..text import blank
+from .loops import trim_loop
 
 Message = dict[str, str]
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NlpsuiteError
-from . import batches, files, openai_api, rerank, tasks, tokenize
+from . import batches, files, openai_api, rerank, responses, tasks, tokenize
 from .engine import Engine, QueueFull
 from .errors import ApiError, ClientGone, bad
 from .metrics import Metrics
@@ -41,6 +41,7 @@ class ServeConfig:
     drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
     loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
     metrics_public: bool = False  # GET /metrics without the API key (for a scraper inside a trusted network)
+    keepalive_s: float = 15.0  # a silent stream sends an SSE comment this often, so proxies keep it (0: never)
     host: str = "127.0.0.1"  # the address it was told to bind: requests may name it too
     header_timeout_s: float = 30.0  # a connection that has not sent a request's headers by then is closed
 
@@ -287,6 +288,7 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/tasks/{task}", endpoint(service, tasks.run_task), methods=["POST"]),
         Route("/v1/indexes", endpoint(service, tasks.list_indexes, body=False), methods=["GET"]),
         Route("/metrics", _metrics(service), methods=["GET"]),
+        *responses.routes(service, endpoint),
         *tokenize.routes(service, endpoint),
         *rerank.routes(service, endpoint),
         *files.routes(service, endpoint),

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import re
 import time
 import uuid
 
 import numpy as np
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse
 
 from ..errors import NlpsuiteError
 from ..runtime.sampling import BUILT_IN, SamplingParams
+from ..runtime.sequence import Completion
 from ..tasks import sampling_options
 from ..text import blank
+from . import sse
 from .errors import ApiError, ClientGone, api_words, bad
 from .requests import MAX_STOPS, ChatRequest, CompletionRequest, EmbeddingRequest, parse
 
@@ -140,12 +141,14 @@ async def _generate(service, request, prompts, params, stream: bool, usage: bool
         "model": service.model_id,
     }
     if stream:
-        return _sse(_stream(service, ticket, meta, chat, usage))
+        return sse.response(_stream(service, ticket, meta, chat, usage), service.config.keepalive_s)
     return JSONResponse(await _whole(service, request, ticket, meta, chat))
 
 
-async def _whole(service, request, ticket, meta: dict, chat: bool) -> dict:
-    done: dict[int, object] = {}
+async def collect(service, request, ticket) -> dict[int, Completion]:
+    """Each of ``ticket``'s sequences' Completion by index, once all are done; a client that goes away meanwhile
+    (ClientGone) or a failed step (500) frees the ticket's rows."""
+    done: dict[int, Completion] = {}
     checked = time.monotonic()
     try:
         while len(done) < len(ticket.sequences):
@@ -165,6 +168,11 @@ async def _whole(service, request, ticket, meta: dict, chat: bool) -> dict:
     finally:
         if len(done) < len(ticket.sequences):
             service.engine.cancel(ticket)
+    return done
+
+
+async def _whole(service, request, ticket, meta: dict, chat: bool) -> dict:
+    done = await collect(service, request, ticket)
     choices = []
     for index in sorted(done):
         c = done[index]
@@ -226,14 +234,7 @@ async def _stream(service, ticket, meta: dict, chat: bool, usage: bool):
 
 
 def _event(data: dict) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies must not hold tokens back
-
-
-def _sse(events) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    return sse.event(data)
 
 
 # -- embeddings and models ----------------------------------------------------------------------------------------
