@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Interrupted, NlpsuiteError
+from .errors import Interrupted, NlpsuiteError, ctrl_c_held
 from .fsutil import exclusive
 from .records import Progress, appender, iter_records, resumable, text_problem
 
@@ -172,8 +172,9 @@ def run(
             with appender(output_path, fresh=fresh) as append:
                 for chunk in _batches(todo, batch_size):
                     fields = process(chunk)
-                    append({**record, **added} for record, added in zip(chunk, fields, strict=True))
-                    summary.written += len(chunk)
+                    with ctrl_c_held():  # a batch lands whole and counted; then Ctrl-C stops the run
+                        append({**record, **added} for record, added in zip(chunk, fields, strict=True))
+                        summary.written += len(chunk)
                     summary.skipped += sum(layout.error_field in f for f in fields) if layout.on_error == "skip" else 0
                     progress(len(chunk))
         except KeyboardInterrupt as exc:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .batch import Layout, Summary, check_record, interrupted, output_names, run_records, writer
-from .errors import Interrupted, NlpsuiteError
+from .errors import Interrupted, NlpsuiteError, ctrl_c_held
 from .records import SUFFIXES, Progress, appender, dumps, parse_records, resumable
 
 
@@ -334,8 +334,9 @@ def run_task(
             with appender(output_path, fresh=fresh) as append:
                 for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
                     written = [json.loads(line) for line in batch["line"]]
-                    append(written)
-                    summary.written += len(written)
+                    with ctrl_c_held():  # a batch lands whole and counted; then Ctrl-C stops the run
+                        append(written)
+                        summary.written += len(written)
                     summary.skipped += sum(layout.error_field in r for r in written) if layout.on_error == "skip" else 0
                     progress(len(written))
     except KeyboardInterrupt as exc:
@@ -379,11 +380,8 @@ def embedder(pool: Pool, batch_size: int = 64) -> Callable[..., np.ndarray]:
 
 
 def _plain(exc: BaseException) -> BaseException:
-    """A worker's NlpsuiteError as the one-line error it is; anything else as it came.
-
-    Ray hands back the worker's exception as ``.cause`` of a RayTaskError, or, when Ray Data wrapped it
-    first, only as the text of its traceback.
-    """
+    """A worker's NlpsuiteError as the one-line error it is; anything else as it came. Ray hands back the worker's
+    exception as ``.cause`` of a RayTaskError, or, when Ray Data wrapped it first, only as its traceback's text."""
     pending, seen = [exc], set()
     while pending:
         found = pending.pop()

@@ -1,7 +1,10 @@
 """Errors a user can act on: the CLI prints their message as one line and exits 1."""
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+import signal
+import threading
+from collections.abc import Iterable, Iterator
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
@@ -35,3 +38,25 @@ class PluginError(NlpsuiteError):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with what the user needs to know to carry on (the CLI prints it and exits 130)."""
+
+
+@contextlib.contextmanager
+def ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: for a write that must land whole and be counted (a batch
+    of output lines and the count that says how many are there). Only the main thread receives it; elsewhere,
+    or where SIGINT is not Python's to handle, the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

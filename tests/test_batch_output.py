@@ -107,6 +107,27 @@ def test_interrupting_a_batch_says_how_to_resume(cli, tiny_llama, tmp_path, monk
     assert len(rows(out)) == 2
 
 
+def test_ctrl_c_while_a_batch_is_made_durable_counts_what_the_output_holds(tmp_path, monkeypatch):
+    """Fault matrix G01 re-run: Ctrl-C that arrived while the first batch was synced to disk said '0 of 40 records
+    are in g01.jsonl' over an output that held 4: the batch is written whole and counted, then the run stops."""
+    from nlpsuite.errors import Interrupted
+    from nlpsuite.records import write as writing
+
+    src = write(tmp_path / "in.jsonl", [{"text": f"t{i}"} for i in range(6)])
+    out = tmp_path / "out.jsonl"
+    real_fsync = writing.os.fsync
+
+    def ctrl_c_while_syncing(fd):
+        signal.raise_signal(signal.SIGINT)  # as a terminal's Ctrl-C, delivered while the sync is under way
+        real_fsync(fd)
+
+    monkeypatch.setattr(writing.os, "fsync", ctrl_c_while_syncing)
+    with pytest.raises(Interrupted) as stopped:
+        run_batch(src, out, upper, batch_size=2, quiet=True)
+    assert len(rows(out)) == 2
+    assert str(stopped.value) == f"2 of 6 records are in {out}; run the same command to resume"
+
+
 class Refusing:
     """A stand-in task whose run() refuses some texts, as a real task refuses an over-long one."""
 
