@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -159,12 +160,24 @@ def i02(ctx: Ctx) -> Verdict:
 
 
 def i03(ctx: Ctx) -> Verdict:
-    ctx.sh("nlpsuite index rm cidx")
-    procs = [ctx.spawn(f"nlpsuite index add cidx data/{d}") for d in ("bigdocs", "docs")]
-    runs = [finish(p, 1200) for p in procs]
-    docs = index_docs(ctx, "cidx")
-    ok = all(r.rc == 0 for r in runs) and docs[0] == 42
-    return ok, f"exits {[r.rc for r in runs]}; {docs[0]} documents / {docs[1]} passages"
+    """Two adds at once: one writer per index (issue 23), so the second is refused in one line naming the other
+    run, and with --wait both complete (the review's expectation: 42 documents)."""
+    results = []
+    for wait in ("", " --wait"):
+        ctx.sh("nlpsuite index rm cidx")
+        first = ctx.spawn(f"nlpsuite index add cidx data/bigdocs{wait}")
+        time.sleep(8)  # the first one holds the index by then
+        second = ctx.spawn(f"nlpsuite index add cidx data/docs{wait}")
+        runs = [finish(first, 1200), finish(second, 1200)]
+        results.append((runs, index_docs(ctx, "cidx")))
+    (alone, docs), (waited, both) = results
+    ok_refused, said = refused(alone[1], "being written by another nlpsuite run")
+    ok = ok_refused and alone[0].rc == 0 and all(r.rc == 0 for r in waited) and both[0] == 42
+    return (
+        ok,
+        f"at once: exits {[r.rc for r in alone]}, {said}; with --wait: exits {[r.rc for r in waited]}, "
+        f"{both[0]} documents / {both[1]} passages",
+    )
 
 
 INDEXES = [
@@ -184,7 +197,7 @@ INDEXES = [
     ),
     Case(
         "I03",
-        "two 'index add cidx' at once (bigdocs, docs)",
+        "two 'index add cidx' at once (bigdocs, then docs 8 s later), without and with --wait",
         i03,
         "tests/test_batch_output.py::test_an_index_has_one_writer_too",
         slow=True,
@@ -209,7 +222,8 @@ def batch_sigint(ctx: Ctx, out: str) -> tuple:
 def g01(ctx: Ctx) -> Verdict:
     run, rows, _ = batch_sigint(ctx, "g01.jsonl")
     cut = [r for r in rows if r.get("finish_reason") == "interrupted"]
-    ok = run.rc == 130 and not cut and "resume" in run.err.lower()
+    told = re.search(r"(\d+) of 40 records are in", run.err)
+    ok = run.rc == 130 and not cut and told is not None and int(told.group(1)) == len(rows)
     return ok, f"exit {run.rc}, {len(rows)} records, {len(cut)} cut short; said {run.last!r}"
 
 
