@@ -119,6 +119,15 @@ def watch(proc: subprocess.Popen, seconds: float, every: float = 0.5) -> float:
     return peak
 
 
+def wait_lines(proc: subprocess.Popen, path: Path, lines: int, limit: float = 600) -> None:
+    """Wait until ``path`` holds ``lines`` lines (or the process ends, or ``limit`` seconds pass)."""
+    start = time.monotonic()
+    while proc.poll() is None and time.monotonic() - start < limit:
+        if path.exists() and len(path.read_text().splitlines()) >= lines:
+            return
+        time.sleep(0.3)
+
+
 def finish(proc: subprocess.Popen, timeout: float) -> Run:
     """Wait for a spawned command (SIGKILL to its group past ``timeout``, exit status 124)."""
     start = time.monotonic()

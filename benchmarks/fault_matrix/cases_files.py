@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import Case, Ctx, Verdict, answered, finish, jsonl, kill_group, refused
+from . import Case, Ctx, Verdict, answered, finish, jsonl, kill_group, refused, wait_lines
 from .cases_state import ASK
 
 
@@ -209,11 +209,7 @@ def batch_sigint(ctx: Ctx, out: str) -> tuple:
     (ctx.root / out).unlink(missing_ok=True)
     cmd = f"exec nlpsuite generate --input data/batch40.jsonl --output {out} --batch-size 4 --max-tokens 48"
     proc = ctx.spawn(cmd)
-    start = time.monotonic()
-    while proc.poll() is None and time.monotonic() - start < 600:
-        if (ctx.root / out).exists() and len((ctx.root / out).read_text().splitlines()) >= 4:
-            break
-        time.sleep(0.3)
+    wait_lines(proc, ctx.root / out, 4)
     kill_group(proc, signal.SIGINT)
     run = finish(proc, 60)
     return run, jsonl(ctx.root / out) if (ctx.root / out).exists() else [], cmd.removeprefix("exec ")

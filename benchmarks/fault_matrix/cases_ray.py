@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import Case, Ctx, Verdict, finish, jsonl, kill_group, refused
+from . import Case, Ctx, Verdict, finish, jsonl, kill_group, refused, wait_lines
 
 RAY = "tests/test_ray.py::"
 BATCH = "nlpsuite sentiment --input data/batch120.jsonl --output {out} --ray local --workers 2"
@@ -82,15 +82,11 @@ def ry04(ctx: Ctx) -> Verdict:
     out = ctx.root / "ry4.jsonl"
     out.unlink(missing_ok=True)
     proc = ctx.spawn("exec " + BATCH.format(out="ry4.jsonl"))
-    killed, start = False, time.monotonic()
-    while proc.poll() is None and time.monotonic() - start < 600:
-        if not killed and out.exists() and len(out.read_text().splitlines()) >= 24:
-            for p in psutil.process_iter(["cmdline"]):
-                if "MapWorker" in " ".join(p.info["cmdline"] or []):
-                    p.kill()
-                    killed = True
-                    break
-        time.sleep(0.5)
+    wait_lines(proc, out, 24)
+    workers = [p for p in psutil.process_iter(["cmdline"]) if "MapWorker" in " ".join(p.info["cmdline"] or [])]
+    for worker in workers[:1]:  # one Ray map worker killed -9
+        worker.kill()
+    killed = bool(workers)
     run = finish(proc, 600)
     ids = [r["id"] for r in jsonl(out)] if out.exists() else []
     ok = run.rc == 0 and ids == [f"r{i:03d}" for i in range(1, 121)]
@@ -106,11 +102,7 @@ def ry05(ctx: Ctx) -> Verdict:
     out = ctx.root / "ry5.jsonl"
     out.unlink(missing_ok=True)
     proc = ctx.spawn("exec " + BATCH.format(out="ry5.jsonl"))
-    start = time.monotonic()
-    while proc.poll() is None and time.monotonic() - start < 600:
-        if out.exists() and len(out.read_text().splitlines()) >= 24:
-            break
-        time.sleep(0.3)
+    wait_lines(proc, out, 24)
     kill_group(proc, signal.SIGINT)
     first = finish(proc, 60)
     again = ctx.sh(BATCH.format(out="ry5.jsonl"), timeout=900)
