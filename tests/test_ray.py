@@ -154,6 +154,36 @@ def test_an_interrupted_run_finishes_on_the_cluster_as_the_local_run_would(clust
 
 
 @pytest.mark.shared_cache
+def test_ctrl_c_stops_a_run_on_the_cluster_and_the_same_command_resumes(cluster, cli, model, tmp_path):
+    """Fault matrix RY05: Ctrl-C at the driver while the cluster works: exit 130 saying how many records the output
+    holds and how to resume; the same command then writes the others, each once, in input order."""
+    import threading
+
+    records = [{"id": i, "text": f"{TEXTS[i % len(TEXTS)]} {i}"} for i in range(400)]
+    source, out = write_jsonl(tmp_path / "in.jsonl", records), tmp_path / "ray.jsonl"
+
+    def ctrl_c_once_some_are_written():
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (out.exists() and len(out.read_text().splitlines()) >= 8):
+            time.sleep(0.05)
+        signal.raise_signal(signal.SIGINT)  # the main thread, in the driver's loop, gets it as a terminal's Ctrl-C
+
+    watcher = threading.Thread(target=ctrl_c_once_some_are_written, daemon=True)
+    watcher.start()
+    stopped = cli(["sentiment", "--input", str(source), "--output", str(out), "--quiet", *ray_args(model)])
+    watcher.join()
+    written = len(read_jsonl(out))
+    assert stopped.code == 130, stopped.err
+    assert 8 <= written < len(records)
+    assert stopped.err.strip().splitlines()[-1] == (
+        f"interrupted: {written} of {len(records)} records are in {out}; run the same command to resume"
+    )
+    again = cli(["sentiment", "--input", str(source), "--output", str(out), "--quiet", *ray_args(model)])
+    assert again.code == 0, again.err
+    assert [r["id"] for r in read_jsonl(out)] == [r["id"] for r in records]
+
+
+@pytest.mark.shared_cache
 def test_a_parquet_input_on_the_cluster_gives_the_local_output(cluster, cli, model, local_output, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

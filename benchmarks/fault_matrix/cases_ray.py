@@ -148,7 +148,7 @@ CASES = [
         "RY05",
         BATCH.format(out="ry5.jsonl") + "; SIGINT at 24 lines; the same command again",
         ry05,
-        RAY + "test_an_interrupted_run_finishes_on_the_cluster_as_the_local_run_would",
+        RAY + "test_ctrl_c_stops_a_run_on_the_cluster_and_the_same_command_resumes",
         slow=True,
     ),
     Case(
