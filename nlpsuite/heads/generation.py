@@ -6,8 +6,9 @@ from ..errors import NlpsuiteError
 from ..runtime.generation import Decoder
 from ..runtime.sampling import SamplingParams
 from ..runtime.sequence import Completion, OnText
+from ..runtime.tools import conversation
 
-Message = dict[str, str]
+Message = dict  # {role, content}; tool calls and results as runtime.tools describes them
 
 
 class GenerationHead:
@@ -20,8 +21,13 @@ class GenerationHead:
         # The model's own sampling defaults (its generation_config), for generate and chat left unset.
         self.defaults = suite.backbone.manifest.get("generation") or {}
 
-    def encode_chat(self, messages: list[Message]) -> list[int]:
-        text = self.suite.chat_template.render(messages, add_generation_prompt=True)
+    def encode_chat(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
+        """The prompt of a conversation; ``tools`` (OpenAI's function definitions) are offered to the model
+        through its template, or in a system message where the template has no place for them (runtime.tools)."""
+        template = self.suite.chat_template
+        if tools or any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
+            messages = conversation(messages, tools, template.takes_tools)
+        text = template.render(messages, add_generation_prompt=True, tools=tools if template.takes_tools else None)
         return self.suite.tokenizer.encode(text, add_special_tokens=False)
 
     def encode(self, prompt: str, raw: bool = False, system: str | None = None) -> list[int]:

@@ -13,7 +13,7 @@ from ..errors import NlpsuiteError
 from ..tasks import Input, Option, Task
 from .engine import QueueFull
 from .errors import ApiError, api_words, bad
-from .openai_api import SSE_HEADERS
+from .replies import SSE_HEADERS
 
 TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object", Path: "path"}
 
