@@ -181,8 +181,8 @@ async def _generate(service, request, prompts, settings: list[SamplingParams], r
     rows = [p for p in prompts for _ in range(n)]  # choice index = prompt index * n + choice
     ticket = service.engine.submit(rows, settings * len(prompts))  # each row gets its own sampler
     if reply.stream:
-        return replies.sse(reply.stream_events(ticket))
-    return JSONResponse(await reply.whole(request, ticket))
+        return replies.sse(reply.stream_events(ticket, n))
+    return JSONResponse(await reply.whole(request, ticket, n))
 
 
 # -- embeddings and models ----------------------------------------------------------------------------------------

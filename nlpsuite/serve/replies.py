@@ -42,10 +42,10 @@ class Reply:
     def kind(self) -> str:
         return ("chat.completion" if self.chat else "text_completion") + (".chunk" if self.stream and self.chat else "")
 
-    async def whole(self, request, ticket) -> dict:
+    async def whole(self, request, ticket, n: int = 1) -> dict:
         done = await self._gather(request, ticket)
         choices = [self._choice(index, done[index]) for index in sorted(done)]
-        return {**self.meta, "object": self.kind, "choices": choices, "usage": usage(done.values()),
+        return {**self.meta, "object": self.kind, "choices": choices, "usage": usage(done, n),
                 "system_fingerprint": None}  # fmt: skip
 
     def _choice(self, index: int, done) -> dict:
@@ -96,11 +96,11 @@ class Reply:
             choice = {"index": index, "text": delta, "logprobs": logprobs, "finish_reason": reason}
         return event({**self.meta, "object": self.kind, "choices": [choice], **({"usage": None} if self.usage else {})})
 
-    async def stream_events(self, ticket):
+    async def stream_events(self, ticket, n: int = 1):
         rows = len(ticket.sequences)
         calls = [CallStream(self.tools) for _ in range(rows)]
         pending: dict[int, list] = {}  # log-probabilities waiting for their text
-        finished = []
+        finished: dict[int, object] = {}
         try:
             if self.chat:
                 for index in range(rows):
@@ -113,7 +113,7 @@ class Reply:
                     for part in self._deltas(index, value, calls[index], pending.pop(index, None)):
                         yield part
                 elif kind == "done":
-                    finished.append(value)
+                    finished[index] = value
                     reason = self.finish.get(value.finish_reason, value.finish_reason)
                     deltas, reason = calls[index].finish(reason) if self.chat else ([], reason)
                     for delta in deltas:
@@ -123,7 +123,7 @@ class Reply:
                     yield event(ApiError(500, value, code="generation_failed").body())
                     return
             if self.usage:
-                yield event({**self.meta, "object": self.kind, "choices": [], "usage": usage(finished)})
+                yield event({**self.meta, "object": self.kind, "choices": [], "usage": usage(finished, n)})
             yield "data: [DONE]\n\n"
         finally:
             if len(finished) < rows:
@@ -139,10 +139,12 @@ class Reply:
             yield self._chunk(index, delta, entries=entries if j == 0 else None)
 
 
-def usage(completions) -> dict:
-    prompt = sum(c.prompt_tokens for c in completions)
-    made = sum(c.completion_tokens for c in completions)
-    cached = sum(c.cached_tokens for c in completions)  # prompt tokens the prompt cache spared prefilling
+def usage(completions: dict, n: int = 1) -> dict:
+    """Tokens of ``completions`` (by choice index): a prompt counts once for its ``n`` choices, as OpenAI counts."""
+    firsts = [c for index, c in completions.items() if index % n == 0]
+    prompt = sum(c.prompt_tokens for c in firsts)
+    made = sum(c.completion_tokens for c in completions.values())
+    cached = sum(c.cached_tokens for c in firsts)  # prompt tokens the prompt cache spared prefilling
     return {"prompt_tokens": prompt, "completion_tokens": made, "total_tokens": prompt + made,
             "prompt_tokens_details": {"cached_tokens": cached}}  # fmt: skip
 
