@@ -337,3 +337,31 @@ def test_the_calls_grammar_takes_text_or_calls_and_nothing_between(server):
     assert [(c.name, c.arguments) for c in tools.read_calls(call + "\n" + other)] == [
         ("get_weather", '{"city": "Oslo"}'), ("get_time", '{"zone": "UTC", "digits": 3}')]  # fmt: skip
     assert tools.read_calls("Oslo is nice. " + call) is None
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_a_streamed_reply_becomes_content_or_call_deltas_whatever_its_pieces(size):
+    from nlpsuite.runtime import tools
+    from nlpsuite.serve.tools import CallStream, ToolPlan
+
+    offered = ToolPlan(TOOLS, tools.grammar(TOOLS, text=True))
+
+    def deltas(text: str, reason: str = "stop") -> tuple[list[dict], str]:
+        stream = CallStream(offered)
+        out = [d for i in range(0, len(text), size) for d in stream.feed(text[i : i + size])]
+        rest, reason = stream.finish(reason)
+        return out + rest, reason
+
+    calls = tools.block("get_weather", {"city": "Oslo"}) + "\n" + tools.block("get_time", {"zone": "UTC", "digits": 3})
+    got, reason = deltas(calls)
+    assembled: dict[int, list[str]] = {}
+    for delta in got:
+        (part,) = delta["tool_calls"]
+        if "id" in part:
+            assembled[part["index"]] = [part["function"]["name"], ""]
+        assembled[part["index"]][1] += part["function"]["arguments"]
+    assert reason == "tool_calls"
+    assert [tuple(assembled[i]) for i in sorted(assembled)] == [(c.name, c.arguments) for c in tools.read_calls(calls)]
+    for text in ("<tool is not a call", "<tool", "Sunny. " + calls):
+        got, reason = deltas(text)
+        assert "".join(d["content"] for d in got) == text and reason == "stop"
