@@ -40,8 +40,10 @@ class ChatRepl:
         quiet: bool = False,
         stdin=None,
         stdout=None,
+        tools=None,
     ) -> None:
-        self.suite, self.params, self.system = suite, params, system
+        """``tools``: a ``toolchat.Toolbox`` whose tasks the model may call (``chat --tools``)."""
+        self.suite, self.params, self.system, self.tools = suite, params, system, tools
         self.json, self.quiet = json, quiet
         self.stdin, self.stdout = stdin or sys.stdin, stdout or sys.stdout
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
@@ -138,15 +140,19 @@ class ChatRepl:
         head = self.suite.head("generation")
         languages.check(self.suite, [text])
         try:
-            done = head.chat(convo, self.params, None if self.json else show)
-            content, reason = done.text, done.finish_reason
+            if self.tools:  # calls and their results (shown as they run), then the reply
+                added, reason = self.tools.converse(head, convo, self.params, None if self.json else show, self.say)
+            else:
+                done = head.chat(convo, self.params, None if self.json else show)
+                added, reason = [{"role": "assistant", "content": done.text}], done.finish_reason
         except KeyboardInterrupt:
-            content, reason = "", "interrupted"
+            added, reason = [{"role": "assistant", "content": ""}], "interrupted"
         except NlpsuiteError as exc:
             self.messages.pop()
             self.say(f"error: {exc}", error=True)
             return
-        self.messages.append({"role": "assistant", "content": content})
+        self.messages.extend(added)
+        content = added[-1]["content"]
         if self.json:
             self.stdout.write(dumps({"role": "assistant", "content": content, "finish_reason": reason}) + "\n")
         else:

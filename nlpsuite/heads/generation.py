@@ -49,16 +49,19 @@ class GenerationHead:
         params = params.resolved(self.defaults)
         return self.decoder.generate([self.encode(p, raw, system) for p in prompts], params, on_text)
 
-    def chat(self, messages: list[Message], params: SamplingParams, on_text: OnText | None = None) -> Completion:
-        """Reply to a conversation, dropping the oldest turns (never the system prompt) to fit the context."""
+    def chat(
+        self, messages: list[Message], params: SamplingParams, on_text: OnText | None = None, tools: list | None = None
+    ) -> Completion:
+        """Reply to a conversation, dropping the oldest turns (never the system prompt) to fit the context;
+        ``tools`` are offered as ``encode_chat`` offers them."""
         params = params.resolved(self.defaults)
         budget = self.suite.backbone.context_length - min(params.max_tokens, 512)
         system = [m for m in messages[:1] if m["role"] == "system"]
         turns = messages[len(system) :]
-        ids = self.encode_chat(system + turns)
+        ids = self.encode_chat(system + turns, tools)
         while len(ids) > budget and len(turns) > 1:
             turns = turns[1:]
             while len(turns) > 1 and turns[0]["role"] != "user":  # templates may insist on user first
                 turns = turns[1:]
-            ids = self.encode_chat(system + turns)
+            ids = self.encode_chat(system + turns, tools)
         return self.decoder.generate([ids], params, on_text)[0]
