@@ -174,7 +174,8 @@ def test_chat_with_tools_runs_the_tasks_the_model_calls_and_shows_them(cli, room
     (shown,) = re.findall(r"^<- (.*)$", result.err, re.MULTILINE)
     assert json.loads(shown)["label"] in ("positive", "negative", "neutral")
     assert [t["function"]["name"] for t in seen[0][2]] == ["sentiment", "translate"]
-    assert seen[0][1] == tools.grammar(seen[0][2], text=False) and seen[1][1] == tools.grammar(seen[0][2], text=True)
+    assert seen[0][1] == tools.grammar(seen[0][2], parallel=False, text=False)  # --tool-choice required: a call
+    assert seen[1][1] == tools.grammar(seen[0][2], parallel=False, text=True)  # after its result: text or a call
     saved = json.loads(transcript.read_text())["messages"]
     assert [m["role"] for m in saved] == ["user", "assistant", "tool", "assistant"]
     assert saved[1]["tool_calls"][0]["function"] == {"name": "sentiment", "arguments": {"text": "I love this film"}}

@@ -44,8 +44,10 @@ class Toolbox:
                                               "parameters": t.parameters_schema()}}
             for t in offered
         ]  # fmt: skip
-        self.first = tools.grammar(self.functions, text=choice == "auto")  # the turn's first reply
-        self.later = tools.grammar(self.functions, text=True)  # after results: text or more calls
+        # One call per reply (later replies may call again): with several allowed, the default model adds a second,
+        # unrelated call to most replies (bench_tools.py).
+        self.first = tools.grammar(self.functions, parallel=False, text=choice == "auto")  # the turn's first reply
+        self.later = tools.grammar(self.functions, parallel=False, text=True)  # after results: text or a call
 
     def converse(self, head, convo: list[dict], params: SamplingParams, show, say) -> tuple[list[dict], str]:
         """One turn: the messages it adds (calls, their results, the reply) and the reply's finish_reason."""
