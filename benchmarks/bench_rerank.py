@@ -22,12 +22,12 @@ from harness import RESULTS, out_option, save, show, spread, stats
 
 
 def score(trace: list[dict], k: int) -> dict:
-    from nlpsuite.eval import metrics
+    from nlpsuite.eval import ranking
 
     judged = [dict.fromkeys(t["relevant"], 1.0) for t in trace]
     out = {"queries": len(trace)}
     for name in ("search", "rerank"):
-        found = metrics.retrieval_scores([t[name] for t in trace], judged, k)
+        found = ranking.retrieval_scores([t[name] for t in trace], judged, k)
         out[name] = {f"ndcg@{k}": round(found["ndcg@k"], 4), f"mrr@{k}": round(found["mrr"], 4),
                      f"recall@{k}": round(found["recall@k"], 4)}  # fmt: skip
     costs = [t["rerank_s"] for t in trace]

@@ -61,7 +61,7 @@ def measure(args) -> list[dict]:
 
 
 def table(dump: list[dict], k: int) -> None:
-    from nlpsuite.eval import metrics
+    from nlpsuite.eval import ranking
 
     judged = [dict.fromkeys(d["relevant"], 1.0) for d in dump]
     rows = []
@@ -70,7 +70,7 @@ def table(dump: list[dict], k: int) -> None:
         for d in dump:
             order = range(len(d["sources"])) if key is None else np.argsort(-np.array(d[key]), kind="stable")
             ranked.append(list(dict.fromkeys(d["sources"][i] for i in order)))
-        found = metrics.retrieval_scores(ranked, judged, k)
+        found = ranking.retrieval_scores(ranked, judged, k)
         rows.append((label, f"{found['ndcg@k']:.4f}", f"{found['mrr']:.4f}"))
     show(f"relevance candidates on {len(dump)} queries", ["ranking", f"nDCG@{k}", f"MRR@{k}"], rows)
 

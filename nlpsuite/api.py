@@ -175,10 +175,14 @@ class Suite:
 
     def chat(self, messages: str | list[dict], *, on_text: OnText | None = None, **sampling) -> str:
         """The assistant's reply to a message or a list of ``{"role", "content"}`` messages."""
+        return self.reply(messages, on_text=on_text, **sampling).text
+
+    def reply(self, messages: str | list[dict], *, on_text: OnText | None = None, **sampling) -> Completion:
+        """``chat``'s reply with its finish reason, token counts and timings."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         languages.check(self, [m.get("content") for m in messages if m.get("role") == "user"][-1:])
-        return self.head("generation").chat(messages, SamplingParams(**sampling), on_text).text
+        return self.head("generation").chat(messages, SamplingParams(**sampling), on_text)
 
     # -- the built-in tasks (each one is a plugin in plugins/; these are conveniences over ``run``) -----------
 

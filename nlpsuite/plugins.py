@@ -154,8 +154,9 @@ class PluginLoader:
 CORE_COMMANDS: dict[str, tuple[str, str, bool]] = {
     "chat": ("chat", "command", True),
     "eval": ("eval", "eval_app", True),
-    "calibrate": ("eval", "calibrate", False),
+    "calibrate": ("calibrate", "calibrate_app", True),
     "train": ("train", "train", False),
+    "tune": ("tune", "tune_app", True),
     "index": ("index", "app", False),
     "heads": ("heads", "app", False),
     "models": ("models", "app", False),

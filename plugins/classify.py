@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import LABEL_EVAL, Eval, Option, Task
+from nlpsuite.tasks import LABEL_EVAL, Eval, Option, Task, Tune
+from nlpsuite.text import blank
 
 if TYPE_CHECKING:  # imported where they are used: registering the tasks stays cheap (start-up time)
     import numpy as np
@@ -104,7 +105,7 @@ class LabelTasks:
         return self._prefixes[shots]
 
     def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         n = len(self._encode(text))
         if n > MAX_TEXT_TOKENS:
@@ -148,6 +149,31 @@ class LabelTasks:
             ids = self._encode(text.strip())
             rows.append(self.scorer.continuation_log_likelihoods(prefixes, ids) / np.sqrt(len(ids)))
         return np.array(rows)
+
+
+def examples(suite, task: str, inputs, gold, labels=None, head=None):
+    """`nlpsuite tune` examples of a label task: the alternatives it scores (sentiment: each label after the
+    few-shot prompt; classify: the text after each label's prefix, per square root of its tokens) and the gold."""
+    from nlpsuite.tasks import Example
+
+    if head:
+        raise NlpsuiteError("tune trains the model for zero-shot --labels; a probe head is trained with 'heads train'")
+    names = list(SENTIMENT_LABELS) if task == "sentiment" else _check_labels(list(labels or sorted(set(gold))))
+    tasks = _tasks(suite)
+    out = []
+    for record, label in zip(inputs, gold, strict=True):
+        if label not in names:
+            raise NlpsuiteError(f"a tuning record's label {label!r} is not among: {', '.join(names)}")
+        tasks._check_text(record["text"])
+        if task == "sentiment":
+            prompt = tasks._encode(_shots_prefix() + SENTIMENT_PROMPT.format(text=record["text"]))
+            pairs = [(prompt, tasks._encode(" " + name)) for name in names]
+            out.append(Example(pairs, names.index(label)))
+        else:
+            text = tasks._encode(record["text"].strip())
+            pairs = [(tasks._encode(CLASSIFY_PREFIX.format(label=name)), text) for name in names]
+            out.append(Example(pairs, names.index(label), [len(text) ** 0.5] * len(names)))
+    return out
 
 
 def _tasks(suite) -> LabelTasks:
@@ -206,8 +232,10 @@ def run_classify(suite, inputs, labels=None, head=None):
 
 
 def _either_labels_or_head(options: dict, shared: dict, batch: bool) -> None:
-    if bool(options["labels"]) == bool(options["head"]):
+    if options["labels"] and options["head"]:
         raise NlpsuiteError("give --labels a,b,... (zero-shot) or --head NAME (a trained probe), not both")
+    if not options["labels"] and not options["head"]:
+        raise NlpsuiteError("classify needs labels: give --labels a,b,... (zero-shot) or --head NAME (a trained probe)")
 
 
 def _labels_from_data(gold: list[str], options: dict, path) -> dict:
@@ -245,6 +273,11 @@ def register_tasks(register):
             eval=Eval("sentiment", {"text": "text"}, "label", _score_labels, check=_check_gold, options=LABEL_EVAL),
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "sentiment", texts),
             batch_size=16,
+            tune=Tune(
+                "label",
+                lambda suite, inputs, gold, options: examples(suite, "sentiment", inputs, gold),
+                metric="accuracy",
+            ),  # fmt: skip
         )
     )
     register(
@@ -270,5 +303,10 @@ def register_tasks(register):
             ),
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "classify", texts, labels, head),
             batch_size=16,
+            tune=Tune(
+                "label",
+                lambda suite, inputs, gold, options: examples(suite, "classify", inputs, gold, **options),
+                metric="accuracy",
+            ),  # fmt: skip
         )
     )

@@ -2,7 +2,11 @@
 
 With ``--context`` the answer comes from that text; with ``--index`` the question first retrieves
 passages from a search index and the answer cites them (``sources``). Every mode may answer null (the text
-does not say): a null candidate competes with the answer, and ``score`` is then the probability of no answer.
+does not say). ``score`` is the probability that what is returned is right: that the answer is right (see
+``matches``), or, for null, that the text holds no answer. It comes from a few signals of each answer (the
+model's log-probability of it, and of "not in the text" or "unknown" instead; its length; how much of the
+question the text covers) through a model that ``nlpsuite calibrate ask DATA`` fits per model; the built-in
+one was fitted for the default model on a development set (docs/confidence.md).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
-from nlpsuite.tasks import Eval, Input, Option, Task
+from nlpsuite.tasks import Confidence, Eval, Input, Option, Task, Tune
+from nlpsuite.text import blank
 
 # numpy, the metrics, the span head and sampling are imported where they are used: registering the task
 # happens in every process (start-up time), running it only in some.
@@ -27,14 +32,72 @@ GENERATIVE_INDEX_PROMPT = (
     'you used like [1]. If they do not say, answer "unknown".\n\n{passages}\n\nQuestion: {question}'
 )
 NO_ANSWER = "unknown"  # the null reply both prompts offer
-# Log-weight of the null reply against the generated answer: none. Tuned on tests/data/qa_noanswer_tune.jsonl it
-# came out at 7-7.6, which nulled every answerable question of the held-out split: too few examples to trust.
-GENERATIVE_NULL_PRIOR = 0.0
 PASSAGES = 3  # retrieved passages an answer may draw on
+FLOOR = -50.0  # the signal of a log-probability there is none of (no span, or the model said "unknown" itself)
+# Words every question has, whatever it asks about: left out when measuring how much of a question the text covers.
+QUESTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "by",
+        "with",
+        "from",
+        "and",
+        "or",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "do",
+        "does",
+        "did",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "many",
+        "much",
+        "long",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "can",
+        "could",
+        "may",
+        "might",
+        "must",
+        "should",
+        "would",
+        "will",
+        "has",
+        "have",
+        "had",
+        "not",
+    ]
+)
+RIGHT, NULL, WRONG = 0, 1, 2  # ask's outcomes: the answer is right; the text holds no answer; the answer is wrong
 
 
-def _null(no_answer: float, **extra) -> dict:
-    return {"answer": None, "score": round(no_answer, 4), "start": None, "end": None, **extra}
+def _null(**extra) -> dict:
+    return {"answer": None, "start": None, "end": None, **extra}
 
 
 def _locate(answer: str, context: str) -> tuple[int | None, int | None]:
@@ -46,18 +109,20 @@ def _locate(answer: str, context: str) -> tuple[int | None, int | None]:
     return (found.start(), found.end()) if found else (None, None)
 
 
-def _mean_prob(suite, prompt_ids: list[int], answer: str) -> float:
-    """The geometric-mean probability of the answer's tokens under the model: how sure it was."""
-    import numpy as np
+def _coverage(question: str, context: str) -> float:
+    """The share of the question's content words that the text contains: a question about what the text never
+    mentions ("the population of Tokyo" over a text about the Amazon) is seldom answerable from it."""
+    from nlpsuite.heads.span import words
 
-    ids = suite.tokenizer.encode(answer, add_special_tokens=False)
-    if not ids:
-        return 0.0
-    total = suite.head("scoring").log_likelihoods(prompt_ids, [answer])[0]
-    return float(np.exp(total / len(ids)))
+    asked = [w for w in words(question) if w not in QUESTION_WORDS]
+    if not asked:
+        return 1.0
+    present = set(words(context))
+    return sum(w in present for w in asked) / len(asked)
 
 
 def _generative(suite, question: str, context: str, prompt: str) -> dict:
+    """The generated answer (None: the model said it does not know) and its signals."""
     import numpy as np
 
     from nlpsuite.eval import metrics
@@ -66,36 +131,43 @@ def _generative(suite, question: str, context: str, prompt: str) -> dict:
     head = suite.head("generation")
     ids = head.encode_chat([{"role": "user", "content": prompt}])
     answer = head.decoder.generate([ids], SamplingParams(max_tokens=96, stop=["\n\n"]))[0].text.strip()
-    if not answer:  # the model's own reply was nothing: no answer, and nothing competes with that
-        return _null(1.0)
-    if metrics.normalize_answer(answer) == NO_ANSWER:  # it chose the null reply itself
-        return _null(_mean_prob(suite, ids, answer))
+    coverage = _coverage(question, context)
+    if not answer or metrics.normalize_answer(answer) == NO_ANSWER:  # it said it does not know (or nothing)
+        return {"result": _null(), "signals": [FLOOR, FLOOR, 0.0, 0.0, coverage, 1.0]}  # as SIGNALS name them
     start, end = _locate(answer, context)
     if start is not None:
         answer = context[start:end]
-    # The null reply competes with the answer: its share of their summed probability, the prior tuned on dev data.
     said, null = suite.head("scoring").log_likelihoods(ids, [answer, NO_ANSWER])
-    no_answer = float(1 / (1 + np.exp(said - null - GENERATIVE_NULL_PRIOR)))
-    if no_answer > 0.5:
-        return _null(no_answer)
-    return {"answer": answer, "score": round(_mean_prob(suite, ids, answer), 4), "start": start, "end": end}
+    tokens = max(1, len(suite.tokenizer.encode(answer, add_special_tokens=False)))
+    signals = [said - null, said / tokens, float(np.log(tokens)), float(start is not None), coverage, 0.0]
+    return {"result": {"answer": answer, "start": start, "end": end}, "signals": signals}
 
 
-def answer_one(suite, question: str, context: str | None, index: str | None, generate: bool) -> dict:
+def _extractive(suite, question: str, context: str, best, null) -> dict:
+    """The best span (None: the text has none) and its signals, against the null candidate it competed with."""
     import numpy as np
 
-    from nlpsuite.heads.span import decide
+    coverage = _coverage(question, context)
+    if best is None:
+        return {"result": _null(), "signals": [FLOOR, FLOOR, 0.0, 1.0, coverage, 1.0]}
+    tokens = max(1, len(suite.tokenizer.encode(best.answer, add_special_tokens=False)))
+    signals = [best.logp - null.logp, best.logp / tokens, float(np.log(tokens)), 1.0, coverage, 0.0]
+    return {"result": {"answer": best.answer, "start": best.start, "end": best.end}, "signals": signals}
 
-    if not isinstance(question, str) or not question.strip():
+
+def measure_one(suite, question: str, context: str | None, index: str | None, generate: bool) -> dict:
+    import numpy as np
+
+    if not isinstance(question, str) or blank(question):
         raise NlpsuiteError("empty question")
     if (context is None) == (index is None):
         raise NlpsuiteError("give a context or an index to answer from (one of them)")
     if context is not None:
-        if not context.strip():
+        if blank(context):
             raise NlpsuiteError("empty context")
         if generate:
             return _generative(suite, question, context, GENERATIVE_PROMPT.format(context=context, question=question))
-        return suite.head("span").extract(question, context).to_json()
+        return _extractive(suite, question, context, *suite.head("span").read(question, context))
     passages = suite.search(index, question, k=PASSAGES)
     if not passages:
         raise NlpsuiteError(f"index {index!r} has no passages for this question")
@@ -103,11 +175,11 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
     if generate:
         numbered = "\n\n".join(f"[{s['id']}] {s['text']}" for s in sources)
         joined = "\n\n".join(s["text"] for s in sources)
-        result = _generative(
+        done = _generative(
             suite, question, joined, GENERATIVE_INDEX_PROMPT.format(passages=numbered, question=question)
         )
-        result.update(start=None, end=None)  # offsets would point into a joined text the user never saw
-        return {**result, "sources": sources}
+        done["result"].update(start=None, end=None, sources=sources)  # offsets would point into a joined text
+        return done
     read = {}
     for i, s in enumerate(sources):
         try:
@@ -118,20 +190,58 @@ def answer_one(suite, question: str, context: str | None, index: str | None, gen
         raise NlpsuiteError("no answer span found in the retrieved passages")
     spans = [i for i in read if read[i][0] is not None]
     if not spans:
-        return _null(min(null.score for _, null in read.values()), sources=sources)
+        i = min(read, key=lambda i: read[i][1].score)
+        done = _extractive(suite, question, sources[i]["text"], None, read[i][1])
+        done["result"]["sources"] = sources
+        return done
     # The answer's own probability, weighed by how well its passage matched the question; then that span
-    # against its passage's null.
+    # against its passage's null. start/end point into the cited passage (``source``/``passage`` say which).
     best = max(spans, key=lambda i: read[i][0].logp + np.log(max(sources[i]["score"], 1e-6)))
-    chosen = decide(*read[best])
-    if chosen.answer is None:
-        return _null(chosen.score, sources=sources)
-    # start/end point into the cited passage (``source``/``passage`` say which).
-    return {**chosen.to_json(), "source": sources[best]["source"], "passage": best + 1, "sources": sources}
+    done = _extractive(suite, question, sources[best]["text"], *read[best])
+    done["result"].update(source=sources[best]["source"], passage=best + 1, sources=sources)
+    return done
+
+
+def measure(suite, inputs, index=None, generate=False):
+    languages.check(suite, [i["question"] for i in inputs] + [i.get("context") for i in inputs])
+    return [measure_one(suite, i["question"], i.get("context"), index, generate) for i in inputs]
+
+
+def finish(result: dict, chosen: int, score: float) -> dict:
+    """The answer (outcome 0) or no answer (outcome 1), with the probability that this is right."""
+    if chosen == RIGHT and result["answer"] is not None:
+        return {**result, "score": round(score, 4)}
+    kept = {k: v for k, v in result.items() if k in ("sources",)}
+    return {**_null(**kept), "score": round(score, 4)}
+
+
+def matches(answer: str | None, gold: list[str]) -> bool:
+    """Whether an answer is right: token F1 of at least 0.5 with a gold answer, or holding one whole (SQuAD's
+    normalization; a generated sentence that contains the answer is right)."""
+    from nlpsuite.eval import metrics
+
+    if answer is None or not gold:
+        return False
+    said = f" {metrics.normalize_answer(answer)} "
+    return metrics.token_f1(answer, gold) >= 0.5 or any(
+        (g := metrics.normalize_answer(a)) and f" {g} " in said for a in gold
+    )
+
+
+def outcome(result: dict, gold: list[str], options: dict) -> int:
+    if not gold:
+        return NULL
+    return RIGHT if matches(result["answer"], gold) else WRONG
+
+
+def right(result: dict, gold: list[str], options: dict) -> bool:
+    return not gold if result["answer"] is None else matches(result["answer"], gold)
 
 
 def run(suite, inputs, index=None, generate=False):
-    languages.check(suite, [i["question"] for i in inputs] + [i.get("context") for i in inputs])
-    return [answer_one(suite, i["question"], i.get("context"), index, generate) for i in inputs]
+    from nlpsuite.eval import confidence
+
+    return confidence.scored(suite, "ask", CONFIDENCE, inputs, {"index": index, "generate": generate})
 
 
 def score(predictions: list[str | None], gold: list[list[str]]) -> dict[str, float]:
@@ -151,6 +261,78 @@ def score(predictions: list[str | None], gold: list[list[str]]) -> dict[str, flo
             [said[i] for i, g in enumerate(gold) if not g], [[""] for g in gold if not g]
         )["exact_match"]
     return result
+
+
+# The signals of an answer: log P(answer) - log P(the null reply), its mean log-probability per token, log(tokens),
+# whether it stands in the text verbatim (spans always do), the question's coverage, and whether the model declined
+# (no span, or it said "unknown" itself).
+SIGNALS = ("margin", "mean_logp", "log_tokens", "verbatim", "coverage", "declined")
+# The built-in models, fitted for the default model on a development set (docs/confidence.md); `nlpsuite calibrate
+# ask DATA [--generate]` fits a model's own.
+SPAN_DEFAULT = {  # fitted on 104 questions of qa_pydoc_dev (docs/confidence.md): ECE 0.072 on the 208 held out
+    "classes": ["right", "no answer", "wrong"],
+    "signals": list(SIGNALS),
+    "weights": [
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [-0.1257, -0.476, 0.0394, 0.0, -9.6229, 0.0, 6.2432],
+        [-0.088, -0.2246, -0.3371, 0.0, -0.3897, 0.0, 1.399],
+    ],
+}
+GENERATED_DEFAULT = {  # fitted on 64 questions of qa_pydoc_dev, --generate (ridge 0.03): few, see docs/confidence.md
+    "classes": ["right", "no answer", "wrong"],
+    "signals": list(SIGNALS),
+    "weights": [
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [-0.0128, -1.9734, 0.5839, -1.4945, -5.0905, 0.0, 1.6846],
+        [-0.0785, -2.1767, -0.0809, -2.1061, 1.913, 0.0, -1.6613],
+    ],
+}
+
+
+def examples(suite, inputs, gold, index=None, generate=False):
+    """`nlpsuite tune` examples: the prompt the answer is read (or generated) from, then the gold answer, or the
+    reply the prompt offers for no answer (gold null)."""
+    from nlpsuite.heads.span import NO_ANSWER as SPAN_NULL
+    from nlpsuite.tasks import Example
+
+    if index is not None:
+        raise NlpsuiteError("tune ask from records with a 'context', not --index")
+    end = suite.tokenizer.eos_token_ids[:1]
+    out = []
+    for record, answer in zip(inputs, gold, strict=True):
+        if answer is not None and (not isinstance(answer, str) or not answer.strip()):
+            raise NlpsuiteError("a tuning record's 'answer' must be text, or null for no answer")
+        question, context = record["question"], record.get("context")
+        if not isinstance(context, str) or not context.strip():
+            raise NlpsuiteError("a tuning record needs a 'context'")
+        if generate:
+            prompt = suite.head("generation").encode_chat(
+                [{"role": "user", "content": GENERATIVE_PROMPT.format(context=context, question=question)}]
+            )
+            said = answer.strip() if answer else NO_ANSWER
+        else:
+            prompt = suite.head("span").prompt_ids(question, context)
+            said = " " + answer.strip() if answer else SPAN_NULL
+        out.append(Example([(prompt, suite.tokenizer.encode(said, add_special_tokens=False) + end)]))
+    return out
+
+
+def _mode(options: dict) -> str:
+    return "generate" if options.get("generate") else ""
+
+
+CONFIDENCE = Confidence(
+    "the answer is right (token F1 >= 0.5 with a gold answer, or it holds one whole); null: the text has no answer",
+    ("right", "no answer", "wrong"),
+    (RIGHT, NULL),
+    SIGNALS,
+    measure,
+    outcome,
+    finish,
+    right,
+    default=lambda options: GENERATED_DEFAULT if options.get("generate") else SPAN_DEFAULT,
+    key=_mode,
+)
 
 
 def _context_or_index(options: dict, shared: dict, batch: bool) -> None:
@@ -191,6 +373,13 @@ def register_tasks(register):
                 lambda predictions, gold, options: score(predictions, gold),
                 read_gold=answers_column,
                 field="answer",
+            ),
+            confidence=CONFIDENCE,
+            tune=Tune(
+                "answer",
+                lambda suite, inputs, gold, options: examples(suite, inputs, gold, **options),
+                eval_gold=lambda answer: [answer] if answer else [],
+                metric="f1",
             ),
         )
     )

@@ -14,8 +14,8 @@ from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
-from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import chunk, count_words, counts_characters, word_spans
+from nlpsuite.tasks import Confidence, Eval, Option, Task, Tune
+from nlpsuite.text import blank, chunk, count_words, counts_characters, word_spans
 
 PROMPT = "Summarize the following text in {length}.\n\n{text}"
 CHUNK_TOKENS = 1536  # small models summarize short inputs far better than long ones, whatever their window
@@ -23,6 +23,8 @@ CHUNK_WORDS = 80  # length of each chunk's summary in the map step
 # A character budget this short is asked for as one sentence: Qwen2.5-0.5B's 20-character Chinese summaries went
 # from ROUGE-L 42.4 to 44.2 (30 news items, benchmarks/quality_zh.py), fewer of them cut off mid-clause.
 SENTENCE_CHARACTERS = 40
+# A summary counts as right at a ROUGE-L F of 0.3 or more against a reference summary (docs/confidence.md).
+GOOD_ROUGE_L = 0.3
 _LEADS = re.compile(r"^(here is|here's|sure|summary|the summary|in summary)[^:\n]{0,60}:\s*", re.IGNORECASE)
 
 
@@ -67,19 +69,26 @@ class Summarizer:
     def count(self, text: str) -> int:
         return self.suite.tokenizer.count(text)
 
-    def _generate(self, texts: list[str], words: int | None) -> list[str]:
+    def prompt_ids(self, text: str, words: int | None) -> list[int]:
+        """The tokens the model reads before it summarizes ``text`` (what tuning trains it on too)."""
+        return self.head.encode_chat(
+            [{"role": "user", "content": PROMPT.format(length=_length(text, words), text=text)}]
+        )
+
+    def _generate(self, texts: list[str], words: int | None) -> list[tuple[str, tuple[float, int]]]:
+        """Each text's summary, with its (log-probability, tokens) under the model."""
         out = []
+        scorer = self.suite.head("scoring")
         for start in range(0, len(texts), self.batch_size):
             part = texts[start : start + self.batch_size]
-            prompts = [
-                self.head.encode_chat([{"role": "user", "content": PROMPT.format(length=_length(t, words), text=t)}])
-                for t in part
-            ]
+            prompts = [self.prompt_ids(t, words) for t in part]
             # English takes ~1.3 tokens a word; a Han character takes up to three in English-centred vocabularies
             per_word = 3 if any(counts_characters(t) for t in part) else 1.8
             max_tokens = int((words or 120) * per_word) + 16
             params = SamplingParams(max_tokens=max_tokens, repetition_penalty=1.1)
-            out.extend(clip_words(c.text, words) for c in self.head.decoder.generate(prompts, params))
+            for ids, c in zip(prompts, self.head.decoder.generate(prompts, params), strict=True):
+                summary = clip_words(c.text, words)
+                out.append((summary, scorer.sequence(ids, summary)))
             self.suite.progress(len(part))
         return out
 
@@ -92,9 +101,11 @@ class Summarizer:
             pieces = max(1, min(pieces - 1, -(-pieces * (CHUNK_WORDS * 2) // self.budget)))  # always shrinks
         return calls, first
 
-    def summarize(self, texts: list[str], max_words: int | None) -> list[str]:
+    def summarize(self, texts: list[str], max_words: int | None) -> list[tuple[str, tuple[float, int]]]:
+        """Each text's summary, with the (log-probability, tokens) of the last step that wrote it ((0.0, 0) for
+        a text with nothing left to summarize)."""
         for text in texts:
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or blank(text):
                 raise NlpsuiteError("empty text")
         current = list(texts)
         for _ in range(8):  # each round shrinks a text ~10x: eight rounds cover any input that fits in memory
@@ -103,31 +114,89 @@ class Summarizer:
             if all(len(p) == 1 for p in pieces):
                 todo = [i for i, p in enumerate(pieces) if p[0].strip()]
                 done = dict(zip(todo, self._generate([pieces[i][0] for i in todo], max_words), strict=True))
-                return [done.get(i, "") for i in range(len(pieces))]
+                return [done.get(i, ("", (0.0, 0))) for i in range(len(pieces))]
             # Map: summarize every chunk of the long texts; short texts wait for the final step as they are.
             flat = [c for p in pieces if len(p) > 1 for c in p]
-            summaries = iter(self._generate(flat, CHUNK_WORDS))
+            summaries = iter(s for s, _ in self._generate(flat, CHUNK_WORDS))
             current = ["\n\n".join(next(summaries) for _ in p) if len(p) > 1 else p[0] for p in pieces]
         raise NlpsuiteError("the text did not shrink enough to summarize")
 
 
-def run(suite, inputs, max_words: int | None = None):
+def measure(suite, inputs, max_words: int | None = None):
+    from nlpsuite_plugins.translate import sequence_signals
+
     summarizer = suite.shared("summarizer", lambda: Summarizer(suite))
     texts = [i["text"] for i in inputs]
     languages.check(suite, texts)
     plans = [summarizer.plan(t) for t in texts]
     suite.progress(0, sum(calls for calls, _ in plans))
-    summaries = summarizer.summarize(texts, max_words)
+    done = summarizer.summarize(texts, max_words)
     return [
-        {"summary": s, "words": count_words(s), "chunks": chunks}
-        for s, (_, chunks) in zip(summaries, plans, strict=True)
+        {
+            "result": {"summary": s, "words": count_words(s), "chunks": chunks},
+            "signals": sequence_signals(text, s, [said]),
+        }
+        for text, (s, said), (_, chunks) in zip(texts, done, plans, strict=True)
     ]
+
+
+def rouge_right(summary: str, reference: str) -> bool:
+    """Whether a summary is right: ROUGE-L F of at least GOOD_ROUGE_L against the reference."""
+    from nlpsuite.eval import metrics
+
+    return metrics.rouge([summary], [reference])["rougeL"] >= GOOD_ROUGE_L
+
+
+def run(suite, inputs, max_words: int | None = None):
+    from nlpsuite.eval import confidence
+
+    return confidence.scored(suite, "summarize", CONFIDENCE, inputs, {"max_words": max_words})
 
 
 def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
     from nlpsuite.eval import metrics  # here, not at the top: registering the task happens in every process
 
     return metrics.rouge(predictions, gold)
+
+
+def examples(suite, inputs, gold, max_words: int | None = None):
+    """`nlpsuite tune` examples: each text in the prompt the model summarizes it from, then its gold summary."""
+    from nlpsuite.tasks import Example
+
+    summarizer = suite.shared("summarizer", lambda: Summarizer(suite))
+    end = suite.tokenizer.eos_token_ids[:1]
+    out = []
+    for record, summary in zip(inputs, gold, strict=True):
+        if not isinstance(summary, str) or not summary.strip():
+            raise NlpsuiteError("a tuning record needs a 'text' and its 'summary'")
+        reply = suite.tokenizer.encode(summary.strip(), add_special_tokens=False) + end
+        out.append(Example([(summarizer.prompt_ids(record["text"], max_words), reply)]))
+    return out
+
+
+# The built-in model, fitted for the default model on development summaries (docs/confidence.md).
+DEFAULT = {
+    "classes": ["right", "wrong"],
+    "signals": ["mean_logp", "worst_mean_logp", "log_tokens", "log_length_ratio"],
+    "weights": [[0.0] * 5, [-2.0, 0.0, 0.0, 0.0, 0.0]],
+}
+
+
+def _finish(result: dict, chosen: int, score: float) -> dict:
+    return {**result, "score": round(score, 4)}
+
+
+CONFIDENCE = Confidence(
+    f"the summary is right: ROUGE-L F >= {GOOD_ROUGE_L:g} against a reference summary",
+    ("right", "wrong"),
+    (0,),
+    tuple(DEFAULT["signals"]),
+    measure,
+    lambda result, gold, options: 0 if rouge_right(result["summary"], gold) else 1,
+    _finish,
+    lambda result, gold, options: rouge_right(result["summary"], gold),
+    default=lambda options: DEFAULT,
+)
 
 
 @hookimpl
@@ -139,11 +208,17 @@ def register_tasks(register):
             "generation",
             run,
             options=(Option("max_words", int, None, "Longest summary, in words.", min=1),),
-            output=("summary",),
+            output=("summary", "score"),
             value="summary",
             eval=Eval("summarization", {"text": "text"}, "reference", _score, read_gold=reference_field),
             batch_size=4,
             progress_label="summarizing",
             display="beside",
+            confidence=CONFIDENCE,
+            tune=Tune(
+                "summary",
+                lambda suite, inputs, gold, options: examples(suite, inputs, gold, **options),
+                metric="rougeL",
+            ),  # fmt: skip
         )
     )

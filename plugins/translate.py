@@ -9,17 +9,22 @@ from __future__ import annotations
 import re
 
 from nlpsuite import languages
-from nlpsuite.errors import NlpsuiteError
+from nlpsuite.errors import NlpsuiteError, did_you_mean
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
-from nlpsuite.tasks import Eval, Option, Task
-from nlpsuite.text import chunk, paragraphs, sentences
+from nlpsuite.tasks import Confidence, Eval, Option, Task, Tune
+from nlpsuite.text import blank, chunk, paragraphs, sentences
 
 LANGUAGES = languages.NAMES  # what --to and --from accept: the names detection and warnings use too
 DENSE_SCRIPTS = {"Arabic", "Bulgarian", "Chinese", "Greek", "Hebrew", "Hindi", "Japanese", "Korean", "Persian",
                  "Russian", "Serbian", "Thai", "Ukrainian"}  # fmt: skip
 PROMPT = "Translate the following {source}text into {target}. Reply with the translation only.\n\n{text}"
+FLOOR = -50.0  # the signal of a log-probability there is none of (an empty translation)
+# A translation counts as right at a sentence chrF of 50 or more against a reference (docs/confidence.md): most of
+# the reference's character n-grams are there, which on the development pairs meant a usable translation.
+GOOD_CHRF = 50.0
+SIGNALS = ("mean_logp", "worst_mean_logp", "log_tokens", "log_length_ratio")
 SENTENCE_TOKENS = 200  # a "sentence" longer than this is cut at word boundaries before translating
 _LEADS = re.compile(r"^(here is|here's|the translation|translation|translated)[^:\n]{0,60}:\s*", re.IGNORECASE)
 
@@ -36,7 +41,8 @@ def language(value: str | None, option: str) -> str | None:
     names = {name.lower(): name for name in LANGUAGES.values()}
     if key.lower() in names:
         return names[key.lower()]
-    raise NlpsuiteError(f"unknown language {value!r} for {option}: use a code like de, fr, es or a name like German")
+    hint = did_you_mean(key, [*LANGUAGES.values(), *LANGUAGES]) or ": use a code like de, fr, es or a name like German"
+    raise NlpsuiteError(f"unknown language {value!r} for {option}{hint}")
 
 
 def clean(output: str, source: str) -> str:
@@ -53,19 +59,26 @@ def _prompt(text: str, target: str, source: str | None) -> str:
     return PROMPT.format(source=f"{source} " if source else "", target=target, text=text)
 
 
+def prompt_ids(suite, unit: str, target: str, source: str | None) -> list[int]:
+    """The tokens the model reads before it translates one sentence (what tuning trains it on too)."""
+    return suite.head("generation").encode_chat([{"role": "user", "content": _prompt(unit, target, source)}])
+
+
 def translate_texts(
     suite, texts: list[str], target: str, source: str | list[str | None] | None, batch_size: int = 8, progress=None
 ):
-    """Translate many texts, and count each one's sentences; all sentences share one queue of padded batches.
-    ``source`` names the language of all texts, or of each one (None: not said)."""
+    """Translate many texts: (translations, each one's sentence count, each one's (log-probability, tokens) under the
+    model); all sentences share one queue of padded batches. ``source`` names the language of all texts, or of each
+    one (None: not said)."""
     sources = source if isinstance(source, list) else [source] * len(texts)
+    scorer = suite.head("scoring")
     head = suite.head("generation")
     count = suite.tokenizer.count
     layout: list[list[list[int]]] = []  # text -> paragraph -> indices into units
     units: list[str] = []
     unit_sources: list[str | None] = []
     for text, text_source in zip(texts, sources, strict=True):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         doc = []
         for paragraph in paragraphs(text):
@@ -78,26 +91,27 @@ def translate_texts(
             doc.append(idx)
         layout.append(doc)
     done = [""] * len(units)
+    said = [(0.0, 0)] * len(units)
     if progress:
         progress(0, len(units))
     order = sorted(range(len(units)), key=lambda i: len(units[i]))  # similar lengths batch together
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        prompts = [
-            head.encode_chat([{"role": "user", "content": _prompt(units[i], target, unit_sources[i])}]) for i in rows
-        ]
+        prompts = [prompt_ids(suite, units[i], target, unit_sources[i]) for i in rows]
         longest = max(count(units[i]) for i in rows)
         factor = 4 if target in DENSE_SCRIPTS else 2  # these scripts take more tokens than English
         params = SamplingParams(max_tokens=factor * longest + 24, stop=["\n\n"], repetition_penalty=1.05)
-        for i, completion in zip(rows, head.decoder.generate(prompts, params), strict=True):
+        for i, ids, completion in zip(rows, prompts, head.decoder.generate(prompts, params), strict=True):
             done[i] = clean(completion.text, units[i])
+            said[i] = scorer.sequence(ids, done[i])  # of the translation returned, not of what was cleaned off
         if progress:
             progress(len(rows))
     texts = ["\n\n".join(" ".join(done[i] for i in para) for para in doc) for doc in layout]
-    return texts, [sum(len(para) for para in doc) for doc in layout]
+    scores = [[said[i] for para in doc for i in para] for doc in layout]
+    return texts, [sum(len(para) for para in doc) for doc in layout], scores
 
 
-def run(suite, inputs, to: str, source: str | None = None):
+def measure(suite, inputs, to: str, source: str | None = None):
     texts = [i["text"] for i in inputs]
     target = next((code for code, name in LANGUAGES.items() if name == to), None)
     # Without --from, the detected language is named to the model and reported as `from`. Naming it helps: chrF
@@ -105,10 +119,42 @@ def run(suite, inputs, to: str, source: str | None = None):
     detected = [None if source or not isinstance(t, str) else languages.detect(t) for t in texts]
     languages.check(suite, texts, target, detected)
     sources = [source or (languages.NAMES.get(code) if code else None) for code in detected]
-    done, counts = translate_texts(suite, texts, to, sources, progress=suite.progress)
+    done, counts, said = translate_texts(suite, texts, to, sources, progress=suite.progress)
     return [
-        {"translation": t, "to": to, "from": s, "sentences": n} for t, s, n in zip(done, sources, counts, strict=True)
+        {"result": {"translation": t, "to": to, "from": s, "sentences": n}, "signals": sequence_signals(text, t, parts)}
+        for text, t, s, n, parts in zip(texts, done, sources, counts, said, strict=True)
     ]
+
+
+def sequence_signals(source: str, output: str, parts: list[tuple[float, int]]) -> list[float]:
+    """The signals of a generated text made of ``parts`` ((log-probability, tokens) of each generated piece): its
+    mean log-probability per token, that of its least likely piece, log(tokens), and log of its length against
+    the input's (a translation far shorter or longer than its source is seldom right)."""
+    import math
+
+    tokens = sum(n for _, n in parts)
+    if not tokens:
+        return [FLOOR, FLOOR, 0.0, math.log(1 / (len(source) + 1))]
+    mean = sum(lp for lp, _ in parts) / tokens
+    worst = min(lp / n for lp, n in parts if n)
+    return [mean, worst, math.log(tokens), math.log((len(output) + 1) / (len(source) + 1))]
+
+
+def finish(result: dict, chosen: int, score: float) -> dict:
+    return {**result, "score": round(score, 4)}
+
+
+def chrf_right(translation: str, reference: str) -> bool:
+    """Whether a translation is right: sentence chrF of at least GOOD_CHRF against the reference."""
+    from nlpsuite.eval import metrics
+
+    return metrics.sentence_chrf(translation, reference) >= GOOD_CHRF
+
+
+def run(suite, inputs, to: str, source: str | None = None):
+    from nlpsuite.eval import confidence
+
+    return confidence.scored(suite, "translate", CONFIDENCE, inputs, {"to": to, "source": source})
 
 
 def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
@@ -116,6 +162,41 @@ def _score(predictions: list[str], gold: list[str], options: dict) -> dict:
 
     b, c = metrics.bleu(predictions, gold, options["to"]), metrics.chrf(predictions, gold)
     return {"bleu": b["score"], "chrf": c["score"], "signature": {"bleu": b["signature"], "chrf": c["signature"]}}
+
+
+def examples(suite, inputs, gold, to: str, source: str | None = None):
+    """`nlpsuite tune` examples: each text in the prompt the model translates it from, then its gold translation
+    and the end of the reply (the source language named as run() names it)."""
+    from nlpsuite.tasks import Example
+
+    end = suite.tokenizer.eos_token_ids[:1]
+    out = []
+    for record, translation in zip(inputs, gold, strict=True):
+        text = " ".join(record["text"].split())
+        if not isinstance(translation, str) or not translation.strip() or not text:
+            raise NlpsuiteError("a tuning record needs a 'text' and its 'translation'")
+        code = None if source else languages.detect(text)
+        named = source or (languages.NAMES.get(code) if code else None)
+        reply = suite.tokenizer.encode(" ".join(translation.split()), add_special_tokens=False) + end
+        out.append(Example([(prompt_ids(suite, text, to, named), reply)]))
+    return out
+
+
+# The built-in model, fitted for the default model on development pairs (docs/confidence.md).
+DEFAULT = {"classes": ["right", "wrong"], "signals": list(SIGNALS), "weights": [[0.0] * 5, [-2.0, 0.0, 0.0, 0.0, 0.0]]}
+
+CONFIDENCE = Confidence(
+    f"the translation is right: sentence chrF >= {GOOD_CHRF:g} against a reference",
+    ("right", "wrong"),
+    (0,),
+    SIGNALS,
+    measure,
+    lambda result, gold, options: 0 if chrf_right(result["translation"], gold) else 1,
+    finish,
+    lambda result, gold, options: chrf_right(result["translation"], gold),
+    default=lambda options: DEFAULT,
+    key=lambda options: (options.get("to") or "").lower(),
+)
 
 
 @hookimpl
@@ -146,10 +227,16 @@ def register_tasks(register):
                     label="From language",
                 ),
             ),  # fmt: skip
-            output=("translation",),
+            output=("translation", "score"),
             value="translation",
             eval=Eval("translation", {"text": "source"}, "reference", _score, read_gold=reference_field),
             progress_label="translating",
             display="beside",
+            confidence=CONFIDENCE,
+            tune=Tune(
+                "translation",
+                lambda suite, inputs, gold, options: examples(suite, inputs, gold, **options),
+                metric="chrf",
+            ),  # fmt: skip
         )
     )

@@ -122,7 +122,7 @@ def test_batch_mode_resumes_refuses_foreign_output_and_writes_to_stdout(cli, sho
     out.write_text(json.dumps({"text": "a", "id": 0, "shout": "kept", "length": 4}) + "\n", encoding="utf-8")
     got = cli(["shout", "--input", str(src), "--output", str(out), "--batch-size", "2", "-x", "2", "--json"])
     assert got.code == 0, got.err
-    assert json.loads(got.out) == {"output": str(out), "written": 4, "model": "stand-in"}
+    assert json.loads(got.out) == {"output": str(out), "written": 4, "skipped": 0, "model": "stand-in"}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["shout"] for r in rows] == ["kept", "bb", "cc", "dd", "ee"]
     assert set(rows[1]) == {"text", "id", "shout", "length"}  # the output fields, not the --json detail

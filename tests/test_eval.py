@@ -175,7 +175,7 @@ def _write(path, text):
         (["calibrate", "classification", "{good}", "--limit", "0"], "error: --limit must be at least 1"),
         (["eval", "lm", "{txt}", "--window", "1"], "error: --window must be at least 2 tokens"),
         (["eval", "lm", "{txt}-missing"], "error: cannot read {txt}-missing"),
-        (["calibrate", "qa", "{good}"], "error: calibrate works on sentiment or classification, not 'qa'"),
+        (["calibrate", "retrieval", "{good}"], "error: calibrate works on ask, classification, classify, qa"),
         (["calibrate", "classification", "{good}", "--holdout", "1.5"], "error: --holdout must be between 0 and 1"),
         (["calibrate", "classification", "{good}", "--holdout", "0.1"], "error: {good} has 2 examples: too few"),
         (["calibrate", "classification", "{good}", "--labels", "x"], "error: --labels needs at least two distinct"),
@@ -298,7 +298,7 @@ def test_translation_report_matches_sacrebleu_and_prints_the_signature(cli, tiny
 
     def translate(inputs, to, source=None):
         calls.append((to, source))
-        return [{"translation": pairs[i["text"]][0]} for i in inputs]
+        return [{"translation": pairs[i["text"]][0], "score": 0.5} for i in inputs]
 
     script(monkeypatch, "translate", translate)
     data = tmp_path / "fr-en.tsv"
@@ -319,7 +319,8 @@ def test_summarization_and_qa_reports(cli, tiny, tmp_path, monkeypatch):
     from rouge_score import rouge_scorer
 
     summaries = {"a long story about cats and dogs": "cats and dogs", "the market rose sharply": "markets rose"}
-    script(monkeypatch, "summarize", lambda inputs, max_words=None: [{"summary": summaries[i["text"]]} for i in inputs])
+    script(monkeypatch, "summarize", lambda inputs, max_words=None: [{"summary": summaries[i["text"]], "score": 0.5}
+                                                                     for i in inputs])  # fmt: skip
     records = [
         {"text": t, "reference": r} for t, r in zip(summaries, ["a story of cats and dogs", "market up"], strict=True)
     ]
@@ -347,7 +348,12 @@ def test_summarization_and_qa_reports(cli, tiny, tmp_path, monkeypatch):
         ],
     )
     result = cli(["eval", "qa", str(data), "--json", *tiny])
-    assert json.loads(result.out)["metrics"] == pytest.approx({"exact_match": 100 / 3, "f1": 100 * (1 + 2 / 3) / 3})
+    found = json.loads(result.out)["metrics"]
+    assert {k: found[k] for k in ("exact_match", "f1")} == pytest.approx(
+        {"exact_match": 100 / 3, "f1": 100 * (1 + 2 / 3) / 3}
+    )
+    # every score 0.5; right: F1 >= 0.5 (who?, when?) or not (where?): ECE |2/3 - 0.5| in one bin
+    assert found["right"] == pytest.approx(2 / 3) and found["ece"] == pytest.approx(1 / 6)
 
 
 def test_qa_scores_a_null_answer_as_squad2_does(cli, tiny, tmp_path, monkeypatch):
@@ -371,13 +377,18 @@ def test_qa_scores_a_null_answer_as_squad2_does(cli, tiny, tmp_path, monkeypatch
     )
     result = cli(["eval", "qa", str(data), "--json", *tiny])
     assert result.code == 0, result.err
-    assert json.loads(result.out)["metrics"] == pytest.approx(
+    found = json.loads(result.out)["metrics"]
+    assert found == pytest.approx(
         {
             "exact_match": 50.0,
             "f1": 50.0,
             "has_answer_exact_match": 50.0,
             "has_answer_f1": 50.0,
             "no_answer_accuracy": 50.0,
+            "ece": 0.0,  # every score 0.5, and half the results are right
+            "right": 0.5,
+            "mean_score": 0.5,
+            "reliability_png": found["reliability_png"],
         }
     )
 
@@ -577,15 +588,16 @@ def test_eval_translation_summarization_qa_on_the_model(cli, roomy, tmp_path):
     preds = tmp_path / "p.jsonl"
     result = cli(["eval", "translation", str(data), "--to", "French", "--json", "--predictions", str(preds), *roomy])
     assert result.code == 0, result.err
-    hyps = [json.loads(line)["prediction"] for line in preds.read_text().splitlines()]
+    hyps = [json.loads(line)["prediction"]["translation"] for line in preds.read_text().splitlines()]
     m = json.loads(result.out)["metrics"]
     assert m["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [["bonjour le monde"] * 2]).score)
     summary = write_jsonl(tmp_path / "s.jsonl", [{"text": TEXT, "reference": "a fox and a small model"}])
     result = cli(["eval", "summarization", str(summary), "--max-words", "10", "--json", *roomy])
-    assert set(json.loads(result.out)["metrics"]) == {"rouge1", "rouge2", "rougeL"}
+    scored = {"ece", "right", "mean_score", "reliability_png"}  # how well the score holds: see docs/confidence.md
+    assert set(json.loads(result.out)["metrics"]) == {"rouge1", "rouge2", "rougeL", *scored}
     qa = write_jsonl(tmp_path / "qa.jsonl", [{"question": "What jumps?", "context": TEXT, "answers": ["fox"]}])
     result = cli(["eval", "qa", str(qa), "--json", *roomy])
-    assert set(json.loads(result.out)["metrics"]) == {"exact_match", "f1"}
+    assert set(json.loads(result.out)["metrics"]) == {"exact_match", "f1", *scored}
 
 
 @needs_search

@@ -104,6 +104,58 @@ def test_an_interrupted_add_leaves_the_index_as_it_was(suite, name, corpus, monk
 
 
 @pytest.mark.shared_cache
+def test_a_full_disk_while_writing_is_one_line_and_leaves_no_partial_generation(suite, name, corpus, cli, tiny_llama,
+                                                                                 monkeypatch):  # fmt: skip
+    import builtins
+    import errno
+
+    suite.index(name, [str(corpus / "fox.txt")])
+    before = index.load(name).passages
+    real_open = builtins.open
+
+    class Full:  # a file on a disk that fills up after its first bytes, as the OS reports it
+        def __init__(self, fh):
+            self.fh, self.written = fh, 0
+
+        def write(self, data):
+            if self.written > 100:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def fills_up(path, mode="r", *args, **kwargs):
+        fh = real_open(path, mode, *args, **kwargs)
+        return Full(fh) if str(path).endswith("embeddings.npy") and "w" in mode else fh
+
+    monkeypatch.setattr(builtins, "open", fills_up)
+    got = cli(["index", "add", name, str(corpus / "sub"), "--model", str(tiny_llama), "--device", "cpu"])
+    assert got.code == 1 and "Traceback" not in got.err
+    assert got.err.startswith("error: disk full: cannot write ") and "embeddings.npy" in got.err
+    assert len(got.err.splitlines()) == 1
+    index._LOADED.clear()
+    assert index.load(name).passages == before  # still searchable, as it was
+    assert len(list(index.index_dir(name).glob("gen-*"))) == 1  # the partial generation is gone
+
+
+@pytest.mark.shared_cache
+def test_an_add_that_fails_leaves_no_new_index_behind(suite, name, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n", encoding="utf-8")
+    with pytest.raises(NlpsuiteError, match="nothing to index"):
+        suite.index(name, [str(empty)])
+    assert not index.index_dir(name).exists()
+
+
+@pytest.mark.shared_cache
 def test_rm_and_missing_index(suite, name, corpus, cli, tiny_llama):
     suite.index(name, [str(corpus / "fox.txt")])
     assert name in [m["name"] for m in index.list_indexes()]
@@ -394,3 +446,12 @@ def test_chinese_headlines_find_their_articles_on_the_default_model(tmp_path):
                 assert best["source"] == source and best["bm25"] > 0, headline
     finally:
         index.remove(name)
+
+
+def test_embeddings_are_written_as_numpy_writes_them(tmp_path):
+    from nlpsuite.arrays import write_npy
+
+    array = np.random.default_rng(0).normal(size=(300, 7)).astype(np.float32)
+    write_npy(tmp_path / "ours.npy", array)
+    np.save(tmp_path / "numpys.npy", array, allow_pickle=False)
+    assert (tmp_path / "ours.npy").read_bytes() == (tmp_path / "numpys.npy").read_bytes()

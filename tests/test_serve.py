@@ -294,7 +294,7 @@ def test_bad_requests_are_400_with_the_field_named(client, server, extra, param)
         ({"temperature": "hot"}, "temperature", "temperature must be a number"),
         ({"temperature": 101}, "temperature", "temperature must be between 0 and 100"),
         ({"temperature": 0.00001}, "temperature", "temperature must be 0 (greedy) or between 0.0001 and 100"),
-        ({"top_p": 0}, "top_p", "top_p must be between"),
+        ({"top_p": 0}, "top_p", "top_p must be in (0, 1]"),
         ({"top_k": -1}, "top_k", "top_k must be at least 0"),
         ({"stream": "yes"}, "stream", "stream must be true or false"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "only allowed with stream: true"),
@@ -901,3 +901,83 @@ def _page_draws_any_tasks_result_by_its_shape(p):
     got = drawn(task, {"query": "France", "results": ranked}, {"query": "France"})
     assert got["bodies"] == ["Paris is in France.", "Bananas are yellow."]
     assert got["bars"] == ["Relevance score", "Relevance score"] and got["chips"] == ["Index: 1", "Index: 0"]
+
+
+# -- edge inputs and resources (fault matrix 2) ---------------------------------------------------------------
+
+
+def test_json_nested_deeper_than_python_recurses_is_400_invalid_json(server):
+    status, body = request(server.port, "POST", "/v1/chat/completions", headers=authed(),
+                           raw=b"[" * 100_000 + b"]" * 100_000)  # fmt: skip
+    assert status == 400 and body["error"]["code"] == "invalid_json"
+    assert request(server.port, "GET", "/health")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/v1/chat/completions",
+         '{"model": "M", "max_tokens": 4, "messages": [{"role": "user", "content": "a\\ud800"}]}',
+         "messages[0].content"),
+        ("/v1/chat/completions",
+         '{"model": "M", "stream": true, "messages": [{"role": "user", "content": "\\udfff"}]}', "messages[0].content"),
+        ("/v1/completions", '{"model": "M", "max_tokens": 2, "prompt": "x\\ud800"}', "prompt"),
+        ("/v1/embeddings", '{"model": "M", "input": ["fine", "\\ud800"]}', "input[1]"),
+        ("/v1/tasks/sentiment", '{"text": "good \\ud800"}', "text"),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_is_400_naming_the_field_on_every_route(server, path, body, field):
+    status, answer = request(
+        server.port, "POST", path, headers=authed(), raw=body.replace("M", model_id(server)).encode()
+    )
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid_text" and answer["error"]["message"].startswith(f"{field} holds a lone")
+    paired = '{"text": "\\ud83d\\ude00 great"}'  # a surrogate pair is an emoji: text
+    assert request(server.port, "POST", "/v1/tasks/sentiment", headers=authed(), raw=paired.encode())[0] == 200
+
+
+def test_without_a_key_the_loopback_address_it_was_told_to_bind_gets_in(server):
+    config = server.service.config
+    config.api_key, config.host = None, "127.0.0.2"
+    try:
+        assert request(server.port, "GET", "/v1/models", headers={"Host": f"127.0.0.2:{server.port}"})[0] == 200
+        status, body = request(server.port, "GET", "/v1/models", headers={"Host": f"127.0.0.3:{server.port}"})
+        assert status == 403 and body["error"]["code"] == "host_not_allowed"
+    finally:
+        config.api_key, config.host = KEY, "127.0.0.1"
+
+
+def test_a_busy_port_is_one_line_before_the_model_loads(cli):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        got = cli(["serve", "--port", str(port), "--model", "no-such-model-is-ever-loaded"])
+    assert got.code == 1
+    assert got.err.strip() == f"error: port {port} is in use: stop what listens there, or give another --port"
+
+
+def test_connections_that_never_finish_their_headers_are_closed(server):
+    import uvicorn
+
+    from nlpsuite.serve.app import ServeConfig, create_app
+    from nlpsuite.serve.server import DrainingServer, listen, uvicorn_config
+
+    port = free_port()
+    uv = DrainingServer(uvicorn_config(create_app(server.service), ServeConfig(header_timeout_s=1.0)), server.service)
+    assert isinstance(uv, uvicorn.Server)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [listen("127.0.0.1", port)]}, daemon=True)
+    thread.start()
+    try:
+        wait_healthy(port, 30)
+        slow = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        for i, conn in enumerate(slow):
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" if i % 2 else b"")  # half a head, or nothing
+        assert request(port, "GET", "/health")[0] == 200  # others are still served meanwhile
+        time.sleep(1.5)
+        for conn in slow:
+            assert conn.recv(1024) == b""  # closed by the server
+            conn.close()
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=15)

@@ -1,4 +1,4 @@
-"""`nlpsuite eval NAME DATA` (one subcommand per task with an eval recipe, plus `lm`) and `nlpsuite calibrate`."""
+"""`nlpsuite eval NAME DATA`: one subcommand per task with an eval recipe, plus `lm`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typer.core import TyperGroup
 
 from .. import records
 from ..errors import NlpsuiteError
-from ..eval import calibrate as calibrating
 from ..eval import run as evaluation
 from ..plugins import registry
 from . import options as opt
@@ -30,8 +29,8 @@ Predictions = Annotated[
 ]
 
 
-class _Tasks(TyperGroup):
-    """Subcommands by eval name (a task's own name works too); an unknown name is one line, exit 1."""
+class _ByEvalName(TyperGroup):
+    """Subcommands by eval name; a task's own name works too."""
 
     def get_command(self, ctx, name):
         found = super().get_command(ctx, name)
@@ -39,16 +38,15 @@ class _Tasks(TyperGroup):
             found = super().get_command(ctx, registry().tasks[name].eval.name)
         return found
 
-    def resolve_command(self, ctx, args):
-        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
-            evaluation.find(registry().tasks, args[0])  # raises the one-line error naming the choices
-        return super().resolve_command(ctx, args)
+
+def _unknown(name: str) -> None:
+    evaluation.find(registry().tasks, name)  # raises the one-line error naming the choices
 
 
 def eval_app() -> typer.Typer:
     """`nlpsuite eval`: a subcommand for every task that declares an eval recipe, and `lm`."""
     app = typer.Typer(
-        cls=_Tasks,
+        cls=opt.task_group(_unknown, _ByEvalName),
         no_args_is_help=True,
         help="Score a task on labelled data: BLEU/chrF, ROUGE, EM/F1, accuracy/F1/ECE, recall/MRR/nDCG or perplexity.",
     )
@@ -187,81 +185,3 @@ def _appender(path: Path | None):
         return
     with records.appender(path) as append:
         yield lambda inputs, new: append({"input": i, "prediction": p} for i, p in zip(inputs, new, strict=True))
-
-
-def calibrate(
-    task: Annotated[str, typer.Argument(help="sentiment | classification (a task with label scores)")],
-    data: Annotated[
-        Path | None, typer.Argument(help="Labelled data: .jsonl, .csv, .tsv or .parquet with 'text' and 'label'.")
-    ] = None,
-    model: opt.Model = None,
-    device: opt.Device = "auto",
-    precision: opt.Precision = "fp32",
-    json_out: opt.Json = False,
-    quiet: opt.Quiet = False,
-    labels: Annotated[
-        str | None, typer.Option("--labels", help="Comma-separated labels (default: the task's, or the data's).")
-    ] = None,
-    head: Head = None,
-    holdout: Annotated[float, typer.Option("--holdout", help="Share of the data held out to measure on.")] = 0.5,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the fit/held-out split.")] = 0,
-    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N examples.")] = None,
-    batch_size: BatchSize = 8,
-    bins: Bins = 10,
-    reset: Annotated[
-        bool, typer.Option("--reset", help="Remove the saved calibration (of --labels/--head, or all of the task's).")
-    ] = False,
-) -> None:
-    """Fit temperature scaling (and a label bias) on labelled data; later sentiment/classify runs use it."""
-    found = calibrating.label_tasks(registry().tasks)
-    if task not in found:
-        names = [n for n, t in found.items() if n == (t.eval.name if t.eval else t.name)]
-        raise NlpsuiteError(f"calibrate works on {' or '.join(names)}, not {task!r}")
-    label_list = [label.strip() for label in labels.split(",")] if labels is not None else None
-    if reset:
-        _reset(found[task].name, model, precision, label_list, head, json_out, quiet)
-        return
-    if data is None:
-        raise NlpsuiteError("give the labelled data to fit on (or --reset to remove a saved calibration)")
-
-    suite = opt.opener({"model": model, "device": device, "precision": precision, "quiet": quiet})
-    with progress_bar(f"scoring {task}", quiet) as bar:
-        result = calibrating.calibrate(
-            found[task], data, suite, label_list, head, holdout, seed, batch_size, bins,
-            progress=bar, limit=limit,
-        )  # fmt: skip
-    if json_out:
-        opt.print_json(result)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    console.print(
-        f"{task}: fitted on {result['n_fit']} examples, measured on {result['n_heldout']} held out", highlight=False
-    )
-    table = Table()
-    for column in ("held out", "before", "after"):
-        table.add_column(column, justify="right" if column != "held out" else "left")
-    for metric in ("ece", "accuracy", "nll"):
-        table.add_row(metric, _number(result["before"][metric]), _number(result["after"][metric]))
-    console.print(table)
-    bias = "" if result["bias"] is None else ", bias " + ", ".join(f"{b:+.3f}" for b in result["bias"])
-    console.print(
-        f"{result['method']}: temperature {result['temperature']:.3f}{bias} (labels: {', '.join(result['labels'])})",
-        highlight=False,
-        soft_wrap=True,
-    )
-    console.print(f"saved to {result['saved']}", highlight=False, soft_wrap=True)
-
-
-def _reset(task: str, model, precision: str, labels, head, json_out: bool, quiet: bool) -> None:
-    from ..eval import calibration
-    from ..modelstore.resolve import resolve
-    from ..plugins import registry
-
-    removed = calibration.remove(resolve(model, registry().models).key, precision, task, labels, head)
-    if json_out:
-        opt.print_json({"removed": [str(p) for p in removed]})
-    elif not quiet:
-        opt.err(f"removed {len(removed)} saved calibration(s) of {task}; the built-in defaults apply again")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import NlpsuiteError
+from ..errors import Interrupted, NlpsuiteError
 from . import options as opt
 from .progress import progress_bar
 
@@ -27,6 +27,7 @@ def add(
     precision: opt.Precision = "fp32",
     ray: opt.Ray = None,
     workers: opt.Workers = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run is adding to this index, wait for it.")] = False,
 ) -> None:
     """Add documents to an index (created if new); a changed file replaces its passages."""
     from .. import retrieval
@@ -40,8 +41,11 @@ def add(
         from .. import distributed
 
         embed = distributed.embedder(pool, retrieval.EMBED_SLICE)
-    with progress_bar("embedding passages", quiet, transient=False) as bar:
-        counts = retrieval.add_documents(suite, name, docs, bar, embed)
+    try:
+        with progress_bar("embedding passages", quiet, transient=False) as bar:
+            counts = retrieval.add_documents(suite, name, docs, bar, embed, wait)
+    except KeyboardInterrupt:
+        raise Interrupted(f"index {name!r} is as it was; run the same command to add the documents") from None
     if json:
         opt.print_json(counts)
     elif not quiet:

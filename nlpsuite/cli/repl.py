@@ -6,12 +6,14 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-from .. import config, languages
+from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import write_json_atomic
+from ..heads.generation import accepted
 from ..records import dumps
 from ..runtime.sampling import SamplingParams
 from ..tasks import sampling_options
+from ..text import blank
 from .render import as_text
 
 HELP = """\
@@ -114,7 +116,7 @@ class ChatRepl:
                     continue
                 except EOFError:
                     break
-                if not text.strip():
+                if blank(text):
                     continue
                 if text.startswith("/"):
                     if not self.command(text.strip()):
@@ -132,32 +134,55 @@ class ChatRepl:
             return
         self.messages.append({"role": "user", "content": text})
         convo = ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
+        shown: list[str] = []
 
         def show(_row: int, delta: str) -> None:
+            shown.append(delta)
             self.stdout.write(delta)
             self.stdout.flush()
 
-        head = self.suite.head("generation")
-        languages.check(self.suite, [text])
         try:
             if self.tools:  # calls and their results (shown as they run), then the reply
+                head = self.suite.head("generation")
                 added, reason = self.tools.converse(head, convo, self.params, None if self.json else show, self.say)
+                self.messages.extend(added[:-1])
+                content = added[-1]["content"]
             else:
-                done = head.chat(convo, self.params, None if self.json else show)
-                added, reason = [{"role": "assistant", "content": done.text}], done.finish_reason
+                done = self.suite.reply(convo, on_text=None if self.json else show, **vars(self.params))
+                content, reason = done.text, done.finish_reason
         except KeyboardInterrupt:
-            added, reason = [{"role": "assistant", "content": ""}], "interrupted"
+            content, reason = "".join(shown), "interrupted"  # the conversation keeps what was shown, no more
         except NlpsuiteError as exc:
             self.messages.pop()
             self.say(f"error: {exc}", error=True)
             return
-        self.messages.extend(added)
-        content = added[-1]["content"]
-        if self.json:
-            self.stdout.write(dumps({"role": "assistant", "content": content, "finish_reason": reason}) + "\n")
+        self.keep(content, reason)
+
+    def keep(self, content: str, reason: str) -> None:
+        """Put the reply in the conversation as far as the user saw and can accept it, and mark a cut on screen: a
+        loop is trimmed to the last whole sentence before it began repeating; an interrupted reply keeps what was
+        shown. With nothing left of it, the question goes too."""
+        kept = accepted(content, reason)
+        forgotten = not kept and (bool(content) or reason == "interrupted")  # cut to nothing, or stopped unseen
+        if forgotten:
+            while self.messages and self.messages.pop()["role"] != "user":  # the question goes with it (and
+                pass  # the calls made for it)
         else:
-            self.stdout.write(" [interrupted]\n" if reason == "interrupted" else "\n")
+            self.messages.append({"role": "assistant", "content": kept})
+        if self.json:
+            self.stdout.write(dumps({"role": "assistant", "content": kept, "finish_reason": reason}) + "\n")
+        elif reason == "interrupted":
+            self.stdout.write(" [interrupted]\n")
+        elif forgotten:
+            self.stdout.write("\n[cut: it repeated itself before a whole sentence; the conversation forgets it]\n")
+        elif kept != content:
+            self.stdout.write(f"\n[cut: it began repeating itself; the conversation keeps it up to “{_tail(kept)}”]\n")
+        else:
+            self.stdout.write("\n")
         self.stdout.flush()
+        others = sum(len(m["content"]) for m in self.messages[:-1])
+        if not forgotten and len(content) - len(kept) > others:  # the context was mostly this reply's loop
+            self.say("if the next replies stray, /reset starts the conversation afresh")
 
     # -- slash commands ------------------------------------------------------------------------------
     def command(self, line: str) -> bool:
@@ -267,6 +292,12 @@ class ChatRepl:
         system = [{"role": "system", "content": self.system}] if self.system else []
         write_json_atomic(path, {"model": self.suite.source.key, "messages": system + self.messages})
         return path
+
+
+def _tail(text: str, width: int = 40) -> str:
+    """The end of ``text`` on one line, for a marker."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else "…" + flat[-width:]
 
 
 def _task_options(task, words: list[str]) -> tuple[dict, dict]:

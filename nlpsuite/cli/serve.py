@@ -35,6 +35,9 @@ def serve(
     metrics_public: Annotated[
         bool, typer.Option("--metrics-public", help="Serve GET /metrics without the API key.")
     ] = False,
+    keepalive_s: Annotated[
+        float, typer.Option("--keepalive-s", help="While a stream waits, send an SSE comment this often (0 = off).")
+    ] = 15.0,
 ) -> None:
     """Serve the model over HTTP: an OpenAI-compatible API, every task at /v1/tasks/NAME, a web page at /."""
     from ..serve.app import ServeConfig
@@ -44,8 +47,8 @@ def serve(
     for name, value, low in (("--port", port, 0), ("--max-batch", max_batch, 1), ("--max-queue", max_queue, 1)):
         if value < low or (name == "--port" and value > 65535):
             raise NlpsuiteError(f"{name} must be {'0 to 65535' if name == '--port' else f'at least {low}'}")
-    if not max_body_mb > 0 or not drain_seconds >= 0:
-        raise NlpsuiteError("--max-body-mb must be positive and --drain-seconds not negative")
+    if not max_body_mb > 0 or not drain_seconds >= 0 or not keepalive_s >= 0:
+        raise NlpsuiteError("--max-body-mb must be positive, and --drain-seconds and --keepalive-s not negative")
     if (cache_mb is not None and not cache_mb >= 0) or (prefill_chunk is not None and prefill_chunk < 1):
         raise NlpsuiteError("--cache-mb must be 0 (off) or more, and --prefill-chunk at least 1")
     check_exposure(host, api_key, insecure)
@@ -61,6 +64,8 @@ def serve(
         max_body=int(max_body_mb * 1024 * 1024),
         drain_s=drain_seconds,
         loopback_only=is_loopback(host),
+        host=host,
         metrics_public=metrics_public,
+        keepalive_s=keepalive_s,
     )
     run(config, host, port, json_logs=json)

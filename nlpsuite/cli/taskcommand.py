@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import NlpsuiteError
+from ..batch import Layout
+from ..errors import Interrupted, NlpsuiteError
 from ..tasks import FRONT_END_OPTIONS, Input, Option, Task
 from . import options as opt
 
@@ -88,16 +89,20 @@ def run_command(task: Task, given: dict) -> None:
         raise NlpsuiteError("--ray runs batch mode: give --input and --output")
     if batch and given["ray"] is None and "://" in given["input"]:
         raise NlpsuiteError(f"--input {given['input']}: a URL is read on a Ray cluster (add --ray); here, give a file")
+    layout = Layout(given["text_column"], given["output_prefix"], given["on_error"])
+    if not batch and (layout != Layout() or given["wait"]):
+        raise NlpsuiteError("--text-column, --output-prefix, --on-error and --wait are for batch mode: give --input")
     pool = opt.ray_pool(given["ray"], given["workers"], given["model"], given["device"], given["precision"])
     if pool:  # the actors load the model; this process only reads and writes records
-        _run_on_ray(task, pool, given, shared, options)
+        _run_on_ray(task, pool, given, shared, options, layout)
         return
-    value = None if batch else opt.read_text(text, what=head.name, file=given["file"], stdin_taken="-" in shared)
     quiet = given["quiet"]
-    suite = opt.open_suite(given["model"], given["device"], given["precision"], quiet)
     if batch:
-        _run_batch(task, suite, given, shared, options)
+        _run_batch(task, opt.open_suite(given["model"], given["device"], given["precision"], quiet, load=False),
+                   given, shared, options, layout)  # fmt: skip
         return
+    value = opt.read_text(text, what=head.name, file=given["file"], stdin_taken="-" in shared)
+    suite = opt.open_suite(given["model"], given["device"], given["precision"], quiet)
     from .progress import progress_bar
     from .render import show
 
@@ -112,9 +117,9 @@ def run_command(task: Task, given: dict) -> None:
     elif streamed:
         sys.stdout.write("\n")
     else:
-        show(result, task.value)
+        show(result, task.value, quiet)
     if result.get("finish_reason") == "interrupted":
-        raise typer.Exit(130)
+        raise Interrupted("the text above is as far as it got")
 
 
 def _write(_row: int, delta: str) -> None:
@@ -122,35 +127,50 @@ def _write(_row: int, delta: str) -> None:
     sys.stdout.flush()
 
 
-def _run_batch(task: Task, suite, given: dict, shared: dict, options: dict) -> None:
+def _run_batch(task: Task, suite, given: dict, shared: dict, options: dict, layout: Layout) -> None:
+    from .. import batch
     from .batch import run_batch
 
     def process(records: list[dict]) -> list[dict]:
-        results = task.run(suite, task.batch_inputs(records, shared), **options)
-        if any(r.get("finish_reason") == "interrupted" for r in results):
-            raise KeyboardInterrupt  # a record cut short is never written: a resume redoes it
-        return [task.batch_fields(r) for r in results]
+        return batch.run_records(task, opt.loaded(suite), records, shared, options, layout)
 
-    label = task.progress_label or task.name
-    output, quiet = given["output"], given["quiet"]
-    written = run_batch(Path(given["input"]), output, process, given["batch_size"], quiet, label, force=given["force"])
+    output = given["output"]
+    summary = run_batch(
+        Path(given["input"]),
+        output,
+        process,
+        layout.added(batch.output_names(task)),
+        layout,
+        given["batch_size"],
+        given["quiet"],
+        task.progress_label or task.name,
+        force=given["force"],
+        wait=given["wait"],
+    )
+    _summary(task, given, options, summary, suite.source.key, layout)
+
+
+def _summary(task: Task, given: dict, options: dict, summary, model: str, layout: Layout) -> None:
+    """What a batch run says at its end: records skipped (on stderr), and with --json its summary on stdout."""
+    if summary.skipped:
+        opt.err(f"skipped {summary.skipped} of {summary.written} records: each holds an '{layout.error_field}' field")
+    output = given["output"]
     if given["json"] and str(output) != "-":
         arguments = {o.name: options[o.name] for o in task.options if o.argument}
-        opt.print_json({"output": str(output), "written": written, "model": suite.source.key, **arguments})
+        report = {"output": str(output), "written": summary.written, "skipped": summary.skipped, "model": model}
+        opt.print_json({**report, **arguments})
 
 
-def _run_on_ray(task: Task, pool, given: dict, shared: dict, options: dict) -> None:
+def _run_on_ray(task: Task, pool, given: dict, shared: dict, options: dict, layout: Layout) -> None:
     from .. import distributed
     from .progress import progress_bar
 
-    output = given["output"]
     with progress_bar(task.progress_label or task.name, given["quiet"], transient=False) as bar:
-        written = distributed.run_task(
-            task, given["input"], output, pool, shared, options, given["batch_size"], given["force"], bar
-        )
-    if given["json"] and str(output) != "-":
-        arguments = {o.name: options[o.name] for o in task.options if o.argument}
-        opt.print_json({"output": str(output), "written": written, "model": pool.model_key(), **arguments})
+        summary = distributed.run_task(
+            task, given["input"], given["output"], pool, shared, options, given["batch_size"], given["force"], bar,
+            layout=layout, wait=given["wait"],
+        )  # fmt: skip
+    _summary(task, given, options, summary, pool.model_key(), layout)
 
 
 def text_or_file(value, field: Input | Option):

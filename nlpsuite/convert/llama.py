@@ -158,6 +158,8 @@ class LlamaGraph:
                 "GatherBlockQuantized", gather, "embedded", domain="com.microsoft",
                 gather_axis=0, quantize_axis=1, block_size=self.embed_block, bits=self.embed_bits,
             )  # fmt: skip
+            if self.hidden % self.embed_block:  # no block size divides a row (hidden 72): its last block is padded
+                x = g.op("Slice", [x, g.ints([0]), g.ints([self.hidden]), g.ints([-1])], "embedded_rows")
         if config.model_type.startswith("gemma"):  # Gemma scales the embedding (not the tied head) by sqrt(hidden),
             # rounded as the model's dtype does
             x = g.op("Mul", [x, g.const(np.array(self.hidden**0.5, dtype), "embed_scale")], "embedded_scaled")

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import NlpsuiteError
 from ..records import Progress, no_progress, read_records, text_field
 from ..tasks import Task
-from .run import _check_counts, require_labels
+from .run import _check_counts, read_examples, require_labels
 
 # Fewer examples of a label than this in the fit part, and a fit can make every later probability 1.000
 # (30 easily separated rows gave temperature 0.036): calibrate refuses rather than save such a fit.
@@ -29,9 +29,11 @@ def _enough_per_label(fit_gold: list[str], data: Path, holdout: float) -> None:
         )
 
 
-def label_tasks(tasks: dict[str, Task]) -> dict[str, Task]:
-    """Tasks whose label scores calibrate can fit, by eval name and by task name."""
-    found = {t.eval.name if t.eval else t.name: t for t in tasks.values() if t.scores is not None}
+def calibrated_tasks(tasks: dict[str, Task]) -> dict[str, Task]:
+    """Tasks whose scores calibrate can fit (label scores, or a confidence recipe with an eval recipe to read the
+    data), by eval name and by task name."""
+    fits = [t for t in tasks.values() if t.scores is not None or (t.confidence is not None and t.eval is not None)]
+    found = {t.eval.name if t.eval else t.name: t for t in fits}
     return {**found, **{t.name: t for t in found.values()}}
 
 
@@ -92,11 +94,7 @@ def calibrate(
     texts = [text_field(data, n, r, "text") for n, r in rows]
     gold = [text_field(data, n, r, "label") for n, r in rows]
     labels = _labels(task, labels, head, gold, data)
-    held_n = round(len(texts) * holdout)
-    if held_n < 1 or held_n >= len(texts):
-        raise NlpsuiteError(f"{data} has {len(texts)} examples: too few to hold out {holdout:g} and fit on the rest")
-    order = np.random.default_rng(seed).permutation(len(texts))
-    held, fit_part = order[:held_n], order[held_n:]
+    held, fit_part = _split(len(texts), holdout, seed, data)
     _enough_per_label([gold[i] for i in fit_part], data, holdout)
 
     suite = open_suite()
@@ -130,3 +128,92 @@ def calibrate(
         "after": after,
         "saved": str(saved),
     }
+
+
+def _split(n: int, holdout: float, seed: int, data: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < holdout < 1:
+        raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
+    held_n = round(n * holdout)
+    if held_n < 1 or held_n >= n:
+        raise NlpsuiteError(f"{data} has {n} examples: too few to hold out {holdout:g} and fit on the rest")
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:held_n], order[held_n:]
+
+
+def calibrate_confidence(
+    task: Task,
+    data: Path,
+    open_suite: Callable[[], object],
+    options: dict,
+    holdout: float = 0.5,
+    seed: int = 0,
+    batch_size: int = 8,
+    bins: int = 10,
+    progress: Progress = no_progress,
+    limit: int | None = None,
+) -> dict:
+    """Fit what a task's score means (its confidence recipe's model of the outcomes) on a seeded split of the
+    data ``nlpsuite eval`` reads for it, measure it against the current model on the held-out rest, and save it
+    for the model only where it is better there."""
+    from . import confidence
+
+    recipe = task.confidence
+    _check_counts(limit, batch_size)
+    if not 0 < holdout < 1:  # before the data is read
+        raise NlpsuiteError("--holdout must be between 0 and 1 (the share of the data held out)")
+    inputs, gold, options = read_examples(task, data, options, limit)
+    held, fit_part = _split(len(inputs), holdout, seed, data)
+    own = {o.name: options.get(o.name) for o in task.options}
+    suite = open_suite()
+    progress(0, len(inputs))
+    measured = []
+    for start in range(0, len(inputs), batch_size):
+        measured += recipe.measure(suite, inputs[start : start + batch_size], **own)
+        progress(len(inputs[start : start + batch_size]))
+    x = np.array([m["signals"] for m in measured], dtype=np.float64)
+    y = np.array([recipe.outcome(m["result"], g, own) for m, g in zip(measured, gold, strict=True)])
+    _enough_per_outcome([recipe.classes[i] for i in y[fit_part]], recipe.classes, data, holdout)
+    current = confidence.model_for(suite, task.name, recipe, own)
+
+    def right(probs, happened):
+        chosen, score = confidence.choose(recipe, probs)
+        return score, chosen == happened
+
+    fitted = confidence.fit(recipe.classes, recipe.signals, x[fit_part], y[fit_part])
+    before = confidence.assess(current, x[held], y[held], right, bins)
+    after = confidence.assess(fitted, x[held], y[held], right, bins)
+    if after["nll"] > before["nll"]:
+        raise NlpsuiteError(
+            f"the fitted confidence is worse on the held-out examples (NLL {before['nll']:.3f} -> "
+            f"{after['nll']:.3f}): nothing saved; fit on more data"
+        )
+    counts = {c: int((y == i).sum()) for i, c in enumerate(recipe.classes)}
+    fitted.info.update(
+        n_fit=len(fit_part), n_heldout=len(held), seed=seed, holdout=holdout, before=before, after=after,
+        data=str(data), outcomes=counts,
+    )  # fmt: skip
+    name = confidence.store_name(task.name, recipe, own)
+    saved = confidence.save(suite.source.key, suite.backbone.precision, name, fitted)
+    return {
+        "task": task.eval.name if task.eval else task.name,
+        "model": suite.source.key,
+        "meaning": recipe.meaning,
+        "outcomes": counts,
+        "n_fit": len(fit_part),
+        "n_heldout": len(held),
+        "method": fitted.info["method"],
+        "weights": fitted.weights,
+        "before": before,
+        "after": after,
+        "saved": str(saved),
+    }
+
+
+def _enough_per_outcome(happened: list[str], classes, data: Path, holdout: float) -> None:
+    for name in classes:
+        n = happened.count(name)
+        if n < MIN_PER_LABEL:
+            raise NlpsuiteError(
+                f"calibrate needs at least {MIN_PER_LABEL} examples of each outcome to fit on; the fit part of {data} "
+                f"({1 - holdout:.0%} of it) has {n} where {name!r}: add examples or lower --holdout"
+            )

@@ -91,21 +91,53 @@ def fit_temperature(scores: np.ndarray, gold: np.ndarray, low: float = 0.01, hig
     return math.exp((a + b) / 2)
 
 
-def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
-    """ECE of the top label: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
-    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
-    if len(probs) == 0:
+def bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
+    """The equal-width bin of each confidence: bin i holds (i/bins, (i+1)/bins]; exactly 0 joins the first."""
+    return np.clip(np.ceil(np.asarray(confidence) * bins - 1e-9).astype(int) - 1, 0, bins - 1)  # edges go left
+
+
+def confidence_ece(confidence, correct, bins: int = 10) -> float:
+    """ECE of confidences read as the probability that each result is right: the sum over equal-width bins of
+    |accuracy - mean confidence| x the bin's share of the examples."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    if len(confidence) == 0:
         raise NlpsuiteError("no examples to measure calibration on")
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == gold).astype(np.float64)
-    # Bin i holds confidences in (i/bins, (i+1)/bins]; a confidence of exactly 0 joins the first bin.
-    which = np.clip(np.ceil(confidence * bins - 1e-9).astype(int) - 1, 0, bins - 1)  # edges go left
+    which = bin_index(confidence, bins)
     total = 0.0
     for i in range(bins):
         members = which == i
         if members.any():
             total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(total)
+
+
+def expected_calibration_error(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
+    """ECE of the top label: its probability as the confidence that it is the gold one."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    if len(probs) == 0:
+        raise NlpsuiteError("no examples to measure calibration on")
+    return confidence_ece(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
+
+
+def damped_newton(theta, loss, direction, feasible=lambda _t: True, smallest: float = 1e-8, iterations: int = 100):
+    """Minimize a convex ``loss`` from ``theta`` along Newton directions ``direction(theta)`` (the step to subtract),
+    halving a step until it is ``feasible`` and the loss does not rise; stops when the loss stops falling."""
+    current = loss(theta)
+    for _ in range(iterations):
+        step = direction(theta)
+        size = 1.0
+        while size > smallest:
+            candidate = theta - size * step
+            if feasible(candidate) and (value := loss(candidate)) <= current:
+                break
+            size /= 2
+        else:
+            break
+        theta, improvement, current = candidate, current - value, value
+        if improvement < 1e-12:
+            break
+    return theta
 
 
 def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e-4) -> tuple[np.ndarray, float]:
@@ -125,8 +157,8 @@ def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e
 
     theta = np.zeros(k)
     theta[0] = 1.0
-    current = loss(theta)
-    for _ in range(100):
+
+    def direction(theta: np.ndarray) -> np.ndarray:
         p = softmax(theta[0] * scores + np.concatenate([[0.0], theta[1:]]))
         r = p - onehot
         grad = np.concatenate([[(r * scores).sum() / n], r[:, 1:].sum(axis=0) / n + ridge * theta[1:]])
@@ -137,18 +169,9 @@ def fit_bias_temperature(scores: np.ndarray, gold: np.ndarray, ridge: float = 1e
         hess[0, 1:] = hess[1:, 0] = (p[:, 1:] * (scores[:, 1:] - mean_s[:, None])).mean(axis=0)
         hess[1:, 1:] = np.diag(p[:, 1:].mean(axis=0)) - (p[:, 1:, None] * p[:, None, 1:]).mean(axis=0)
         hess[1:, 1:] += ridge * np.eye(k - 1)
-        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
-        size = 1.0
-        while size > 1e-6:
-            candidate = theta - size * step
-            if candidate[0] > 1e-2 and (value := loss(candidate)) <= current:
-                break
-            size /= 2
-        else:
-            break
-        theta, improvement, current = candidate, current - value, value
-        if improvement < 1e-12:
-            break
+        return np.linalg.lstsq(hess, grad, rcond=None)[0]
+
+    theta = damped_newton(theta, loss, direction, feasible=lambda t: t[0] > 1e-2, smallest=1e-6)
     return np.concatenate([[0.0], -theta[1:] / theta[0]]), 1.0 / theta[0]
 
 
@@ -204,10 +227,15 @@ def path(model_key: str, precision: str, name: str) -> Path:
     return config.home() / "calibration" / _safe(model_key) / _safe(precision) / f"{_safe(name)}.json"
 
 
-def remove(model_key: str, precision: str, task: str, labels: list[str] | None = None, head: str | None = None):
-    """Delete saved calibrations of ``task`` (one label set or probe head, or all of them); the removed paths."""
+def remove(
+    model_key: str, precision: str, task: str, labels: list[str] | None = None, head: str | None = None, exact=False
+):
+    """Delete saved calibrations of ``task`` (one label set or probe head, or all of them; ``exact``: the one stored
+    under that very name); the removed paths."""
     folder = path(model_key, precision, task).parent
-    if labels or head:
+    if exact:
+        targets = [path(model_key, precision, task)]
+    elif labels or head:
         targets = [path(model_key, precision, task_key(task, labels, head))]
     else:
         targets = [f for f in folder.glob("*.json") if f.stem == _safe(task) or f.stem.startswith(_safe(task) + "-")]
@@ -220,10 +248,11 @@ def remove(model_key: str, precision: str, task: str, labels: list[str] | None =
     return removed
 
 
-def save(model_key: str, precision: str, name: str, calibration: Calibration) -> Path:
+def save(model_key: str, precision: str, name: str, fitted) -> Path:
+    """Store a fitted calibration (anything with ``to_json()``: a Calibration, a confidence model)."""
     target = path(model_key, precision, name)
     with atomic_dir_lock(target):
-        write_json_atomic(target, calibration.to_json())
+        write_json_atomic(target, fitted.to_json())
     return target
 
 
@@ -260,13 +289,14 @@ def checked(data) -> Calibration:
     return Calibration(list(labels), float(temperature), None if bias is None else [float(b) for b in bias], info)
 
 
-def load(model_key: str, precision: str, name: str) -> Calibration | None:
-    """The stored calibration, None when there is none; a damaged file is a one-line error naming it."""
+def load(model_key: str, precision: str, name: str, parse=None):
+    """The stored calibration (read by ``parse``, default: a label Calibration), None when there is none; a
+    damaged file is a one-line error naming it."""
     target = path(model_key, precision, name)
     try:
         if target.stat().st_size > MAX_FILE_BYTES:
             raise ValueError(f"it is larger than {MAX_FILE_BYTES} bytes")
-        return checked(json.loads(target.read_text(encoding="utf-8")))
+        return (parse or checked)(json.loads(target.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import io
-import math
 import re
 import string
 import unicodedata
@@ -23,25 +22,23 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..text import CHARACTER_WORDS
-from .calibration import expected_calibration_error
+from .calibration import bin_index, confidence_ece, expected_calibration_error
 
 __all__ = [
     "accuracy",
     "bleu",
     "chrf",
+    "sentence_chrf",
+    "confidence_diagram",
     "confusion_matrix",
     "ece",
     "exact_match",
     "field_exact_match",
     "macro_f1",
-    "mrr",
-    "ndcg_at_k",
     "normalize_answer",
     "per_class",
     "qa_scores",
-    "recall_at_k",
     "reliability_diagram",
-    "retrieval_scores",
     "rouge",
     "token_f1",
 ]
@@ -91,6 +88,13 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> dict:
     metric = CHRF()
     result = metric.corpus_score(list(hypotheses), [list(references)])
     return {"score": float(result.score), "signature": str(metric.get_signature())}
+
+
+def sentence_chrf(hypothesis: str, reference: str) -> float:
+    """chrF of one hypothesis against one reference (0-100), as sacrebleu's ``sentence_score`` computes it."""
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().sentence_score(hypothesis, [reference]).score)
 
 
 # --- summarization ---------------------------------------------------------------------------
@@ -295,12 +299,11 @@ def ece(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> float:
     return expected_calibration_error(probs, gold, bins)
 
 
-def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> list[dict]:
+def reliability_table(confidence, correct, bins: int = 10) -> list[dict]:
     """Per confidence bin: its range, how many examples, their mean confidence and their accuracy."""
-    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
-    confidence = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == gold
-    which = np.clip(np.ceil(confidence * bins - 1e-9).astype(int) - 1, 0, bins - 1)  # as calibration.py bins
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    which = bin_index(confidence, bins)  # as ECE bins them
     out = []
     for i in range(bins):
         members = which == i
@@ -317,7 +320,19 @@ def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> lis
     return out
 
 
+def reliability_bins(probs: np.ndarray, gold: np.ndarray, bins: int = 10) -> list[dict]:
+    """The reliability table of the top label of ``probs`` against gold label indices."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    return reliability_table(probs.max(axis=1), probs.argmax(axis=1) == gold, bins)
+
+
 def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: int = 10, title: str = "") -> Path:
+    """The reliability diagram of the top label of ``probs`` against gold label indices (see confidence_diagram)."""
+    probs, gold = np.asarray(probs, dtype=np.float64), np.asarray(gold)
+    return confidence_diagram(probs.max(axis=1), probs.argmax(axis=1) == gold, path, bins, title)
+
+
+def confidence_diagram(confidence, correct, path: Path, bins: int = 10, title: str = "") -> Path:
     """Write a reliability diagram (accuracy against confidence per bin, with the diagonal) as a PNG; the
     title gets the ECE and the number of examples."""
     import matplotlib
@@ -327,7 +342,8 @@ def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: i
 
     from ..fsutil import write_bytes_atomic
 
-    table = reliability_bins(probs, gold, bins)
+    table = reliability_table(confidence, correct, bins)
+    error = confidence_ece(confidence, correct, bins)
     width = 1.0 / bins
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), height_ratios=[3, 1], sharex=True)
     try:
@@ -340,7 +356,7 @@ def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: i
         top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
         top.set_ylabel("accuracy")
         top.set_ylim(0, 1)
-        top.set_title(f"{title or 'reliability'} (ECE {ece(probs, gold, bins):.3f}, n = {len(gold)})")
+        top.set_title(f"{title or 'reliability'} (ECE {error:.3f}, n = {len(np.asarray(confidence))})")
         top.legend(loc="upper left")
         bottom.bar([b["low"] for b in table], [b["count"] for b in table], width=width, align="edge",
                    edgecolor="black")  # fmt: skip
@@ -354,62 +370,3 @@ def reliability_diagram(probs: np.ndarray, gold: np.ndarray, path: Path, bins: i
         plt.close(fig)
     write_bytes_atomic(Path(path), buffer.getvalue())
     return Path(path)
-
-
-# --- retrieval -------------------------------------------------------------------------------
-
-Judgements = Mapping[str, float]  # document id -> relevance grade (> 0 means relevant)
-
-
-def _relevant(judged: Judgements) -> set[str]:
-    return {doc for doc, grade in judged.items() if grade > 0}
-
-
-def recall_at_k(ranked: Sequence[str], judged: Judgements, k: int) -> float:
-    """Share of the relevant documents found in the top ``k``."""
-    relevant = _relevant(judged)
-    if not relevant:
-        raise NlpsuiteError("a query has no relevant documents")
-    return len(relevant & set(ranked[:k])) / len(relevant)
-
-
-def mrr(ranked: Sequence[str], judged: Judgements, k: int | None = None) -> float:
-    """Reciprocal rank of the first relevant document in the top ``k`` (0 if none is there)."""
-    relevant = _relevant(judged)
-    for rank, doc in enumerate(ranked[:k] if k else ranked, start=1):
-        if doc in relevant:
-            return 1.0 / rank
-    return 0.0
-
-
-def ndcg_at_k(ranked: Sequence[str], judged: Judgements, k: int) -> float:
-    """Normalized discounted cumulative gain at ``k`` with linear gains: sum(grade / log2(rank + 1)) / ideal."""
-    gains = [max(float(judged.get(doc, 0.0)), 0.0) for doc in ranked[:k]]
-    dcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
-    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
-    if idcg == 0:
-        raise NlpsuiteError("a query has no relevant documents")
-    return dcg / idcg
-
-
-def retrieval_scores(rankings: Sequence[Sequence[str]], judgements: Sequence[Judgements], k: int) -> dict[str, float]:
-    """``{"recall@k", "mrr", "ndcg@k"}`` averaged over queries (MRR over the top ``k``)."""
-    if len(rankings) != len(judgements):
-        raise NlpsuiteError(f"{len(rankings)} rankings but {len(judgements)} queries")
-    if not rankings:
-        raise NlpsuiteError("no queries to score")
-    if k < 1:
-        raise NlpsuiteError("k must be at least 1")
-    pairs = list(zip(rankings, judgements, strict=True))
-    return {
-        "recall@k": float(np.mean([recall_at_k(r, j, k) for r, j in pairs])),
-        "mrr": float(np.mean([mrr(r, j, k) for r, j in pairs])),
-        "ndcg@k": float(np.mean([ndcg_at_k(r, j, k) for r, j in pairs])),
-    }
-
-
-def retrieval_report(rankings: Sequence[Sequence[str]], judgements: Sequence[Judgements], k: int) -> dict:
-    """``retrieval_scores`` as an evaluation reports them: also under their names at this ``k`` (``ndcg@10``)."""
-    scores = retrieval_scores(rankings, judgements, k)
-    return {**scores, "k": k, f"recall@{k}": scores["recall@k"], f"ndcg@{k}": scores["ndcg@k"]}

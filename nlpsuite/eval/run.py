@@ -17,9 +17,11 @@ import numpy as np
 from .. import fsutil
 from ..errors import NlpsuiteError
 from ..records import Progress, document_list, no_progress, read_records, text_field
-from ..tasks import LABEL_EVAL, Option, Task  # noqa: F401 - LABEL_EVAL: part of the plugin API
+from ..tasks import LABEL_EVAL, Option, Task
+from ..text import blank
 from . import metrics
 
+LABEL_OPTIONS = LABEL_EVAL  # the reliability diagram and its bins: every task with calibrated scores has them
 LM = "lm"  # the language-model evaluation: a text file, not a task's labelled data
 
 
@@ -80,8 +82,9 @@ def score_labels(predictions: list[dict], gold: list[str], options: dict) -> dic
 def eval_options(task: Task) -> list[Option]:
     """The options ``nlpsuite eval`` takes for a task: its recipe's, then the task's own it does not set."""
     recipe = task.eval
-    own = {o.name for o in recipe.options} | set(recipe.sets)
-    return [*recipe.options, *(o for o in task.options if o.name not in own)]
+    added = [o for o in LABEL_OPTIONS if task.confidence is not None and o.name not in {r.name for r in recipe.options}]
+    own = {o.name for o in [*recipe.options, *added]} | set(recipe.sets)
+    return [*recipe.options, *added, *(o for o in task.options if o.name not in own)]
 
 
 def check_options(task: Task, given: dict) -> dict:
@@ -105,15 +108,7 @@ def evaluate(
     ``on_batch(inputs, predictions)`` sees each new batch as soon as it is predicted."""
     recipe = task.eval
     _check_counts(limit, batch_size)
-    rows = read_records(data, [*recipe.columns.values(), recipe.gold])[:limit]
-    many = {i.name for i in task.inputs if i.many}  # a list of documents, not one text
-    inputs = [{name: (documents_field if name in many else text_field)(data, n, r, column)
-               for name, column in recipe.columns.items()} for n, r in rows]  # fmt: skip
-    gold = [(recipe.read_gold or text_field)(data, n, r, recipe.gold) for n, r in rows]
-    if recipe.prepare:
-        options = recipe.prepare(gold, options, data)
-    if task.check:
-        task.check({o.name: options.get(o.name) for o in task.options}, {}, True)
+    inputs, gold, options = read_examples(task, data, options, limit)
     predictions = _resumed(done or [], inputs)
     if len(predictions) < len(inputs):  # a finished predictions file is scored without the model
         progress(len(predictions), len(inputs))
@@ -131,7 +126,67 @@ def evaluate(
                 if on_batch:
                     on_batch(batch, new)
                 progress(len(batch))
-    return {"task": recipe.name, "n": len(inputs), "metrics": recipe.score(predictions, gold, options)}
+    return {"task": recipe.name, "n": len(inputs), "metrics": _metrics(task, predictions, gold, options)}
+
+
+def _metrics(task: Task, predictions: list, gold: list, options: dict) -> dict:
+    recipe = task.eval
+    if task.confidence is None:
+        return recipe.score(predictions, gold, options)
+    # Whole results were kept: the scored field for the task's metrics, the score and its rightness for ECE.
+    values = [task.result(p)[recipe.field] if recipe.field else task.result(p) for p in predictions]
+    found = recipe.score(values, gold, options)
+    own = {o.name: options.get(o.name) for o in task.options}
+    right = [task.confidence.right(p, g, own) for p, g in zip(predictions, gold, strict=True)]
+    found.update(score_calibration([p["score"] for p in predictions], right, options, recipe.name))
+    return found
+
+
+def evaluate_examples(task: Task, inputs: list[dict], gold: list, open_suite, options: dict, batch_size: int = 8,
+                      progress: Progress = no_progress) -> dict:  # fmt: skip
+    """The task's eval metrics on examples already read (``nlpsuite tune``'s held-out part)."""
+    options = check_options(task, options)
+    if task.eval.prepare:
+        options = task.eval.prepare(gold, options, Path("held-out examples"))
+    suite = open_suite()
+    predictions = []
+    setup = task.eval.setup(suite, options) if task.eval.setup else contextlib.nullcontext(options)
+    with setup as ready:
+        for start in range(0, len(inputs), batch_size):
+            new = _predict(task, suite, inputs[start : start + batch_size], ready)
+            predictions.extend(new)
+            progress(len(new))
+    return _metrics(task, predictions, gold, options)
+
+
+def read_examples(task: Task, data: Path, options: dict, limit: int | None) -> tuple[list[dict], list, dict]:
+    """(task inputs, gold, options) of labelled data as the task's eval recipe reads it; checked whole first."""
+    recipe = task.eval
+    rows = read_records(data, [*recipe.columns.values(), recipe.gold])[:limit]
+    many = {i.name for i in task.inputs if i.many}  # a list of documents, not one text
+    inputs = [{name: (documents_field if name in many else text_field)(data, n, r, column)
+               for name, column in recipe.columns.items()} for n, r in rows]  # fmt: skip
+    gold = [(recipe.read_gold or text_field)(data, n, r, recipe.gold) for n, r in rows]
+    if recipe.prepare:
+        options = recipe.prepare(gold, options, data)
+    if task.check:
+        task.check({o.name: options.get(o.name) for o in task.options}, {}, True)
+    return inputs, gold, options
+
+
+def score_calibration(scores: Sequence[float], right: Sequence[bool], options: dict, title: str) -> dict:
+    """How well scores read as "the probability that the result is right" hold: ECE, the share right, the mean
+    score, and the reliability diagram where ``options["reliability"]`` names its PNG."""
+    bins = options.get("bins", 10)
+    result = {
+        "ece": metrics.confidence_ece(scores, right, bins),
+        "right": float(np.mean(right)),
+        "mean_score": float(np.mean(scores)),
+    }
+    if options.get("reliability") is not None:
+        metrics.confidence_diagram(scores, right, options["reliability"], bins, f"{title}: score vs right")
+        result["reliability_png"] = str(options["reliability"])
+    return result
 
 
 def documents_field(path: Path, line: int, record: dict, column: str):
@@ -149,6 +204,8 @@ def _predict(task: Task, suite, batch: list[dict], options: dict) -> list:
     head, *rest = (i.name for i in task.inputs)
     others = {name: [i.get(name) for i in batch] for name in rest if any(name in i for i in batch)}
     own = {o.name: options[o.name] for o in task.options if o.name in options}
+    if task.confidence is not None:  # whole results: their scores are measured too
+        return suite.task(task.name).run_records(suite, [i[head] for i in batch], **others, **own)
     done = suite.run(task.name, [i[head] for i in batch], **others, **own)
     return [d[recipe.field] for d in done] if recipe.field else list(done)
 
@@ -194,7 +251,7 @@ def evaluate_lm(
     text = fsutil.read_utf8(data).removeprefix("\ufeff")  # a byte-order mark is no text to score
     if limit is not None:
         text = "".join(text.splitlines(keepends=True)[:limit])
-    if not text.strip():
+    if blank(text):
         raise NlpsuiteError(f"{data} holds no text")
     windows = {}
     if window is not None:

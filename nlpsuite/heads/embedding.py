@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..runtime.backbone import left_pad
+from ..text import blank
 from . import derived
 from .embedding_sentences import SENTENCES
 from .scoring import Prefix
@@ -36,7 +37,7 @@ class Embedder:
         self.mean, self.scale = self._stats()
 
     def __call__(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
-        if not texts or any(not t.strip() for t in texts):
+        if not texts or any(blank(t) for t in texts):
             raise NlpsuiteError("empty text")
         z = (self.states(texts, batch_size, max_tokens) - self.mean) / self.scale
         return z / np.linalg.norm(z, axis=1, keepdims=True)

@@ -82,6 +82,14 @@ class LabelScorer:
             scores[row] = first[toks[0]] + sum(later[row, k - 1, toks[k]] for k in range(1, len(toks)))
         return scores
 
+    def sequence(self, prompt_ids: list[int], text: str) -> tuple[float, int]:
+        """(log-probability of ``text`` right after ``prompt_ids``, its number of tokens): what a sequence-level
+        confidence is made of; (0.0, 0), no evidence, for a text of no tokens or one the window cannot hold."""
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if not ids or len(prompt_ids) + len(ids) > self.backbone.context_length:
+            return 0.0, 0
+        return float(self.log_likelihoods(prompt_ids, [text])[0]), len(ids)
+
     def continuation_log_likelihoods(self, prefixes: list[list[int]], text_ids: list[int], window: int = 256):
         """Sum of log P(text | prefix) for each prefix: the "noisy channel" direction, where each prefix
         names a label and the text is scored under it. Returns [len(prefixes)].

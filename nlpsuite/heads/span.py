@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import log_softmax
-from ..text import CHARACTER_WORDS, chunk, word_spans
+from ..text import CHARACTER_WORDS, blank, chunk, word_spans
 
 INSTRUCTION = (
     "Answer the question with a short phrase copied exactly from the text. If the text does not say, answer "
@@ -87,9 +87,9 @@ class SpanHead:
     def read(self, question: str, context: str) -> tuple[Span | None, Span]:
         """The best span of ``context`` (None if it has none) and the null answer it competed with
         (long contexts are read in chunks: the chunk of the best span supplies the null)."""
-        if not question.strip():
+        if blank(question):
             raise NlpsuiteError("empty question")
-        if not context.strip():
+        if blank(context):
             raise NlpsuiteError("empty context")
         overhead = len(self.prompt_ids(question, "")) + self.max_answer_tokens + 8
         budget = min(self.backbone.context_length - overhead, 1536)
@@ -208,16 +208,16 @@ def _echoes(question: str):
     the male bees called?" -> male): never the answer, unless the question offers choices ("A or B?")."""
     if _CHOICE.search(question):
         return lambda text: False
-    asked = set(_words(question))
+    asked = set(words(question))
 
     def echoes(text: str) -> bool:
-        words = _words(text)
-        return not words or 2 * sum(w in asked for w in words) > len(words)
+        said = words(text)
+        return not said or 2 * sum(w in asked for w in said) > len(said)
 
     return echoes
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
     """The words of ``text`` (each Han or kana character one), casefolded, without punctuation."""
     found = ("".join(c for c in text[a:b] if c.isalnum()).casefold() for a, b in word_spans(text))
     return [w for w in found if w]

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..artefacts import MANIFEST_FILE
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, did_you_mean
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -36,6 +36,27 @@ class ModelSource:
         return self.kind != "onnx-dir"
 
 
+def user_catalog_dir() -> Path:
+    """Where entries the user made (tuned models) are kept, one JSON file each, beside the converted models."""
+    from .. import config
+
+    return config.home() / "catalog"
+
+
+def user_entries() -> dict[str, dict]:
+    """The catalog entries under user_catalog_dir(); an unreadable one is skipped (the rest still resolve)."""
+    entries = {}
+    folder = user_catalog_dir()
+    for item in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            entry = json.loads(item.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("source"), dict):
+            entries[entry["name"]] = entry
+    return entries
+
+
 def builtin_entries() -> dict[str, dict]:
     """The catalog manifests shipped in ``models/``."""
     entries = {}
@@ -50,7 +71,7 @@ class Catalog:
     """Built-in catalog entries plus those registered by plugins."""
 
     def __init__(self, entries: dict[str, dict] | None = None) -> None:
-        self.entries: dict[str, dict] = dict(builtin_entries() if entries is None else entries)
+        self.entries: dict[str, dict] = {**user_entries(), **builtin_entries()} if entries is None else dict(entries)
 
     def add(self, name: str, source: dict, description: str = "", aliases: tuple[str, ...] = ()) -> None:
         if name in self.entries:
@@ -76,9 +97,10 @@ class Catalog:
             return _local_source(path.resolve())
         if HUB_ID.match(name) and not name.startswith((".", "/", "~")):
             return ModelSource("hub", name.replace("/", "--"), name, f"Hugging Face hub model {name}")
+        known = [n for e in self.entries.values() for n in (e["name"], *e.get("aliases", ()))]
         raise ModelNotFoundError(
             f"unknown model {name!r}: not in the catalog ('nlpsuite models list'), not an existing path, "
-            "and not a hub id like 'owner/name'"
+            f"and not a hub id like 'owner/name'{did_you_mean(name, known)}"
         )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..records import Progress
-from ..text import chunk
+from ..text import blank, chunk
 from . import index
 from .documents import Document, read_documents
 from .fusion import score_mix
@@ -51,14 +51,20 @@ def _embed(suite, texts: list[str], progress: Progress | None) -> np.ndarray:
     return out
 
 
-def add(suite, name: str, paths: list[str | Path], progress: Progress | None = None) -> dict:
-    """Add (or replace, when their text changed) the documents under ``paths``; returns counts."""
+def add(suite, name: str, paths: list[str | Path], progress: Progress | None = None, wait: bool = False) -> dict:
+    """Add (or replace, when their text changed) the documents under ``paths``; returns counts. Another process
+    adding to the index at the same time is refused, or with ``wait`` waited for."""
     index.index_dir(name)  # a bad name fails before any reading
-    return add_documents(suite, name, read_documents(paths), progress)
+    return add_documents(suite, name, read_documents(paths), progress, wait=wait)
 
 
 def add_documents(
-    suite, name: str, docs: list[Document], progress: Progress | None = None, embed: Embed | None = None
+    suite,
+    name: str,
+    docs: list[Document],
+    progress: Progress | None = None,
+    embed: Embed | None = None,
+    wait: bool = False,
 ) -> dict:
     """``add`` for documents already read (see ``read_documents``); ``embed`` replaces the suite's own
     embedding of the new passages (e.g. on a cluster), while the passages and the index stay here."""
@@ -88,7 +94,7 @@ def add_documents(
             added=sum(d.source not in known and d.source in documents for d in changed),
             updated=len(replaced),
             unchanged=len(docs) - len(changed),
-            empty=sum(not d.text.strip() for d in docs),
+            empty=sum(blank(d.text) for d in docs),
             passages_added=len(new),
             passages_removed=(len(current.passages) - len(keep)) if current else 0,
         )
@@ -101,7 +107,7 @@ def add_documents(
             embeddings = vectors if embeddings is None or not len(embeddings) else np.vstack([embeddings, vectors])
         return passages + new, embeddings, documents
 
-    manifest = index.update(name, model, change)
+    manifest = index.update(name, model, change, wait)
     return {"index": name, "documents": manifest["documents"], "passages": manifest["passages"], **counts}
 
 
@@ -109,7 +115,7 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
     """The ``k`` best passages for each query, best first: ``{"source", "text", "score", ...}``."""
     if k < 1:
         raise NlpsuiteError("k must be at least 1")
-    if not queries or any(not isinstance(q, str) or not q.strip() for q in queries):
+    if not queries or any(not isinstance(q, str) or blank(q) for q in queries):
         raise NlpsuiteError("empty query")
     found = index.load(name)
     index.check_model(found.manifest, name, model_identity(suite))

@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NlpsuiteError
-from . import batches, files, openai_api, rerank, tasks, tokenize
+from . import batches, files, openai_api, rerank, responses, tasks, tokenize
 from .engine import Engine, QueueFull
 from .errors import ApiError, ClientGone, bad
 from .metrics import Metrics
@@ -40,6 +41,9 @@ class ServeConfig:
     drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
     loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
     metrics_public: bool = False  # GET /metrics without the API key (for a scraper inside a trusted network)
+    keepalive_s: float = 15.0  # a silent stream sends an SSE comment this often, so proxies keep it (0: never)
+    host: str = "127.0.0.1"  # the address it was told to bind: requests may name it too
+    header_timeout_s: float = 30.0  # a connection that has not sent a request's headers by then is closed
 
 
 class Service:
@@ -112,7 +116,8 @@ def _check_key(service: Service, request) -> None:
         # page of another site) is refused, so only clients that name this machine get in.
         host = request.headers.get("host", "").lower()
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if service.config.loopback_only and name not in LOOPBACK_NAMES:
+        bound = service.config.host.lower()
+        if service.config.loopback_only and name not in (*LOOPBACK_NAMES, bound, f"[{bound.strip('[]')}]"):
             raise ApiError(403, f"Host {host!r} is not allowed without an API key", code="host_not_allowed")
         return
     given = request.headers.get("authorization", "")
@@ -145,13 +150,47 @@ async def _read_json(service: Service, request) -> dict:
         if size > limit:
             raise ApiError(413, f"the request body is over {limit} bytes", code="request_too_large")
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise bad("the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad("the request body must be a JSON object", code="invalid_json")
+    if _SURROGATE_ESCAPE.search(raw) and (where := _lone_surrogate(body)):
+        raise bad(f"{where} holds a lone UTF-16 surrogate (one of U+D800 to U+DFFF alone), which is no text",
+                  where.split("[")[0].split(".")[0], "invalid_text")  # fmt: skip
     return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # how a surrogate reaches JSON: as an escape
+
+
+def _lone_surrogate(body) -> str | None:
+    """Where in a parsed body a string holds a lone surrogate (valid JSON, but no text: it cannot be encoded,
+    and the tokenizer refuses it), e.g. ``messages[0].content``; None if nowhere."""
+    pending = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and not _encodable(value):
+            return where or "the body"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{key}" if where else str(key)
+                if not _encodable(str(key)):
+                    return f"the field name {name.encode('utf-8', 'backslashreplace').decode()}"
+                pending.append((name, item))
+        elif isinstance(value, list):
+            pending += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def endpoint(service: Service, handler, body: bool = True):
@@ -249,6 +288,7 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/tasks/{task}", endpoint(service, tasks.run_task), methods=["POST"]),
         Route("/v1/indexes", endpoint(service, tasks.list_indexes, body=False), methods=["GET"]),
         Route("/metrics", _metrics(service), methods=["GET"]),
+        *responses.routes(service, endpoint),
         *tokenize.routes(service, endpoint),
         *rerank.routes(service, endpoint),
         *files.routes(service, endpoint),

@@ -19,7 +19,8 @@ from ..errors import NlpsuiteError
 from ..runtime.grammar import Grammar, compile_for
 from ..runtime.sampling import BUILT_IN, SamplingParams
 from ..tasks import sampling_options
-from . import replies, tools
+from ..text import blank
+from . import replies, sse, tools
 from .errors import ApiError, api_words, bad
 from .requests import MAX_STOPS, ChatRequest, CompletionRequest, EmbeddingRequest, parse
 
@@ -181,7 +182,7 @@ async def _generate(service, request, prompts, settings: list[SamplingParams], r
     rows = [p for p in prompts for _ in range(n)]  # choice index = prompt index * n + choice
     ticket = service.engine.submit(rows, settings * len(prompts))  # each row gets its own sampler
     if reply.stream:
-        return replies.sse(reply.stream_events(ticket, n))
+        return sse.response(reply.stream_events(ticket, n), service.config.keepalive_s)
     return JSONResponse(await reply.whole(request, ticket, n))
 
 
@@ -225,7 +226,7 @@ def _embedding_texts(value, service) -> list[str]:
             item = service.suite.tokenizer.decode(item)  # the same vectors as for the text they spell
         if not isinstance(item, str):
             raise bad(f"input items must be strings or lists of token ids below {vocab}", "input")
-        if not item.strip():
+        if blank(item):
             raise bad("input must not be empty or blank", "input")
         texts.append(item)
     return texts

@@ -7,19 +7,17 @@ A ticket holds one row per choice: choice ``i`` of prompt ``p`` is row ``p * n +
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 
-from starlette.responses import StreamingResponse
-
+from ..runtime.sequence import Completion
 from . import logprobs as shapes
 from .errors import ApiError, ClientGone
+from .sse import event
 from .tools import CallStream, ToolPlan, message
 
 FINISH = {"repetition": "stop"}  # a reply ended because it only repeated itself ended like at EOS...
 CUT = {"repetition": "length"}  # ...but a reply held to a grammar was cut short of it: never valid, like max_tokens
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # proxies must not hold tokens back
 
 
 class Reply:
@@ -43,7 +41,7 @@ class Reply:
         return ("chat.completion" if self.chat else "text_completion") + (".chunk" if self.stream and self.chat else "")
 
     async def whole(self, request, ticket, n: int = 1) -> dict:
-        done = await self._gather(request, ticket)
+        done = await collect(self.service, request, ticket)
         choices = [self._choice(index, done[index]) for index in sorted(done)]
         return {**self.meta, "object": self.kind, "choices": choices, "usage": usage(done, n),
                 "system_fingerprint": None}  # fmt: skip
@@ -57,29 +55,6 @@ class Reply:
             return {"index": index, "message": answer, "logprobs": logprobs, "finish_reason": reason}
         logprobs = shapes.legacy(entries, self.tokenizer)[0] if entries is not None else None
         return {"index": index, "text": done.text, "logprobs": logprobs, "finish_reason": reason}
-
-    async def _gather(self, request, ticket) -> dict:
-        done: dict[int, object] = {}
-        checked = time.monotonic()
-        try:
-            while len(done) < len(ticket.sequences):
-                # Text keeps coming while it decodes, so whether the client is still there is asked by the clock.
-                if time.monotonic() - checked > 0.5:
-                    if await request.is_disconnected():
-                        raise ClientGone  # nobody waits for it: free the slot (finally, below)
-                    checked = time.monotonic()
-                try:
-                    index, kind, value = await asyncio.wait_for(ticket.events.get(), 0.5)
-                except asyncio.TimeoutError:
-                    continue
-                if kind == "error":
-                    raise ApiError(500, value, code="generation_failed")
-                if kind == "done":
-                    done[index] = value
-        finally:
-            if len(done) < len(ticket.sequences):
-                self.service.engine.cancel(ticket)
-        return done
 
     # -- streamed ---------------------------------------------------------------------------------------------
 
@@ -149,9 +124,27 @@ def usage(completions: dict, n: int = 1) -> dict:
             "prompt_tokens_details": {"cached_tokens": cached}}  # fmt: skip
 
 
-def event(data: dict) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-def sse(events) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+async def collect(service, request, ticket) -> dict[int, Completion]:
+    """Each of ``ticket``'s sequences' Completion by index, once all are done; a client that goes away meanwhile
+    (ClientGone) or a failed step (500) frees the ticket's rows."""
+    done: dict[int, Completion] = {}
+    checked = time.monotonic()
+    try:
+        while len(done) < len(ticket.sequences):
+            # Text keeps coming while it decodes, so whether the client is still there is asked by the clock.
+            if time.monotonic() - checked > 0.5:
+                if await request.is_disconnected():
+                    raise ClientGone  # nobody waits for it: free the slot (finally, below)
+                checked = time.monotonic()
+            try:
+                index, kind, value = await asyncio.wait_for(ticket.events.get(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            if kind == "error":
+                raise ApiError(500, value, code="generation_failed")
+            if kind == "done":
+                done[index] = value
+    finally:
+        if len(done) < len(ticket.sequences):
+            service.engine.cancel(ticket)
+    return done

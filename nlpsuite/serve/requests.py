@@ -204,14 +204,15 @@ class EmbeddingRequest(Body):
     user: Any = None
 
 
-def parse(model: type[Body], body: dict) -> Any:
-    """``body`` as ``model`` (nulls are absent, as OpenAI treats them); ApiError 400 naming the first bad field."""
+def parse(model: type[Body], body: dict, neutral: dict | None = None) -> Any:
+    """``body`` as ``model`` (nulls are absent, as OpenAI treats them); ApiError 400 naming the first bad field.
+    ``neutral``: the route's own table of fields taken only at the value that changes nothing (else NEUTRAL)."""
     body = {k: v for k, v in body.items() if v is not None}
     try:
         request = model.model_validate(body)
     except ValidationError as exc:
         raise _api_error(exc.errors()) from None
-    _neutral(body, set(NEUTRAL))
+    _neutral(body, set(neutral or NEUTRAL), neutral)
     return request
 
 
@@ -223,10 +224,10 @@ def check_fields(body: dict, allowed: set[str]) -> dict:
     return body
 
 
-def _neutral(body: dict, names: set[str]) -> None:
-    """Refuse ``names`` of ``body`` that are not at a value that changes nothing."""
+def _neutral(body: dict, names: set[str], table: dict | None = None) -> None:
+    """Refuse ``names`` of ``body`` that are not at a value that changes nothing (by ``table``, else NEUTRAL)."""
     for name in sorted(names & set(body), key=list(body).index):
-        neutral = NEUTRAL.get(name, _UNKNOWN)
+        neutral = (table or NEUTRAL).get(name, _UNKNOWN)
         if neutral is ... or (neutral is not _UNKNOWN and _same(body[name], neutral)):
             continue
         raise bad(f"{name!r} is not supported by this server", name, "unsupported_parameter")

@@ -7,13 +7,13 @@ import asyncio
 import json
 from pathlib import Path
 
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from ..errors import NlpsuiteError
 from ..tasks import Input, Option, Task
+from . import sse
 from .engine import QueueFull
 from .errors import ApiError, api_words, bad
-from .replies import SSE_HEADERS
 
 TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object", Path: "path"}
 
@@ -102,7 +102,7 @@ async def run_task(service, request, body: dict):
             raise ApiError(500, "the result holds a non-finite number (NaN or infinity)", code="non_finite") from None
 
     if stream:
-        return StreamingResponse(_streamed(service, work), media_type="text/event-stream", headers=SSE_HEADERS)
+        return sse.response(_streamed(service, work), service.config.keepalive_s)
     return Response(await service.engine.job(work), media_type="application/json")
 
 

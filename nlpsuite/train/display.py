@@ -63,8 +63,11 @@ class RichReporter(Reporter):
             str(record["epoch"]),
             f"{record['train_loss']:.4f}",
             _ppl(record["train_loss"]),
-            f"{record['val_loss']:.4f}",
-            _ppl(record["val_loss"]),
+            *(
+                ("-", "-")
+                if math.isnan(record["val_loss"])
+                else (f"{record['val_loss']:.4f}", _ppl(record["val_loss"]))
+            ),
             f"{record['lr']:.2g}",
             f"{record['seconds']:.0f}s",
             "best" if record["best"] else "",

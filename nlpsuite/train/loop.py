@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import Interrupted
 from ..eval.lm import window_spans
 from .config import TrainConfig
 from .display import Reporter
@@ -51,6 +52,48 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
         meta = json.loads((fh.metadata() or {})["trainer"])
     return tensors, meta
+
+
+def optimizer_tensors(optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's moments and the torch RNG, as checkpoint tensors (``restore_optimizer`` reads them back)."""
+    tensors = {"rng/torch": torch.get_rng_state()}
+    for index, values in optimizer.state_dict()["state"].items():
+        tensors.update({f"optim/{index}/{k}": v for k, v in values.items() if torch.is_tensor(v)})
+    return tensors
+
+
+def restore_optimizer(optimizer, tensors: dict[str, torch.Tensor], lr: float | None = None) -> None:
+    """Put back what ``optimizer_tensors`` saved (and the learning rate, where given)."""
+    moments: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/", 2)
+            moments.setdefault(int(index), {})[name] = value
+    groups = optimizer.state_dict()["param_groups"]
+    for group in groups if lr is not None else ():
+        group["lr"] = lr
+    optimizer.load_state_dict({"state": moments, "param_groups": groups})
+    torch.set_rng_state(tensors["rng/torch"])
+
+
+@contextlib.contextmanager
+def graceful_stop(requested: Callable[[], bool], request: Callable[[], None]):
+    """SIGINT/SIGTERM ask a loop to stop after its step (``request``); a second Ctrl-C stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask(signum, _frame):
+        if requested() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request()
+
+    previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Trainer:
@@ -122,10 +165,7 @@ class Trainer:
 
     def _checkpoint(self, model, optimizer, state: dict) -> None:
         tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
-        for index, values in optimizer.state_dict()["state"].items():
-            tensors.update({f"optim/{index}/{k}": v for k, v in values.items() if torch.is_tensor(v)})
-        tensors["rng/torch"] = torch.get_rng_state()
-        _save(self.dir / LAST, tensors, state)
+        _save(self.dir / LAST, {**tensors, **optimizer_tensors(optimizer)}, state)
         self._last_save = time.monotonic()
 
     def _restore(self, model, optimizer) -> dict | None:
@@ -133,36 +173,11 @@ class Trainer:
             return None
         tensors, state = _load(self.dir / LAST)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-        moments: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim/"):
-                _, index, name = key.split("/", 2)
-                moments.setdefault(int(index), {})[name] = value
-        groups = optimizer.state_dict()["param_groups"]
-        for group in groups:
-            group["lr"] = state["lr"]
-        optimizer.load_state_dict({"state": moments, "param_groups": groups})
-        torch.set_rng_state(tensors["rng/torch"])
+        restore_optimizer(optimizer, tensors, state["lr"])
         return state
 
-    @contextlib.contextmanager
     def _graceful_stop(self):
-        """SIGINT/SIGTERM ask the loop to stop after this step; a second Ctrl-C stops at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def ask(signum, _frame):
-            if self.stop_requested and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_requested = True
-
-        previous = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        return graceful_stop(lambda: self.stop_requested, self.request_stop)
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -244,10 +259,8 @@ class Trainer:
                     self.on_step(self, state["step"])
                 if self.stop_requested:
                     self._checkpoint(model, optimizer, state)
-                    self.reporter.note(
-                        f"stopped at step {state['step']}; checkpoint saved: run the same command to resume"
-                    )
-                    raise KeyboardInterrupt
+                    step = state["step"]
+                    raise Interrupted(f"stopped at step {step}; checkpoint saved: run the same command to resume")
                 if time.monotonic() - self._last_save >= cfg.save_every_s:
                     self._checkpoint(model, optimizer, state)
             self._end_epoch(model, optimizer, state, time.monotonic() - started)

@@ -26,6 +26,7 @@ from ..convert import save_graph, versions
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8, write_json_atomic
 from ..modelstore.integrity import hash_files
+from ..text import blank
 from .config import TrainConfig
 from .display import Reporter
 from .vocab import CONTINUATION_TEMPLATE, load_tokenizer, special_tokens, train_tokenizer
@@ -115,7 +116,7 @@ def train(
             ) from None
     started = time.monotonic()
     text = read_utf8(Path(corpus))
-    if not text.strip():
+    if blank(text):
         raise NlpsuiteError(f"{corpus} is empty")
     out = Path(out)
     ckpt = out / CHECKPOINTS

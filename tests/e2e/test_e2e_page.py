@@ -5,17 +5,10 @@ NLPSUITE_PAGE_SCREENSHOTS names when it is set (docs/images/page-*.png are made 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
-import pytest
 from browser import WIDTHS, page
 
 AMAZON = (
@@ -23,32 +16,6 @@ AMAZON = (
     "It flows through Brazil, Peru and Colombia. The river was named by the Spanish explorer Francisco de "
     "Orellana in 1542."
 )
-
-
-@pytest.fixture(scope="module")
-def url(real_home, tmp_path_factory):
-    """`nlpsuite serve` on a free loopback port, as a user starts it; stopped (SIGTERM) after the module."""
-    env = {**os.environ, "NLPSUITE_HOME": str(real_home), "NLPSUITE_DEVICE": "cpu"}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "nlpsuite", "serve", "--port", str(port)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 600  # a first run converts the model
-        while time.monotonic() < deadline and proc.poll() is None:
-            with contextlib.suppress(OSError):
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200:
-                    break
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"nlpsuite serve did not become ready (see {log.name})")
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
 
 
 DOCS = {"page-chat-1280.png", "page-ask-1280.png", "page-classify-390.png", "page-translate-390.png"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from plugin_cases import CONTEXT, is_null, words
 
@@ -141,8 +142,10 @@ def test_no_answer_on_the_command_line(cli, model_args, null_likelier):
     got = cli(["ask", "Who painted the tower?", "--context", CONTEXT, "--json", *model_args])
     assert got.code == 0, got.err
     is_null(json.loads(got.out))
-    shown = cli(["ask", "Who painted the tower?", "--context", CONTEXT, *model_args])
+    shown = cli(["ask", "Who painted the tower?", "--context", CONTEXT, *model_args[:-1]])
     assert shown.code == 0 and shown.out.startswith("(no answer)  (score ")
+    quiet = cli(["ask", "Who painted the tower?", "--context", CONTEXT, *model_args])  # -q: the answer alone
+    assert quiet.code == 0 and quiet.out == "(no answer)\n"
 
 
 def test_ask_batch_with_context_field(cli, model_args, tmp_path, spans_only):
@@ -185,3 +188,82 @@ def test_a_long_one_line_context_is_text_not_a_path(cli, model_args, spans_only)
     assert got.code == 0, got.err
     row = json.loads(got.out)
     assert context.strip()[row["start"] : row["end"]] == row["answer"]
+
+
+AMAZON = (
+    "The Amazon River in South America is the largest river by discharge volume of water in the world. It flows "
+    "through Brazil, Peru and Colombia. The river was named by the Spanish explorer Francisco de Orellana in 1542."
+)
+
+
+def test_a_generated_answer_to_what_the_text_never_mentions_is_null_or_unsure(suite, monkeypatch):
+    """Fault matrix B40: --generate answered "What is the population of Tokyo?" over a text about the Amazon with
+    its first sentence at 0.87. A model that copies a sentence fluently (likely tokens) is no evidence."""
+    from nlpsuite.heads.scoring import LabelScorer
+    from nlpsuite.runtime.generation import Completion, Generator
+
+    first = AMAZON.split(". ")[0] + "."
+    monkeypatch.setattr(
+        Generator, "generate", lambda self, prompts, params, on_text=None: [Completion(first, [], 0, "stop")]
+    )
+    scripted = {"unknown": -10.0}  # the model finds the copied sentence far likelier than "unknown"
+    monkeypatch.setattr(
+        LabelScorer,
+        "log_likelihoods",
+        lambda self, ids, labels, prefix=None: np.array([scripted.get(x, -2.0) for x in labels]),
+    )
+    got = suite.ask("What is the population of Tokyo?", context=AMAZON, generate=True)
+    assert got["answer"] is None or got["score"] < 0.5, got
+
+
+def test_eval_qa_reports_how_well_its_scores_hold(cli, model_args, tmp_path, spans_only):
+    data = tmp_path / "qa.jsonl"
+    rows = [{"question": "Who built it?", "context": CONTEXT, "answers": ["the tower"]},
+            {"question": "What is the population of Tokyo?", "context": CONTEXT, "answers": []}] * 3  # fmt: skip
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    png = tmp_path / "qa.png"
+    got = cli(["eval", "qa", str(data), "--json", "--reliability", str(png), *model_args])
+    assert got.code == 0, got.err
+    found = json.loads(got.out)["metrics"]
+    assert 0 <= found["ece"] <= 1 and 0 <= found["mean_score"] <= 1 and found["reliability_png"] == str(png)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_calibrate_ask_fits_what_its_score_means_and_reset_removes_it(cli, model_args, tmp_path, monkeypatch):
+    """Scripted signals (the question's coverage tells answerable from not): the fit must learn that, save it,
+    and later answers must use it."""
+    import dataclasses
+
+    from nlpsuite.plugins import registry
+
+    task = registry().tasks["ask"]
+    rng = np.random.default_rng(0)
+
+    def measure(suite, inputs, index=None, generate=False):
+        out = []
+        for i in inputs:
+            answerable = "tower" in i["question"]
+            good = answerable and rng.random() < 0.6
+            answer = "the tower" if good else "nothing"
+            signals = [rng.normal(1.0 if good else -1.0), -1.0, 1.0, 1.0, 1.0 if answerable else 0.0, 0.0]
+            out.append({"result": {"answer": answer, "start": 0, "end": 1}, "signals": signals})
+        return out
+
+    from nlpsuite_plugins import qa
+
+    recipe = dataclasses.replace(task.confidence, measure=measure)
+    monkeypatch.setitem(registry().tasks, "ask", dataclasses.replace(task, confidence=recipe))
+    monkeypatch.setattr(qa, "CONFIDENCE", recipe)  # what run() scores with
+    data = tmp_path / "qa.jsonl"
+    rows = [{"question": f"Who built the tower {i}?", "context": CONTEXT, "answers": ["the tower"]} for i in range(60)]
+    rows += [{"question": f"Who painted it {i}?", "context": CONTEXT, "answers": []} for i in range(40)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = cli(["calibrate", "ask", str(data), "--json", *model_args])
+    assert got.code == 0, got.err
+    report = json.loads(got.out)
+    assert report["after"]["nll"] <= report["before"]["nll"] and report["outcomes"]["no answer"] == 40
+    assert report["after"]["accuracy"] >= 0.75
+    answered = cli(["ask", "Who painted it 99?", "--context", CONTEXT, "--json", *model_args])
+    assert json.loads(answered.out)["answer"] is None and json.loads(answered.out)["score"] > 0.9
+    assert cli(["calibrate", "ask", "--reset", *model_args]).code == 0
+    assert cli(["calibrate", "ask", "--reset", "--json", *model_args]).out.strip() == '{\n  "removed": []\n}'

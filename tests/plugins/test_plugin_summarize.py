@@ -16,7 +16,7 @@ def test_summarize_map_reduce_covers_long_input(suite, monkeypatch):
 
     def fake_generate(self, texts, words):
         calls.append(list(texts))
-        return [f"summary of {len(t.split())} words." for t in texts]
+        return [(f"summary of {len(t.split())} words.", (-1.0, 4)) for t in texts]
 
     monkeypatch.setattr(summarize.Summarizer, "_generate", fake_generate)
     monkeypatch.setattr(summarize, "CHUNK_TOKENS", 200)
@@ -48,5 +48,7 @@ def test_clip_words_counts_chinese_by_character_and_ends_at_a_full_stop():
 def test_summary_words_count_chinese_characters(suite, monkeypatch):
     from nlpsuite_plugins import summarize
 
-    monkeypatch.setattr(summarize.Summarizer, "_generate", lambda self, texts, words: ["我爱编程。" for _ in texts])
+    monkeypatch.setattr(
+        summarize.Summarizer, "_generate", lambda self, texts, words: [("我爱编程。", (-1.0, 3)) for _ in texts]
+    )
     assert summarize.run(suite, [{"text": "我爱编程，也爱读书。"}], max_words=10)[0]["words"] == 4

@@ -17,8 +17,11 @@ def test_translation_keeps_paragraphs(suite):
 def test_translation_goes_sentence_by_sentence_in_chinese_too(suite):
     from nlpsuite_plugins.translate import translate_texts
 
-    (got,), units = translate_texts(suite, ["我今天很开心。你呢？\n\nDr. Smith met J. R. R. Tolkien."], "German", None)
+    (got,), units, said = translate_texts(
+        suite, ["我今天很开心。你呢？\n\nDr. Smith met J. R. R. Tolkien."], "German", None
+    )
     assert units == [3] and got.count("\n\n") == 1
+    assert len(said[0]) == 3 and all(n == 0 or lp < 0 for lp, n in said[0])  # one (log-probability, tokens) each
 
 
 def test_translation_language_codes(suite):
@@ -43,7 +46,7 @@ def test_translate_names_the_detected_source_to_the_model(suite, monkeypatch):
 
     told = []
     monkeypatch.setattr(translate, "translate_texts", lambda s, texts, to, sources, **k: told.append(sources) or
-                        (["x"] * len(texts), [1] * len(texts)))  # fmt: skip
+                        (["x"] * len(texts), [1] * len(texts), [[(-1.0, 1)]] * len(texts)))  # fmt: skip
     got = translate.run(suite, [{"text": "我爱编程。"}, {"text": "Je voudrais un café, s'il vous plaît."}], to="German")
     assert told == [["Chinese", "French"]] and [g["from"] for g in got] == ["Chinese", "French"]
     assert translate.run(suite, [{"text": "我爱编程。"}], to="German", source="Japanese")[0]["from"] == "Japanese"
