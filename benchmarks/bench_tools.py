@@ -9,14 +9,16 @@ function whose parameters are its declared schema (``Task.parameters_schema``, w
 prompt is asked greedily three ways: ``tool_choice: auto``; ``required`` with one call only
 (``parallel_tool_calls: false``); and ``required`` as OpenAI's default allows (several calls). Counted: replies that
 call a tool, the right tool first, arguments that validate against the tool's schema (the grammar's promise), and
-whether the call's main text argument is a piece of the prompt (a sensible call, by a rough rule). Prints a table
-and writes JSON under benchmarks/results/; nothing here depends on the machine's load.
+whether the call's main text argument is a piece of the prompt (a sensible call, by a rough rule). A reply cut by
+``max_tokens`` in the middle of a call is not a call, but the function it named counts as the model's pick.
+Prints a table and writes JSON under benchmarks/results/; nothing here depends on the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import jsonschema  # the reference validator: a test-extra dependency
@@ -58,27 +60,34 @@ def ask(client: OpenAI, model: str, offered: list[dict], case: dict, mode: dict,
     schemas = {t["function"]["name"]: t["function"]["parameters"] for t in offered}
     valid = all(not list(jsonschema.Draft202012Validator(schemas[c.function.name]).iter_errors(
         json.loads(c.function.arguments))) for c in calls)  # fmt: skip
+    named = calls[0].function.name if calls else _named(choice.message.content or "")
     return {
         "prompt": case["prompt"], "expected": case["tool"], "finish_reason": choice.finish_reason,
         "calls": [{"name": c.function.name, "arguments": c.function.arguments} for c in calls],
-        "text": choice.message.content, "valid": valid,
-        "right": bool(calls) and calls[0].function.name == case["tool"],
+        "text": choice.message.content, "valid": valid, "named": named, "right": named == case["tool"],
         "sensible": bool(calls) and calls[0].function.name == case["tool"] and sensible(calls[0], case["prompt"]),
     }  # fmt: skip
 
 
+def _named(text: str) -> str | None:
+    """The function a reply cut by max_tokens was calling (its name comes first: the grammar wrote it whole)."""
+    found = re.match(r'<tool_call>\n\{"name": "([\w-]+)"', text)
+    return found.group(1) if found else None
+
+
 def summary(name: str, rows: list[dict]) -> list:
     meant = [r for r in rows if r["expected"]]
+    none = [r for r in rows if not r["expected"]]
     called = [r for r in rows if r["calls"]]
     return [
         name,
         f"{len(called)}/{len(rows)}",
+        f"{sum(r['named'] is not None and not r['calls'] for r in rows)}",
         f"{sum(r['right'] for r in meant)}/{len(meant)}",
         f"{sum(r['sensible'] for r in meant)}/{len(meant)}",
-        f"{sum(not r['calls'] for r in rows if not r['expected'])}/{len(rows) - len(meant)}",
+        f"{sum(r['named'] is None for r in none)}/{len(none)}" if name == "auto" else "-",
         f"{sum(r['valid'] for r in called)}/{len(called)}",
         f"{sum(len(r['calls']) for r in called) / max(1, len(called)):.2f}",
-        f"{sum(r['finish_reason'] == 'length' for r in rows)}",
     ]
 
 
@@ -96,8 +105,9 @@ def main() -> None:
     report = {"model": model, "max_tokens": args.max_tokens, "modes": {}}
     for name, mode in MODES.items():
         report["modes"][name] = [ask(client, model, offered, case, mode, args.max_tokens) for case in cases]
-    columns = ["tool_choice", "replies with calls", "right tool first", "right and sensible", "no call where none",
-               "calls that validate", "calls per reply", "cut (length)"]  # fmt: skip
+    columns = ["tool_choice", "replies that are calls", "calls cut by max_tokens", "right tool named first",
+               "right, first argument from the prompt", "text where no tool fits", "calls that validate",
+               "calls per reply"]  # fmt: skip
     show(f"Tool calls, {model}, greedy", columns, [summary(n, rows) for n, rows in report["modes"].items()], True)
     save(report, args.out)
 
