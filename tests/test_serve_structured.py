@@ -365,3 +365,15 @@ def test_a_streamed_reply_becomes_content_or_call_deltas_whatever_its_pieces(siz
     for text in ("<tool is not a call", "<tool", "Sunny. " + calls):
         got, reason = deltas(text)
         assert "".join(d["content"] for d in got) == text and reason == "stop"
+
+
+def test_n_choices_read_their_prompt_once_and_the_others_take_it_from_the_prompt_cache(client, server):
+    words = " ".join(f"word{i}" for i in range(40))  # a prompt no other test sent: several whole blocks
+    messages = [{"role": "user", "content": words}]
+    prompt = len(server.suite.head("generation").encode_chat(messages))
+    before = server.service.engine.batch.prefilled
+    done = chat(client, server, messages=messages, n=3, temperature=1.0, seed=4, max_tokens=2)
+    read = server.service.engine.batch.prefilled - before
+    blocks = (prompt - 1) // 16 * 16  # what a row can take from the cache (its last token is always read again)
+    assert blocks >= 32 and read == prompt + 2 * (prompt - blocks)
+    assert done.usage.prompt_tokens == prompt
