@@ -36,7 +36,8 @@ def measure(suite, path: Path, sentiment: bool) -> dict:
     for n, r in enumerate(rows, 1):
         channel.append(tasks.channel_scores([r["text"]], labels)[0] / CHANNEL_SCALE)
         direct.append(tasks._scores(tasks.question(labels), "", [r["text"]], labels)[0])
-        print(f"\r{path.name}: {n}/{len(rows)}", end="", file=sys.stderr, flush=True)
+        if n % 10 == 0:
+            print(f"{path.name}: {n}/{len(rows)}", file=sys.stderr, flush=True)
     channel, direct = np.array(channel), np.array(direct)
     picks = lambda scores: np.bincount(scores.argmax(1), minlength=len(labels)).tolist()  # noqa: E731
     out = {
@@ -55,7 +56,6 @@ def measure(suite, path: Path, sentiment: bool) -> dict:
         got = [r["label"] for r in suite.sentiment([r["text"] for r in rows])]
         out["sentiment"] = float(np.mean([a == b for a, b in zip(got, gold_s, strict=True)]))
     out["seconds"] = round(time.perf_counter() - start, 1)
-    print(file=sys.stderr)
     return out
 
 
@@ -69,16 +69,19 @@ def main() -> None:
     from nlpsuite import Suite
 
     suite = Suite(model=args.model, device="cpu")
-    results = [measure(suite, path, args.sentiment) for path in args.sets]
     print(f"{'set':28s} {'n':>4s} {'before':>7s} {'reply':>7s} {'now':>7s} {'sentiment':>9s}")
-    for r in results:
+    results = []
+    for path in args.sets:  # each row as soon as its set is done: long runs on a busy machine
+        r = measure(suite, path, args.sentiment)
+        results.append(r)
         sentiment = f"{r['sentiment']:.3f}" if "sentiment" in r else "-"
         print(
             f"{r['set']:28s} {r['n']:4d} {r['channel (before)']:7.3f} {r['reply']:7.3f} {r['sum (now)']:7.3f} "
-            f"{sentiment:>9s}   picks {r['picks before']} -> {r['picks now']}"
+            f"{sentiment:>9s}   picks {r['picks before']} -> {r['picks now']}",
+            flush=True,
         )
-    if args.out:
-        args.out.write_text(json.dumps({"model": args.model, "results": results}, ensure_ascii=False, indent=1))
+        if args.out:
+            args.out.write_text(json.dumps({"model": args.model, "results": results}, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":
