@@ -34,11 +34,12 @@ def measure(suite, path: Path, sentiment: bool) -> dict:
     tasks, start = _tasks(suite), time.perf_counter()
     channel, direct = [], []
     for n, r in enumerate(rows, 1):
-        channel.append(tasks.channel_scores([r["text"]], labels)[0] / CHANNEL_SCALE)
+        channel.append(tasks.channel_scores([r["text"]], labels)[0])
         direct.append(tasks._scores(tasks.question(labels), "", [r["text"]], labels)[0])
         if n % 10 == 0:
             print(f"{path.name}: {n}/{len(rows)}", file=sys.stderr, flush=True)
-    channel, direct = np.array(channel), np.array(direct)
+    raw_channel, direct = np.array(channel), np.array(direct)
+    channel = raw_channel / CHANNEL_SCALE
     picks = lambda scores: np.bincount(scores.argmax(1), minlength=len(labels)).tolist()  # noqa: E731
     out = {
         "set": path.name,
@@ -49,7 +50,9 @@ def measure(suite, path: Path, sentiment: bool) -> dict:
         "sum (now)": float(((channel + direct).argmax(1) == gold).mean()),
         "picks before": picks(channel),
         "picks now": picks(channel + direct),
-        "raw": {"gold": gold.tolist(), "channel": channel.tolist(), "reply": direct.tolist()},
+        # the channel per square root of the text's tokens (before CHANNEL_SCALE) and the reply's calibrated scores
+        "raw": {"gold": gold.tolist(), "channel": raw_channel.tolist(), "reply": direct.tolist()},
+        "channel_scale": CHANNEL_SCALE,
     }
     if sentiment:
         gold_s = [r["label"] for r in read(path.with_name(path.stem + "_sentiment.jsonl"))]
