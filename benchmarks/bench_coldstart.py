@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import out_option, save, show, spread, stats
+
 GENERATE = ["generate", "Say hello.", "--max-tokens", "16"]
 SCRATCH = "<a scratch cache>"  # replaced by a cache of hard links to the default model's fp32 files, without its copy
 VARIANTS: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -118,7 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--variants", default=DEFAULT, help=f"comma-separated, of: {', '.join(VARIANTS)}")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "coldstart.json"))
+    out_option(parser, "coldstart")
     args = parser.parse_args()
     names = args.variants.split(",")
     if unknown := [n for n in names if n not in VARIANTS]:
@@ -131,29 +133,25 @@ def main() -> None:
             args_, env = VARIANTS[name]
             VARIANTS[name] = (args_, {k: scratch if v == SCRATCH else v for k, v in env.items()})
         report = measure(names, args.runs)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
-    print(f"\nJSON written to {out}")
+    save(report, args.out)
 
 
 def print_table(report: dict) -> None:
     rows = report["variants"]
     code = {r["nlpsuite"] for r in rows.values()}
     load_before, load_after = report["load_average_before"], report["load_average_after"]
-    print(
+    title = (
         f"cold start, median (min-max) of {report['runs']} fresh processes; load average {load_before[0]:.1f} -> "
         f"{load_after[0]:.1f} on {report['cpus']} CPUs; code: {', '.join(sorted(code))}"
     )
-    print("| variant | wall s | CPU s | modules | read() MB | file pages MB | peak RSS MB | page faults |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
-        print(
-            f"| {name} | {r['wall_s_median']:.2f} ({r['wall_s_min']:.2f}-{r['wall_s_max']:.2f}) "
-            f"| {r['cpu_s_median']:.2f} | {r['modules']} | {r['rchar'] / 1e6:.1f} | {r['file_mapped_bytes'] / 1e6:.0f} "
-            f"| {r['peak_rss_bytes'] / 1e6:.0f} | {r['minflt'] + r['majflt']} |"
-        )
+    columns = ["variant", "wall s", "CPU s", "modules", "read() MB", "file pages MB", "peak RSS MB", "page faults"]
+    table = [
+        (name, spread(r["wall_s"]), f"{r['cpu_s_median']:.2f}", r["modules"], f"{r['rchar'] / 1e6:.1f}",
+         f"{r['file_mapped_bytes'] / 1e6:.0f}", f"{r['peak_rss_bytes'] / 1e6:.0f}", r["minflt"] + r["majflt"])
+        for name, r in rows.items()
+    ]  # fmt: skip
+    show(title, columns, table, markdown=True)
 
 
 def measure(names: list[str], runs_each: int) -> dict:
@@ -173,9 +171,7 @@ def measure(names: list[str], runs_each: int) -> dict:
         rows[name] = {
             "command": "nlpsuite " + " ".join(VARIANTS[name][0]),
             "env": VARIANTS[name][1],
-            "wall_s_median": statistics.median(wall),
-            "wall_s_min": min(wall),
-            "wall_s_max": max(wall),
+            "wall_s": stats(wall),
             "cpu_s_median": statistics.median(r["cpu_s"] for r in runs[name]),
             "runs": runs[name],
             **counts[name],

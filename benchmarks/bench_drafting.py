@@ -10,79 +10,34 @@ speed-up, the acceptance rate and whether the outputs are identical, and writes 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
 
+from harness import ARTICLES, CHATS, DRAFTING_TASKS, out_option, save, show
+
 from nlpsuite import Suite
 from nlpsuite.runtime import generation
-
-# Article-like texts (written for this benchmark, so they can ship with it): news-style reports with names,
-# numbers and phrases that a summary or an answer copies.
-ARTICLES = [
-    "The city council of Riverton voted on Tuesday to build a new public library on the site of the old "
-    "train station. The library will cost 14 million dollars and will open in the spring of 2028. Mayor "
-    "Helen Carter said the building will have a children's reading room, a makerspace with 3D printers and "
-    "a rooftop garden. The vote passed seven to two. Council member James Ortiz, who voted against the plan, "
-    "said the city should first repair the roads on the east side. The old train station closed in 1994 and "
-    "has been empty since then. Construction will begin in March and is expected to take two years.",
-    "Researchers at the Northern Ocean Institute have found that the water temperature in the Gulf of Maren "
-    "rose by 1.2 degrees Celsius over the last ten years. The team, led by Dr. Amira Said, measured the "
-    "temperature at forty stations every month since 2015. The warmer water has pushed cod and haddock "
-    "further north, and local fishing boats now travel twice as far to reach them. Dr. Said said the "
-    "change is faster than the models predicted. The institute will publish the full data set in June and "
-    "plans to add twenty new stations along the northern coast next year.",
-    "The Lakeside Tigers won the national basketball championship on Sunday, beating the Granite City "
-    "Bears 88 to 81 in the final game. Point guard Maya Lindqvist scored 31 points and was named the most "
-    "valuable player of the tournament. It is the first title for the Tigers since 2009. Coach Daniel "
-    "Brooks said the team had worked for this moment all season. More than 20,000 fans watched the game at "
-    "the Central Arena, and the city will hold a parade for the team on Wednesday morning.",
-]
-QUESTIONS = [
-    "What will the new library have?",
-    "Who led the research team and what did they measure?",
-    "Who was named the most valuable player?",
-]
-SENTENCES = [
-    "The library will cost 14 million dollars and will open in the spring of 2028.",
-    "Maya Lindqvist scored 31 points and was named the most valuable player of the tournament.",
-    "The institute will publish the full data set in June.",
-]
-CHATS = [
-    "Write a short poem about autumn leaves.",
-    "Give me three tips for learning to cook.",
-    "What is the difference between weather and climate?",
-]
-TASKS = {
-    "summarize": lambda suite: [suite.run("summarize", a) for a in ARTICLES],
-    "ask --generate": lambda suite: [
-        suite.run("ask", q, context=a, generate=True) for q, a in zip(QUESTIONS, ARTICLES, strict=True)
-    ],
-    "translate (fr)": lambda suite: [suite.run("translate", s, to="fr") for s in SENTENCES],
-    "chat": lambda suite: [suite.chat(m, max_tokens=128) for m in CHATS],
-}
 
 
 def run_task(suite, call, draft: bool) -> dict:
     """One pass over a task's inputs; the completions' counts are collected from the decoding loop."""
     completions = []
-    plain_generate, plain_drafting = generation.Generator.generate, generation.Generator._drafting
+    plain_generate = generation.Generator.generate
 
-    def generate(self, prompts, params, on_text=None):
-        done = plain_generate(self, prompts, params, on_text)
-        completions.extend(done if len(done) == 1 else done[:1])  # batch counts are on every row: count once
+    def generate(self, prompts, params, on_text=None, constraints=None):
+        done = plain_generate(self, prompts, dataclasses.replace(params, draft=draft), on_text, constraints)
+        completions.extend(done)
         return done
 
     generation.Generator.generate = generate
-    generation.Generator._drafting = (
-        (lambda self, params: plain_drafting(self, params)) if draft else (lambda self, params: False)
-    )
     try:
         started = time.perf_counter()
         outputs = call(suite)
         wall = time.perf_counter() - started
     finally:
-        generation.Generator.generate, generation.Generator._drafting = plain_generate, plain_drafting
+        generation.Generator.generate = plain_generate
     tokens = sum(len(c.token_ids) for c in completions)
     return {
         "wall_s": wall,
@@ -107,7 +62,7 @@ def near_ties(suite, tokens: int, width: int) -> dict:
     positions = flips = 0
     margins = []
     for prompt in prompts:
-        plain = head.generator.generate([prompt], SamplingParams(max_tokens=tokens, ignore_eos=True, draft=False))[0]
+        plain = head.decoder.generate([prompt], SamplingParams(max_tokens=tokens, ignore_eos=True, draft=False))[0]
         ids, mask, pos = left_pad([prompt], 0)
         step = backbone.forward(ids, mask, pos, backbone.empty_state(1))
         single = [step.logits[0, -1]]
@@ -144,32 +99,30 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, from: " + ", ".join(TASKS))
-    parser.add_argument("--out", default="bench_drafting.json")
+    tasks = ", ".join(DRAFTING_TASKS)
+    parser.add_argument("--tasks", default=",".join(DRAFTING_TASKS), help="comma-separated, from: " + tasks)
+    out_option(parser, "drafting")
     parser.add_argument("--near-ties", type=int, default=0, metavar="TOKENS", help="only count near-tie flips")
     args = parser.parse_args()
-    suite = Suite(model=args.model, precision=args.precision, device="cpu")
+    suite = Suite(model=args.model, precision=args.precision, device="cpu", cache_mb=0)  # drafting alone
     if args.near_ties:
         found = near_ties(suite, args.near_ties, 5)
         print(
             f"{found['flips']} of {found['positions']} positions choose differently in a 5-token pass; "
             f"smallest top-2 logit margins: {found['smallest_margins']}"
         )
-        with open(args.out, "w") as out:
-            json.dump(found, out, indent=2)
+        save(found, args.out)
         return
     results = {}
     for name in args.tasks.split(","):
-        call = TASKS[name]
+        call = DRAFTING_TASKS[name]
         run_task(suite, call, True)  # warm-up: loads, and builds what the task caches
         runs = {"off": [], "on": []}
         for _ in range(args.runs):  # alternate, so that load changes hit both modes alike
             for mode in ("off", "on"):
                 runs[mode].append(run_task(suite, call, mode == "on"))
         results[name] = runs
-    print("| task | tokens | wall s off | wall s on | × wall | decode tok/s off | on | × decode | accepted | same |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    summary = {}
+    summary, rows = {}, []
     for name, runs in results.items():
         med = {
             m: {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "decode_tokens_per_s")}
@@ -190,14 +143,15 @@ def main() -> None:
             "wall_range_s": {m: [min(r["wall_s"] for r in rs), max(r["wall_s"] for r in rs)] for m, rs in runs.items()},
         }
         summary[name] = row
-        print(
-            f"| {name} | {row['tokens']} | {med['off']['wall_s']:.2f} | {med['on']['wall_s']:.2f} | "
-            f"{row['wall_speedup']:.2f} | {med['off']['decode_tokens_per_s']:.1f} | "
-            f"{med['on']['decode_tokens_per_s']:.1f} | "
-            f"{row['decode_speedup']:.2f} | {on['accepted']}/{on['drafted']} ({rate:.0%}) | {'yes' if same else 'NO'} |"
-        )
-    with open(args.out, "w") as out:
-        json.dump(summary, out, indent=2)
+        rows.append((
+            name, row["tokens"], f"{med['off']['wall_s']:.2f}", f"{med['on']['wall_s']:.2f}",
+            f"{row['wall_speedup']:.2f}",
+            f"{med['off']['decode_tokens_per_s']:.1f}", f"{med['on']['decode_tokens_per_s']:.1f}",
+            f"{row['decode_speedup']:.2f}", f"{on['accepted']}/{on['drafted']} ({rate:.0%})", "yes" if same else "NO",
+        ))  # fmt: skip
+    columns = ["task", "tokens", "wall s off", "wall s on", "× wall", "decode tok/s off", "on", "× decode", "accepted"]
+    show(f"drafting off/on, median of {args.runs} runs", [*columns, "same"], rows, markdown=True)
+    save(summary, args.out)
 
 
 if __name__ == "__main__":

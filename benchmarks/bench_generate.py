@@ -23,11 +23,12 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness import out_option, save, show, spread, stats
 
 PROMPT = (
     "You are helping a student prepare for an exam. Explain, in a few clear paragraphs, how the water "
@@ -50,7 +51,7 @@ def _peak_rss_mb() -> float:
 def worker_nlpsuite(args) -> dict:
     from nlpsuite import Suite
 
-    suite = Suite(model=args.model, precision=args.precision, device="cpu")
+    suite = Suite(model=args.model, precision=args.precision, device="cpu", cache_mb=0)  # every run prefills
     suite.complete(PROMPT, max_tokens=8, ignore_eos=True, draft=args.draft)  # warm-up (and load)
     runs = []
     for _ in range(args.runs):
@@ -210,23 +211,14 @@ def cold_only(args, gguf_path: Path) -> None:
     for _ in range(args.cold_runs):
         for name, cmd in commands.items():
             times[name] += cold_start(cmd, 1)
-    rows = {name: summary(values) for name, values in times.items()}
+    rows = {name: stats(values) for name, values in times.items()}
     base = rows["transformers generate (PyTorch eager)"]["median"]
-    print(f"cold start (fresh process, load + 16 tokens), median (min-max) of {args.cold_runs}, {os.cpu_count()} CPUs")
-    print("| engine | cold start s | × transformers |")
-    print("|---|---|---|")
-    for name, row in rows.items():
-        print(f"| {name} | {row['median']:.2f} ({row['min']:.2f}-{row['max']:.2f}) | {row['median'] / base:.2f} |")
-    out = Path(args.out).with_name(Path(args.out).stem + "-cold.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    title = f"cold start (fresh process, load + 16 tokens), median (min-max) of {args.cold_runs}, {os.cpu_count()} CPUs"
+    table = [(name, spread(row), f"{row['median'] / base:.2f}") for name, row in rows.items()]
+    show(title, ["engine", "cold start s", "× transformers"], table, markdown=True)
     report = {"model": args.model, "runs": args.cold_runs, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),
               "load_average": os.getloadavg(), "cold_start_s": rows, "times": times}  # fmt: skip
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nJSON written to {out}")
-
-
-def summary(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    save(report, Path(args.out).with_name(Path(args.out).stem + "-cold.json"))
 
 
 def run_worker(kind: str, args, extra: list[str], python: str = sys.executable) -> dict:
@@ -258,7 +250,7 @@ def main() -> None:
     parser.add_argument("--cold-only", action="store_true", help="Only the cold starts (no decode workers).")
     parser.add_argument("--precisions", default="fp32,int8")
     parser.add_argument("--draft", action="store_true", help="nlpsuite drafts from the prompt (off: plain greedy)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
+    out_option(parser, "generate")
     parser.add_argument("--llama-cpp", default="", help="llama.cpp quantizations to run too, e.g. q8_0,q4_0")
     parser.add_argument("--llama-cpp-python", default=sys.executable, help="a Python that imports llama_cpp")
     parser.add_argument("--worker", choices=["nlpsuite", "transformers", "llama_cpp"])
@@ -295,12 +287,12 @@ def main() -> None:
     hf = run_worker("transformers", args, ["--hf-dir", str(gguf_path.parent), "--gguf", gguf_path.name])
     prompt_ids = hf.pop("prompt_ids")
     rows["transformers generate (PyTorch eager)"] = {"precision": "fp32", **hf}
-    rows["transformers generate (PyTorch eager)"]["cold_start_s"] = summary(
+    rows["transformers generate (PyTorch eager)"]["cold_start_s"] = stats(
         cold_start([sys.executable, "-c", HF_COLD, str(gguf_path.parent), gguf_path.name, "Say hello."], args.cold_runs)
     )
     for precision in args.precisions.split(","):
         res = run_worker("nlpsuite", args, ["--precision", precision, *(["--draft"] if args.draft else [])])
-        res["cold_start_s"] = summary(cold_start(nlpsuite_cold(args.model, precision), args.cold_runs))
+        res["cold_start_s"] = stats(cold_start(nlpsuite_cold(args.model, precision), args.cold_runs))
         agree = sum(a == b for a, b in zip(res["runs"][0]["tokens"], hf["runs"][0]["tokens"], strict=True))
         res["tokens_equal_to_transformers"] = f"{agree}/{len(hf['runs'][0]['tokens'])}"
         rows[f"nlpsuite ({precision})"] = {"precision": precision, **res}
@@ -312,7 +304,7 @@ def main() -> None:
         extra = ["--gguf", str(gguf_path), "--precision", quant, "--prompt-ids", str(ids_file)]
         res = run_worker("llama_cpp", args, [*extra, "--llama-cpp-dir", str(ids_file.parent)], args.llama_cpp_python)
         quantized = ids_file.parent / f"{gguf_path.stem}.{quant}.gguf"
-        res["cold_start_s"] = summary(
+        res["cold_start_s"] = stats(
             cold_start([args.llama_cpp_python, "-c", LLAMA_CPP_COLD, str(quantized), "Say hello."], args.cold_runs)
         )
         agree = sum(a == b for a, b in zip(res["runs"][0]["tokens"], hf["runs"][0]["tokens"], strict=True))
@@ -320,8 +312,8 @@ def main() -> None:
         rows[f"llama.cpp ({quant})"] = {"precision": quant, **res}
 
     for row in rows.values():
-        row["prefill_ms"] = summary([r["prefill_ms"] for r in row["runs"]])
-        row["decode_tokens_per_s"] = summary([r["decode_tokens_per_s"] for r in row["runs"]])
+        row["prefill_ms"] = stats([r["prefill_ms"] for r in row["runs"]])
+        row["decode_tokens_per_s"] = stats([r["decode_tokens_per_s"] for r in row["runs"]])
         row["prompt_tokens"] = row["runs"][0]["prompt_tokens"]
         del row["runs"]
     report = {
@@ -332,45 +324,23 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "engines": rows,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
-    print(f"\nJSON written to {out}")
+    save(report, out)
 
 
 def print_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    def cell(s, fmt="{:.1f}"):
-        return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
-
     hf_decode = report["engines"]["transformers generate (PyTorch eager)"]["decode_tokens_per_s"]["median"]
-    table = Table(
-        title=f"{report['model']}: {report['new_tokens']} new tokens, greedy, median (min–max) of "
-        f"{report['runs']} runs, {report['cpus']} CPUs"
-    )
-    for col in (
-        "engine",
-        "prefill ms",
-        "decode tok/s",
-        "× transformers",
-        "peak RSS MB",
-        "cold start s",
-        "tokens = transformers",
-    ):
-        table.add_column(col)
-    for name, row in report["engines"].items():
-        table.add_row(
-            name,
-            cell(row["prefill_ms"], "{:.0f}"),
-            cell(row["decode_tokens_per_s"]),
-            f"{row['decode_tokens_per_s']['median'] / hf_decode:.2f}",
-            f"{row['peak_rss_mb']:.0f}",
-            cell(row["cold_start_s"], "{:.2f}"),
-            row.get("tokens_equal_to_transformers", "-"),
-        )
-    Console(width=max(140, Console().width)).print(table)
+    title = (f"{report['model']}: {report['new_tokens']} new tokens, greedy, median (min–max) of "
+             f"{report['runs']} runs, {report['cpus']} CPUs")  # fmt: skip
+    columns = ["engine", "prefill ms", "decode tok/s", "× transformers", "peak RSS MB", "cold start s",
+               "tokens = transformers"]  # fmt: skip
+    rows = [
+        (name, spread(row["prefill_ms"], ".0f"), spread(row["decode_tokens_per_s"], ".1f"),
+         f"{row['decode_tokens_per_s']['median'] / hf_decode:.2f}", f"{row['peak_rss_mb']:.0f}",
+         spread(row["cold_start_s"]), row.get("tokens_equal_to_transformers", "-"))
+        for name, row in report["engines"].items()
+    ]  # fmt: skip
+    show(title, columns, rows)
 
 
 if __name__ == "__main__":

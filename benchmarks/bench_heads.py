@@ -10,10 +10,10 @@ each of 3 labels after a prompt built from the text. Both engines get the same t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 from pathlib import Path
+
+from harness import out_option, repeat, save, show, spread, stats
 
 WORDS = [
     "the",
@@ -54,12 +54,7 @@ def texts(n: int) -> list[str]:
 
 def timed(fn, runs: int) -> list[float]:
     fn()  # warm-up
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
+    return repeat(fn, runs)
 
 
 def main() -> None:
@@ -68,7 +63,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "heads.json"))
+    out_option(parser, "heads")
     args = parser.parse_args()
 
     import torch
@@ -120,26 +115,15 @@ def main() -> None:
         },
     }
     report = {"model": args.model, "texts": args.n, "batch_size": args.batch_size, "runs": args.runs, "heads": {}}
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{args.model}: texts/s over {args.n} texts, median (min–max) of {args.runs} runs")
-    for col in ("head", "nlpsuite texts/s", "transformers texts/s", "× transformers"):
-        table.add_column(col)
+    table = []
     for head, engines in rows.items():
         rates = {e: [args.n / t for t in ts] for e, ts in engines.items()}
-        med = {e: statistics.median(r) for e, r in rates.items()}
-        report["heads"][head] = {e: {"median": med[e], "min": min(r), "max": max(r)} for e, r in rates.items()}
-        table.add_row(
-            head,
-            *(f"{med[e]:.1f} ({min(rates[e]):.1f}–{max(rates[e]):.1f})" for e in ("nlpsuite", "transformers")),
-            f"{med['nlpsuite'] / med['transformers']:.2f}",
-        )
-    Console(width=120).print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"JSON written to {out}")
+        report["heads"][head] = {e: stats(r) for e, r in rates.items()}
+        ratio = statistics.median(rates["nlpsuite"]) / statistics.median(rates["transformers"])
+        table.append((head, *(spread(rates[e], ".1f") for e in ("nlpsuite", "transformers")), f"{ratio:.2f}"))
+    title = f"{args.model}: texts/s over {args.n} texts, median (min–max) of {args.runs} runs"
+    show(title, ["head", "nlpsuite texts/s", "transformers texts/s", "× transformers"], table)
+    save(report, args.out)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,11 @@ fresh state, and searching it (median and min–max over the queries).
 from __future__ import annotations
 
 import argparse
-import ast
-import json
-import statistics
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
+
+from harness import out_option, save, show, spread, stats, stdlib_documents, timed
 
 QUERIES = [
     "How do I parse command line arguments?",
@@ -43,48 +41,16 @@ QUERIES = [
 ]
 
 
-def stdlib_documents(folder: Path, passages: int, count_tokens, max_tokens: int) -> int:
-    """Write one .txt per stdlib module (its docstrings) until about ``passages`` passages' worth."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    budget = 0
-    for path in sorted(root.glob("*.py")) + sorted(root.glob("*/*.py")):
-        if "test" in path.parts[-2:] or path.name.startswith("test"):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, OSError):
-            continue
-        docs = [
-            ast.get_docstring(node)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
-        ]
-        text = "\n\n".join(d.strip() for d in docs if d and len(d.split()) >= 8)
-        if not text:
-            continue
-        (folder / f"{path.parent.name}.{path.stem}.txt").write_text(text, encoding="utf-8")
-        budget += max(1, count_tokens(text) // max_tokens + 1)
-        if budget >= passages:
-            break
-    return budget
-
-
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--passages", type=int, default=2000)
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "index.json"))
+    out_option(parser, "index")
     args = parser.parse_args()
 
     from nlpsuite import Suite, retrieval
-    from nlpsuite.retrieval import store
+    from nlpsuite.retrieval import index
 
     suite = Suite(model=args.model, device="cpu")
     tok = suite.tokenizer
@@ -100,14 +66,14 @@ def main() -> None:
         try:
             add_s, counts = timed(lambda: suite.index(name, [str(folder)]))
             readd_s, again = timed(lambda: suite.index(name, [str(folder)]))
-            store._LOADED.clear()
-            load_s, index = timed(lambda: store.load(name))
-            size = sum(p.stat().st_size for p in store.index_dir(name).rglob("*") if p.is_file())
+            index._LOADED.clear()
+            load_s, _loaded = timed(lambda: index.load(name))
+            size = sum(p.stat().st_size for p in index.index_dir(name).rglob("*") if p.is_file())
             suite.search(name, QUERIES[0], k=args.k)  # warm-up
             search_s = [timed(lambda q=q: suite.search(name, q, k=args.k))[0] for q in QUERIES]
             batch_s, _ = timed(lambda: suite.search(name, QUERIES, k=args.k))
         finally:
-            store.remove(name)
+            index.remove(name)
     assert again["unchanged"] == counts["documents"] and again["passages_added"] == 0
     ms = [s * 1000 for s in search_s]
     report = {
@@ -119,31 +85,21 @@ def main() -> None:
         "re_add_unchanged_s": round(readd_s, 3),
         "load_ms": round(load_s * 1000, 1),
         "index_mb": round(size / 1e6, 2),
-        "search_ms": {"median": round(statistics.median(ms), 1), "min": round(min(ms), 1), "max": round(max(ms), 1)},
+        "search_ms": stats(ms, 1),
         "search_batch_ms_per_query": round(batch_s * 1000 / len(QUERIES), 1),
         "queries": len(QUERIES),
         "k": args.k,
     }
-    from rich.console import Console
-    from rich.table import Table
-
     title = f"{args.model}: {report['documents']} documents, {report['passages']} passages (stdlib docstrings)"
-    table = Table(title=title)
-    table.add_column("measure")
-    table.add_column("value")
-    table.add_row("index add (chunk + embed + BM25 + write)", f"{add_s:.1f} s ({report['passages_per_s']} passages/s)")
-    table.add_row("re-add, nothing changed", f"{readd_s * 1000:.0f} ms")
-    table.add_row("load from disk", f"{report['load_ms']} ms ({report['index_mb']} MB)")
-    table.add_row(
-        f"search, one query, k={args.k}",
-        f"{report['search_ms']['median']} ms ({report['search_ms']['min']}–{report['search_ms']['max']})",
-    )
-    table.add_row(f"search, {len(QUERIES)} queries in one call", f"{report['search_batch_ms_per_query']} ms per query")
-    Console(width=120).print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"JSON written to {out}")
+    rows = [
+        ("index add (chunk + embed + BM25 + write)", f"{add_s:.1f} s ({report['passages_per_s']} passages/s)"),
+        ("re-add, nothing changed", f"{readd_s * 1000:.0f} ms"),
+        ("load from disk", f"{report['load_ms']} ms ({report['index_mb']} MB)"),
+        (f"search, one query, k={args.k}", f"{spread(report['search_ms'], '.1f')} ms"),
+        (f"search, {len(QUERIES)} queries in one call", f"{report['search_batch_ms_per_query']} ms per query"),
+    ]
+    show(title, ["measure", "value"], rows)
+    save(report, args.out)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import out_option, save, show, spread, stats
+
 WORKER = """
 import json, os, resource, sys, time
 os.environ["ORT_DISABLE_TELEMETRY"] = "1"
@@ -89,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "load.json"))
+    out_option(parser, "load")
     args = parser.parse_args()
 
     from nlpsuite import Suite
@@ -131,30 +133,23 @@ def main() -> None:
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "tokens"}
         rows[name] = {
             **med,
-            "session_s_min": min(r["session_s"] for r in runs),
-            "session_s_max": max(r["session_s"] for r in runs),
+            "session": stats(r["session_s"] for r in runs),
             "extra_disk_mb": 0.0 if variants[name][0] == folder / "model.onnx" else disk_mb(variants[name][0]),
             "tokens_equal": runs[0]["tokens"] == first,
         }
     report = {"model": args.model, "runs": args.runs, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
               "load_average": os.getloadavg(), "variants": rows}  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{args.model}: session load by form on disk, median of {args.runs} fresh processes "
-          f"(load average {report['load_average'][0]:.1f} on {report['cpus']} CPUs)")  # fmt: skip
-    print(
-        "| form on disk | MB beside the portable model | session CPU s | session s (min-max) | prefill 31 tok s "
-        "| decode tok/s | same tokens |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
-        print(
-            f"| {name} | {r['extra_disk_mb']:.0f} | {r['session_cpu_s']:.2f} | {r['session_s']:.2f} "
-            f"({r['session_s_min']:.2f}-{r['session_s_max']:.2f}) | {r['prefill_s']:.3f} | {r['decode_tok_s']:.1f} "
-            f"| {'yes' if r['tokens_equal'] else 'NO'} |"
-        )
-    print(f"\nJSON written to {out}")
+    title = (f"{args.model}: session load by form on disk, median of {args.runs} fresh processes "
+             f"(load average {report['load_average'][0]:.1f} on {report['cpus']} CPUs)")  # fmt: skip
+    columns = ["form on disk", "MB beside the portable model", "session CPU s", "session s (min-max)",
+               "prefill 31 tok s", "decode tok/s", "same tokens"]  # fmt: skip
+    table = [
+        (name, f"{r['extra_disk_mb']:.0f}", f"{r['session_cpu_s']:.2f}", spread(r["session"]), f"{r['prefill_s']:.3f}",
+         f"{r['decode_tok_s']:.1f}", "yes" if r["tokens_equal"] else "NO")
+        for name, r in rows.items()
+    ]  # fmt: skip
+    show(title, columns, table, markdown=True)
+    save(report, args.out)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ that load changes on a shared machine hit all of them alike. Prints median (min-
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from harness import out_option, save, show, spread
 
 TEXT = "I loved this film: the cast is wonderful and the story kept me guessing."
 COMMANDS = {
@@ -34,7 +34,7 @@ def timed(args: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "oneoff.json"))
+    out_option(parser, "oneoff")
     args = parser.parse_args()
     for command in COMMANDS.values():  # warm-up: model in the page cache, derived values in the cache
         timed(command)
@@ -43,14 +43,10 @@ def main() -> None:
         for name, command in COMMANDS.items():
             times[name].append(timed(command))
     base = statistics.median(times["classify --labels a,b"])
-    print("| command (fresh process) | seconds | × classify |")
-    print("|---|---|---|")
-    for name, values in times.items():
-        med = statistics.median(values)
-        print(f"| `nlpsuite {name}` | {med:.2f} ({min(values):.2f}–{max(values):.2f}) | {med / base:.2f} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w") as out:
-        json.dump(times, out, indent=2)
+    table = [(f"`nlpsuite {name}`", spread(v), f"{statistics.median(v) / base:.2f}") for name, v in times.items()]
+    show(f"one-off calls, median (min–max) of {args.runs} fresh processes", ["command", "seconds", "× classify"],
+         table, markdown=True)  # fmt: skip
+    save(times, args.out)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import time
-from pathlib import Path
 
 import numpy as np
+from harness import out_option, save, show, spread, stats
 
 PROMPTS = [
     "Explain, in a few clear paragraphs, how the water cycle works, with one everyday example of each stage.",
@@ -49,7 +47,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,int8,int4")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "precision.json"))
+    out_option(parser, "precision")
     args = parser.parse_args()
 
     from nlpsuite.modelstore.catalog import Catalog
@@ -92,23 +90,17 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             speeds[p].append(getattr(done, "decode_tokens_per_s", None) or len(done.token_ids) / elapsed)
     for p in precisions:
-        rows[p]["decode_tokens_per_s"] = {
-            "median": statistics.median(speeds[p]),
-            "min": min(speeds[p]),
-            "max": max(speeds[p]),
-        }
+        rows[p]["decode_tokens_per_s"] = stats(speeds[p])
     base = rows[precisions[0]]["decode_tokens_per_s"]["median"]
     ratio = "x " + precisions[0]
-    print(f"{'precision':<10} {'weights MB':>10} {'decode tok/s':>22} {ratio:>8} {'agreement':>10} {'KL':>8}")
-    for p, r in rows.items():
-        s = r["decode_tokens_per_s"]
-        span = f"{s['median']:.1f} ({s['min']:.1f}-{s['max']:.1f})"
-        print(
-            f"{p:<10} {r['weights_mb']:>10.0f} {span:>22} {s['median'] / base:>8.2f} "
-            f"{r['agreement']:>10.1%} {r['mean_kl']:>8.4f}"
-        )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"model": args.model, "tokens": args.tokens, "rows": rows}, indent=2))
+    table = [
+        (p, f"{r['weights_mb']:.0f}", spread(r["decode_tokens_per_s"], ".1f"),
+         f"{r['decode_tokens_per_s']['median'] / base:.2f}", f"{r['agreement']:.1%}", f"{r['mean_kl']:.4f}")
+        for p, r in rows.items()
+    ]  # fmt: skip
+    title = f"{args.model}: {args.tokens} tokens, decode median (min–max) of {args.runs} runs"
+    show(title, ["precision", "weights MB", "decode tok/s", ratio, "agreement", "KL"], table)
+    save({"model": args.model, "tokens": args.tokens, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

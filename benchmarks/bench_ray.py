@@ -17,13 +17,10 @@ import json
 import logging
 import os
 import re
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_index import stdlib_documents  # noqa: E402 - a sibling script, not a package
+from harness import out_option, save, show, stdlib_documents, timed
 
 
 def sentences(count: int) -> list[str]:
@@ -37,12 +34,6 @@ def sentences(count: int) -> list[str]:
             if 6 <= len(sentence.split()) <= 40:
                 found.append(sentence)
     return [found[i % len(found)] for i in range(count)]
-
-
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - start, out
 
 
 def bench_label(args, suite, folder: Path) -> list[dict]:
@@ -66,15 +57,14 @@ def bench_label(args, suite, folder: Path) -> list[dict]:
     def process(records):
         return [task.batch_fields(r) for r in task.run(suite, task.batch_inputs(records, {}), **options)]
 
-    seconds, _ = timed(run_batch, source, folder / "local.jsonl", process, task.batch_size, quiet=True)
+    seconds, _ = timed(lambda: run_batch(source, folder / "local.jsonl", process, task.batch_size, quiet=True))
     rows = [{"work": "sentiment", "runner": "local batch", "workers": 1, "items": args.records, "seconds": seconds}]
     labels = [json.loads(line)["label"] for line in (folder / "local.jsonl").read_text().splitlines()]
 
     def on_ray(workers: int, records: Path, out: Path) -> float:
         pool = distributed.Pool(model=args.model, device="cpu", workers=workers, threads=1)
-        run = timed(distributed.run_task, task, records, out, pool, options=options, batch_size=task.batch_size,
-                    force=True)  # fmt: skip
-        return run[0]
+        work = (task, records, out, pool)
+        return timed(lambda: distributed.run_task(*work, options=options, batch_size=task.batch_size, force=True))[0]
 
     on_ray(1, small, folder / "warm-up.jsonl")  # Ray Data's and the worker pool's first-use costs
     fixed = on_ray(1, small, folder / "one-batch-out.jsonl")
@@ -97,13 +87,14 @@ def bench_index(args, suite, folder: Path) -> list[dict]:
     docs_dir.mkdir()
     stdlib_documents(docs_dir, args.passages, suite.tokenizer.count, retrieval.MAX_TOKENS)
     docs = retrieval.read_documents([docs_dir])
-    seconds, counts = timed(retrieval.add_documents, suite, "bench-ray-local", docs)
+    seconds, counts = timed(lambda: retrieval.add_documents(suite, "bench-ray-local", docs))
     passages = counts["passages"]
     rows = [{"work": "index add", "runner": "local", "workers": 1, "items": passages, "seconds": seconds}]
     for workers in (1, 2):
         pool = distributed.Pool(model=args.model, device="cpu", workers=workers, threads=1)
         embed = distributed.embedder(pool, retrieval.EMBED_SLICE)
-        seconds, _ = timed(retrieval.add_documents, suite, f"bench-ray-{workers}", docs, embed=embed)
+        name = f"bench-ray-{workers}"
+        seconds, _ = timed(lambda n=name, e=embed: retrieval.add_documents(suite, n, docs, embed=e))
         rows.append({"work": "index add", "runner": "ray", "workers": workers, "items": passages, "seconds": seconds})
     return rows
 
@@ -113,7 +104,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--passages", type=int, default=100, help="documents to index (each one or more passages)")
-    parser.add_argument("--out", type=Path, default=Path("results/ray.json"))
+    out_option(parser, "ray")
     args = parser.parse_args()
     os.environ["NLPSUITE_THREADS"] = "1"  # local batch mode gets what each actor gets
 
@@ -133,7 +124,7 @@ def main() -> None:
         finally:
             ray.shutdown()
             for name in ("bench-ray-local", "bench-ray-1", "bench-ray-2"):
-                retrieval.store.remove(name)
+                retrieval.index.remove(name)
 
     local = {r["work"]: r for r in rows if r["runner"] != "ray"}
     one = {r["work"]: r for r in rows if r["runner"] == "ray" and r["workers"] == 1}
@@ -142,13 +133,14 @@ def main() -> None:
         if r["runner"] == "ray":
             r["vs_local"] = r["per_s"] / local[r["work"]]["per_s"]
             r["vs_one_worker"] = one[r["work"]]["seconds"] / r["seconds"]
-    print(f"{'work':<10} {'runner':<12} {'workers':>7} {'items':>6} {'seconds':>8} {'per s':>7} {'fixed s':>7} "
-          f"{'after/s':>7} {'vs local':>8} {'vs 1':>5}")  # fmt: skip
+    table = []
     for r in rows:
         fixed, after = (f"{r[k]:.1f}" if r.get(k) is not None else "" for k in ("fixed", "marginal_per_s"))
-        ray_cols = f"{r['vs_local']:>7.2f}x {r['vs_one_worker']:>4.2f}x" if r["runner"] == "ray" else f"{'':>8} {'':>5}"
-        print(f"{r['work']:<10} {r['runner']:<12} {r['workers']:>7} {r['items']:>6} {r['seconds']:>8.1f} "
-              f"{r['per_s']:>7.2f} {fixed:>7} {after:>7} {ray_cols}")  # fmt: skip
+        ray_cols = (f"{r['vs_local']:.2f}x", f"{r['vs_one_worker']:.2f}x") if r["runner"] == "ray" else ("", "")
+        table.append((r["work"], r["runner"], r["workers"], r["items"], f"{r['seconds']:.1f}", f"{r['per_s']:.2f}",
+                      fixed, after, *ray_cols))  # fmt: skip
+    columns = ["work", "runner", "workers", "items", "seconds", "per s", "fixed s", "after/s", "vs local", "vs 1"]
+    show(f"{args.model} through Ray and locally, {os.cpu_count()} CPUs", columns, table)
     ray_one, here = one["sentiment"], local["sentiment"]
     overhead = {
         "records": ray_one["items"],
@@ -160,10 +152,7 @@ def main() -> None:
     print(f"Ray's per-record overhead at {overhead['records']} records (1 worker, past its fixed "
           f"{overhead['fixed_s']:.1f} s): {overhead['ray_ms_per_record_after_fixed']:.1f} ms vs "
           f"{overhead['local_ms_per_record']:.1f} ms locally = {100 * overhead['overhead']:+.1f}%")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"model": args.model, "cpus": os.cpu_count(), "rows": rows, "ray_overhead": overhead}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save({"model": args.model, "cpus": os.cpu_count(), "rows": rows, "ray_overhead": overhead}, args.out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """`search` against `search --rerank N` on a retrieval set with judged passages: nDCG@k, MRR@k and recall@k of
 each, and what reranking costs per query (wall seconds, median and min-max).
 
-The sets come from benchmarks/rerank_sets.py (the Python FAQ is the held-out one). The queries run in a fixed
+The sets come from benchmarks/make_rerank_sets.py (the Python FAQ is the held-out one). The queries run in a fixed
 random order, so the first ``--limit`` of them are a fair sample; each query's rankings are written to
 ``--trace`` as they come (a long run's partial results can be scored with ``--score TRACE``).
 
@@ -18,19 +18,20 @@ import time
 import uuid
 from pathlib import Path
 
+from harness import RESULTS, out_option, save, show, spread, stats
+
 
 def score(trace: list[dict], k: int) -> dict:
-    from nlpsuite.eval import metrics
+    from nlpsuite.eval import ranking
 
     judged = [dict.fromkeys(t["relevant"], 1.0) for t in trace]
     out = {"queries": len(trace)}
     for name in ("search", "rerank"):
-        found = metrics.retrieval_scores([t[name] for t in trace], judged, k)
+        found = ranking.retrieval_scores([t[name] for t in trace], judged, k)
         out[name] = {f"ndcg@{k}": round(found["ndcg@k"], 4), f"mrr@{k}": round(found["mrr"], 4),
                      f"recall@{k}": round(found["recall@k"], 4)}  # fmt: skip
     costs = [t["rerank_s"] for t in trace]
-    out["rerank_s_per_query"] = {"median": round(statistics.median(costs), 2), "min": round(min(costs), 2),
-                                 "max": round(max(costs), 2)}  # fmt: skip
+    out["rerank_s_per_query"] = stats(costs, 2)
     out["search_s_per_query"] = round(statistics.median(t["search_s"] for t in trace), 3)
     return out
 
@@ -43,24 +44,25 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0, help="the order the queries run in")
-    parser.add_argument("--trace", type=Path, default=Path("benchmarks/results/rerank_trace.jsonl"))
+    parser.add_argument("--trace", type=Path, default=RESULTS / "rerank_trace.jsonl")
     parser.add_argument("--score", type=Path, help="score a trace written earlier instead of running")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rerank.json"))
+    out_option(parser, "rerank")
     args = parser.parse_args()
     if args.score:
         trace = [json.loads(line) for line in args.score.read_text().splitlines() if line.strip()]
     else:
         trace = run(args)
     result = {"k": args.k, "rerank": args.rerank, **score(trace, args.k)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"{'':10} {'nDCG@' + str(args.k):>9} {'MRR@' + str(args.k):>9} {'recall@' + str(args.k):>10}")
-    for name in ("search", "rerank"):
-        row = result[name]
-        label = name if name == "search" else f"--rerank {args.rerank}"
-        print(f"{label:10} {row[f'ndcg@{args.k}']:9.4f} {row[f'mrr@{args.k}']:9.4f} {row[f'recall@{args.k}']:10.4f}")
-    print(f"{result['queries']} queries; reranking {result['rerank_s_per_query']} s per query; search alone "
-          f"{result['search_s_per_query']} s")  # fmt: skip
+    k = args.k
+    rows = [
+        (name if name == "search" else f"--rerank {args.rerank}",
+         *(f"{result[name][f'{m}@{k}']:.4f}" for m in ("ndcg", "mrr", "recall")))
+        for name in ("search", "rerank")
+    ]  # fmt: skip
+    title = (f"{result['queries']} queries; reranking {spread(result['rerank_s_per_query'])} s per query; "
+             f"search alone {result['search_s_per_query']} s")  # fmt: skip
+    show(title, ["", f"nDCG@{k}", f"MRR@{k}", f"recall@{k}"], rows)
+    save(result, args.out)
 
 
 def run(args) -> list[dict]:

@@ -1,12 +1,20 @@
-"""`nlpsuite serve` under 1, 4, 8 and 16 concurrent streaming clients (and llama.cpp's server, where it installs).
+"""`nlpsuite serve` under load, side by side with today's server (main's, in another Python) and llama.cpp's
+`llama-server`, where their paths are given.
 
-Each client streams one chat completion of --tokens tokens (greedy, ignore_eos) and records when its first
-token and its last arrive. Per load: aggregate decode tok/s (all clients' tokens over the round's wall time),
-time to first token p50/p95. Prints a table and writes JSON.
+Loads (benchmarks/serve_loads.py), each client a streaming chat completion (greedy):
+- clients: 1, 8 and 16 clients streaming --tokens tokens each (ignore_eos): aggregate decode tok/s, TTFT;
+- shared: 16 requests at once sharing a ~500-token system prompt: prompt tokens prefilled (counted from the
+  usage each server gives: prompt_tokens - cached_tokens) and TTFT, also on a server run with --cache-mb 0;
+- burst: 16 long prompts sent at once while 4 streams decode: TTFT p95 against an idle server's, and the
+  longest gap the running streams saw, in ms and in their own decode steps;
+- ask: `POST /v1/tasks/ask` with `generate: true`, one call at a time (nlpsuite servers only): seconds a call.
+nlpsuite servers also report work counted, not timed (GET /health: prompt tokens prefilled, model passes),
+per load. Prints a table per load and writes JSON.
 
-    python benchmarks/bench_serve.py                                  # the default model, 1/4/8/16 clients
-    python benchmarks/bench_serve.py --model PATH --clients 1,8 --tokens 64
-    python benchmarks/bench_serve.py --gguf model.gguf                # also llama.cpp's server, same GGUF
+    python benchmarks/bench_serve.py                                  # the default model, every load
+    python benchmarks/bench_serve.py --loads clients,shared --clients 8,16 --tokens 64
+    python benchmarks/bench_serve.py --baseline /venv-of-main/bin/python  # today's server beside it
+    python benchmarks/bench_serve.py --llama-server ~/llama.cpp/build/bin/llama-server --gguf model.gguf
     python benchmarks/bench_serve.py --soak 60                        # 16 clients, random cancellations
 
 --soak checks, rather than times: every stream not cancelled ends in [DONE] with as many tokens as it asked
@@ -21,16 +29,16 @@ import json
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
-PROMPT = (
-    "You are helping a student prepare for an exam. Explain, in a few clear paragraphs, how the water "
-    "cycle works: evaporation, condensation, precipitation and collection, with one everyday example of each."
-)
+import serve_loads as loads
+from harness import ARTICLES, QUESTIONS, out_option, save, show
+
+LOADS = ("clients", "shared", "burst", "ask")
 
 
 def free_port() -> int:
@@ -55,53 +63,6 @@ def wait_ready(port: int, path: str, seconds: float, proc: subprocess.Popen) -> 
     raise SystemExit(f"the server on port {port} was not ready in {seconds} s")
 
 
-def one_stream(port: int, model: str, tokens: int, client: int, out: list) -> None:
-    """One streaming chat completion: (start, first token, end, tokens received)."""
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": f"({client}) {PROMPT}"}],
-        "max_tokens": tokens,
-        "temperature": 0,
-        "ignore_eos": True,
-        "stream": True,
-    }
-    start = time.perf_counter()
-    first, chunks = None, 0
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
-    response = conn.getresponse()
-    if response.status != 200:
-        raise SystemExit(f"HTTP {response.status}: {response.read()[:300]!r}")
-    while line := response.readline():
-        if not line.startswith(b"data: {"):
-            continue
-        delta = json.loads(line[6:])["choices"]
-        if delta and delta[0].get("delta", {}).get("content"):
-            chunks += 1
-            first = first or time.perf_counter()
-    out.append({"start": start, "first": first or time.perf_counter(), "end": time.perf_counter(), "chunks": chunks})
-
-
-def load(port: int, model: str, clients: int, tokens: int) -> dict:
-    results: list[dict] = []
-    threads = [threading.Thread(target=one_stream, args=(port, model, tokens, i, results)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
-    ttft = sorted((r["first"] - r["start"]) * 1000 for r in results)
-    return {
-        "clients": clients,
-        "wall_s": round(wall, 2),
-        "aggregate_tokens_per_s": round(clients * tokens / wall, 1),
-        "ttft_p50_ms": round(statistics.median(ttft)),
-        "ttft_p95_ms": round(ttft[min(len(ttft) - 1, int(0.95 * len(ttft)))]),
-        "text_chunks": sum(r["chunks"] for r in results),
-    }
-
-
 def soak(port: int, model: str, clients: int, seconds: float) -> dict:
     """Clients asking again and again, some of them hanging up mid-stream; counts what came back wrong."""
     counts = {"finished": 0, "cancelled": 0, "wrong": 0}
@@ -112,7 +73,7 @@ def soak(port: int, model: str, clients: int, seconds: float) -> dict:
         rng = random.Random(i)
         while time.monotonic() < deadline:
             tokens, hang_up = rng.randint(4, 64), rng.random() < 0.3
-            body = {"model": model, "prompt": f"({i}) {PROMPT}", "max_tokens": tokens, "temperature": 0,
+            body = {"model": model, "prompt": f"({i}) {loads.PROMPT}", "max_tokens": tokens, "temperature": 0,
                     "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}  # fmt: skip
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
             conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
@@ -150,33 +111,98 @@ def soak(port: int, model: str, clients: int, seconds: float) -> dict:
     return {**counts, "left_decoding": health["decoding"], "left_waiting": health["waiting"]}
 
 
-def run_engine(name: str, command: list[str], port: int, health: str, model: str, args) -> list[dict]:
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_loads(engine: dict, args) -> list[dict]:
+    """Start one server, run its loads, stop it; a row per load (with the work counted, where it reports it)."""
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in engine["command"]]
+    # Run from elsewhere: `python -m nlpsuite` in a checkout imports that checkout, whatever Python runs it.
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path.home())
+    model, rows = engine["model"], []
     try:
-        wait_ready(port, health, 900, proc)
-        load(port, model, 1, 8)  # warm-up
-        rows = []
-        for clients in args.clients:
-            row = {"engine": name, **load(port, model, clients, args.tokens)}
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr)
-        return rows
+        wait_ready(port, engine["health"], 900, proc)
+        loads.clients(port, model, 1, 8, tag="warm-up ")  # a prompt of its own: nothing cached for the loads
+        for name in engine["loads"]:
+            before = loads.health(port)
+            for row in run_load(name, port, model, args):
+                after = loads.health(port)
+                if "passes" in after:  # counted by the server: load-independent
+                    row["passes"] = after["passes"] - before["passes"]
+                    row["prefilled_counted"] = after["prefilled_tokens"] - before["prefilled_tokens"]
+                    before = after
+                rows.append({"engine": engine["name"], **row})
+                print(json.dumps(rows[-1]), file=sys.stderr)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+    return rows
+
+
+def run_load(name: str, port: int, model: str, args):
+    """The rows of one load, each run when asked for (so that the work each did is counted apart)."""
+    if name == "clients":
+        for n in args.clients:
+            yield loads.clients(port, model, n, args.tokens, tag=f"{n}/")  # prompts no other load sent
+    elif name == "shared":
+        yield loads.shared_prompt(port, model, 16, 32)
+    elif name == "burst":
+        yield loads.burst(port, model, 16, 4, args.burst_words)
+    else:
+        yield loads.ask_generate(port, args.ask_calls, ARTICLES, QUESTIONS)
+
+
+def engines(args) -> list[dict]:
+    serve = [sys.executable, "-m", "nlpsuite", "serve", "--model", args.model, "--precision", args.precision,
+             "--device", "cpu", "--port", "{port}", "--max-batch", "16"]  # fmt: skip
+    if args.prefill_chunk:
+        serve += ["--prefill-chunk", str(args.prefill_chunk)]
+    chosen = [name for name in args.loads if name in LOADS]
+    out = [{"name": "nlpsuite", "command": serve, "health": "/health", "model": args.model, "loads": chosen}]
+    if "shared" in chosen:
+        out.append({"name": "nlpsuite --cache-mb 0", "command": [*serve, "--cache-mb", "0"], "health": "/health",
+                    "model": args.model, "loads": ["shared"]})  # fmt: skip
+    if args.baseline:
+        plain = [args.baseline, *serve[1:]]
+        if args.prefill_chunk:
+            plain = plain[:-2]
+        out.append({"name": "baseline", "command": plain, "health": "/health", "model": args.model, "loads": chosen})
+    if args.llama_server and args.gguf:
+        command = [args.llama_server, "-m", args.gguf, "--port", "{port}", "--parallel", "8", "--cont-batching",
+                   "-c", str(8 * 2048), "-t", str(os.cpu_count())]  # fmt: skip
+        out.append({"name": "llama-server --parallel 8", "command": command, "health": "/health",
+                    "model": Path(args.gguf).name, "loads": [n for n in chosen if n != "ask"]})  # fmt: skip
+    elif args.llama_server or args.gguf:
+        print("llama.cpp: skipped (give both --llama-server and --gguf)", file=sys.stderr)
+    return out
+
+
+def table(rows: list[dict]) -> None:
+    """One table per load: the columns its rows have."""
+
+    def kind(row: dict) -> str:
+        return row["load"].split(" ")[1] if row["load"][0].isdigit() else row["load"]
+
+    for name in dict.fromkeys(map(kind, rows)):
+        group = [r for r in rows if kind(r) == name]
+        columns = list(dict.fromkeys(k for r in group for k in r))
+        show(name, columns, [[r.get(c, "") for c in columns] for r in group], markdown=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--clients", default="1,4,8,16", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--loads", default=",".join(LOADS), type=lambda s: s.split(","), help=", ".join(LOADS))
+    parser.add_argument("--clients", default="1,8,16", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--gguf", help="Also run llama.cpp's server (llama-cpp-python[server]) on this GGUF file.")
-    parser.add_argument("--out", default="bench_serve.json")
+    parser.add_argument("--burst-words", type=int, default=600, help="words in each prompt of the burst")
+    parser.add_argument("--ask-calls", type=int, default=8)
+    parser.add_argument("--prefill-chunk", type=int, help="passed to nlpsuite serve")
+    parser.add_argument("--baseline", help="a Python whose nlpsuite is main's: its server runs the same loads")
+    parser.add_argument("--llama-server", help="path to llama.cpp's llama-server binary (with --gguf)")
+    parser.add_argument("--gguf", help="the GGUF file llama-server loads (the same weights)")
+    out_option(parser, "serve")
     parser.add_argument("--soak", type=float, help="Instead: this many seconds of 16 clients hanging up at random.")
     args = parser.parse_args()
-    slots = max(args.clients)
     if args.soak:
         port = free_port()
         command = [sys.executable, "-m", "nlpsuite", "serve", "--model", args.model, "--device", "cpu",
@@ -190,32 +216,10 @@ def main() -> None:
             proc.wait(timeout=60)
         print(json.dumps(result))
         raise SystemExit(1 if result["wrong"] or result["left_decoding"] or result["left_waiting"] else 0)
-
-    port = free_port()
-    command = [sys.executable, "-m", "nlpsuite", "serve", "--model", args.model, "--precision", args.precision,
-               "--device", "cpu", "--port", str(port), "--max-batch", str(slots)]  # fmt: skip
-    rows = run_engine("nlpsuite", command, port, "/health", args.model, args)
-    if args.gguf:
-        try:
-            import llama_cpp.server  # noqa: F401
-        except ImportError:
-            print("llama.cpp: skipped (pip install 'llama-cpp-python[server]')", file=sys.stderr)
-        else:
-            port = free_port()
-            command = [sys.executable, "-m", "llama_cpp.server", "--model", args.gguf, "--port", str(port),
-                       "--n_ctx", str(2048 * slots), "--n_threads", str(os.cpu_count())]  # fmt: skip
-            rows += run_engine("llama.cpp", command, port, "/v1/models", args.gguf, args)
-
-    single = {r["engine"]: r["aggregate_tokens_per_s"] for r in rows if r["clients"] == 1}
-    print(f"{'engine':<10} {'clients':>7} {'agg tok/s':>10} {'x one':>6} {'TTFT p50 ms':>12} {'TTFT p95 ms':>12}")
-    for r in rows:
-        ratio = r["aggregate_tokens_per_s"] / single[r["engine"]] if single.get(r["engine"]) else float("nan")
-        print(
-            f"{r['engine']:<10} {r['clients']:>7} {r['aggregate_tokens_per_s']:>10.1f} {ratio:>6.2f} "
-            f"{r['ttft_p50_ms']:>12} {r['ttft_p95_ms']:>12}"
-        )
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"tokens": args.tokens, "rows": rows}, fh, indent=2)
+    rows = [row for engine in engines(args) for row in run_loads(engine, args)]
+    table(rows)
+    meta = {"model": args.model, "precision": args.precision, "tokens": args.tokens, "cpus": os.cpu_count()}
+    save({**meta, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

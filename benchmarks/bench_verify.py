@@ -10,9 +10,10 @@ cache or on a read-only cache used for the first time; warm is every later load.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
+
+from harness import out_option, save, show, spread
 
 WORKER = """
 import sys, time
@@ -41,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--runs", type=int, default=3)
+    out_option(parser, "verify")
     args = parser.parse_args()
 
     from nlpsuite.api import Suite
@@ -53,12 +55,13 @@ def main() -> None:
             sys.exit(out.stderr)
         model_s, copy_s, size = (float(x) for x in out.stdout.split())
         rows.setdefault(mode, []).append((model_s, copy_s))
-    print(f"{folder} ({size / 1e6:,.0f} MB of model files)")
-    print(f"{'load':<6}{'model files ms':>16}{'packed copy ms':>16}")
-    for mode, times in rows.items():
-        model_ms = statistics.median(t[0] for t in times) * 1000
-        copy_ms = statistics.median(t[1] for t in times) * 1000
-        print(f"{mode:<6}{model_ms:>16.1f}{copy_ms:>16.1f}")
+    table = [
+        (mode, spread((t[0] * 1000 for t in times), ".1f"), spread((t[1] * 1000 for t in times), ".1f"))
+        for mode, times in rows.items()
+    ]
+    show(f"{folder} ({size / 1e6:,.0f} MB of model files), median (min–max) of {args.runs}",
+         ["load", "model files ms", "packed copy ms"], table)  # fmt: skip
+    save({"folder": str(folder), "bytes": size, "runs": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import json
 import time
 from pathlib import Path
 
+from harness import out_option, save, show
+
 PLAIN = {
     "translation": "Translate to {target}: {text}",
     "summarization": "Summarize this text: {text}",
@@ -47,7 +49,7 @@ def main() -> None:
     parser.add_argument("--to", default="de")
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--max-words", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality.json")
+    out_option(parser, "quality")
     args = parser.parse_args()
 
     import sacrebleu
@@ -99,12 +101,9 @@ def main() -> None:
             for a, b, c in list(zip(ours, theirs, refs, strict=True))[:5]
         ],
     }
-    print(f"{'engine':28s} " + " ".join(f"{k:>8s}" for k in result["nlpsuite"]))
-    for name in ("nlpsuite", "transformers_plain_prompt"):
-        print(f"{name:28s} " + " ".join(f"{v:>8}" for v in result[name].values()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    engines = ("nlpsuite", "transformers_plain_prompt")
+    show("quality, same model and inputs", ["engine", *result["nlpsuite"]], [(e, *result[e].values()) for e in engines])
+    save(result, args.out)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from nlpsuite.plugins import CORE_COMMANDS, PluginLoader
 from nlpsuite.tasks import Input, Option, Task
 
 PAGE = Path(__file__).with_name("tasks.md")
-TYPES = {str: "text", int: "integer", float: "number", bool: "switch", Path: "path", list: "list of text"}
+TYPES = {str: "text", int: "integer", float: "number", bool: "switch", Path: "path", list: "list of text",
+         dict: "JSON object"}  # fmt: skip
 
 HEADER = """\
 # Task reference
@@ -35,8 +36,10 @@ front-end is generated from that declaration:
 
 - the CLI command `nlpsuite NAME` (text as an argument, from stdin with `-`, or `--file PATH`; `--json`;
   `--model`, `--device`, `--precision`, `--quiet`);
-- batch mode: `--input FILE --output FILE` (JSONL, CSV, TSV or Parquet records; each output line is the
-  record plus the output fields; an interrupted run resumes), with `--ray` on a Ray cluster;
+- batch mode: `--input FILE --output FILE` (JSONL, CSV, TSV or Parquet records, read as a stream; each
+  output line is the record plus the output fields, which never replace an input field: `--output-prefix P`
+  renames them; `--text-column NAME`; `--on-error skip`; one run per output, `--wait` for it; an interrupted
+  run resumes), with `--ray` on a Ray cluster (see [Troubleshooting](troubleshooting.md));
 - `POST /v1/tasks/NAME` on `nlpsuite serve` (a JSON body with the input fields and options by name; the
   first input may be a list, which gives a list of results; `GET /v1/tasks` describes every task);
 - `/task NAME --option value` in the `nlpsuite chat` REPL;

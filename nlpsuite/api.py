@@ -13,9 +13,10 @@ from .errors import NlpsuiteError
 from .modelstore.catalog import Catalog
 from .modelstore.resolve import Report, catalog, load_model
 from .plugins import Registry, registry
+from .records import Progress, no_progress
 from .runtime import preload
-from .runtime.generation import Completion, OnText
 from .runtime.sampling import SamplingParams
+from .runtime.sequence import Completion, OnText
 
 
 class Suite:
@@ -29,18 +30,31 @@ class Suite:
         report: Report | None = None,
         quiet: bool = True,
         plugins: Registry | None = None,
+        decoder: Callable[[Suite], Any] | None = None,
+        cache_mb: float | None = None,
+        prefill_chunk: int | None = None,
     ) -> None:
+        """``decoder(suite)``: what generation decodes with (default a ``Generator``; the server gives its engine).
+        ``cache_mb``: the prompt cache's budget in MiB (0: none; default sized from free memory).
+        ``prefill_chunk``: tokens per prefill pass."""
+        if cache_mb is not None and not cache_mb >= 0:
+            raise NlpsuiteError("--cache-mb must be 0 (no prompt cache) or more")
+        if prefill_chunk is not None and prefill_chunk < 1:
+            raise NlpsuiteError("--prefill-chunk must be at least 1")
         self.model_name = config.default_model() if model is None else model
         self.device_request = device or config.default_device()
         self.precision = precision
         self.report = report or (lambda _msg: None)
         self.quiet = quiet
         self.registry = plugins or registry()
+        self._make_decoder = decoder
+        self.cache_mb = cache_mb
+        self.prefill_chunk = prefill_chunk
         self._heads: dict[str, Any] = {}
         self._shared: dict[str, Any] = {}
         self._early: dict[str, Any] = {}  # what loading the backbone prepared besides (tokenizer, chat template)
-        # Long tasks report here: progress(n, total=None) advances by n; front-ends set it (a bar on stderr).
-        self.progress: Callable[..., None] = lambda _n=0, total=None: None
+        # Long tasks report here (records.Progress); front-ends set it (a bar on stderr).
+        self.progress: Progress = no_progress
         # What the user should know but is no error (the model does not know the text's language): said once each
         # through on_warning, a Python warning unless a front-end says it its own way.
         self.warnings: list[str] = []
@@ -81,6 +95,24 @@ class Suite:
     def chat_template(self):
         manifest = self.backbone.manifest
         return self._early.pop("chat_template", None) or preload.chat_template(manifest, self.tokenizer)
+
+    @cached_property
+    def prompt_cache(self):
+        """The states of prompt prefixes seen, reused by later prompts (None with ``cache_mb=0``)."""
+        from .runtime.prompt_cache import PromptCache, default_budget_mb
+
+        budget = default_budget_mb() if self.cache_mb is None else self.cache_mb
+        return PromptCache(self.backbone, int(budget * 2**20)) if budget > 0 else None
+
+    @cached_property
+    def decoder(self):
+        """What the generation head decodes with (see ``decoder`` in the constructor)."""
+        if self._make_decoder is not None:
+            return self._make_decoder(self)
+        from .runtime.batching import PREFILL_CHUNK
+        from .runtime.generation import Generator
+
+        return Generator(self.backbone, self.tokenizer, self.prompt_cache, self.prefill_chunk or PREFILL_CHUNK)
 
     def head(self, name: str):
         """The named head, built once per Suite."""
@@ -128,17 +160,29 @@ class Suite:
         done = self.head("generation").complete(prompts, SamplingParams(**sampling), raw, system, on_text)
         return done[0] if isinstance(prompt, str) else done
 
-    def generate(self, prompt: str | list[str], **kwargs) -> str | list[str]:
-        """Generated text; str in, str out; list in, list out."""
+    def generate(self, prompt: str | list[str], *, schema=None, **kwargs) -> Any:
+        """Generated text; str in, str out; list in, list out. With ``schema`` (a JSON Schema dict, or a pydantic
+        model class) the output is held to it and each answer is the parsed object (a model instance for a
+        class); an output cut at ``max_tokens`` before it is complete is an NlpsuiteError."""
+        if schema is not None:
+            from .runtime.grammar import Grammar
+
+            kwargs["grammar"] = Grammar.json_schema(schema)
         done = self.complete(prompt, **kwargs)
-        return done.text if isinstance(done, Completion) else [c.text for c in done]
+        done = [done] if isinstance(done, Completion) else done
+        values = [c.text if schema is None else _parsed(c, kwargs["grammar"], schema) for c in done]
+        return values[0] if isinstance(prompt, str) else values
 
     def chat(self, messages: str | list[dict], *, on_text: OnText | None = None, **sampling) -> str:
         """The assistant's reply to a message or a list of ``{"role", "content"}`` messages."""
+        return self.reply(messages, on_text=on_text, **sampling).text
+
+    def reply(self, messages: str | list[dict], *, on_text: OnText | None = None, **sampling) -> Completion:
+        """``chat``'s reply with its finish reason, token counts and timings."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         languages.check(self, [m.get("content") for m in messages if m.get("role") == "user"][-1:])
-        return self.head("generation").chat(messages, SamplingParams(**sampling), on_text).text
+        return self.head("generation").chat(messages, SamplingParams(**sampling), on_text)
 
     # -- the built-in tasks (each one is a plugin in plugins/; these are conveniences over ``run``) -----------
 
@@ -189,3 +233,14 @@ class Suite:
 
         found = retrieval.search(self, name, [query] if isinstance(query, str) else list(query), k)
         return found[0] if isinstance(query, str) else found
+
+
+def _parsed(completion: Completion, grammar, schema):
+    if completion.finish_reason == "repetition":
+        raise NlpsuiteError("the model began to repeat itself before the JSON was complete: show it the fields "
+                            "in the prompt, bound the schema's strings and arrays, or sample")  # fmt: skip
+    if completion.finish_reason != "stop":
+        raise NlpsuiteError(f"the output ended ({completion.finish_reason}) before it was complete JSON: "
+                            "raise max_tokens")  # fmt: skip
+    value = grammar.parse(completion.text)
+    return schema.model_validate(value) if hasattr(schema, "model_validate") else value

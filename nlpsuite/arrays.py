@@ -86,3 +86,24 @@ def read_npz(path: Path, names: dict[str, int], limit: float, max_items: int = M
             except ValueError as exc:
                 raise ValueError(f"array {name!r} {exc}") from None
     return arrays
+
+
+WRITE_BYTES = 1 << 24  # written a slice at a time: a failed write raises the OS's own error, never numpy's
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """``array`` as a .npy file. numpy's own writer reports a full disk as "N requested and M written", with no
+    error number; here the disk's own error (ENOSPC...) comes through, naming the file."""
+    from numpy.lib import format as npy
+
+    array = np.ascontiguousarray(array)
+    try:
+        with open(path, "wb") as fh:
+            npy.write_array_header_1_0(fh, npy.header_data_from_array_1_0(array))
+            data = memoryview(array.reshape(-1).view(np.uint8))
+            for start in range(0, len(data), WRITE_BYTES):
+                fh.write(data[start : start + WRITE_BYTES])
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise

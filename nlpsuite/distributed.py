@@ -17,16 +17,14 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import NlpsuiteError
-from .records import SUFFIXES, appender, dumps, parse_records, resumable, text_field
-
-Progress = Callable[..., None]  # progress(n, total=None): n more records written
+from .batch import Layout, Summary, check_record, interrupted, output_names, run_records, writer
+from .errors import Interrupted, NlpsuiteError
+from .records import SUFFIXES, Progress, appender, dumps, parse_records, resumable
 
 
 def connect(address: str) -> bool:
@@ -36,6 +34,7 @@ def connect(address: str) -> bool:
     it for ``auto`` but never for an address given by hand; here a token found where Ray reads one is sent to
     a cluster on this machine too. Ray reads RAY_AUTH_MODE when it is imported, so this decides it first.
     """
+    _check_answers(address)
     token = address != "local" and not os.environ.get(_AUTH_MODE) and _token_here() and _on_this_machine(address)
     if token:
         os.environ[_AUTH_MODE] = "token"  # for Ray in this process and the processes it starts
@@ -48,17 +47,52 @@ def connect(address: str) -> bool:
     if ray.is_initialized():
         return False  # the caller (a notebook, a test) chose its cluster already
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}  # stdout may be the output
+    log = _ray_log()  # Ray's own lines (its C++ client retries, token notes...) go there, not on stderr
+    start = os.fstat(log.fileno()).st_size
     try:
         if address == "local":
             # a cluster for trying things out serves nobody else: loopback only, no dashboard
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         else:
-            with _held_stderr() as held:  # Ray's C++ client logs each refused retry there, a second apart
-                ray.init(address=address, **quiet)
-            sys.stderr.write(held())
+            ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
-        raise NlpsuiteError(_refusal(address, exc, held() if address != "local" else "")) from None
+        said = os.pread(log.fileno(), os.fstat(log.fileno()).st_size - start, start).decode("utf-8", "replace")
+        raise NlpsuiteError(_refusal(address, exc, said)) from None
     return True
+
+
+_RAY_LOG: list = []  # the file this process's stderr descriptor writes to once Ray runs here
+
+
+def _ray_log():
+    """From now on, what is written to this process's stderr descriptor (Ray's C++ core worker and Python loggers:
+    token notes, actor-restart notes on runs that work) goes to a file, while nlpsuite's own lines (sys.stderr)
+    still reach the terminal: a run that works shows no Ray log line. NLPSUITE_RAY_LOGS=1 leaves them on stderr.
+    The file is read to explain a refused connection."""
+    if not _RAY_LOG:
+        sink = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the process
+        if os.environ.get("NLPSUITE_RAY_LOGS", "") in ("", "0"):
+            sys.stderr.flush()
+            terminal = os.dup(2)
+            os.dup2(sink.fileno(), 2)
+            encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+            sys.stderr = open(terminal, "w", encoding=encoding, errors="backslashreplace", buffering=1)  # noqa: SIM115
+        _RAY_LOG.append(sink)
+    return _RAY_LOG[0]
+
+
+def _check_answers(address: str, timeout: float = 3.0) -> None:
+    """Refuse at once a host:port where nothing listens: Ray itself retries such an address for minutes."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise NlpsuiteError(f"--ray {address}: give auto, local or host:port")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError, OverflowError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise NlpsuiteError(f"cannot connect to the Ray cluster at {address}: nothing answers there ({why})") from None
 
 
 _AUTH_MODE = "RAY_AUTH_MODE"
@@ -93,27 +127,6 @@ def _on_this_machine(address: str) -> bool:
         except OSError:
             continue
     return False
-
-
-@contextmanager
-def _held_stderr():
-    """Hold back what is written to this process's stderr (file descriptor 2, so C++ too); ``held()`` reads it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        text: list[str] = []
-
-        def held() -> str:
-            return "".join(text)
-
-        try:
-            yield held
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text.append(sink.read().decode("utf-8", errors="replace"))
 
 
 def _refusal(address: str, exc: BaseException, said: str) -> str:
@@ -207,16 +220,17 @@ class SuiteActor:
 class TaskActor(SuiteActor):
     """``task.run`` on a batch of records (JSON text): the output records as JSON text."""
 
-    def __init__(self, task, shared: dict, options: dict, **suite) -> None:
+    def __init__(self, task, shared: dict, options: dict, layout: Layout, **suite) -> None:
         super().__init__(**suite)
-        self.task, self.shared, self.options = task, shared, options
+        self.task, self.shared, self.options, self.layout = task, shared, options, layout
 
     def __call__(self, batch: dict) -> dict:
         records = [json.loads(r) for r in batch["record"]]
-        results = self.task.run(self.suite, self.task.batch_inputs(records, self.shared), **self.options)
-        if any(r.get("finish_reason") == "interrupted" for r in results):  # Ctrl-C reaches the local workers too
-            raise NlpsuiteError("interrupted: a record was cut short, so this batch is not written")
-        lines = [dumps({**r, **self.task.batch_fields(out)}) for r, out in zip(records, results, strict=True)]
+        try:
+            added = run_records(self.task, self.suite, records, self.shared, self.options, self.layout)
+        except KeyboardInterrupt:  # Ctrl-C reaches the local workers too
+            raise NlpsuiteError("interrupted: a record was cut short, so this batch is not written") from None
+        lines = [dumps({**r, **fields}) for r, fields in zip(records, added, strict=True)]
         return {"line": np.array(lines, dtype=object)}
 
 
@@ -237,7 +251,7 @@ def _configure() -> None:
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)
 
 
-def _parse_file(row: dict, name: str) -> list[dict]:
+def _parse_file(row: dict, name: str, added: list[str], layout: Layout) -> list[dict]:
     """The records of one input file, checked as local batch mode checks them, as JSON text."""
     path = Path(name)
     raw = bytes(row["bytes"])
@@ -246,13 +260,13 @@ def _parse_file(row: dict, name: str) -> list[dict]:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise NlpsuiteError(f"{name} is not UTF-8 text") from None
-    rows = parse_records(path, raw, ("text",))
+    rows = parse_records(path, raw, **layout.columns())
     for line, record in rows:
-        text_field(path, line, record, "text")
+        check_record(path, line, record, added, layout)
     return [{"record": dumps(record)} for _, record in rows]
 
 
-def read(input_path: str | Path, batch_size: int):
+def read(input_path: str | Path, batch_size: int, added: list[str] = (), layout: Layout = Layout()):
     """The input's records as JSON text, checked, in blocks of ``batch_size`` so that the actors share them;
     held in the cluster's object store (which spills to disk), not in this process."""
     import ray.data
@@ -265,7 +279,8 @@ def read(input_path: str | Path, batch_size: int):
         if not Path(name).is_file():
             raise NlpsuiteError(f"cannot read {name}: no such file")
         where = str(Path(name).resolve())
-    parsed = ray.data.read_binary_files(where).flat_map(_parse_file, fn_kwargs={"name": name})
+    checks = {"name": name, "added": list(added), "layout": layout}
+    parsed = ray.data.read_binary_files(where).flat_map(_parse_file, fn_kwargs=checks)
     # Materialized before the actors start: they may hold every CPU, and a read or split task that waits
     # for one would stall them all (and a resume splits the records it has anyway).
     return parsed.repartition(target_num_rows_per_block=batch_size).materialize()
@@ -289,40 +304,47 @@ def run_task(
     batch_size: int = 8,
     force: bool = False,
     progress: Progress | None = None,
-) -> int:
-    """Batch mode on the connected cluster: the records not yet in ``output_path``; returns how many were written."""
+    layout: Layout = Layout(),
+    wait: bool = False,
+) -> Summary:
+    """Batch mode on the connected cluster: the records not yet in ``output_path``, with local batch mode's
+    checks, layout and lock (nlpsuite.batch)."""
 
     _configure()
     progress = progress or (lambda _n=0, total=None: None)
     fresh = force or str(output_path) == "-"
-    done = 0
+    added = layout.added(output_names(task))
+    summary = Summary()
     try:
-        records = read(input_path, batch_size)
-        if not fresh:
-            lines = _complete_lines(output_path)
-            if lines:  # the input's first lines, to check the output is theirs (materialized: a resume only)
-                head, records = records.split_at_indices([lines])
-                done = resumable(output_path, [json.loads(r["record"]) for r in head.iter_rows()])
-            else:
-                resumable(output_path, [])
-        if done:
-            progress(done)
-        if not records.count():  # counted already: the dataset is materialized
-            return 0
-        out = records.map_batches(**pool.map_args(TaskActor, batch_size, task=task, shared=shared or {},
-                                                  options=options or {}))  # fmt: skip
-        written = 0
-        with appender(output_path, fresh=fresh) as append:
-            for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-                lines = batch["line"]
-                append(json.loads(line) for line in lines)
-                written += len(lines)
-                progress(len(lines))
+        with writer(Path(output_path), wait):
+            records = read(input_path, batch_size, added, layout)
+            summary.total = records.count()  # counted already: the dataset is materialized
+            if not fresh:
+                lines = _complete_lines(output_path)
+                if lines:  # the input's first lines, to check the output is theirs (materialized: a resume only)
+                    head, records = records.split_at_indices([lines])
+                    summary.resumed = resumable(output_path, [json.loads(r["record"]) for r in head.iter_rows()])
+                else:
+                    resumable(output_path, [])
+            progress(summary.resumed, summary.total)
+            if summary.resumed == summary.total:
+                return summary
+            actor = {"task": task, "shared": shared or {}, "options": options or {}, "layout": layout}
+            out = records.map_batches(**pool.map_args(TaskActor, batch_size, **actor))
+            with appender(output_path, fresh=fresh) as append:
+                for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+                    written = [json.loads(line) for line in batch["line"]]
+                    append(written)
+                    summary.written += len(written)
+                    summary.skipped += sum(layout.error_field in r for r in written) if layout.on_error == "skip" else 0
+                    progress(len(written))
+    except KeyboardInterrupt as exc:
+        raise exc if isinstance(exc, Interrupted) else Interrupted(interrupted(output_path, summary)) from None
     except NlpsuiteError:
         raise
     except Exception as exc:
         raise _plain(exc) from None
-    return written
+    return summary
 
 
 def embedder(pool: Pool, batch_size: int = 64) -> Callable[..., np.ndarray]:
@@ -346,7 +368,7 @@ def embedder(pool: Pool, batch_size: int = 64) -> Callable[..., np.ndarray]:
                 out[order[row : row + len(found)]] = found
                 row += len(found)
                 if progress:
-                    progress(row, len(texts))
+                    progress(len(found), len(texts))
         except NlpsuiteError:
             raise
         except Exception as exc:

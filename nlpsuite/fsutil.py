@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -109,6 +110,66 @@ def atomic_dir_lock(path: Path):
         yield
     finally:
         lock.release()
+
+
+class Busy(NlpsuiteError):
+    """Another process holds the lock of what this one would write."""
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str, wait: bool = False, folder: bool = False):
+    """Be the one writer of ``path`` (a file, created empty if missing; or a ``folder``, made if missing) while the
+    block runs: an advisory lock on the path itself, which the kernel drops when this process ends, even by
+    kill -9 (nothing stale is left, and no lock file). Held elsewhere, it raises Busy naming the holder's process,
+    or with ``wait`` waits for it. Yields whether this call created the path."""
+    import fcntl
+
+    while True:
+        created = not path.exists()
+        try:
+            if folder:
+                path.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            else:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise CannotWrite(f"cannot write to {path} ({exc.strerror or exc})") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = lock_holder(path)
+                if not wait:
+                    raise Busy(f"{what} is being written by another nlpsuite run{holder}: wait for it to end, "
+                               "or add --wait to start when it does") from None  # fmt: skip
+                print(f"waiting: {what} is being written by another nlpsuite run{holder}", file=sys.stderr, flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:  # the holder may have removed the path (a failed run cleans up): lock the one that is there now
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                continue
+            yield created
+            return
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def lock_holder(path: Path) -> str:
+    """`` (process 1234)`` for the process holding a lock on ``path``, as Linux lists it in /proc/locks; "" if
+    unknown."""
+    try:
+        st = os.stat(path)
+        wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == wanted and fields[4].isdigit():
+                    return f" (process {fields[4]})"
+    except OSError:
+        pass
+    return ""
 
 
 def write_json_atomic(path: Path, data) -> None:

@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "nlpsuite_plugins.summarize",
     "nlpsuite_plugins.retrieval",
     "nlpsuite_plugins.rerank",
+    "nlpsuite_plugins.extract",
 )
 HOOKS = ("register_tasks", "register_heads", "register_models", "register_commands")
 
@@ -147,8 +148,23 @@ class PluginLoader:
         reg.commands.extend(commands)
 
 
-# The commands that are not tasks (nlpsuite/cli/): no task or plugin command may take these names.
-CORE_COMMANDS = ("chat", "eval", "calibrate", "train", "tune", "index", "heads", "models", "plugins", "doctor")
+# The commands that are not tasks, and where the CLI finds each: {name: (module of nlpsuite/cli/, its attribute,
+# whether that is a factory)}. The attribute is a command function or a Typer app; a factory returns one, or None
+# where there is none to offer. The CLI registers exactly these, and no task or plugin command may take their names.
+CORE_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "chat": ("chat", "command", True),
+    "eval": ("eval", "eval_app", True),
+    "calibrate": ("calibrate", "calibrate_app", True),
+    "train": ("train", "train", False),
+    "tune": ("tune", "tune_app", True),
+    "index": ("index", "app", False),
+    "heads": ("heads", "app", False),
+    "models": ("models", "app", False),
+    "plugins": ("info", "plugins", False),
+    "doctor": ("info", "doctor", False),
+    "serve": ("serve", "serve", False),
+    "mcp": ("mcp", "mcp", False),
+}
 
 
 def command_name(target, name: str | None) -> str:

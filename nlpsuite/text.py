@@ -72,6 +72,20 @@ _LAST_SPACE = re.compile(r"(?s:.*)\s")  # matched from a position: ends just aft
 _LEADING_SPACE = re.compile(r"\s*")
 
 
+# Characters that show nothing: whitespace and Unicode's default-ignorable code points (zero-width space and
+# joiners, the byte-order mark, word joiner, direction marks and embeddings, soft hyphen, variation selectors,
+# tags). A text made only of them is empty: a model would read noise where the user sees nothing.
+_INVISIBLE = re.compile(
+    "[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]*"
+)
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only whitespace and invisible characters (see _INVISIBLE), or nothing."""
+    return _INVISIBLE.fullmatch(text) is not None
+
+
 def word_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each word: a Han or kana character, or a run of other non-space characters; punctuation
     alone beside a Han or kana character ("编程。", "你好，") is no word."""
@@ -171,6 +185,14 @@ def sentences(text: str, start: int = 0, end: int | None = None) -> list[Piece]:
         for p_start, p_end in _between(text, _PARAGRAPH_BREAK, start, end)
         for s, e in _sentence_spans(text, p_start, p_end)
     ]
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether ``text`` ends with a sentence's end mark (and any closing quotes or brackets after it)."""
+    return _ENDS_SENTENCE.search(text) is not None
+
+
+_ENDS_SENTENCE = re.compile(f"(?:{_END.pattern})$")
 
 
 def _markdown_sections(text: str, start: int, end: int) -> Iterator[tuple[int, int, bool]]:

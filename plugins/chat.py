@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from nlpsuite.heads.generation import accepted
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.tasks import Input, Task, Tune, check_sampling, sampling_options
 
 
 def run(suite, inputs, on_text=None, **sampling):
-    return [{"reply": suite.chat(i["messages"], on_text=on_text, **sampling)} for i in inputs]
+    """The reply to each conversation, as far as a conversation keeps it (a loop cut off: "finish_reason" says
+    "repetition")."""
+    done = [suite.reply(i["messages"], on_text=on_text, **sampling) for i in inputs]
+    return [{"reply": accepted(c.text, c.finish_reason), "finish_reason": c.finish_reason} for c in done]
 
 
 def examples(suite, inputs, gold, **_sampling):
@@ -39,7 +43,7 @@ def register_tasks(register):
             run,
             inputs=(Input("messages", "The user's message, or the whole conversation", messages=True),),
             options=sampling_options(512),
-            output=("reply",),
+            output=("reply", "finish_reason"),
             value="reply",
             check=check_sampling,
             stream=True,

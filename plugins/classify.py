@@ -14,6 +14,7 @@ from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.tasks import LABEL_EVAL, Eval, Option, Task, Tune
+from nlpsuite.text import blank
 
 if TYPE_CHECKING:  # imported where they are used: registering the tasks stays cheap (start-up time)
     import numpy as np
@@ -92,16 +93,16 @@ class LabelTasks:
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
-    def _prefix(self, head: str, prompt: str) -> Prefix:
-        """The state after the tokens of ``head`` that every ``prompt`` after it shares: run once per model."""
-        if head not in self._prefixes:
+    def _prefix(self, shots: str, prompt: str) -> Prefix:
+        """The state after the tokens of ``shots`` that every ``prompt`` after it shares: run once per model."""
+        if shots not in self._prefixes:
             from nlpsuite.eval.calibration import CONTENT_FREE
             from nlpsuite.heads import derived
             from nlpsuite.heads.scoring import Prefix
 
             # Encoding the two together can merge tokens across the seam ("\n\n" then "Text" becomes "\n",
             # "\n", "Text"): only the tokens both encodings share are a prefix the prompts really start with.
-            alone, joined = self._encode(head), self._encode(head + prompt.format(text=CONTENT_FREE[0]))
+            alone, joined = self._encode(shots), self._encode(shots + prompt.format(text=CONTENT_FREE[0]))
             shared = [a == b for a, b in zip(alone, joined, strict=False)] + [False]
             ids = alone[: shared.index(False)]
             backbone = self.suite.backbone
@@ -113,18 +114,18 @@ class LabelTasks:
 
             arrays = derived.cached(backbone.manifest, {"prefix": ids}, shapes, build)
             last = arrays.pop("last_logits")
-            self._prefixes[head] = Prefix(tuple(ids), arrays, last)
-        return self._prefixes[head]
+            self._prefixes[shots] = Prefix(tuple(ids), arrays, last)
+        return self._prefixes[shots]
 
     def _check_text(self, text: str) -> None:
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         n = len(self._encode(text))
         if n > MAX_TEXT_TOKENS:
             raise NlpsuiteError(f"the text is {n} tokens; label tasks read at most {MAX_TEXT_TOKENS}: split it")
 
-    def _scores(self, prompt: str, head: str, texts: list[str], verbal: list[str]) -> np.ndarray:
-        """Log-likelihoods of the label verbalizations ``verbal`` after ``head + prompt(text)``, minus the
+    def _scores(self, prompt: str, shots: str, texts: list[str], verbal: list[str]) -> np.ndarray:
+        """Log-likelihoods of the label verbalizations ``verbal`` after ``shots + prompt(text)``, minus the
         content-free log-prior."""
         import numpy as np
 
@@ -133,18 +134,19 @@ class LabelTasks:
 
         for text in texts:
             self._check_text(text)
-        prefix = self._prefix(head, prompt) if head else None
-        key = (prompt, head, tuple(verbal))
+        prefix = self._prefix(shots, prompt) if shots else None
+        key = (prompt, shots, tuple(verbal))
         if key not in self._priors:
 
             def build():
-                free = [self._encode(head + prompt.format(text=c)) for c in CONTENT_FREE]
+                free = [self._encode(shots + prompt.format(text=c)) for c in CONTENT_FREE]
                 return {"log_prior": np.log(self.scorer.content_free_prior(free, verbal, prefix))}
 
-            what = {"prior": prompt, "head": head, "labels": verbal, "content_free": CONTENT_FREE}
+            # "head" is the key's name in caches written before the prefix was called shots: those stay valid
+            what = {"prior": prompt, "head": shots, "labels": verbal, "content_free": CONTENT_FREE}
             shapes = {"log_prior": (len(verbal),)}
             self._priors[key] = derived.cached(self.suite.backbone.manifest, what, shapes, build)["log_prior"]
-        rows = [self.scorer.log_likelihoods(self._encode(head + prompt.format(text=t)), verbal, prefix) for t in texts]
+        rows = [self.scorer.log_likelihoods(self._encode(shots + prompt.format(text=t)), verbal, prefix) for t in texts]
         return np.array(rows) - self._priors[key]
 
     def sentiment_scores(self, texts: list[str]) -> np.ndarray:
@@ -260,8 +262,10 @@ def run_classify(suite, inputs, labels=None, head=None):
 
 
 def _either_labels_or_head(options: dict, shared: dict, batch: bool) -> None:
-    if bool(options["labels"]) == bool(options["head"]):
+    if options["labels"] and options["head"]:
         raise NlpsuiteError("give --labels a,b,... (zero-shot) or --head NAME (a trained probe), not both")
+    if not options["labels"] and not options["head"]:
+        raise NlpsuiteError("classify needs labels: give --labels a,b,... (zero-shot) or --head NAME (a trained probe)")
 
 
 def _labels_from_data(gold: list[str], options: dict, path) -> dict:
@@ -297,7 +301,6 @@ def register_tasks(register):
             run_sentiment,
             output=OUTPUT,
             eval=Eval("sentiment", {"text": "text"}, "label", _score_labels, check=_check_gold, options=LABEL_EVAL),
-            prompts={"prompt": SENTIMENT_PROMPT},
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "sentiment", texts),
             batch_size=16,
             tune=Tune(
@@ -310,12 +313,12 @@ def register_tasks(register):
     register(
         Task(
             "classify",
-            "Classify a text into --labels (zero-shot) or with a trained --head, with calibrated probabilities.",
+            "Classify a text into labels you name (zero-shot) or with a trained head, with calibrated probabilities.",
             "scoring",
             run_classify,
             options=(
                 Option("labels", list, None, "Comma-separated labels (zero-shot).", short="-l", parse=_check_labels),
-                Option("head", str, None, "A probe trained with 'nlpsuite heads train'."),
+                Option("head", str, None, "A probe trained with 'nlpsuite heads train'.", label="Trained head"),
             ),
             output=OUTPUT,
             check=_either_labels_or_head,
@@ -328,7 +331,6 @@ def register_tasks(register):
                 check=_check_gold,
                 options=LABEL_EVAL,
             ),
-            prompts={"prefix": CLASSIFY_PREFIX, "question": CLASSIFY_QUESTION},
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "classify", texts, labels, head),
             batch_size=16,
             tune=Tune(

@@ -18,6 +18,7 @@ from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
 from nlpsuite.tasks import Confidence, Eval, Input, Option, Task, Tune
+from nlpsuite.text import blank
 
 # numpy, the metrics, the span head and sampling are imported where they are used: registering the task
 # happens in every process (start-up time), running it only in some.
@@ -129,7 +130,7 @@ def _generative(suite, question: str, context: str, prompt: str) -> dict:
 
     head = suite.head("generation")
     ids = head.encode_chat([{"role": "user", "content": prompt}])
-    answer = head.generator.generate([ids], SamplingParams(max_tokens=96, stop=["\n\n"]))[0].text.strip()
+    answer = head.decoder.generate([ids], SamplingParams(max_tokens=96, stop=["\n\n"]))[0].text.strip()
     coverage = _coverage(question, context)
     if not answer or metrics.normalize_answer(answer) == NO_ANSWER:  # it said it does not know (or nothing)
         return {"result": _null(), "signals": [FLOOR, FLOOR, 0.0, 0.0, coverage, 1.0]}  # as SIGNALS name them
@@ -157,12 +158,12 @@ def _extractive(suite, question: str, context: str, best, null) -> dict:
 def measure_one(suite, question: str, context: str | None, index: str | None, generate: bool) -> dict:
     import numpy as np
 
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str) or blank(question):
         raise NlpsuiteError("empty question")
     if (context is None) == (index is None):
         raise NlpsuiteError("give a context or an index to answer from (one of them)")
     if context is not None:
-        if not context.strip():
+        if blank(context):
             raise NlpsuiteError("empty context")
         if generate:
             return _generative(suite, question, context, GENERATIVE_PROMPT.format(context=context, question=question))
@@ -345,19 +346,26 @@ def register_tasks(register):
     register(
         Task(
             "ask",
-            "Answer a question from --context TEXT|FILE or from --index NAME (batch records: text + context).",
+            "Answer a question from a text you give, or from a search index (citing its passages).",
             "span",
             run,
             inputs=(
                 Input("question", "The question"),
-                Input("context", "The context: text, a file, or - for stdin", optional=True, file=True),
+                Input("context", "The text that holds the answer", optional=True, file=True),
             ),
             options=(
-                Option("index", str, None, "Answer from this search index.", short="-i"),
-                Option("generate", bool, False, "Generate the answer instead of extracting it."),
+                Option("index", str, None, "Answer from this search index instead.", short="-i", label="Search index"),
+                Option(
+                    "generate",
+                    bool,
+                    False,
+                    "Write the answer instead of copying it from the text.",
+                    label="Write the answer",
+                ),
             ),
             output=("answer", "score", "start", "end", "source", "passage", "sources"),
             check=_context_or_index,
+            display="span",
             eval=Eval(
                 "qa",
                 {"question": "question", "context": "context"},
@@ -366,7 +374,6 @@ def register_tasks(register):
                 read_gold=answers_column,
                 field="answer",
             ),
-            prompts={"generative": GENERATIVE_PROMPT, "generative_index": GENERATIVE_INDEX_PROMPT},
             confidence=CONFIDENCE,
             tune=Tune(
                 "answer",

@@ -54,9 +54,9 @@ def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
 
 
 def _score(predictions: list[list[str]], gold: list[dict], options: dict) -> dict:
-    from nlpsuite.eval import metrics
+    from nlpsuite.eval import ranking
 
-    return metrics.retrieval_report(predictions, gold, options["k"])
+    return ranking.retrieval_report(predictions, gold, options["k"])
 
 
 EVAL = Eval(

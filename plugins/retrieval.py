@@ -89,9 +89,9 @@ def _ranked(suite, inputs: list[dict], options: dict) -> list[list[str]]:
 
 
 def _score(predictions: list[list[str]], gold: list[dict], options: dict) -> dict:
-    from nlpsuite.eval import metrics
+    from nlpsuite.eval import ranking
 
-    return metrics.retrieval_report(predictions, gold, options["k"])
+    return ranking.retrieval_report(predictions, gold, options["k"])
 
 
 EVAL = Eval(
@@ -121,8 +121,8 @@ def register_tasks(register):
             run,
             inputs=(Input("query", "The query"),),
             options=(
-                Option("name", str, None, "The index's name.", required=True, argument=True),
-                Option("k", int, 5, "How many passages to return.", flag="--k", short="-k", min=1),
+                Option("name", str, None, "The index's name.", required=True, argument=True, label="Search index"),
+                Option("k", int, 5, "How many passages to return.", flag="--k", short="-k", min=1, label="Passages"),
                 Option(
                     "rerank", int, None, "Re-order the first N hits by the model's relevance (slower, better).", min=1
                 ),  # fmt: skip

@@ -15,13 +15,13 @@ from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Confidence, Eval, Option, Task, Tune
-from nlpsuite.text import chunk, count_words, counts_characters, word_spans
+from nlpsuite.text import blank, chunk, count_words, counts_characters, word_spans
 
 PROMPT = "Summarize the following text in {length}.\n\n{text}"
 CHUNK_TOKENS = 1536  # small models summarize short inputs far better than long ones, whatever their window
 CHUNK_WORDS = 80  # length of each chunk's summary in the map step
 # A character budget this short is asked for as one sentence: Qwen2.5-0.5B's 20-character Chinese summaries went
-# from ROUGE-L 42.4 to 44.2 (30 news items, benchmarks/zh_quality.py), fewer of them cut off mid-clause.
+# from ROUGE-L 42.4 to 44.2 (30 news items, benchmarks/quality_zh.py), fewer of them cut off mid-clause.
 SENTENCE_CHARACTERS = 40
 # A summary counts as right at a ROUGE-L F of 0.3 or more against a reference summary (docs/confidence.md).
 GOOD_ROUGE_L = 0.3
@@ -86,7 +86,7 @@ class Summarizer:
             per_word = 3 if any(counts_characters(t) for t in part) else 1.8
             max_tokens = int((words or 120) * per_word) + 16
             params = SamplingParams(max_tokens=max_tokens, repetition_penalty=1.1)
-            for ids, c in zip(prompts, self.head.generator.generate(prompts, params), strict=True):
+            for ids, c in zip(prompts, self.head.decoder.generate(prompts, params), strict=True):
                 summary = clip_words(c.text, words)
                 out.append((summary, scorer.sequence(ids, summary)))
             self.suite.progress(len(part))
@@ -105,7 +105,7 @@ class Summarizer:
         """Each text's summary, with the (log-probability, tokens) of the last step that wrote it ((0.0, 0) for
         a text with nothing left to summarize)."""
         for text in texts:
-            if not isinstance(text, str) or not text.strip():
+            if not isinstance(text, str) or blank(text):
                 raise NlpsuiteError("empty text")
         current = list(texts)
         for _ in range(8):  # each round shrinks a text ~10x: eight rounds cover any input that fits in memory
@@ -211,9 +211,9 @@ def register_tasks(register):
             output=("summary", "score"),
             value="summary",
             eval=Eval("summarization", {"text": "text"}, "reference", _score, read_gold=reference_field),
-            prompts={"prompt": PROMPT},
             batch_size=4,
             progress_label="summarizing",
+            display="beside",
             confidence=CONFIDENCE,
             tune=Tune(
                 "summary",

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 
 from nlpsuite import languages
-from nlpsuite.errors import NlpsuiteError
+from nlpsuite.errors import NlpsuiteError, did_you_mean
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
 from nlpsuite.tasks import Confidence, Eval, Option, Task, Tune
-from nlpsuite.text import chunk, paragraphs, sentences
+from nlpsuite.text import blank, chunk, paragraphs, sentences
 
 LANGUAGES = languages.NAMES  # what --to and --from accept: the names detection and warnings use too
 DENSE_SCRIPTS = {"Arabic", "Bulgarian", "Chinese", "Greek", "Hebrew", "Hindi", "Japanese", "Korean", "Persian",
@@ -41,7 +41,8 @@ def language(value: str | None, option: str) -> str | None:
     names = {name.lower(): name for name in LANGUAGES.values()}
     if key.lower() in names:
         return names[key.lower()]
-    raise NlpsuiteError(f"unknown language {value!r} for {option}: use a code like de, fr, es or a name like German")
+    hint = did_you_mean(key, [*LANGUAGES.values(), *LANGUAGES]) or ": use a code like de, fr, es or a name like German"
+    raise NlpsuiteError(f"unknown language {value!r} for {option}{hint}")
 
 
 def clean(output: str, source: str) -> str:
@@ -77,7 +78,7 @@ def translate_texts(
     units: list[str] = []
     unit_sources: list[str | None] = []
     for text, text_source in zip(texts, sources, strict=True):
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or blank(text):
             raise NlpsuiteError("empty text")
         doc = []
         for paragraph in paragraphs(text):
@@ -100,7 +101,7 @@ def translate_texts(
         longest = max(count(units[i]) for i in rows)
         factor = 4 if target in DENSE_SCRIPTS else 2  # these scripts take more tokens than English
         params = SamplingParams(max_tokens=factor * longest + 24, stop=["\n\n"], repetition_penalty=1.05)
-        for i, ids, completion in zip(rows, prompts, head.generator.generate(prompts, params), strict=True):
+        for i, ids, completion in zip(rows, prompts, head.decoder.generate(prompts, params), strict=True):
             done[i] = clean(completion.text, units[i])
             said[i] = scorer.sequence(ids, done[i])  # of the translation returned, not of what was cleaned off
         if progress:
@@ -203,7 +204,7 @@ def register_tasks(register):
     register(
         Task(
             "translate",
-            "Translate text into --to LANG; long texts go sentence by sentence, paragraph breaks kept.",
+            "Translate a text into another language; long texts go sentence by sentence, paragraph breaks kept.",
             "generation",
             run,
             options=(
@@ -214,6 +215,7 @@ def register_tasks(register):
                     "Target language: code (de) or name (German).",
                     required=True,
                     parse=lambda v: language(v, "--to"),
+                    label="To language",
                 ),
                 Option(
                     "source",
@@ -222,13 +224,14 @@ def register_tasks(register):
                     "Source language (optional).",
                     flag="--from",
                     parse=lambda v: language(v, "--from"),
+                    label="From language",
                 ),
             ),  # fmt: skip
             output=("translation", "score"),
             value="translation",
             eval=Eval("translation", {"text": "source"}, "reference", _score, read_gold=reference_field),
-            prompts={"prompt": PROMPT},
             progress_label="translating",
+            display="beside",
             confidence=CONFIDENCE,
             tune=Tune(
                 "translation",

@@ -24,6 +24,26 @@ CHAT_TEMPLATE = (
 )
 
 
+TINY_EOS = 4  # <|im_end|>, the tiny models' end of turn
+
+
+def train_tiny_tokenizer():
+    """The tiny models' byte-level BPE tokenizer (300 tokens, any text encodable), trained on CORPUS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    return tok
+
+
 def build_tiny_llama(
     folder: Path,
     layers: int = 2,
@@ -38,19 +58,9 @@ def build_tiny_llama(
     gemma3_text; ``config_fields`` override its config) with a BPE tokenizer trained here, saved as a Hugging
     Face folder."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
-        CORPUS,
-        trainers.BpeTrainer(
-            vocab_size=300, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
-    )
+    tok = train_tiny_tokenizer()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="<|im_end|>", unk_token="<unk>", pad_token="</s>"
     )
@@ -86,6 +96,42 @@ def build_tiny_llama(
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def lstm_folder(tmp_path_factory):
+    """A random two-layer LSTM written through the training exporter: its state is [layers, batch, hidden]."""
+    import torch
+
+    from nlpsuite.train.models import build_model
+    from nlpsuite.train.neural_graph import build_recurrent_graph, recurrent_state_spec
+    from nlpsuite.train.run import write_backbone
+    from nlpsuite.train.vocab import special_tokens, train_tokenizer
+
+    out = tmp_path_factory.mktemp("lstm")
+    tokenizer_file = out.parent / f"{out.name}-tokenizer.json"
+    train_tokenizer("char", "abcdefghijklmnopqrstuvwxyz0123456789 ,.").save(str(tokenizer_file))
+    torch.manual_seed(0)
+    model = build_model("lstm", 60, 16, 2, 1, 32, 0.0)
+    weights = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    manifest = {
+        "architecture": {"model_type": "nlpsuite-lstm", "vocab_size": 60, "hidden_size": 16, "context_length": 64},
+        "state": recurrent_state_spec("lstm", 2, 16),
+        "special_tokens": special_tokens(),
+        "precision": "fp32",
+    }
+    write_backbone(out, build_recurrent_graph("lstm", weights, 2, 16), tokenizer_file, manifest)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """The tiny models' tokenizer alone (no model), as nlpsuite's Tokenizer over its tokenizer.json."""
+    from nlpsuite.runtime.tokenizer import Tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-tokenizer")
+    train_tiny_tokenizer().save(str(folder / "tokenizer.json"))
+    return Tokenizer(folder, {"eos_token_ids": [TINY_EOS], "pad_token_id": 2})
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def test_jsonl_csv_and_tsv_records(tmp_path):
     }
     for name, lines in sources.items():
         out = tmp_path / f"{name}.out.jsonl"
-        assert run_batch(write(tmp_path / name, lines), out, upper, quiet=True) == 2
+        assert run_batch(write(tmp_path / name, lines), out, upper, quiet=True).written == 2
         rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]  # line tools see 2 lines
         assert [(r["text"], r["upper"]) for r in rows] == [("a\u2028b", "A\u2028B"), ("c", "C")], name
 
@@ -49,8 +49,12 @@ def test_a_quoted_csv_field_spans_lines_in_batch_mode(tmp_path):
     "lines, message",
     [
         (['{"text": "a"}', "not json"], r"in\.jsonl:2:1: not valid JSON \(Expecting value\)$"),
-        (['{"txt": "a"}'], r"in\.jsonl:1: missing column 'text'$"),
+        (
+            ['{"txt": "a"}'],
+            r"in\.jsonl:1: missing column 'text'; --text-column NAME reads the text from another column$",
+        ),
         (['{"text": "  "}'], r"in\.jsonl:1: 'text' is empty$"),
+        (['{"text": "\\u200b\\u200b"}'], r"in\.jsonl:1: 'text' is empty$"),  # zero-width characters only
         (['{"text": 3}'], r"in\.jsonl:1: 'text' must be a string, not int$"),
         ([], "holds no records$"),
     ],
@@ -66,7 +70,8 @@ def test_a_nan_result_stops_the_run_without_a_bad_line(tmp_path):
     src = write(tmp_path / "in.jsonl", [json.dumps({"text": f"t{i}"}) for i in range(4)])
     out = tmp_path / "out.jsonl"
     with pytest.raises(NlpsuiteError, match=r"out\.jsonl: cannot write record\['score'\] as JSON: it is NaN or inf"):
-        run_batch(src, out, lambda rs: [{"score": float("nan") if r["text"] == "t2" else 1.0} for r in rs], 2, True)
+        nan_at_t2 = lambda rs: [{"score": float("nan") if r["text"] == "t2" else 1.0} for r in rs]  # noqa: E731
+        run_batch(src, out, nan_at_t2, batch_size=2, quiet=True)
     assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["t0", "t1"]
 
 
@@ -81,10 +86,12 @@ def test_interrupted_run_resumes_without_loss_or_duplicates(tmp_path):
             raise KeyboardInterrupt
         return [{"upper": r["text"].upper()} for r in records]
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(
+        KeyboardInterrupt, match=r"^3 of 7 records are in .*out\.jsonl; run the same command to resume$"
+    ):
         run_batch(src, out, flaky, batch_size=3, quiet=True)
     assert completed_lines(out) == 3
-    assert run_batch(src, out, upper, batch_size=3, quiet=True) == 4
+    assert run_batch(src, out, upper, batch_size=3, quiet=True).written == 4
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["upper"] for r in rows] == [f"T{i}" for i in range(7)]
 
@@ -139,7 +146,7 @@ def test_a_parquet_input_runs_and_resumes_as_jsonl_does(tmp_path):
     pq.write_table(pa.table({"id": list(range(7)), "text": [f"t{i}" for i in range(7)]}), src)
     out = tmp_path / "out.jsonl"
     out.write_text('{"id": 0, "text": "t0", "upper": "T0"}\n{"id": 1, "te', encoding="utf-8")  # interrupted
-    assert run_batch(src, out, upper, batch_size=3, quiet=True) == 6
+    assert run_batch(src, out, upper, batch_size=3, quiet=True).written == 6
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows == [{"id": i, "text": f"t{i}", "upper": f"T{i}"} for i in range(7)]
 

@@ -122,7 +122,7 @@ def test_batch_mode_resumes_refuses_foreign_output_and_writes_to_stdout(cli, sho
     out.write_text(json.dumps({"text": "a", "id": 0, "shout": "kept", "length": 4}) + "\n", encoding="utf-8")
     got = cli(["shout", "--input", str(src), "--output", str(out), "--batch-size", "2", "-x", "2", "--json"])
     assert got.code == 0, got.err
-    assert json.loads(got.out) == {"output": str(out), "written": 4, "model": "stand-in"}
+    assert json.loads(got.out) == {"output": str(out), "written": 4, "skipped": 0, "model": "stand-in"}
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["shout"] for r in rows] == ["kept", "bb", "cc", "dd", "ee"]
     assert set(rows[1]) == {"text", "id", "shout", "length"}  # the output fields, not the --json detail
@@ -213,3 +213,51 @@ def test_eval_runs_any_declared_recipe(cli, shouting, tmp_path):
 def test_a_declaration_may_not_take_a_front_end_name():
     with pytest.raises(ValueError, match="may not name an input or option 'model'"):
         Task("bad", "", "generation", shout, options=(Option("model"),))
+
+
+def test_the_front_end_names_are_every_task_commands_parameters_and_no_task_may_take_them():
+    from nlpsuite.cli.taskcommand import signature
+    from nlpsuite.tasks import FRONT_END_OPTIONS
+
+    own = {i.name for i in SHOUT.inputs} | {o.name for o in SHOUT.options}
+    assert {p.name for p in signature(SHOUT)} - own == set(FRONT_END_OPTIONS) - {"on_text"}
+    for name in FRONT_END_OPTIONS:
+        with pytest.raises(ValueError, match="every front-end has it"):
+            Task("t", "A task.", "generation", shout, options=(Option(name),))
+
+
+@pytest.mark.parametrize("typed", ["1e-5", "1000", "nan", "-1", "inf"])
+def test_repl_temp_refuses_what_the_cli_refuses_in_its_words_and_keeps_the_value(shouting, cli, typed):
+    from nlpsuite import plugins
+    from nlpsuite.cli.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    repl = ChatRepl(StandIn(plugins.registry()), SamplingParams(temperature=0.7), stdin=io.StringIO())
+    said = []
+    repl.say = lambda text, error=False: said.append((text, error))
+    assert repl.command(f"/temp {typed}")
+    assert repl.params.temperature == 0.7
+    refused = cli(["generate", "hi", "--temperature", typed])
+    assert refused.code != 0 and refused.err.startswith("error: --temperature ")
+    assert said == [(refused.err.strip(), True)]  # one line, the CLI's
+
+
+def test_repl_temp_takes_what_the_cli_takes(shouting):
+    from nlpsuite import plugins
+    from nlpsuite.cli.repl import ChatRepl
+    from nlpsuite.runtime.sampling import SamplingParams
+
+    repl = ChatRepl(StandIn(plugins.registry()), SamplingParams(temperature=0.7), stdin=io.StringIO())
+    said = []
+    repl.say = lambda text, error=False: said.append((text, error))
+    for typed, value in (("0", 0.0), ("0.0001", 1e-4), ("1.5", 1.5), ("100", 100.0)):
+        repl.command(f"/temp {typed}")
+        assert repl.params.temperature == value and said.pop() == (f"temperature {value}", False)
+    repl.command("/temp warm")  # the CLI's parser refuses a word before the declaration sees it
+    assert repl.params.temperature == 100.0 and said == [("error: --temperature takes a number", True)]
+
+
+def test_a_display_hint_is_one_the_page_knows():
+    with pytest.raises(ValueError, match="display must be one of"):
+        Task("bad", "", "generation", shout, display="carousel")
+    assert Task("fine", "", "generation", shout, display="beside").display == "beside"

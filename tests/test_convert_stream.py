@@ -425,7 +425,7 @@ def test_quantizing_a_big_matrix_never_holds_it_whole(tmp_path, monkeypatch, mat
 
     from nlpsuite.convert import quantize, sources
     from nlpsuite.convert.graph import ExternalWeights, GraphWriter
-    from nlpsuite.convert.llama import Projections
+    from nlpsuite.convert.projections import Projections
 
     vocab, hidden = 16384, 256  # 16 MB of float32
     path = tmp_path / "big.gguf"

@@ -88,7 +88,7 @@ def test_batched_rows_that_keep_different_numbers_of_drafts_match_plain_greedy(b
         wrong_at = (len(seen) * 7) % (limit + 2)  # past the end now and then: the whole draft is right
         return [t if i != wrong_at else (t + 1) % 300 for i, t in enumerate(guess)]
 
-    monkeypatch.setattr("nlpsuite.runtime.generation.propose", half_right)
+    monkeypatch.setattr("nlpsuite.runtime.sequence.propose", half_right)
     fast = _greedy(backbone, tokenizer, PROMPTS, draft=True)
     assert [c.token_ids for c in fast] == [c.token_ids for c in plain]
     assert 0 < fast[0].accepted_tokens < fast[0].drafted_tokens
@@ -122,10 +122,14 @@ def test_each_row_drafts_longer_while_its_guesses_are_kept_and_shorter_when_they
         right = truth[row][len(seen) : len(seen) + limit]
         return right if row == 0 else [(t + 1) % 300 for t in right]
 
-    monkeypatch.setattr("nlpsuite.runtime.generation.propose", guess)
+    monkeypatch.setattr("nlpsuite.runtime.sequence.propose", guess)
+    alone = _greedy(backbone, tokenizer, prompts[:1], draft=True)
+    # 40 tokens: 1 from the prefill, then passes of 4+1, 6+1, 8+1, 10+1 and the 6 the budget leaves
+    assert alone[0].token_ids == plain[0].token_ids and asked[0] == [DRAFT_TOKENS, 6, 8, 10, 6]
+    asked[0].clear()
     fast = _greedy(backbone, tokenizer, prompts, draft=True)
     assert [c.token_ids for c in fast] == [c.token_ids for c in plain]
-    # 40 tokens: 1 from the prefill, then passes of 4+1, 6+1, 8+1, 10+1 and the 6 the budget leaves
-    assert asked[0] == [DRAFT_TOKENS, 6, 8, 10, 6]
-    # one token a pass: 4, 3, 2, then the shortest draft until the budget leaves no room (0)
-    assert asked[1] == [DRAFT_TOKENS, 3, 2] + [MIN_DRAFT_TOKENS] * 35 + [0]
+    # Two rows in a pass draft 10 // 2 = 5 tokens each at most: 4+1, then 5+1 until the budget leaves 3.
+    assert asked[0] == [DRAFT_TOKENS, 5, 5, 5, 5, 5, 3]
+    # one token a pass: 4, 3, 2, then the shortest draft until the budget leaves no room (no guess asked then)
+    assert asked[1] == [DRAFT_TOKENS, 3, 2] + [MIN_DRAFT_TOKENS] * 35

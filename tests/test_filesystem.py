@@ -201,8 +201,18 @@ def read_only_home(monkeypatch):
     def mkdtemp(*args, dir=None, **kwargs):
         return refuse(dir) if str(dir).startswith(home) else real_mkdtemp(*args, dir=dir, **kwargs)
 
+    real_mkdir, real_named = os.mkdir, tempfile.NamedTemporaryFile
+
+    def mkdir(path, *args, **kwargs):
+        return refuse(path) if str(path).startswith(home) else real_mkdir(path, *args, **kwargs)
+
+    def named(*args, dir=None, **kwargs):
+        return refuse(dir) if str(dir).startswith(home) else real_named(*args, dir=dir, **kwargs)
+
     def start():
         monkeypatch.setattr(filelock.FileLock, "acquire", lambda self, *a, **k: refuse(self.lock_file))
+        monkeypatch.setattr(os, "mkdir", mkdir)
+        monkeypatch.setattr(tempfile, "NamedTemporaryFile", named)
         monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
         monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
 

@@ -73,8 +73,8 @@ def test_embeddings_match_transformers_last_token_after_the_prompt(suite, hf):
 
 def test_embedding_stats_are_the_models_own_and_cached(suite, hf, tiny_llama):
     from nlpsuite.heads import derived
-    from nlpsuite.heads.calibration_text import SENTENCES
     from nlpsuite.heads.embedding import PROMPT
+    from nlpsuite.heads.embedding_sentences import SENTENCES
 
     embedder = suite.head("embedding")
     states = np.array([_hf_last_state(hf, suite.tokenizer.encode(PROMPT.format(text=s))) for s in SENTENCES])

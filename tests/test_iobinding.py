@@ -23,7 +23,7 @@ PROMPTS = [
 def _generate(tiny_llama, bind: bool, **params):
     suite = Suite(model=str(tiny_llama), device="cpu")
     suite.backbone.bind_state = bind
-    generator = suite.head("generation").generator
+    generator = suite.head("generation").decoder
     prompts = [suite.tokenizer.encode(p, add_special_tokens=False) for p in PROMPTS]
     return generator.generate(prompts, SamplingParams(max_tokens=24, ignore_eos=True, **params))
 

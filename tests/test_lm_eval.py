@@ -52,6 +52,11 @@ def test_windows_on_a_converted_llama(tiny_llama):
     whole = _check(suite, TEXT, window=128, stride=127)
     windowed = _check(suite, TEXT, window=16, stride=6)
     assert whole["tokens"] == windowed["tokens"] and whole["nats_per_token"] != windowed["nats_per_token"]
+    told = []  # records.Progress: n more scored, and the total
+    cross_entropy(
+        suite.backbone, suite.tokenizer, TEXT, window=16, stride=6, progress=lambda n, total: told.append((n, total))
+    )
+    assert len(told) > 1 and sum(n for n, _ in told) == windowed["tokens"] == told[0][1] == told[-1][1]
 
 
 def test_spans_score_every_token_once_with_enough_context():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.eval import calibration, metrics
+from nlpsuite.eval import calibration, metrics, ranking
 
 HYPS = [
     "the cat sat on the mat",
@@ -240,17 +240,17 @@ def test_reliability_diagram_is_a_png(tmp_path):
 def test_retrieval_by_hand():
     ranked = ["d3", "d1", "d2"]
     judged = {"d1": 1, "d2": 1}
-    assert [metrics.recall_at_k(ranked, judged, k) for k in (1, 2, 3)] == [0.0, 0.5, 1.0]
-    assert metrics.mrr(ranked, judged) == 0.5
-    assert metrics.mrr(ranked, judged, k=1) == 0.0
+    assert [ranking.recall_at_k(ranked, judged, k) for k in (1, 2, 3)] == [0.0, 0.5, 1.0]
+    assert ranking.mrr(ranked, judged) == 0.5
+    assert ranking.mrr(ranked, judged, k=1) == 0.0
     ideal = 1 + 1 / math.log2(3)
-    assert metrics.ndcg_at_k(ranked, judged, 3) == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / ideal)
-    assert metrics.ndcg_at_k(["d1", "d2"], judged, 2) == pytest.approx(1.0)
-    both = metrics.retrieval_scores([ranked, ["d1"]], [judged, {"d1": 2, "d9": 0}], k=2)
-    first = metrics.ndcg_at_k(ranked, judged, 2)
+    assert ranking.ndcg_at_k(ranked, judged, 3) == pytest.approx((1 / math.log2(3) + 1 / math.log2(4)) / ideal)
+    assert ranking.ndcg_at_k(["d1", "d2"], judged, 2) == pytest.approx(1.0)
+    both = ranking.retrieval_scores([ranked, ["d1"]], [judged, {"d1": 2, "d9": 0}], k=2)
+    first = ranking.ndcg_at_k(ranked, judged, 2)
     assert both == pytest.approx({"recall@k": (0.5 + 1) / 2, "mrr": (0.5 + 1) / 2, "ndcg@k": (first + 1) / 2})
     with pytest.raises(NlpsuiteError):
-        metrics.recall_at_k(ranked, {"d1": 0}, 3)
+        ranking.recall_at_k(ranked, {"d1": 0}, 3)
 
 
 def test_graded_ndcg_matches_scikit_learn():
@@ -266,7 +266,7 @@ def test_graded_ndcg_matches_scikit_learn():
         judged = {d: int(g) for d, g in zip(docs, grades, strict=True)}
         for k in (1, 3, 5, 12):
             expected = ndcg_score(grades[None], scores[None], k=k)
-            assert metrics.ndcg_at_k(ranked, judged, k) == pytest.approx(expected)
+            assert ranking.ndcg_at_k(ranked, judged, k) == pytest.approx(expected)
 
 
 def miscalibrated(n: int, prior, scale: float = 4.0, seed: int = 0):
@@ -318,4 +318,30 @@ def test_bad_metric_inputs():
     with pytest.raises(NlpsuiteError, match="no examples"):
         metrics.rouge([], [])
     with pytest.raises(NlpsuiteError, match="k must be"):
-        metrics.retrieval_scores([["a"]], [{"a": 1}], 0)
+        ranking.retrieval_scores([["a"]], [{"a": 1}], 0)
+
+
+def test_field_exact_match_per_field_and_per_object():
+    from nlpsuite.eval.metrics import field_exact_match
+
+    gold = [
+        {"name": "Ana", "age": 34, "pet": True, "city": None},
+        {"name": "Bo  Li", "age": 5, "pet": False, "city": "Oslo"},
+        {"name": "Cy", "age": 1, "pet": False, "city": None},
+        {"name": "The Baker", "age": 2, "pet": False, "city": "東京"},
+    ]
+    predicted = [
+        {"name": "Ana", "age": 34.0, "pet": True},  # a null is an absent field; 34.0 is 34
+        {"name": " Bo Li ", "age": 5, "pet": 0, "city": "Oslo", "extra": "x"},  # 0 is not false; an invented field
+        None,  # cut short: matches nothing
+        {"name": "baker.", "age": 2, "pet": False, "city": "東 京"},  # SQuAD's exact match: case, article, spacing
+    ]
+    got = field_exact_match(predicted, gold)
+    assert got["object_exact_match"] == pytest.approx(2 / 4)
+    assert got["fields"] == {"age": 3 / 4, "city": 3 / 4, "extra": 0.0, "name": 3 / 4, "pet": 2 / 4}
+    assert got["field_exact_match"] == pytest.approx(11 / 17)
+    assert got["invalid"] == 1
+    nested = field_exact_match([{"a": {"b": [1, "x  y"]}}], [{"a": {"b": [1, "x y"], "c": None}}])
+    assert nested["object_exact_match"] == 1.0
+    with pytest.raises(NlpsuiteError, match="1 outputs but 2 references"):
+        field_exact_match([{}], gold[:2])

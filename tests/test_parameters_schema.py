@@ -129,7 +129,7 @@ def test_the_third_party_haiku_task_gets_its_sampling_options():
     assert props["stop"] == {
         "type": "array",
         "items": {"type": "string"},
-        "description": "Stop at this string (repeatable).",
+        "description": "Stop where this text appears.",
     }
     assert all(math.isfinite(p.get("minimum", 0)) for p in props.values())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import types
@@ -129,6 +130,91 @@ def test_name_clashes_are_refused():
     command_clash = types.SimpleNamespace(register_commands=hookimpl(lambda register: register(print, name="models")))
     assert "command 'models' is already taken" in loader.add_module("command-clash", command_clash).error
     assert "mine" not in loader.registry.models
+
+
+def test_the_plugin_face_is_public_and_cheap_to_import():
+    face = "hookimpl, Task, Input, Option, Eval, sampling_options, check_sampling, NlpsuiteError"
+    code = (
+        f"import sys, nlpsuite; from nlpsuite import {face}; "
+        "print(sorted(m for m in ('numpy', 'onnxruntime', 'torch', 'transformers') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+    import nlpsuite
+    from nlpsuite import hookspecs, tasks
+
+    assert nlpsuite.Task is tasks.Task and nlpsuite.hookimpl is hookspecs.hookimpl
+    assert set(face.split(", ")) | {"Suite"} <= set(nlpsuite.__all__) <= set(dir(nlpsuite))
+    with pytest.raises(AttributeError):
+        nlpsuite.no_such_name  # noqa: B018
+
+
+def test_the_example_plugin_uses_only_the_public_face():
+    source = (ROOT / "examples" / "nlpsuite-haiku" / "nlpsuite_haiku.py").read_text()
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    assert [i for i in imports if "nlpsuite" in i] == [
+        "from nlpsuite import Input, Task, check_sampling, hookimpl, sampling_options"
+    ]
+
+
+def test_the_plugin_guide_and_the_task_docstring_name_every_front_end_and_reserved_name():
+    from nlpsuite import tasks
+    from nlpsuite.plugins import CORE_COMMANDS
+
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    for text in (guide, tasks.Task.__doc__ + tasks.__doc__):
+        for name in [*tasks.FRONT_END_OPTIONS, *CORE_COMMANDS]:
+            assert re.search(rf"\b{name}\b", text), name
+        for front_end in ("nlpsuite eval", "/task", "/v1/tasks/", "--ray", "Suite", "MCP", "batch mode"):
+            assert front_end in text, front_end
+
+
+def _command_plugin(name: str):
+    def register_commands(register):
+        def taken() -> None:
+            """A plugin's own command."""
+            print("the plugin's command ran")
+
+        register(taken, name=name)
+
+    return types.SimpleNamespace(register_commands=hookimpl(register_commands))
+
+
+def _task_plugin(name: str):
+    def register_tasks(register):
+        register(Task(name, "A plugin's task.", "generation", lambda suite, inputs: [{} for _ in inputs]))
+
+    return types.SimpleNamespace(register_tasks=hookimpl(register_tasks))
+
+
+@pytest.mark.parametrize("make", [_command_plugin, _task_plugin], ids=["command", "task"])
+def test_a_plugin_cannot_take_the_serve_command(make, monkeypatch, cli):
+    from nlpsuite import plugins
+
+    loader = PluginLoader()
+    loader.load(include_entry_points=False)
+    info = loader.add_module("takes-serve", make("serve"))
+    assert "command 'serve' is already taken" in (info.error or "")
+    monkeypatch.setattr(plugins, "_REGISTRY", loader.registry)
+    result = cli(["serve", "--help"])
+    assert result.code == 0 and "--max-batch" in result.out  # still nlpsuite's own server
+    assert "plugin" not in result.out
+
+
+def test_every_core_command_is_reserved(monkeypatch):
+    from nlpsuite import plugins
+    from nlpsuite.cli.app import build_command
+
+    loader = PluginLoader()
+    registry = loader.load(include_entry_points=False)
+    monkeypatch.setattr(plugins, "_REGISTRY", registry)
+    group = build_command()
+    core = [n for n in group.list_commands(None) if n not in registry.tasks]
+    assert "serve" in core and "models" in core
+    for name in core:
+        for make in (_command_plugin, _task_plugin):
+            info = loader.add_module(f"takes-{name}", make(name))
+            assert f"command {name!r} is already taken" in (info.error or ""), (name, make.__name__)
 
 
 @pytest.mark.shared_cache

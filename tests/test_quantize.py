@@ -40,3 +40,18 @@ def test_int8_backbone_stays_close_to_fp32(tiny_llama):
     assert np.abs(a - b).max() < 0.05 * (a.max() - a.min())
     assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.95
     assert int8.manifest["precision"] == "int8"
+
+
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_rows_that_no_block_size_divides_still_make_a_working_model(make_tiny_llama, tmp_path, precision):
+    """Hidden size 72: no block of 32 or more divides a row, so the embedding's last block is padded (fault matrix
+    MF12: int8 and int4 were cached, then ONNX Runtime refused every load)."""
+    source = Catalog().resolve(str(make_tiny_llama(tmp_path / "odd72", hidden=72)))
+    fp32 = Backbone(ensure_model(source, "fp32"), device="cpu")
+    quantized = Backbone(ensure_model(source, precision), device="cpu")
+    ids = np.random.default_rng(2).integers(5, 250, size=(2, 16))
+    mask, pos = np.ones_like(ids), np.tile(np.arange(16), (2, 1))
+    a = fp32.forward(ids, mask, pos, fp32.empty_state(2), num_logits=16).logits
+    b = quantized.forward(ids, mask, pos, quantized.empty_state(2), num_logits=16).logits
+    assert b.shape == a.shape and np.isfinite(b).all()
+    assert np.abs(a - b).max() < (0.05 if precision == "int8" else 0.25) * (a.max() - a.min())

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,33 @@ def test_workers_or_ray_alone_are_refused_before_any_cluster(cli, model, tmp_pat
     assert got.code == 1 and "--ray runs batch mode" in got.err
 
 
+def test_an_address_where_nothing_listens_is_one_line_within_seconds(cli, model, tmp_path):
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    source = write_jsonl(tmp_path / "in.jsonl", RECORDS[:2])
+    started = time.monotonic()
+    got = cli(["sentiment", "--input", str(source), "--output", str(tmp_path / "o.jsonl"), "--model", str(model),
+               "--ray", f"127.0.0.1:{port}"])  # fmt: skip
+    assert got.code == 1 and time.monotonic() - started < 30  # Ray alone retried for minutes
+    assert got.err.strip() == (
+        f"error: cannot connect to the Ray cluster at 127.0.0.1:{port}: nothing answers there (Connection refused)"
+    )
+
+
+def test_a_run_that_works_prints_no_ray_log_line(model, tiny_cache, tmp_path):
+    """Ray's token note and its core worker's actor-restart error line went to stderr on every run that worked."""
+    source = write_jsonl(tmp_path / "in.jsonl", RECORDS[:4])
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "NLPSUITE_HOME": str(tiny_cache)}
+    env.pop("RAY_ADDRESS", None)
+    args = ["sentiment", "--input", str(source), "--output", str(out), "--model", str(model), "--device", "cpu"]
+    done = subprocess.run([sys.executable, "-m", "nlpsuite", *args, "--ray", "local", "--workers", "1", "-q"],
+                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == ""
+    assert len(read_jsonl(out)) == 4
+
+
 def test_without_ray_installed_the_error_says_how_to_get_it(monkeypatch):
     from nlpsuite import distributed
     from nlpsuite.errors import NlpsuiteError
@@ -163,6 +191,24 @@ def test_a_bad_record_is_the_same_one_line_error_as_locally(cluster, cli, model,
 
 
 @pytest.mark.shared_cache
+def test_an_input_field_is_never_overwritten_on_the_cluster_either(cluster, cli, model, tmp_path):
+    source = tmp_path / "gold.csv"
+    source.write_text("text,label\nlovely film,positive\nawful,negative\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    local = cli(["sentiment", "--input", str(source), "--output", str(out), "--model", str(model), "-q"])
+    on_ray = cli(["sentiment", "--input", str(source), "--output", str(out), *ray_args(model)])
+    assert on_ray.code == local.code == 1 and on_ray.err == local.err
+    assert "the record already has 'label', which batch output would overwrite: add --output-prefix" in on_ray.err
+    assert not out.exists()
+    done = cli(
+        ["sentiment", "--input", str(source), "--output", str(out), "--output-prefix", "pred_", *ray_args(model)]
+    )
+    assert done.code == 0, done.err
+    got = read_jsonl(out)
+    assert [r["label"] for r in got] == ["positive", "negative"] and all("pred_label" in r for r in got)
+
+
+@pytest.mark.shared_cache
 def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli, model, tmp_path):
     import psutil
 
@@ -182,8 +228,10 @@ def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli,
         except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
             return ""
 
-    def kill_a_worker(_n=0, total=None):  # called as each batch is written: kill once, mid-run
-        if killed:
+    def kill_a_worker(
+        n=0, total=None
+    ):  # called with the total first, then as each batch is written: kill once, mid-run
+        if killed or not n:
             return
         actors = [p for p in psutil.Process().children(recursive=True) if "TaskActor" in _command_line(p)]
         assert actors, "no actor process found"
@@ -194,15 +242,15 @@ def test_a_killed_worker_is_replaced_and_every_record_written_once(cluster, cli,
     task = Suite(model=str(model), device="cpu").task("sentiment")
     pool = distributed.Pool(model=str(model), device="cpu", workers=2)
     out = tmp_path / "ray.jsonl"
-    written = distributed.run_task(task, source, out, pool, options=task.check_options({}), batch_size=4,
+    summary = distributed.run_task(task, source, out, pool, options=task.check_options({}), batch_size=4,
                                    progress=kill_a_worker)  # fmt: skip
-    assert killed and written == len(records)
+    assert killed and summary.written == len(records)
     same_records(read_jsonl(out), read_jsonl(local))  # each record once, in input order
 
 
 @pytest.mark.shared_cache
 def test_index_add_on_the_cluster_equals_the_local_index(cluster, cli, model, tmp_path):
-    from nlpsuite.retrieval import index as store
+    from nlpsuite.retrieval import index
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -212,7 +260,7 @@ def test_index_add_on_the_cluster_equals_the_local_index(cluster, cli, model, tm
     assert cli(["index", "add", "here", str(docs), *tiny, "-q"]).code == 0
     done = cli(["index", "add", "there", str(docs), *tiny, "--ray", "auto", "--workers", "2", "--json"])
     assert done.code == 0, done.err
-    local, remote = store.load("here"), store.load("there")
+    local, remote = index.load("here"), index.load("there")
     assert remote.passages == local.passages and len(local.passages) > 6
     np.testing.assert_allclose(remote.embeddings, local.embeddings, atol=1e-4)
     hits = cli(["search", "there", "quick brown fox", "--json", *tiny])
@@ -315,3 +363,22 @@ def test_a_cluster_started_by_ray_start_is_joined_with_its_token_or_refused_in_o
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: the Ray cluster at {address} {said}"), lines
         assert "RAY_AUTH_TOKEN_PATH" in lines[0]
+
+
+@pytest.mark.shared_cache
+def test_extract_on_the_cluster_gives_the_local_objects(cluster, cli, model, tmp_path):
+    """A structured task's schema (a JSON object option) travels to the workers: the same objects as locally."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = {"type": "object", "properties": {"mood": {"enum": ["calm", "sad"]}, "age": {"type": "integer",
+              "minimum": 0, "maximum": 99}}, "required": ["mood", "age"], "additionalProperties": False}  # fmt: skip
+    schema_file = tmp_path / "schema.json"
+    schema_file.write_text(json.dumps(schema), encoding="utf-8")
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in ("Ana, 34, calm.", "Bo is sad.", "Cy", "Di")])
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    base = ["extract", "--schema", str(schema_file), "--input", str(source)]
+    assert cli([*base, "--output", str(local), "--model", str(model), "--device", "cpu"]).code == 0
+    done = cli([*base, "--output", str(remote), *ray_args(model)])
+    assert done.code == 0, done.err
+    assert read_jsonl(remote) == read_jsonl(local)
+    for record in read_jsonl(remote):
+        jsonschema.validate(record["data"], schema)

@@ -52,14 +52,14 @@ def test_a_supported_architecture_loads_without_its_shipped_code(make_tiny_llama
     assert not marker.exists() and answer_yes == []
 
 
-def test_every_transformers_load_refuses_remote_code(monkeypatch, tmp_path):
+def test_every_transformers_load_refuses_remote_code(monkeypatch, tiny_llama):
     """Hub ids are fetched as files, then read by transformers: trust_remote_code=False must reach every loader."""
     from transformers import AutoConfig, AutoTokenizer
 
     from nlpsuite import convert
     from nlpsuite.errors import NlpsuiteError
 
-    seen, fetched = [], []
+    seen = []
 
     def record(*args, **kwargs):
         seen.append(kwargs.get("trust_remote_code"))
@@ -67,19 +67,18 @@ def test_every_transformers_load_refuses_remote_code(monkeypatch, tmp_path):
 
     monkeypatch.setattr(AutoConfig, "from_pretrained", record)
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", record)
-    monkeypatch.setattr(convert, "_hub_files", lambda source, gguf_file: fetched.append(source) or str(tmp_path))
     with pytest.raises(NlpsuiteError, match="could not load"):
-        convert.open_source("someone/model", None)
-    assert fetched == ["someone/model"] and seen and all(value is False for value in seen)
+        convert.open_source(str(tiny_llama), None)  # a hub model's files: the store fetched them into a folder
+    assert seen and all(value is False for value in seen)
 
 
 def test_a_hub_download_never_fetches_python_files(monkeypatch):
     import huggingface_hub
 
-    from nlpsuite import convert
+    from nlpsuite.modelstore import fetch
 
     asked = {}
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo, **kwargs: asked.update(kwargs) or "/x")
-    monkeypatch.setattr(convert, "hub_reachable", lambda: True)
-    assert convert._hub_files("someone/model", None) == "/x"
+    monkeypatch.setattr(fetch, "hub_reachable", lambda: True)
+    assert fetch.hub_folder("someone/model") == "/x"
     assert asked["allow_patterns"] and not any(p.endswith((".py", "*")) for p in asked["allow_patterns"])

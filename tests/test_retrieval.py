@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.retrieval import fusion, store
+from nlpsuite.retrieval import fusion, index
 
 # --- fusion -----------------------------------------------------------------------------------
 
@@ -55,7 +55,7 @@ def corpus(tmp_path):
 def test_index_round_trip(suite, name, corpus):
     counts = suite.index(name, [str(corpus)])
     assert counts["documents"] == 4 and counts["added"] == 4 and counts["passages"] >= 4
-    store._LOADED.clear()  # as a fresh process would: read back from disk
+    index._LOADED.clear()  # as a fresh process would: read back from disk
     hits = suite.search(name, "a small model speaks in short sentences", k=3)
     assert [set(h) >= {"source", "text", "score"} for h in hits] == [True] * 3
     assert hits[0]["source"] == "7" and hits[0]["text"] == "a small model speaks in short sentences"
@@ -73,7 +73,7 @@ def test_re_adding_a_changed_file_replaces_its_passages(suite, name, corpus):
     fox.write_text("an entirely new text about a cat.")
     counts = suite.index(name, [str(corpus)])
     assert (counts["updated"], counts["unchanged"], counts["added"], counts["documents"]) == (1, 3, 0, 4)
-    passages = store.load(name).passages
+    passages = index.load(name).passages
     fox_texts = [p["text"] for p in passages if p["source"] == str(fox.resolve())]
     assert fox_texts == ["an entirely new text about a cat."]
     assert not any("quick brown fox" in p["text"] for p in passages)
@@ -82,7 +82,7 @@ def test_re_adding_a_changed_file_replaces_its_passages(suite, name, corpus):
     fox.write_text("  \n")
     emptied = suite.index(name, [str(corpus)])
     assert (emptied["updated"], emptied["empty"], emptied["documents"]) == (1, 1, 3)
-    assert not any(p["source"] == str(fox.resolve()) for p in store.load(name).passages)
+    assert not any(p["source"] == str(fox.resolve()) for p in index.load(name).passages)
 
 
 @pytest.mark.shared_cache
@@ -90,7 +90,7 @@ def test_an_interrupted_add_leaves_the_index_as_it_was(suite, name, corpus, monk
     from nlpsuite import retrieval
 
     suite.index(name, [str(corpus / "fox.txt")])
-    before = store.load(name).passages
+    before = index.load(name).passages
 
     def interrupted(*_args):
         raise KeyboardInterrupt
@@ -98,16 +98,68 @@ def test_an_interrupted_add_leaves_the_index_as_it_was(suite, name, corpus, monk
     monkeypatch.setattr(retrieval, "_embed", interrupted)
     with pytest.raises(KeyboardInterrupt):
         suite.index(name, [str(corpus / "sub")])
-    store._LOADED.clear()
-    assert store.load(name).passages == before
-    assert len(list(store.index_dir(name).glob("gen-*"))) == 1
+    index._LOADED.clear()
+    assert index.load(name).passages == before
+    assert len(list(index.index_dir(name).glob("gen-*"))) == 1
+
+
+@pytest.mark.shared_cache
+def test_a_full_disk_while_writing_is_one_line_and_leaves_no_partial_generation(suite, name, corpus, cli, tiny_llama,
+                                                                                 monkeypatch):  # fmt: skip
+    import builtins
+    import errno
+
+    suite.index(name, [str(corpus / "fox.txt")])
+    before = index.load(name).passages
+    real_open = builtins.open
+
+    class Full:  # a file on a disk that fills up after its first bytes, as the OS reports it
+        def __init__(self, fh):
+            self.fh, self.written = fh, 0
+
+        def write(self, data):
+            if self.written > 100:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.written += len(data)
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def fills_up(path, mode="r", *args, **kwargs):
+        fh = real_open(path, mode, *args, **kwargs)
+        return Full(fh) if str(path).endswith("embeddings.npy") and "w" in mode else fh
+
+    monkeypatch.setattr(builtins, "open", fills_up)
+    got = cli(["index", "add", name, str(corpus / "sub"), "--model", str(tiny_llama), "--device", "cpu"])
+    assert got.code == 1 and "Traceback" not in got.err
+    assert got.err.startswith("error: disk full: cannot write ") and "embeddings.npy" in got.err
+    assert len(got.err.splitlines()) == 1
+    index._LOADED.clear()
+    assert index.load(name).passages == before  # still searchable, as it was
+    assert len(list(index.index_dir(name).glob("gen-*"))) == 1  # the partial generation is gone
+
+
+@pytest.mark.shared_cache
+def test_an_add_that_fails_leaves_no_new_index_behind(suite, name, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n", encoding="utf-8")
+    with pytest.raises(NlpsuiteError, match="nothing to index"):
+        suite.index(name, [str(empty)])
+    assert not index.index_dir(name).exists()
 
 
 @pytest.mark.shared_cache
 def test_rm_and_missing_index(suite, name, corpus, cli, tiny_llama):
     suite.index(name, [str(corpus / "fox.txt")])
-    assert name in [m["name"] for m in store.list_indexes()]
-    assert store.remove(name) and name not in [m["name"] for m in store.list_indexes()]
+    assert name in [m["name"] for m in index.list_indexes()]
+    assert index.remove(name) and name not in [m["name"] for m in index.list_indexes()]
     with pytest.raises(NlpsuiteError, match=f"no index named '{name}'"):
         suite.search(name, "fox")
     result = cli(["index", "rm", name])
@@ -220,10 +272,10 @@ def test_a_tampered_index_is_refused_in_one_line(suite, name, tmp_path, cli, tin
     docs = tmp_path / "two.jsonl"
     docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(["the dog", "a cat"])))
     suite.index(name, [str(docs)])
-    assert store.load(name).embeddings.shape == (2, 64)  # what the tampering assumes
-    store._LOADED.clear()
-    manifest = store.read_manifest(store.index_dir(name))
-    TAMPERED[tamper](store.index_dir(name) / manifest["data"])
+    assert index.load(name).embeddings.shape == (2, 64)  # what the tampering assumes
+    index._LOADED.clear()
+    manifest = index.read_manifest(index.index_dir(name))
+    TAMPERED[tamper](index.index_dir(name) / manifest["data"])
     result = cli(["search", name, "dog", "--model", str(tiny_llama), "--device", "cpu"])
     assert result.code == 1
     assert result.err.startswith(f"error: index '{name}' is damaged (") and len(result.err.splitlines()) == 1
@@ -239,8 +291,8 @@ def test_index_list_names_folders_and_checks_counts(suite, name, corpus, cli):
 
     suite.index(name, [str(corpus / "fox.txt")])
     for copy in (f"{name}-copy", f"{name}-bad"):
-        shutil.copytree(store.index_dir(name), store.index_dir(copy))
-    rewrite_json(store.index_dir(f"{name}-bad") / "index.json", lambda m: {**m, "documents": "lots"})
+        shutil.copytree(index.index_dir(name), index.index_dir(copy))
+    rewrite_json(index.index_dir(f"{name}-bad") / "index.json", lambda m: {**m, "documents": "lots"})
     listed = {r["name"]: r for r in json.loads(cli(["index", "list", "--json"]).out)["indexes"]}
     assert listed[f"{name}-copy"]["documents"] == 1 and listed[name]["documents"] == 1
     assert listed[f"{name}-bad"]["documents"] is None and listed[f"{name}-bad"]["model"] == "damaged"
@@ -298,33 +350,33 @@ def test_a_mixed_language_index_finds_chinese_english_and_french_by_bm25(suite, 
         "".join(json.dumps({"id": k, "text": v}, ensure_ascii=False) + "\n" for k, v in CHINESE_DOCS.items())
     )
     suite.index(name, [str(path)])
-    store._LOADED.clear()
-    index = store.load(name)
-    assert index.manifest["bm25"] == {"analyzer": "scripts-1", "languages": ["en", "fr"]}
+    index._LOADED.clear()
+    found = index.load(name)
+    assert found.manifest["bm25"] == {"analyzer": "scripts-1", "languages": ["en", "fr"]}
     for query, source in (("巴西", "amazon"), ("铁塔在哪里？", "tower"), ("什么是自然语言处理？", "nlp"),
                           ("jumping foxes", "fox"), ("les chats", "chat")):  # fmt: skip
-        scores = index.bm25_scores(query)
-        best = index.passages[int(np.argmax(scores))]["source"]
+        scores = found.bm25_scores(query)
+        best = found.passages[int(np.argmax(scores))]["source"]
         assert best == source and scores.max() > 0, query
-    assert np.count_nonzero(index.bm25_scores("巴西")) == 1  # no other passage shares a term with it
+    assert np.count_nonzero(found.bm25_scores("巴西")) == 1  # no other passage shares a term with it
 
 
 @pytest.mark.shared_cache
 def test_an_index_without_a_recorded_analyzer_is_searched_as_it_was_built(suite, name, corpus):
     suite.index(name, [str(corpus / "fox.txt")])
-    folder = store.index_dir(name)
+    folder = index.index_dir(name)
     manifest = json.loads((folder / "index.json").read_text())
     assert manifest["bm25"]["analyzer"] == "scripts-1"
     del manifest["bm25"]  # as the previous version wrote it
     (folder / "index.json").write_text(json.dumps(manifest))
-    store._LOADED.clear()
-    assert store.bm25_record(store.load(name).manifest)["analyzer"] == "english-1"
+    index._LOADED.clear()
+    assert index.bm25_record(index.load(name).manifest)["analyzer"] == "english-1"
     assert suite.search(name, "foxes jumping", k=1)[0]["bm25"] > 0
     manifest["bm25"] = {"analyzer": "klingon-9", "languages": []}
     (folder / "index.json").write_text(json.dumps(manifest))
-    store._LOADED.clear()
+    index._LOADED.clear()
     with pytest.raises(NlpsuiteError, match="BM25 analyzer is not one this version knows"):
-        store.load(name)
+        index.load(name)
 
 
 # --- end to end on the real default model ---------------------------------------------------
@@ -357,7 +409,7 @@ def test_a_relevant_passage_ranks_first_on_the_default_model(tmp_path):
         ):
             assert suite.search(name, query, k=1)[0]["source"] == str((tmp_path / file).resolve()), query
     finally:
-        store.remove(name)
+        index.remove(name)
 
 
 @pytest.mark.e2e
@@ -393,4 +445,13 @@ def test_chinese_headlines_find_their_articles_on_the_default_model(tmp_path):
             else:
                 assert best["source"] == source and best["bm25"] > 0, headline
     finally:
-        store.remove(name)
+        index.remove(name)
+
+
+def test_embeddings_are_written_as_numpy_writes_them(tmp_path):
+    from nlpsuite.arrays import write_npy
+
+    array = np.random.default_rng(0).normal(size=(300, 7)).astype(np.float32)
+    write_npy(tmp_path / "ours.npy", array)
+    np.save(tmp_path / "numpys.npy", array, allow_pickle=False)
+    assert (tmp_path / "ours.npy").read_bytes() == (tmp_path / "numpys.npy").read_bytes()

@@ -16,32 +16,6 @@ pytestmark = pytest.mark.shared_cache
 PROMPTS = [[5, 17, 42, 9, 7, 3], [11, 12], [20, 15, 10, 5]]
 
 
-@pytest.fixture(scope="module")
-def lstm_folder(tmp_path_factory):
-    """A random two-layer LSTM written through the training exporter: its state is [layers, batch, hidden]."""
-    import torch
-
-    from nlpsuite.train.models import build_model
-    from nlpsuite.train.neural_graph import build_recurrent_graph, recurrent_state_spec
-    from nlpsuite.train.run import write_backbone
-    from nlpsuite.train.vocab import special_tokens, train_tokenizer
-
-    out = tmp_path_factory.mktemp("lstm")
-    tokenizer_file = out.parent / f"{out.name}-tokenizer.json"
-    train_tokenizer("char", "abcdefghijklmnopqrstuvwxyz0123456789 ,.").save(str(tokenizer_file))
-    torch.manual_seed(0)
-    model = build_model("lstm", 60, 16, 2, 1, 32, 0.0)
-    weights = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-    manifest = {
-        "architecture": {"model_type": "nlpsuite-lstm", "vocab_size": 60, "hidden_size": 16, "context_length": 64},
-        "state": recurrent_state_spec("lstm", 2, 16),
-        "special_tokens": special_tokens(),
-        "precision": "fp32",
-    }
-    write_backbone(out, build_recurrent_graph("lstm", weights, 2, 16), tokenizer_file, manifest)
-    return out
-
-
 @pytest.fixture(params=["llama", "lstm"])
 def backbone(request, tiny_llama):
     if request.param == "llama":
@@ -122,6 +96,6 @@ def test_rows_that_join_a_decoding_batch_get_what_they_get_alone(backbone):
     batch.add(rows[1:2])
     batch.step()
     batch.add([rows[0], rows[2]])  # longer than the row decoding: it gets padding in front
-    while batch.rows:
+    while batch.size:
         batch.step()
     assert [r.completion().token_ids for r in rows] == alone

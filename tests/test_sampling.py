@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
 import pytest
 
 from nlpsuite.errors import NlpsuiteError
-from nlpsuite.runtime.generation import Generator, _Stream
+from nlpsuite.runtime.generation import Generator
 from nlpsuite.runtime.sampling import Sampler, SamplingParams
+from nlpsuite.runtime.sequence import Stream
 from nlpsuite.runtime.tokenizer import Tokenizer
 
 LOGITS = np.log(np.array([[0.05, 0.6, 0.25, 0.1], [0.4, 0.1, 0.2, 0.3]], np.float32))
@@ -91,14 +93,14 @@ def feed(stream, text_or_ids):
 
 
 def test_stop_string_cuts_the_text_and_is_never_emitted():
-    stream = _Stream(["END"])
+    stream = Stream(["END"])
     deltas = feed(stream, "abcENDxyz"[:6])
     assert "".join(deltas) == "abc"
     assert stream.done and stream.reason == "stop" and stream.text == "abc"
 
 
 def test_a_partial_stop_string_is_held_back_then_released():
-    stream = _Stream(["END"])
+    stream = Stream(["END"])
     deltas = feed(stream, "abEN")
     assert "".join(deltas) == "ab"
     assert "".join(feed(stream, "x")) == "ENx"
@@ -106,20 +108,20 @@ def test_a_partial_stop_string_is_held_back_then_released():
 
 
 def test_incomplete_utf8_is_held_until_complete():
-    stream = _Stream([])
+    stream = Stream([])
     assert feed(stream, ["a", HALF_A]) == ["a", ""]
     assert feed(stream, [HALF_B]) == ["é"]
 
 
 def test_the_earliest_stop_string_wins_whatever_its_order():
     for stops in (["b", "a"], ["a", "b"]):
-        stream = _Stream(stops)
+        stream = Stream(stops)
         feed(stream, "xab")
         assert stream.text == "x"
 
 
 def test_a_character_cut_by_the_end_of_generation_is_dropped():
-    stream = _Stream([])
+    stream = Stream([])
     assert feed(stream, ["a", HALF_A]) == ["a", ""]
     assert stream.finish("length") == ""
     assert stream.text == "a"
@@ -163,7 +165,7 @@ LOOP = [11, 12, 13, 14, 15, 16]  # a 6-token span: 6 copies make the 32 tokens t
 
 
 def test_a_tail_that_only_repeats_itself_is_detected():
-    from nlpsuite.runtime.generation import repeating_tail
+    from nlpsuite.runtime.sequence import repeating_tail
 
     story = list(range(20, 60))
     assert not repeating_tail(story)
@@ -211,3 +213,42 @@ def test_generate_follows_the_models_own_sampling_defaults_when_left_unset(cli, 
         "--temperature", "0", "--repetition-penalty", "1.2", "--seed", "5"
     )  # greedy: the seed plays no part
     assert text("--seed", "1") != text("--temperature", "0", "--repetition-penalty", "1.2")
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "temperature", "top_k", "top_p", "repetition_penalty"])
+def test_the_sampling_options_and_sampling_params_accept_exactly_the_same_values(name):
+    from nlpsuite.tasks import sampling_options
+
+    option = next(o for o in sampling_options() if o.name == name)
+    values = [
+        -1,
+        0,
+        1e-320,
+        1e-6,
+        5e-5,
+        1e-4,
+        0.01,
+        0.5,
+        1,
+        1.0000001,
+        2,
+        100,
+        100.5,
+        1e9,
+        math.inf,
+        -math.inf,
+        math.nan,
+    ]
+    for value in [v for v in values if option.type is float or (math.isfinite(v) and v == int(v))]:
+        value = option.type(value)
+        try:
+            option.check(value)
+            by_option = True
+        except NlpsuiteError:
+            by_option = False
+        try:
+            SamplingParams(**{name: value}).check()
+            by_params = True
+        except NlpsuiteError:
+            by_params = False
+        assert by_option == by_params, (name, value)

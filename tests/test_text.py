@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from nlpsuite.text import Piece, chunk, count_words, counts_characters, paragraphs, sentences, word_spans
+from nlpsuite.text import Piece, blank, chunk, count_words, counts_characters, paragraphs, sentences, word_spans
 
 
 def words(text: str) -> int:
@@ -329,3 +329,13 @@ def test_counts_characters_when_most_words_are_han_or_kana():
     assert counts_characters("自然语言处理（NLP）是计算机科学的一个分支。")
     assert not counts_characters("The word 你好 means hello.")
     assert not counts_characters("")
+
+
+@pytest.mark.parametrize("text", ["", "  \n\t", "\u200b\u200c\u200d\ufeff\u2060", "\u00ad\u200e \ufe0f", "\U000e0041"])
+def test_text_of_invisible_characters_is_blank(text):
+    assert blank(text)
+
+
+@pytest.mark.parametrize("text", ["a", "\u200bword\u200b", "你", "🙂", "\u0640"])
+def test_text_that_shows_something_is_not_blank(text):
+    assert not blank(text)

@@ -4,6 +4,7 @@ logits, generates through the CLI, and resumes after an interruption; Kneser-Ney
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -279,6 +280,15 @@ def test_train_cli_json_and_one_line_errors(cli, corpus, tmp_path):
         assert len(bad.err.strip().splitlines()) == 1
     missing = cli(["train", str(tmp_path / "nope.txt"), "--arch", "ngram", "--out", str(tmp_path / "x")])
     assert missing.code == 1 and "cannot read" in missing.err
+
+
+def test_a_neural_model_without_torch_asks_for_the_train_extra_in_one_line(cli, corpus, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in an install without the train extra: import fails
+    result = cli(["train", str(corpus), "--arch", "lstm", "--out", str(tmp_path / "m")])
+    assert result.code == 1 and result.err.strip().splitlines() == [
+        "error: training the lstm model needs torch: pip install 'nlpsuite[train]' (the n-gram model does not)"
+    ]
+    assert cli(["train", str(corpus), "--arch", "ngram", "--out", str(tmp_path / "n")]).code == 0
 
 
 def test_bpe_tokenizer_round_trips_and_trains(corpus, tmp_path):

@@ -6,8 +6,7 @@ From this declaration alone nlpsuite gives it the `nlpsuite haiku TOPIC` command
 
 from __future__ import annotations
 
-from nlpsuite.hookspecs import hookimpl
-from nlpsuite.tasks import Input, Task, check_sampling, sampling_options
+from nlpsuite import Input, Task, check_sampling, hookimpl, sampling_options
 
 PROMPT = "Write a haiku (three lines: 5, 7 and 5 syllables) about {topic}. Reply with the haiku only."
 
@@ -24,7 +23,7 @@ def register_tasks(register):
     register(
         Task(
             "haiku",
-            "Write a haiku about TOPIC.",
+            "Write a haiku about a topic.",
             "generation",
             haiku,
             inputs=(Input("topic", "What the haiku is about"),),
@@ -32,6 +31,5 @@ def register_tasks(register):
             output=("haiku",),
             value="haiku",
             check=check_sampling,
-            prompts={"user": PROMPT},
         )
     )

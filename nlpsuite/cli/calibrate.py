@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from ..errors import NlpsuiteError
 from ..eval import calibrate as calibrating
@@ -31,19 +30,14 @@ Labels = Annotated[
 ]
 
 
-class _Tasks(TyperGroup):
-    """Subcommands by eval name or task name; an unknown name is one line naming the choices, exit 1."""
-
-    def resolve_command(self, ctx, args):
-        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
-            names = sorted(calibrating.calibrated_tasks(registry().tasks))
-            raise NlpsuiteError(f"calibrate works on {', '.join(names)}, not {args[0]!r}")
-        return super().resolve_command(ctx, args)
+def _unknown(name: str) -> None:
+    names = sorted(calibrating.calibrated_tasks(registry().tasks))
+    raise NlpsuiteError(f"calibrate works on {', '.join(names)}, not {name!r}")
 
 
 def calibrate_app() -> typer.Typer:
     app = typer.Typer(
-        cls=_Tasks,
+        cls=opt.task_group(_unknown),
         no_args_is_help=True,
         help="Fit a task's scores to probabilities on labelled data; later runs of the task use them.",
     )
@@ -51,10 +45,6 @@ def calibrate_app() -> typer.Typer:
         command = _label_command(task) if task.scores is not None else _confidence_command(task)
         app.command(name)(command)
     return app
-
-
-def _open(given: dict):
-    return lambda: opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"])
 
 
 def _label_command(task):
@@ -83,8 +73,8 @@ def _label_command(task):
         given = {"model": model, "device": device, "precision": precision, "quiet": quiet}
         with progress_bar(f"scoring {task.name}", quiet) as bar:
             result = calibrating.calibrate(
-                task, data, _open(given), label_list, head, holdout, seed, batch_size, bins,
-                progress=lambda total: (bar(0, total), bar)[1], limit=limit,
+                task, data, opt.opener(given), label_list, head, holdout, seed, batch_size, bins,
+                progress=bar, limit=limit,
             )  # fmt: skip
         if json_out:
             opt.print_json(result)
@@ -128,8 +118,8 @@ def _confidence_command(task):
             raise NlpsuiteError("give the labelled data to fit on (or --reset to remove a saved calibration)")
         with progress_bar(f"measuring {task.name}", given["quiet"]) as bar:
             result = calibrating.calibrate_confidence(
-                task, given["data"], _open(given), checked, given["holdout"], given["seed"], given["batch_size"],
-                given["bins"], progress=lambda total: (bar(0, total), bar)[1], limit=given["limit"],
+                task, given["data"], opt.opener(given), checked, given["holdout"], given["seed"], given["batch_size"],
+                given["bins"], progress=bar, limit=given["limit"],
             )  # fmt: skip
         if given["json_out"]:
             opt.print_json(result)

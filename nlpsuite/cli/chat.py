@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Annotated
 
 import typer
@@ -14,33 +13,21 @@ from .taskcommand import option_parameter
 
 def chat_command(task):
     """The `chat` command, its options generated from the chat task's declaration."""
-    params = [option_parameter(o) for o in task.options]
-    params += [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, annotation, default in (
-            ("system", Annotated[str | None, typer.Option("--system", help="System prompt.")], None),
-            ("model", opt.Model, None),
-            ("device", opt.Device, "auto"),
-            ("precision", opt.Precision, "fp32"),
-            ("json", opt.Json, False),
-            ("quiet", opt.Quiet, False),
-        )
-    ]
+    system = Annotated[str | None, typer.Option("--system", help="System prompt.")]
+    params = [*map(option_parameter, task.options), opt.parameter("system", system, None)]
+    params += opt.shared((*opt.SUITE_PARAMS, "cache_mb", "prefill_chunk"))
 
-    def chat(**given) -> None:
+    def chat(given: dict) -> None:
         from ..runtime.sampling import SamplingParams
         from .repl import ChatRepl
 
         chosen = {o.name: given[o.name] for o in task.options if given[o.name] is not None}
-        options = task.check_options(chosen)
-        params = SamplingParams(**options)
-        suite = opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"])
+        params = SamplingParams(**task.check_options(chosen))
+        suite = opt.opener(given)(cache_mb=given["cache_mb"], prefill_chunk=given["prefill_chunk"])
         ChatRepl(suite, params, system=given["system"], json=given["json"], quiet=given["quiet"]).run()
 
-    chat.__doc__ = "Chat with the model: streamed replies, /help for commands; reads lines from stdin when piped."
-    chat.__signature__ = inspect.Signature(params)
-    chat.__annotations__ = {p.name: p.annotation for p in params}
-    return chat
+    doc = "Chat with the model: streamed replies, /help for commands; reads lines from stdin when piped."
+    return opt.generated_command("chat", doc, params, chat)
 
 
 def command():

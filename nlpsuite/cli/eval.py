@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +15,7 @@ from ..eval import run as evaluation
 from ..plugins import registry
 from . import options as opt
 from .progress import progress_bar
-from .taskcommand import option_parameter
+from .taskcommand import option_parameter, text_or_file
 
 Data = Annotated[Path, typer.Argument(help="Labelled data: .jsonl, .csv, .tsv or .parquet with named columns.")]
 Limit = Annotated[int | None, typer.Option("--limit", help="Use only the first N examples (lm: lines).")]
@@ -30,8 +29,8 @@ Predictions = Annotated[
 ]
 
 
-class _Tasks(TyperGroup):
-    """Subcommands by eval name (a task's own name works too); an unknown name is one line, exit 1."""
+class _ByEvalName(TyperGroup):
+    """Subcommands by eval name; a task's own name works too."""
 
     def get_command(self, ctx, name):
         found = super().get_command(ctx, name)
@@ -39,16 +38,15 @@ class _Tasks(TyperGroup):
             found = super().get_command(ctx, registry().tasks[name].eval.name)
         return found
 
-    def resolve_command(self, ctx, args):
-        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
-            evaluation.find(registry().tasks, args[0])  # raises the one-line error naming the choices
-        return super().resolve_command(ctx, args)
+
+def _unknown(name: str) -> None:
+    evaluation.find(registry().tasks, name)  # raises the one-line error naming the choices
 
 
 def eval_app() -> typer.Typer:
     """`nlpsuite eval`: a subcommand for every task that declares an eval recipe, and `lm`."""
     app = typer.Typer(
-        cls=_Tasks,
+        cls=opt.task_group(_unknown, _ByEvalName),
         no_args_is_help=True,
         help="Score a task on labelled data: BLEU/chrF, ROUGE, EM/F1, accuracy/F1/ECE, recall/MRR/nDCG or perplexity.",
     )
@@ -58,35 +56,20 @@ def eval_app() -> typer.Typer:
     return app
 
 
-COMMON = (
-    ("data", Data, inspect.Parameter.empty),
-    ("model", opt.Model, None),
-    ("device", opt.Device, "auto"),
-    ("precision", opt.Precision, "fp32"),
-    ("json_out", opt.Json, False),
-    ("quiet", opt.Quiet, False),
-    ("limit", Limit, None),
-    ("output", Output, None),
-    ("predictions", Predictions, None),
-    ("batch_size", BatchSize, 8),
-)
-
-
 def _task_command(task):
     options = evaluation.eval_options(task)
-    params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in COMMON]
+    params = [opt.parameter("data", Data), *opt.shared(opt.SUITE_PARAMS)]
+    params += [opt.parameter(n, a, d) for n, a, d in (("limit", Limit, None), ("output", Output, None))]
+    params += [opt.parameter("predictions", Predictions, None), opt.parameter("batch_size", BatchSize, 8)]
     params += [option_parameter(o, f"option_{o.name}") for o in options]
 
-    def command(**given) -> None:
-        chosen = {o.name: given[f"option_{o.name}"] for o in options if given[f"option_{o.name}"] is not None}
+    def command(given: dict) -> None:
+        chosen = {o.name: text_or_file(given[f"option_{o.name}"], o) for o in options
+                  if given[f"option_{o.name}"] is not None}  # fmt: skip
         if "reliability" in {o.name for o in options} and chosen.get("reliability") is None:
             out = given["output"]
             chosen["reliability"] = out.with_suffix(".png") if out else Path(f"{task.eval.name}-reliability.png")
         checked = evaluation.check_options(task, chosen)
-
-        def open_suite():
-            return opt.open_suite(given["model"], given["device"], given["precision"], given["quiet"])
-
         done = _load_predictions(given["predictions"])
         with (
             progress_bar(f"evaluating {task.eval.name}", given["quiet"]) as bar,
@@ -95,20 +78,18 @@ def _task_command(task):
             report = evaluation.evaluate(
                 task,
                 given["data"],
-                open_suite,
+                opt.opener(given),
                 checked,
                 given["limit"],
                 given["batch_size"],
-                lambda total: (bar(0, total), bar)[1],
+                bar,
                 done=done,
                 on_batch=keep,
             )
-        _report(report, given["output"], given["json_out"])
+        _report(report, given["output"], given["json"])
 
-    command.__doc__ = f"Score {task.name} on labelled data ({', '.join(task.eval.columns.values())}, {task.eval.gold})."
-    command.__signature__ = inspect.Signature(params)
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    return command
+    doc = f"Score {task.name} on labelled data ({', '.join(task.eval.columns.values())}, {task.eval.gold})."
+    return opt.generated_command(task.eval.name, doc, params, command)
 
 
 def eval_lm(
@@ -128,11 +109,9 @@ def eval_lm(
     if predictions is not None:
         raise NlpsuiteError("--predictions keeps per-example predictions: lm has none")
 
-    def open_suite():
-        return opt.open_suite(model, device, precision, quiet)
-
+    suite = opt.opener({"model": model, "device": device, "precision": precision, "quiet": quiet})
     with progress_bar("evaluating lm", quiet) as bar:
-        report = evaluation.evaluate_lm(data, open_suite, window, stride, limit, bar.follow)
+        report = evaluation.evaluate_lm(data, suite, window, stride, limit, bar)
     _report(report, output, json_out)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import NlpsuiteError
+from ..errors import Interrupted, NlpsuiteError
 from . import options as opt
 from .progress import progress_bar
 
@@ -27,11 +27,12 @@ def add(
     precision: opt.Precision = "fp32",
     ray: opt.Ray = None,
     workers: opt.Workers = None,
+    wait: Annotated[bool, typer.Option("--wait", help="If another run is adding to this index, wait for it.")] = False,
 ) -> None:
     """Add documents to an index (created if new); a changed file replaces its passages."""
     from .. import retrieval
 
-    retrieval.store.index_dir(name)
+    retrieval.index.index_dir(name)
     docs = retrieval.read_documents(paths)  # unreadable or binary input fails before the model loads
     pool = opt.ray_pool(ray, workers, model, device, precision)
     suite = opt.open_suite(model, device, precision, quiet)  # cuts passages and writes the index: one writer
@@ -40,8 +41,11 @@ def add(
         from .. import distributed
 
         embed = distributed.embedder(pool, retrieval.EMBED_SLICE)
-    with progress_bar("embedding passages", quiet, transient=False) as bar:
-        counts = retrieval.add_documents(suite, name, docs, bar.follow, embed)
+    try:
+        with progress_bar("embedding passages", quiet, transient=False) as bar:
+            counts = retrieval.add_documents(suite, name, docs, bar, embed, wait)
+    except KeyboardInterrupt:
+        raise Interrupted(f"index {name!r} is as it was; run the same command to add the documents") from None
     if json:
         opt.print_json(counts)
     elif not quiet:
@@ -57,13 +61,13 @@ def add(
 def list_indexes(json: opt.Json = False, quiet: opt.Quiet = False) -> None:
     """Indexes in the cache, with their sizes and the model that embedded them."""
     from .. import config
-    from ..retrieval import index as store
+    from ..retrieval import index
 
     rows = [
         {k: m[k] for k in ("name", "documents", "passages", "updated")}
         | {"model": m["model"]["key"]}
         | ({"damaged": m["damaged"]} if "damaged" in m else {})
-        for m in store.list_indexes()
+        for m in index.list_indexes()
     ]
     if json:
         opt.print_json({"index_dir": str(config.home() / "indexes"), "indexes": rows})
@@ -87,9 +91,9 @@ def list_indexes(json: opt.Json = False, quiet: opt.Quiet = False) -> None:
 @app.command("rm")
 def remove(name: IndexName, json: opt.Json = False, quiet: opt.Quiet = False) -> None:
     """Remove an index."""
-    from ..retrieval import index as store
+    from ..retrieval import index
 
-    if not store.remove(name):
+    if not index.remove(name):
         raise NlpsuiteError(f"no index named {name!r} (see 'nlpsuite index list')")
     if json:
         opt.print_json({"removed": name})

@@ -8,7 +8,7 @@ from importlib import metadata
 
 from .. import config
 from ..plugins import registry
-from .options import Device, Json, Model, Quiet, print_json
+from .options import Json, Quiet, print_json
 
 PACKAGES = (
     "nlpsuite",
@@ -24,7 +24,7 @@ PACKAGES = (
 )
 
 
-def plugins(json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto") -> None:
+def plugins(json: Json = False, quiet: Quiet = False) -> None:
     """List plugins, the hooks each implements and any error that kept it out."""
     found = registry().plugins
     if json:
@@ -44,7 +44,7 @@ def _dir_size(path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
-def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto") -> None:
+def doctor(json: Json = False, quiet: Quiet = False) -> None:
     """Versions, the execution provider that really runs, the cache and the plugins."""
     from ..runtime.device import CUDA, plan, probe_cuda, quiet_onnxruntime
 
@@ -55,7 +55,7 @@ def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    device_plan = plan(device)  # raises for --device cuda without a usable GPU
+    device_plan = plan(config.default_device())  # NLPSUITE_DEVICE=cuda without a usable GPU says why
     data = {
         "device": "cuda" if device_plan.providers[0] == CUDA else "cpu",
         "device_note": device_plan.note,
@@ -64,7 +64,7 @@ def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device
         "versions": versions,
         "cache_dir": str(config.home()),
         "cache_bytes": _dir_size(config.home()),
-        "default_model": model or config.default_model(),
+        "default_model": config.default_model(),
         "plugins": [p.as_dict() for p in registry().plugins],
         "platform": f"{platform.system()} {platform.machine()}",
     }
@@ -74,9 +74,10 @@ def doctor(json: Json = False, quiet: Quiet = False, model: Model = None, device
         print_json(data)
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
-    console.print(f"[bold]device[/bold]      {data['device']}  {data['device_note']}")
+    console.print(f"[bold]device[/bold]      {data['device']}  {escape(data['device_note'])}")
     console.print(f"[bold]providers[/bold]   available: {', '.join(data['providers_available'])}")
     console.print(f"[bold]cache[/bold]       {data['cache_dir']} ({data['cache_bytes'] / 1e6:,.0f} MB)")
     console.print(f"[bold]model[/bold]       {data['default_model']}")

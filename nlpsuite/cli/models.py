@@ -10,12 +10,10 @@ import typer
 from .. import config
 from ..artefacts import PRECISIONS
 from ..errors import NlpsuiteError
-from .options import Device, Json, Model, Precision, Quiet, err, print_json, reporter
+from .options import Json, Precision, Quiet, err, print_json, reporter
 
 app = typer.Typer(help="List, fetch, inspect and remove models.", no_args_is_help=True)
-Name = Annotated[
-    str | None, typer.Argument(help="Catalog name, local path or hub id [default: --model or the default model].")
-]
+Name = Annotated[str | None, typer.Argument(help="Catalog name, local path or hub id [default: the default model].")]
 OnePrecision = Annotated[
     str | None, typer.Option("--precision", help="Only this precision [default: every one in the cache].")
 ]
@@ -28,9 +26,9 @@ def _models() -> dict:
     return registry().models
 
 
-def _target(name: str | None, model: str | None) -> str:
-    """The model a subcommand acts on: its argument, else --model, else the default."""
-    return name or model or config.default_model()
+def _target(name: str | None) -> str:
+    """The model a subcommand acts on: its argument, else the default (NLPSUITE_MODEL, else the catalog's)."""
+    return name or config.default_model()
 
 
 def _size(n: int) -> str:
@@ -45,7 +43,7 @@ def _precisions(precision: str | None) -> tuple[str, ...]:
 
 
 @app.command("list")
-def list_models(json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto") -> None:
+def list_models(json: Json = False, quiet: Quiet = False) -> None:
     """Catalog models and converted models in the cache."""
     from ..modelstore.resolve import cached_models, catalog
 
@@ -83,13 +81,11 @@ def pull(
     precision: Precision = "fp32",
     json: Json = False,
     quiet: Quiet = False,
-    model: Model = None,
-    device: Device = "auto",
 ) -> None:
     """Fetch and convert a model now (otherwise the first use does it)."""
     from ..modelstore.resolve import ensure_model, resolve
 
-    source = resolve(_target(name, model), _models())
+    source = resolve(_target(name), _models())
     folder = ensure_model(source, precision, reporter(quiet), quiet)
     if json:
         print_json({"name": source.key, "precision": precision, "path": str(folder)})
@@ -98,11 +94,11 @@ def pull(
 
 
 @app.command("info")
-def info(name: Name = None, json: Json = False, quiet: Quiet = False, model: Model = None, device: Device = "auto"):
+def info(name: Name = None, json: Json = False, quiet: Quiet = False):
     """Show a model's source and, if converted, its manifest."""
     from ..modelstore.resolve import resolve, store
 
-    source = resolve(_target(name, model), _models())
+    source = resolve(_target(name), _models())
     converted = {p: c for p in PRECISIONS if (c := store().get(source.key, p))}
     disk = {p: {**c.footprint(), "packed_copy": _packed_copy(c)} for p, c in converted.items()}
     download = _download_bytes(source)
@@ -171,8 +167,6 @@ def verify(
     precision: OnePrecision = None,
     json: Json = False,
     quiet: Quiet = False,
-    model: Model = None,
-    device: Device = "auto",
 ) -> None:
     """Hash every file of a model's cache entries (pre-packed copies too) and say which is damaged."""
     from ..modelstore.integrity import mismatched
@@ -180,7 +174,7 @@ def verify(
     from ..runtime import prepacked
 
     wanted = _precisions(precision)
-    key = _resolved(_target(name, model))[0]
+    key = _resolved(_target(name))[0]
     entries = [c for p in wanted if (c := store().get(key, p))]
     if not entries:
         raise NlpsuiteError(f"{key} ({precision or 'any precision'}) is not in the cache: nothing to verify")
@@ -223,15 +217,13 @@ def rm(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Remove without asking.")] = False,
     json: Json = False,
     quiet: Quiet = False,
-    model: Model = None,
-    device: Device = "auto",
 ):
     """Delete a model's converted files (every precision, or one), its pre-packed copies, what tasks derived
     from it and, with every precision, its download; asks first on a terminal."""
     from ..modelstore.resolve import remove_download, store
 
     wanted = _precisions(precision)
-    key, source = _resolved(_target(name, model))
+    key, source = _resolved(_target(name))
     entries = [c for p in wanted if (c := store().get(key, p))]
     download = 0 if precision or source is None else _download_bytes(source)
     if not entries and not download and (precision or not (store().root / key).is_dir()):

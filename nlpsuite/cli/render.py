@@ -10,11 +10,15 @@ from pathlib import Path
 TEXT_FIELDS = ("translation", "summary", "text", "reply")
 
 
-def show(result: dict, value: str | None = None) -> None:
+def show(result: dict, value: str | None = None, quiet: bool = False) -> None:
     """Print a result on stdout: a label table, an answer with its sources, ranked passages, or its text
-    (``value``: the field the task declares as its result)."""
+    (``value``: the field the task declares as its result). ``quiet``: the result alone, a label or an answer
+    on its own line."""
     from rich.console import Console
 
+    if quiet and ("label" in result or "answer" in result):
+        sys.stdout.write(str(result.get("label") or result.get("answer") or "(no answer)") + "\n")
+        return
     console = Console(highlight=False, soft_wrap=True)
     if "label" in result and isinstance(result.get("scores"), dict):
         console.print(_label_table(result))
@@ -34,6 +38,8 @@ def as_text(result, value: str | None = None) -> str:
         return result
     if value and isinstance(result, dict) and isinstance(result.get(value), str):
         return result[value]
+    if value and isinstance(result, dict) and isinstance(result.get(value), dict):  # an object (extract)
+        return json.dumps(result[value], ensure_ascii=False, indent=2)
     if not isinstance(result, dict):
         return json.dumps(result, ensure_ascii=False, indent=2)
     if "answer" in result:

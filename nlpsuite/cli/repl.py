@@ -6,11 +6,14 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-from .. import config, languages
+from .. import config
 from ..errors import NlpsuiteError
 from ..fsutil import write_json_atomic
+from ..heads.generation import accepted
 from ..records import dumps
 from ..runtime.sampling import SamplingParams
+from ..tasks import sampling_options
+from ..text import blank
 from .render import as_text
 
 HELP = """\
@@ -111,7 +114,7 @@ class ChatRepl:
                     continue
                 except EOFError:
                     break
-                if not text.strip():
+                if blank(text):
                     continue
                 if text.startswith("/"):
                     if not self.command(text.strip()):
@@ -129,28 +132,48 @@ class ChatRepl:
             return
         self.messages.append({"role": "user", "content": text})
         convo = ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
+        shown: list[str] = []
 
         def show(_row: int, delta: str) -> None:
+            shown.append(delta)
             self.stdout.write(delta)
             self.stdout.flush()
 
-        head = self.suite.head("generation")
-        languages.check(self.suite, [text])
         try:
-            done = head.chat(convo, self.params, None if self.json else show)
+            done = self.suite.reply(convo, on_text=None if self.json else show, **vars(self.params))
             content, reason = done.text, done.finish_reason
         except KeyboardInterrupt:
-            content, reason = "", "interrupted"
+            content, reason = "".join(shown), "interrupted"  # the conversation keeps what was shown, no more
         except NlpsuiteError as exc:
             self.messages.pop()
             self.say(f"error: {exc}", error=True)
             return
-        self.messages.append({"role": "assistant", "content": content})
-        if self.json:
-            self.stdout.write(dumps({"role": "assistant", "content": content, "finish_reason": reason}) + "\n")
+        self.keep(content, reason)
+
+    def keep(self, content: str, reason: str) -> None:
+        """Put the reply in the conversation as far as the user saw and can accept it, and mark a cut on screen: a
+        loop is trimmed to the last whole sentence before it began repeating; an interrupted reply keeps what was
+        shown. With nothing left of it, the question goes too."""
+        kept = accepted(content, reason)
+        forgotten = not kept and (bool(content) or reason == "interrupted")  # cut to nothing, or stopped unseen
+        if forgotten:
+            self.messages.pop()  # the question goes with it
         else:
-            self.stdout.write(" [interrupted]\n" if reason == "interrupted" else "\n")
+            self.messages.append({"role": "assistant", "content": kept})
+        if self.json:
+            self.stdout.write(dumps({"role": "assistant", "content": kept, "finish_reason": reason}) + "\n")
+        elif reason == "interrupted":
+            self.stdout.write(" [interrupted]\n")
+        elif forgotten:
+            self.stdout.write("\n[cut: it repeated itself before a whole sentence; the conversation forgets it]\n")
+        elif kept != content:
+            self.stdout.write(f"\n[cut: it began repeating itself; the conversation keeps it up to “{_tail(kept)}”]\n")
+        else:
+            self.stdout.write("\n")
         self.stdout.flush()
+        others = sum(len(m["content"]) for m in self.messages[:-1])
+        if not forgotten and len(content) - len(kept) > others:  # the context was mostly this reply's loop
+            self.say("if the next replies stray, /reset starts the conversation afresh")
 
     # -- slash commands ------------------------------------------------------------------------------
     def command(self, line: str) -> bool:
@@ -169,15 +192,7 @@ class ChatRepl:
             self.messages.clear()
             self.say("system prompt set; conversation cleared" if arg else "system prompt reset to the model's")
         elif name == "/temp":
-            try:
-                value = float(arg)
-                if value < 0:
-                    raise ValueError
-            except ValueError:
-                self.say("usage: /temp T  (a number >= 0)")
-            else:
-                self.params.temperature = value
-                self.say(f"temperature {value}")
+            self.set_sampling("temperature", arg, "/temp T  (0 = greedy, else 0.0001 to 100)")
         elif name == "/task":
             self.set_task(arg)
         elif name == "/tasks":
@@ -198,6 +213,21 @@ class ChatRepl:
         else:
             self.say(f"unknown command {name}; /help lists them")
         return True
+
+    def set_sampling(self, name: str, arg: str, usage: str) -> None:
+        """A sampling setting typed in the REPL, checked by its declaration (tasks.sampling_options) as the CLI,
+        every task and HTTP check it; a refused value leaves the setting as it was."""
+        if not arg:
+            self.say(f"usage: {usage}")
+            return
+        option = next(o for o in sampling_options() if o.name == name)
+        try:
+            value = option.check(arg)
+        except NlpsuiteError as exc:
+            self.say(f"error: {exc}", error=True)
+            return
+        setattr(self.params, name, value)
+        self.say(f"{name} {value}")
 
     def set_task(self, arg: str) -> None:
         """``/task NAME --option value ...``: options are checked now, against the task's declaration."""
@@ -255,6 +285,12 @@ class ChatRepl:
         return path
 
 
+def _tail(text: str, width: int = 40) -> str:
+    """The end of ``text`` on one line, for a marker."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else "…" + flat[-width:]
+
+
 def _task_options(task, words: list[str]) -> tuple[dict, dict]:
     """``--flag value`` words as (options, later inputs) by the task's declared flags; switches take no value."""
     flags = {}
@@ -281,12 +317,12 @@ def _task_options(task, words: list[str]) -> tuple[dict, dict]:
         if not words or words[0].startswith("--"):
             raise NlpsuiteError(f"{flag} needs a value")
         value = words.pop(0)
-        if target in task.inputs:
-            from .taskcommand import text_or_file
+        from .taskcommand import text_or_file
 
+        if target in task.inputs:
             shared[target.name] = value if value == "-" else text_or_file(value, target)
         elif target.type is list and target.separator is None:
             options.setdefault(target.name, []).append(value)
         else:
-            options[target.name] = value
+            options[target.name] = value if value == "-" else text_or_file(value, target)
     return options, shared

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from ..errors import NlpsuiteError
 from ..plugins import registry
@@ -41,16 +40,15 @@ COMMON = (
 )  # fmt: skip
 
 
-class _Tasks(TyperGroup):
-    def resolve_command(self, ctx, args):
-        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
-            names = sorted(t.name for t in registry().tasks.values() if t.tune)
-            raise NlpsuiteError(f"tune works on {', '.join(names)}, not {args[0]!r}")
-        return super().resolve_command(ctx, args)
+def _unknown(name: str) -> None:
+    names = sorted(t.name for t in registry().tasks.values() if t.tune)
+    raise NlpsuiteError(f"tune works on {', '.join(names)}, not {name!r}")
 
 
 def tune_app() -> typer.Typer:
-    app = typer.Typer(cls=_Tasks, no_args_is_help=True, help="Fine-tune the model for a task on your own examples.")
+    app = typer.Typer(
+        cls=opt.task_group(_unknown), no_args_is_help=True, help="Fine-tune the model for a task on your own examples."
+    )
     for task in registry().tasks.values():
         if task.tune is not None:
             app.command(task.name)(_command(task))

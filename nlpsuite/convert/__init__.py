@@ -1,17 +1,20 @@
 """Source model (config, tokenizer, weights read tensor by tensor) -> ONNX backbone. The only package that imports
-transformers (for configs, tokenizers and rotary tables; never to instantiate a model)."""
+transformers (for configs, tokenizers and generation defaults; never to instantiate a model), and it needs no
+torch: the rotary tables are computed here (rope.py)."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
-import socket
 from importlib import metadata
 from pathlib import Path
 
 from ..artefacts import MODEL_FILE, TOKENIZER_FILE, WEIGHTS_FILE
-from ..errors import ModelNotFoundError, NlpsuiteError
+from ..errors import NlpsuiteError
 from ..fsutil import check_free
+
+# transformers says on import that it found no torch: conversion needs none (the rotary tables are computed here)
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 # each has a parity test in tests/test_parity.py; gemma3_text is Gemma 3's text-only model (1B, 270M)
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3_text")
@@ -52,40 +55,25 @@ def save_graph(model, out: Path) -> None:
     )
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers; asked once so offline users wait seconds, not minutes."""
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        return False
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # a direct probe says nothing about a proxy: let huggingface_hub try
-    try:
-        socket.create_connection((urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def check_folder(source: str) -> None:
-    """Refuse, before transformers reads it, a local folder whose architecture only its own Python code
-    (``auto_map``) could load: nlpsuite never runs code from model files."""
+def check_folder(source: str) -> dict:
+    """A local folder's config.json (``{}`` if it has none), refused before transformers reads it when only its
+    own Python code (``auto_map``) could load its architecture: nlpsuite never runs code from model files."""
     import json
 
     config_file = Path(source) / "config.json"
     if not config_file.is_file():
-        return
+        return {}
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise NlpsuiteError(f"{config_file} is not readable JSON ({exc})") from None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise NlpsuiteError(f"{config_file} does not hold a JSON object")
+    model_type = config.get("model_type")
     if model_type in SUPPORTED:
-        return  # transformers' own class for it loads the weights; any shipped code is ignored
+        return config  # transformers' own class for it loads the weights; any shipped code is ignored
     supported = ", ".join(SUPPORTED)
-    if isinstance(config, dict) and config.get("auto_map"):
+    if config.get("auto_map"):
         raise NlpsuiteError(
             f"{source} needs its own Python code (custom code, 'auto_map' in config.json) to load "
             f"{model_type!r} models, and nlpsuite never runs code from model files; supported: {supported}"
@@ -93,44 +81,65 @@ def check_folder(source: str) -> None:
     raise unsupported(model_type)
 
 
-def _hub_files(source: str, gguf_file: str | None) -> str:
-    """A hub id's local folder (config, tokenizer and safetensors, or just the GGUF file), fetched when online."""
-    from huggingface_hub import hf_hub_download, snapshot_download
-
-    offline = not hub_reachable()
-    try:
-        if gguf_file:
-            return str(Path(hf_hub_download(source, gguf_file, local_files_only=offline)).parent)
-        patterns = ["*.json", "*.safetensors", "*.model", "*.txt"]  # never the *.py a model may ship
-        return snapshot_download(source, allow_patterns=patterns, local_files_only=offline)
-    except Exception:  # noqa: BLE001 - huggingface_hub raises many kinds for "not there"
-        raise ModelNotFoundError(
-            f"could not fetch {source!r} from the Hugging Face hub (offline, or no such model); "
-            "download it elsewhere and pass the local folder or .gguf file with --model PATH"
-        ) from None
+def check_source(source: str, gguf_file: str | None) -> None:
+    """Refuse in one line a damaged GGUF file, or a config whose numbers disagree with its weights' shapes."""
+    if os.path.isdir(source):
+        _checked_weights(source, gguf_file)
 
 
-def open_source(source: str, gguf_file: str | None):
-    """(local folder, config, tokenizer, weights) of a folder, a GGUF file or a hub id; weights are read tensor
-    by tensor."""
+def _checked_weights(source: str, gguf_file: str | None):
+    """The weights' shapes held against the config's numbers (checks.py) before transformers reads the config:
+    a folder's safetensors (returned, to be read later), or a GGUF file's layout (None: read by GGUFWeights)."""
+    from .checks import check_config, gguf_config, gguf_layout
+    from .sources import SafetensorsWeights, hf_name
+
+    if gguf_file:
+        metadata, shapes = gguf_layout(Path(source) / gguf_file)
+        if metadata.get("general.architecture") in SUPPORTED:  # the others are refused by name, once read
+            named = {name: shape for gguf_name, shape in shapes.items() if (name := hf_name(gguf_name))}
+            check_config(gguf_config(metadata), named.__contains__, named.__getitem__, gguf_file)
+        return None
+    config = check_folder(source)
+    weights = SafetensorsWeights(Path(source))
+    check_config(config, weights.has, weights.shape, source)
+    return weights
+
+
+def _config_and_tokenizer(source: str, gguf_file: str | None):
+    if gguf_file:  # read here: transformers reads a GGUF file only with torch (gguf_source.py)
+        from .gguf_source import open_gguf
+
+        return open_gguf(Path(source) / gguf_file)
     from transformers import AutoConfig, AutoTokenizer
 
-    from .sources import FusedRows, GGUFWeights, OffsetNorms, SafetensorsWeights
-
-    if not os.path.exists(source):
-        source = _hub_files(source, gguf_file)
-    if not gguf_file:
-        check_folder(source)
     # Never a model's own Python code: False (not None) also keeps transformers from asking the user.
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    kwargs.update(trust_remote_code=False, local_files_only=True)
+    kwargs = {"trust_remote_code": False, "local_files_only": True}
+    config = AutoConfig.from_pretrained(source, **kwargs)
+    if config.model_type not in SUPPORTED:
+        raise unsupported(config.model_type)
+    return config, AutoTokenizer.from_pretrained(source, **kwargs)
+
+
+def open_source(source: str, gguf_file: str | None, quiet: bool = False):
+    """(local folder, config, tokenizer, weights) of a local folder, or of a GGUF file in it; weights are read
+    tensor by tensor. (A hub model's files are fetched by the model store first.) Their numbers are checked
+    against each other before transformers is even imported."""
+    if not os.path.isdir(source):
+        raise NlpsuiteError(f"{source} is not a folder")
+    weights = _checked_weights(source, gguf_file)
+    from transformers.utils import logging as hf_logging
+
+    from .sources import FusedRows, GGUFWeights, OffsetNorms
+
+    hf_logging.set_verbosity_error()
+    if quiet:
+        hf_logging.disable_progress_bar()
     try:
-        config = AutoConfig.from_pretrained(source, **kwargs)
-        if config.model_type not in SUPPORTED:
-            raise unsupported(config.model_type)
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        config, tokenizer = _config_and_tokenizer(source, gguf_file)
     except OSError as exc:
         raise NlpsuiteError(f"could not load {source}: {str(exc).splitlines()[0]}") from None
+    if config.model_type not in SUPPORTED:
+        raise unsupported(config.model_type)
     rope = getattr(config, "rope_parameters", None) or {}
     if rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", None)) not in (None, 1.0):
         raise NlpsuiteError(f"{config.model_type} with a partial rotary embedding is not supported yet")
@@ -142,8 +151,6 @@ def open_source(source: str, gguf_file: str | None):
     if gguf_file:
         heads = config.num_attention_heads
         weights = GGUFWeights(Path(source) / gguf_file, heads, getattr(config, "num_key_value_heads", None) or heads)
-    else:
-        weights = SafetensorsWeights(Path(source))
     if config.model_type == "phi3":
         weights = FusedRows(weights, config)
     if config.model_type.startswith("gemma"):
@@ -209,17 +216,11 @@ def export(
 ) -> dict:
     """Write model.onnx (weights streamed into model.onnx.data, one tensor at a time) and tokenizer.json at
     ``precision``; return the manifest fields."""
-    from transformers.utils import logging as hf_logging
-
     from .graph import ExternalWeights, GraphWriter, kv_state_spec
     from .llama import build_graph, describe
 
-    hf_logging.set_verbosity_error()
-    if quiet:
-        hf_logging.disable_progress_bar()
-
     progress("reading the source model's config and tokenizer")
-    source, config, tokenizer, weights = open_source(source, gguf_file)
+    source, config, tokenizer, weights = open_source(source, gguf_file, quiet)
     if not getattr(tokenizer, "backend_tokenizer", None):
         raise NlpsuiteError(f"{source}: no fast (tokenizers) tokenizer available for this model")
     check_free(out.parent, int(BYTES_PER_WEIGHT[precision] * weights.numel()), "converting to ONNX")

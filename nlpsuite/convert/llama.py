@@ -13,8 +13,8 @@ from onnx import TensorProto
 
 from ..errors import NlpsuiteError
 from .graph import GraphWriter, attention_bias, contract_io, finish, kv_cache_io, logits
-from .quantize import ACCURACY_LEVEL, BLOCK, block_size, fitting_block, pack_zero_points, quantize_rows
-from .sources import Rows
+from .projections import Projections
+from .rope import rotary
 
 
 def describe(config) -> dict:
@@ -61,95 +61,6 @@ def activation(config) -> str:
     )
 
 
-def rotary(config) -> dict[str | None, tuple[np.ndarray, float]]:
-    """{layer type: (inv_freq, attention scaling)} as the architecture's own rotary module computes them (RoPE
-    scaling too); Gemma 3's local and global layers have their own theta, every other model one entry (None)."""
-    import importlib
-
-    from transformers import AutoModelForCausalLM
-
-    model_class = AutoModelForCausalLM._model_mapping[type(config)]
-    module = importlib.import_module(model_class.__module__)
-    rotary_emb = getattr(module, model_class.__name__.replace("ForCausalLM", "RotaryEmbedding"))(config=config)
-    tables = {}
-    for kind in sorted(set(getattr(config, "layer_types", None) or [])):
-        if hasattr(rotary_emb, f"{kind}_inv_freq"):
-            scale = getattr(rotary_emb, f"{kind}_attention_scaling", 1.0)
-            tables[kind] = (getattr(rotary_emb, f"{kind}_inv_freq").detach().float().numpy(), float(scale))
-    if not tables:
-        tables[None] = (
-            rotary_emb.inv_freq.detach().float().numpy(),
-            float(getattr(rotary_emb, "attention_scaling", 1.0)),
-        )
-    return tables
-
-
-class Projections:
-    """Writes the weight matrices at one precision: fp32 MatMul, or MatMulNBits over 8- or 4-bit blocks
-    (a GGUF's own Q8_0/Q4_0 blocks when they fit, else quantized here one matrix at a time)."""
-
-    def __init__(self, g: GraphWriter, weights, bits: int | None, dtype=np.float32, blocks=None) -> None:
-        """``dtype``: that of unquantized matrices (float16 for the CUDA execution provider); ``blocks``: {bits:
-        values per block} of the matrices quantized here (a GGUF's own blocks keep their 32)."""
-        self.g, self.weights, self.bits, self.dtype = g, weights, bits, dtype
-        self.blocks = {8: BLOCK, 4: BLOCK, **(blocks or {})}
-
-    def __call__(self, x: str, names: list[str], tag: str, bits: int | None = None) -> str:
-        """``x`` [.., K] times the source matrices ``names`` ([N_i, K] each) stacked along N."""
-        g, bits = self.g, bits or self.bits
-        if bits is None:
-            w = np.concatenate([self.weights.get(n) for n in names]) if len(names) > 1 else self.weights.get(names[0])
-            return g.op("MatMul", [x, g.const(np.ascontiguousarray(w.T, self.dtype), f"{tag}_w")], tag)
-        found_blocks = {name: self.weights.blocks(name, bits) for name in names}
-        # a fused matrix is one node with one block size: a GGUF's 32 if any of its parts comes as such blocks
-        block = BLOCK if any(f is not None for f in found_blocks.values()) else self.blocks[bits]
-        parts = []
-        for name, found in found_blocks.items():
-            if found is None:
-                w = Rows(self.weights, name)  # read and quantized a slice of rows at a time
-                k = w.shape[1]
-                block = fitting_block(k, block)
-                # 4 bits: each block's own min..max (zero points) follows asymmetric sources such as Q4_1
-                found = quantize_rows(w, bits, asymmetric=bits == 4, block=block)
-            else:
-                k = found[1].shape[1] * BLOCK
-            parts.append(found)
-        packed = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        scales = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        initializers = [g.const(packed, f"{tag}_q{bits}"), g.const(scales, f"{tag}_scales")]
-        if any(len(p) == 3 for p in parts):  # symmetric parts of a fused matrix get their implied zero point
-            mid = np.uint8(2 ** (bits - 1))
-            zeros = np.concatenate([p[2] if len(p) == 3 else np.full(p[1].shape, mid, np.uint8) for p in parts])
-            initializers.append(g.const(pack_zero_points(zeros, bits), f"{tag}_zero_points"))
-        return self.node(x, initializers, k, packed.shape[0], bits, tag, block_size(packed, bits))
-
-    def node(self, x: str, initializers: list[str], k: int, n: int, bits: int, tag: str, block: int = BLOCK) -> str:
-        """MatMulNBits over blocks already written (blobs, scales[, zero points])."""
-        return self.g.op(
-            "MatMulNBits",
-            [x, *initializers],
-            tag,
-            domain="com.microsoft",
-            K=k,
-            N=n,
-            bits=bits,
-            block_size=block,
-            accuracy_level=ACCURACY_LEVEL,
-        )
-
-    def embedding(self, name: str, bits: int) -> tuple[str, str, str, int]:
-        """Write a [vocab, hidden] matrix once as symmetric blocks: (Gather-shaped blobs, MatMulNBits-shaped
-        blobs, scales, block size); both shapes name the same bytes, so a tied head costs no second copy."""
-        found = self.weights.blocks(name, bits)
-        if found is None:  # read and quantized a slice of rows at a time: never whole in float32
-            w = Rows(self.weights, name)  # a gathered row must be exactly the hidden size: blocks that divide it
-            found = quantize_rows(w, bits, block=fitting_block(w.shape[1], self.blocks[bits]))
-        packed, scales = found[:2]
-        blobs = self.g.const(packed, f"{name}_q{bits}")
-        rows = self.g.alias(blobs, (packed.shape[0], packed.shape[1] * packed.shape[2]), "embed_tokens_rows")
-        return rows, blobs, self.g.const(scales, "embed_tokens_scales"), block_size(packed, bits)
-
-
 def build_graph(
     config,
     weights,
@@ -164,171 +75,227 @@ def build_graph(
     (q/k/v, down projection, output head), if they differ; ``half``: fp16 weights, activations and KV cache
     (for CUDA), with norms, rotary tables, soft caps and softmax in fp32, and fp32 logits and hidden states;
     ``blocks``: {bits: values per block} where not 32."""
-    arch = describe(config)
-    n_layers, nh, kv, hd = (arch[k] for k in ("num_layers", "num_heads", "num_kv_heads", "head_dim"))
-    hidden, vocab = arch["hidden_size"], arch["vocab_size"]
-    groups = nh // kv
-    eps = float(config.rms_norm_eps)
-    dtype, elem = (np.float16, TensorProto.FLOAT16) if half else (np.float32, TensorProto.FLOAT)
-    project = Projections(g, weights, bits, dtype, blocks)
-    act = activation(config)
+    return LlamaGraph(config, weights, g, bits, wide_bits, half, blocks).build()
 
-    def to(t: str, to: int) -> str:
-        return g.op("Cast", [t], f"{t}_as", to=to) if half else t
 
-    windows = layer_windows(config)
-    kinds = getattr(config, "layer_types", None) or [None] * n_layers
-    gemma = config.model_type.startswith("gemma")
+class LlamaGraph:
+    """Writes the graph by part, in order: the embedding, the rotary tables and attention biases, then per layer
+    the attention block and the MLP block, then the final norm and the head. A new architecture's trait goes in
+    the part it changes (the Gemma and Qwen3 ones are marked where they are)."""
 
-    inputs, outputs = contract_io(vocab, hidden)
-    names = kv_cache_io(inputs, outputs, n_layers, kv, hd, elem)
+    def __init__(self, config, weights, g: GraphWriter, bits, wide_bits, half: bool, blocks) -> None:
+        arch = describe(config)
+        self.config, self.weights, self.g = config, weights, g
+        self.n_layers, self.nh, self.kv, self.hd = (
+            arch[k] for k in ("num_layers", "num_heads", "num_kv_heads", "head_dim")
+        )
+        self.hidden, self.vocab = arch["hidden_size"], arch["vocab_size"]
+        self.bits, self.wide_bits, self.half = bits, wide_bits, half
+        self.dtype, self.elem = (np.float16, TensorProto.FLOAT16) if half else (np.float32, TensorProto.FLOAT)
+        self.project = Projections(g, weights, bits, self.dtype, blocks)
+        self.act = activation(config)
+        self.windows = layer_windows(config)
 
-    # Embedding and rotary tables (cos/sin for every position in the batch). A quantized model's embedding
-    # stays in its 8-bit blocks too (GatherBlockQuantized): an fp32 copy would be a third of an int8 model.
-    tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
-    embed_name = "model.embed_tokens.weight"
-    if bits is None:
-        embed = g.const(weights.get(embed_name).astype(dtype, copy=False), "embed_tokens")
-        x = g.op("Gather", [embed, "input_ids"], "embedded", axis=0)
-    else:
-        embed_bits = wide_bits or bits
-        rows, blobs, embed_scales, embed_block = project.embedding(embed_name, embed_bits)
-        gather = [rows, "input_ids", embed_scales]
-        x = g.op(
-            "GatherBlockQuantized", gather, "embedded", domain="com.microsoft",
-            gather_axis=0, quantize_axis=1, block_size=embed_block, bits=embed_bits,
-        )  # fmt: skip
-    if gemma:  # Gemma scales the embedding (not the tied head) by sqrt(hidden), rounded as the model's dtype does
-        x = g.op("Mul", [x, g.const(np.array(hidden**0.5, dtype), "embed_scale")], "embedded_scaled")
-    pos = g.op("Cast", ["position_ids"], "pos_f", to=TensorProto.FLOAT)
-    pos = g.op("Unsqueeze", [pos, g.ints([-1])], "pos_col")
-    rope_tables = {}
-    for kind, (inv_freq, rope_scale) in rotary(config).items():
-        freqs = g.op("Mul", [pos, g.const(inv_freq.astype(np.float32), "inv_freq")], "freqs")
-        emb = g.op("Concat", [freqs, freqs], "rope_angles", axis=-1)
-        emb = g.op("Unsqueeze", [emb, g.ints([1])], "rope_angles_h")  # [B,1,S,D]
-        cos, sin = g.op("Cos", [emb], "cos"), g.op("Sin", [emb], "sin")
-        if rope_scale != 1.0:
-            scale = g.const(np.array(rope_scale, np.float32), "rope_scale")
-            cos, sin = g.op("Mul", [cos, scale]), g.op("Mul", [sin, scale])
-        rope_tables[kind] = (to(cos, elem), to(sin, elem))
+    def build(self):
+        config, g = self.config, self.g
+        kinds = getattr(config, "layer_types", None) or [None] * self.n_layers
+        inputs, outputs = contract_io(self.vocab, self.hidden)
+        names = kv_cache_io(inputs, outputs, self.n_layers, self.kv, self.hd, self.elem)
+        x = self._embedding()
+        rope_tables = self._rotary_tables()
+        self.biases = self._attention_biases()
+        self._shared_constants()
+        for i in range(self.n_layers):
+            tables = rope_tables[kinds[i] if kinds[i] in rope_tables else None]
+            x = self._attention(i, x, names[i], tables)
+            x = self._mlp(i, x)
+        self._head(x)
+        contrib = self.bits or self.act != "silu"
+        return finish(g, "nlpsuite_backbone", inputs, outputs, {"com.microsoft": 1} if contrib else None)
 
-    # Attention bias [B,1,groups*S,T] per window: one copy per query head that shares a KV head (see below).
-    biases = {}
-    for window in set(windows):
-        bias = attention_bias(g, window)
-        if groups > 1:
-            bias = g.op("Tile", [bias, g.ints([1, 1, groups, 1])], "attn_bias_g")
-        biases[window] = bias
+    # -- small pieces every part uses ----------------------------------------------------------------------
+    def to(self, t: str, to: int) -> str:
+        return self.g.op("Cast", [t], f"{t}_as", to=to) if self.half else t
 
-    two = g.const(np.array(2.0, np.float32), "two")
-    q_scale = g.const(np.array(float(getattr(config, "query_pre_attn_scalar", None) or hd) ** -0.5, dtype), "q_scale")
-    attn_cap = getattr(config, "attn_logit_softcapping", None)
-    split_qkv = g.ints([nh * hd, kv * hd, kv * hd], "qkv_split")
-    halves = g.ints([hd // 2, hd // 2], "halves")
-
-    def rms_norm(inp: str, weight: str, tag: str, out=elem) -> str:
-        inp = to(inp, TensorProto.FLOAT)  # fp16 squares overflow past 256
-        sq = g.op("Pow", [inp, two], f"{tag}_sq")  # Pow, not Mul: ONNX Runtime fuses this pattern
+    def rms_norm(self, inp: str, weight: str, tag: str, out=None) -> str:
+        g = self.g
+        inp = self.to(inp, TensorProto.FLOAT)  # fp16 squares overflow past 256
+        sq = g.op("Pow", [inp, self.two], f"{tag}_sq")  # Pow, not Mul: ONNX Runtime fuses this pattern
         mean = g.op("ReduceMean", [sq, g.ints([-1])], f"{tag}_mean", keepdims=1)
-        denom = g.op("Sqrt", [g.op("Add", [mean, g.const(np.array(eps, np.float32), "eps")])], f"{tag}_rms")
+        eps = g.const(np.array(float(self.config.rms_norm_eps), np.float32), "eps")
+        denom = g.op("Sqrt", [g.op("Add", [mean, eps])], f"{tag}_rms")
         normed = g.op("Div", [inp, denom], f"{tag}_normed")
-        return to(g.op("Mul", [normed, g.const(weights.get(weight), f"{tag}_weight")], tag), out)
+        return self.to(g.op("Mul", [normed, g.const(self.weights.get(weight), f"{tag}_weight")], tag), out or self.elem)
 
-    def heads(t: str, n: int, tag: str) -> str:  # [B,S,n*D] -> [B,n,S,D]
-        t = g.op("Reshape", [t, g.ints([0, 0, n, hd])], f"{tag}_4d")
-        return g.op("Transpose", [t], f"{tag}_heads", perm=[0, 2, 1, 3])
-
-    def rope(t: str, tag: str, cos: str, sin: str) -> str:
-        a, b = g.op("Split", [t, halves], f"{tag}_half", n_out=2, axis=-1)
-        rotated = g.op("Concat", [g.op("Neg", [b]), a], f"{tag}_rot", axis=-1)
-        return g.op("Add", [g.op("Mul", [t, cos]), g.op("Mul", [rotated, sin])], f"{tag}_rope")
-
-    def linear_bias(t: str, *biases: str, sizes: list[int]) -> str:
+    def linear_bias(self, t: str, *biases: str, sizes: list[int]) -> str:
+        weights = self.weights
         if not any(weights.has(b) for b in biases):
             return t
         pairs = zip(biases, sizes, strict=True)
         parts = [weights.get(b) if weights.has(b) else np.zeros(n, np.float32) for b, n in pairs]
-        return g.op("Add", [t, g.const(np.concatenate(parts).astype(dtype), "bias")])
+        return self.g.op("Add", [t, self.g.const(np.concatenate(parts).astype(self.dtype), "bias")])
 
-    def softcap(t: str, cap: float, tag: str) -> str:  # Gemma 2: cap * tanh(t / cap)
+    def softcap(self, t: str, cap: float, tag: str) -> str:  # Gemma 2: cap * tanh(t / cap)
+        g = self.g
         c = g.const(np.array(cap, np.float32), f"{tag}_cap")
         return g.op("Mul", [g.op("Tanh", [g.op("Div", [t, c])]), c], tag)
 
-    for i in range(n_layers):
+    # -- the parts, in the order they are written -----------------------------------------------------------
+    def _embedding(self) -> str:
+        """Token embeddings. A quantized model's stays in its 8-bit blocks too (GatherBlockQuantized): an fp32
+        copy would be a third of an int8 model."""
+        g, config, weights, dtype = self.g, self.config, self.weights, self.dtype
+        self.tied = getattr(config, "tie_word_embeddings", False) or not weights.has("lm_head.weight")
+        embed_name = "model.embed_tokens.weight"
+        if self.bits is None:
+            self.embed = g.const(weights.get(embed_name).astype(dtype, copy=False), "embed_tokens")
+            x = g.op("Gather", [self.embed, "input_ids"], "embedded", axis=0)
+        else:
+            self.embed_bits = self.wide_bits or self.bits
+            rows, self.blobs, self.embed_scales, self.embed_block = self.project.embedding(embed_name, self.embed_bits)
+            gather = [rows, "input_ids", self.embed_scales]
+            x = g.op(
+                "GatherBlockQuantized", gather, "embedded", domain="com.microsoft",
+                gather_axis=0, quantize_axis=1, block_size=self.embed_block, bits=self.embed_bits,
+            )  # fmt: skip
+            if self.hidden % self.embed_block:  # no block size divides a row (hidden 72): its last block is padded
+                x = g.op("Slice", [x, g.ints([0]), g.ints([self.hidden]), g.ints([-1])], "embedded_rows")
+        if config.model_type.startswith("gemma"):  # Gemma scales the embedding (not the tied head) by sqrt(hidden),
+            # rounded as the model's dtype does
+            x = g.op("Mul", [x, g.const(np.array(self.hidden**0.5, dtype), "embed_scale")], "embedded_scaled")
+        return x
+
+    def _rotary_tables(self) -> dict[str | None, tuple[str, str]]:
+        """{layer type: (cos, sin)} for every position in the batch, [B,1,S,D] (Gemma 3: one per layer type)."""
+        g = self.g
+        pos = g.op("Cast", ["position_ids"], "pos_f", to=TensorProto.FLOAT)
+        pos = g.op("Unsqueeze", [pos, g.ints([-1])], "pos_col")
+        tables = {}
+        for kind, (inv_freq, rope_scale) in rotary(self.config).items():
+            freqs = g.op("Mul", [pos, g.const(inv_freq.astype(np.float32), "inv_freq")], "freqs")
+            emb = g.op("Concat", [freqs, freqs], "rope_angles", axis=-1)
+            emb = g.op("Unsqueeze", [emb, g.ints([1])], "rope_angles_h")  # [B,1,S,D]
+            cos, sin = g.op("Cos", [emb], "cos"), g.op("Sin", [emb], "sin")
+            if rope_scale != 1.0:
+                scale = g.const(np.array(rope_scale, np.float32), "rope_scale")
+                cos, sin = g.op("Mul", [cos, scale]), g.op("Mul", [sin, scale])
+            tables[kind] = (self.to(cos, self.elem), self.to(sin, self.elem))
+        return tables
+
+    def _attention_biases(self) -> dict[int | None, str]:
+        """{window: attention bias [B,1,groups*S,T]}: one copy per query head that shares a KV head."""
+        biases, groups = {}, self.nh // self.kv
+        for window in set(self.windows):
+            bias = attention_bias(self.g, window)
+            if groups > 1:
+                bias = self.g.op("Tile", [bias, self.g.ints([1, 1, groups, 1])], "attn_bias_g")
+            biases[window] = bias
+        return biases
+
+    def _shared_constants(self) -> None:
+        g, config, hd = self.g, self.config, self.hd
+        self.two = g.const(np.array(2.0, np.float32), "two")
+        scalar = float(getattr(config, "query_pre_attn_scalar", None) or hd)
+        self.q_scale = g.const(np.array(scalar**-0.5, self.dtype), "q_scale")
+        self.split_qkv = g.ints([self.nh * hd, self.kv * hd, self.kv * hd], "qkv_split")
+        self.halves = g.ints([hd // 2, hd // 2], "halves")
+
+    def _heads(self, t: str, n: int, tag: str) -> str:  # [B,S,n*D] -> [B,n,S,D]
+        t = self.g.op("Reshape", [t, self.g.ints([0, 0, n, self.hd])], f"{tag}_4d")
+        return self.g.op("Transpose", [t], f"{tag}_heads", perm=[0, 2, 1, 3])
+
+    def _rope(self, t: str, tag: str, cos: str, sin: str) -> str:
+        g = self.g
+        a, b = g.op("Split", [t, self.halves], f"{tag}_half", n_out=2, axis=-1)
+        rotated = g.op("Concat", [g.op("Neg", [b]), a], f"{tag}_rot", axis=-1)
+        return g.op("Add", [g.op("Mul", [t, cos]), g.op("Mul", [rotated, sin])], f"{tag}_rope")
+
+    def _attention(self, i: int, x: str, names: tuple[str, ...], tables: tuple[str, str]) -> str:
+        """Layer ``i``'s attention block and its residual: fused QKV, RoPE, the KV cache, grouped queries."""
+        g, weights, nh, kv, hd = self.g, self.weights, self.nh, self.kv, self.hd
         p = f"model.layers.{i}."
-        cos, sin = rope_tables[kinds[i] if kinds[i] in rope_tables else None]
-        att, mlp = p + "self_attn.", p + "mlp."
-        past_k, past_v, pres_k, pres_v = names[i]
-        h = rms_norm(x, p + "input_layernorm.weight", f"l{i}_ln1")
-        qkv = project(h, [f"{att}{m}_proj.weight" for m in "qkv"], f"l{i}_qkv", wide_bits)
-        qkv = linear_bias(qkv, *(f"{att}{m}_proj.bias" for m in "qkv"), sizes=[nh * hd, kv * hd, kv * hd])
-        q, k, v = g.op("Split", [qkv, split_qkv], f"l{i}_qkv_part", n_out=3, axis=-1)
-        q, k = heads(q, nh, f"l{i}_q"), heads(k, kv, f"l{i}_k")
+        att, (cos, sin) = p + "self_attn.", tables
+        past_k, past_v, pres_k, pres_v = names
+        h = self.rms_norm(x, p + "input_layernorm.weight", f"l{i}_ln1")
+        qkv = self.project(h, [f"{att}{m}_proj.weight" for m in "qkv"], f"l{i}_qkv", self.wide_bits)
+        qkv = self.linear_bias(qkv, *(f"{att}{m}_proj.bias" for m in "qkv"), sizes=[nh * hd, kv * hd, kv * hd])
+        q, k, v = g.op("Split", [qkv, self.split_qkv], f"l{i}_qkv_part", n_out=3, axis=-1)
+        q, k = self._heads(q, nh, f"l{i}_q"), self._heads(k, kv, f"l{i}_k")
         if weights.has(att + "q_norm.weight"):  # Qwen3: per-head RMSNorm of queries and keys before RoPE
-            q = rms_norm(q, att + "q_norm.weight", f"l{i}_q_norm")
-            k = rms_norm(k, att + "k_norm.weight", f"l{i}_k_norm")
-        q, k = rope(q, f"l{i}_q", cos, sin), rope(k, f"l{i}_k", cos, sin)
-        v = heads(v, kv, f"l{i}_v")
+            q = self.rms_norm(q, att + "q_norm.weight", f"l{i}_q_norm")
+            k = self.rms_norm(k, att + "k_norm.weight", f"l{i}_k_norm")
+        q, k = self._rope(q, f"l{i}_q", cos, sin), self._rope(k, f"l{i}_k", cos, sin)
+        v = self._heads(v, kv, f"l{i}_v")
         g.named("Concat", [past_k, k], pres_k, axis=2)
         g.named("Concat", [past_v, v], pres_v, axis=2)
         # Query heads that share a KV head are stacked along the sequence axis: no KV copies.
-        q = g.op("Reshape", [g.op("Mul", [q, q_scale]), g.ints([0, kv, -1, hd])], f"l{i}_q_grouped")
+        q = g.op("Reshape", [g.op("Mul", [q, self.q_scale]), g.ints([0, kv, -1, hd])], f"l{i}_q_grouped")
         k_t = g.op("Transpose", [pres_k], f"l{i}_k_t", perm=[0, 1, 3, 2])
-        scores = to(g.op("MatMul", [q, k_t], f"l{i}_qk"), TensorProto.FLOAT)
+        scores = self.to(g.op("MatMul", [q, k_t], f"l{i}_qk"), TensorProto.FLOAT)
+        attn_cap = getattr(self.config, "attn_logit_softcapping", None)
         if attn_cap:
-            scores = softcap(scores, float(attn_cap), f"l{i}_qk_capped")
-        scores = g.op("Add", [scores, biases[windows[i]]], f"l{i}_scores")
-        probs = to(g.op("Softmax", [scores], f"l{i}_probs", axis=-1), elem)
+            scores = self.softcap(scores, float(attn_cap), f"l{i}_qk_capped")
+        scores = g.op("Add", [scores, self.biases[self.windows[i]]], f"l{i}_scores")
+        probs = self.to(g.op("Softmax", [scores], f"l{i}_probs", axis=-1), self.elem)
         ctx = g.op("MatMul", [probs, pres_v], f"l{i}_ctx")
         ctx = g.op("Reshape", [ctx, g.ints([0, nh, -1, hd])], f"l{i}_ctx_heads")
         ctx = g.op("Transpose", [ctx], f"l{i}_ctx_seq", perm=[0, 2, 1, 3])
         ctx = g.op("Reshape", [ctx, g.ints([0, 0, nh * hd])], f"l{i}_ctx_flat")
-        out = project(ctx, [att + "o_proj.weight"], f"l{i}_attn_out")
-        out = linear_bias(out, att + "o_proj.bias", sizes=[hidden])
-        sandwich = weights.has(p + "pre_feedforward_layernorm.weight")  # Gemma 2/3: norms before and after each block
-        if sandwich:
-            out = rms_norm(out, p + "post_attention_layernorm.weight", f"l{i}_attn_post_norm")
-        x = g.op("Add", [x, out], f"l{i}_resid1")
+        out = self.project(ctx, [att + "o_proj.weight"], f"l{i}_attn_out")
+        out = self.linear_bias(out, att + "o_proj.bias", sizes=[self.hidden])
+        if self._sandwich(i):
+            out = self.rms_norm(out, p + "post_attention_layernorm.weight", f"l{i}_attn_post_norm")
+        return g.op("Add", [x, out], f"l{i}_resid1")
 
-        h = rms_norm(
-            x, p + ("pre_feedforward_layernorm" if sandwich else "post_attention_layernorm") + ".weight", f"l{i}_ln2"
-        )
-        gu = project(h, [mlp + "gate_proj.weight", mlp + "up_proj.weight"], f"l{i}_gate_up")
-        inter = int(config.intermediate_size)
-        gu = linear_bias(gu, mlp + "gate_proj.bias", mlp + "up_proj.bias", sizes=[inter, inter])
+    def _sandwich(self, i: int) -> bool:
+        """Gemma 2/3: norms before and after each block."""
+        return self.weights.has(f"model.layers.{i}.pre_feedforward_layernorm.weight")
+
+    def _mlp(self, i: int, x: str) -> str:
+        """Layer ``i``'s gated MLP block and its residual: fused gate/up, SiLU or GELU, down."""
+        g, p, sandwich = self.g, f"model.layers.{i}.", self._sandwich(i)
+        mlp = p + "mlp."
+        norm = p + ("pre_feedforward_layernorm" if sandwich else "post_attention_layernorm") + ".weight"
+        h = self.rms_norm(x, norm, f"l{i}_ln2")
+        gu = self.project(h, [mlp + "gate_proj.weight", mlp + "up_proj.weight"], f"l{i}_gate_up")
+        inter = int(self.config.intermediate_size)
+        gu = self.linear_bias(gu, mlp + "gate_proj.bias", mlp + "up_proj.bias", sizes=[inter, inter])
         gate, up = g.op("Split", [gu, g.ints([inter, inter])], f"l{i}_gu", n_out=2, axis=-1)
-        if act == "silu":
+        if self.act == "silu":
             gate = g.op("Mul", [gate, g.op("Sigmoid", [gate])], f"l{i}_silu")
         else:
-            gate = g.op(act, [gate], f"l{i}_gelu", domain="com.microsoft")
-        down = project(g.op("Mul", [gate, up], f"l{i}_act"), [mlp + "down_proj.weight"], f"l{i}_down", wide_bits)
-        down = linear_bias(down, mlp + "down_proj.bias", sizes=[hidden])
+            gate = g.op(self.act, [gate], f"l{i}_gelu", domain="com.microsoft")
+        act = g.op("Mul", [gate, up], f"l{i}_act")
+        down = self.project(act, [mlp + "down_proj.weight"], f"l{i}_down", self.wide_bits)
+        down = self.linear_bias(down, mlp + "down_proj.bias", sizes=[self.hidden])
         if sandwich:
-            down = rms_norm(down, p + "post_feedforward_layernorm.weight", f"l{i}_mlp_post_norm")
-        x = g.op("Add", [x, down], f"l{i}_resid2")
+            down = self.rms_norm(down, p + "post_feedforward_layernorm.weight", f"l{i}_mlp_post_norm")
+        return g.op("Add", [x, down], f"l{i}_resid2")
 
-    final = rms_norm(x, "model.norm.weight", "final_norm", TensorProto.FLOAT)  # fp32 hidden states out
-    # Logits for the last num_logits_to_keep positions only; a tied head is the embedding matrix.
-    if bits is None:
-        head = embed if tied else g.const(weights.get("lm_head.weight").astype(dtype, copy=False), "lm_head")
-    elif tied:
+    def _head(self, x: str) -> None:
+        """The final norm (fp32 hidden states out) and the logits of the last num_logits_to_keep positions only;
+        a tied head is the embedding matrix."""
+        g, hidden, vocab = self.g, self.hidden, self.vocab
+        final = self.rms_norm(x, "model.norm.weight", "final_norm", TensorProto.FLOAT)
+        if self.bits is None:
+            lm_head = self.weights.get("lm_head.weight") if not self.tied else None
+            head = self.embed if self.tied else g.const(lm_head.astype(self.dtype, copy=False), "lm_head")
+        elif self.tied:
 
-        def head(flat: str) -> str:
-            return project.node(flat, [blobs, embed_scales], hidden, vocab, embed_bits, "logits_flat", embed_block)
+            def head(flat: str) -> str:
+                inits = [self.blobs, self.embed_scales]
+                return self.project.node(flat, inits, hidden, vocab, self.embed_bits, "logits_flat", self.embed_block)
 
-    else:
-        head = lambda flat: project(flat, ["lm_head.weight"], "logits_flat", wide_bits)  # noqa: E731
-    final_cap = getattr(config, "final_logit_softcapping", None)
-    if final_cap or half:
-        matrix = head
+        else:
+            head = lambda flat: self.project(flat, ["lm_head.weight"], "logits_flat", self.wide_bits)  # noqa: E731
+        final_cap = getattr(self.config, "final_logit_softcapping", None)
+        if final_cap or self.half:
+            matrix = head
 
-        def head(flat: str) -> str:
-            flat = to(flat, elem)
-            scores = matrix(flat) if callable(matrix) else g.op("Gemm", [flat, matrix], "logits_raw", transB=1)
-            scores = to(scores, TensorProto.FLOAT)
-            return softcap(scores, float(final_cap), "logits_capped") if final_cap else scores
+            def head(flat: str) -> str:
+                flat = self.to(flat, self.elem)
+                scores = matrix(flat) if callable(matrix) else g.op("Gemm", [flat, matrix], "logits_raw", transB=1)
+                scores = self.to(scores, TensorProto.FLOAT)
+                return self.softcap(scores, float(final_cap), "logits_capped") if final_cap else scores
 
-    logits(g, final, head, hidden, vocab)
-    contrib = bits or act != "silu"
-    return finish(g, "nlpsuite_backbone", inputs, outputs, {"com.microsoft": 1} if contrib else None)
+        logits(g, final, head, hidden, vocab)

@@ -91,6 +91,15 @@ class SafetensorsWeights:
         return None
 
 
+def hf_name(gguf_name: str) -> str | None:
+    """A GGUF tensor's Hugging Face name (``blk.3.attn_q.weight`` -> ``model.layers.3.self_attn.q_proj.weight``),
+    or None for a tensor the graph does not read."""
+    if m := LAYER_TENSOR.match(gguf_name):
+        part = GGUF_LAYER.get(m.group(2))
+        return f"model.layers.{m.group(1)}.{part}.{m.group(3)}" if part else None
+    return GGUF_GLOBAL.get(gguf_name)
+
+
 class GGUFWeights:
     """The tensors of a GGUF file under Hugging Face names; Llama's query/key rows back in Hugging Face order."""
 
@@ -102,14 +111,7 @@ class GGUFWeights:
         arch = reader.fields["general.architecture"].contents()
         # llama.cpp interleaves the rotary halves of Llama's q/k rows (its other architectures it leaves alone)
         self._heads = {"self_attn.q_proj": num_heads, "self_attn.k_proj": num_kv_heads} if arch == "llama" else {}
-        self.tensors = {}
-        for t in reader.tensors:
-            name = GGUF_GLOBAL.get(t.name)
-            if m := LAYER_TENSOR.match(t.name):
-                part = GGUF_LAYER.get(m.group(2))
-                name = f"model.layers.{m.group(1)}.{part}.{m.group(3)}" if part else None
-            if name:
-                self.tensors[name] = t
+        self.tensors = {name: t for t in reader.tensors if (name := hf_name(t.name))}
 
     def has(self, name: str) -> bool:
         return name in self.tensors

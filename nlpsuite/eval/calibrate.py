@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NlpsuiteError
-from ..records import read_records, text_field
+from ..records import Progress, no_progress, read_records, text_field
 from ..tasks import Task
-from .run import Progress, _check_counts, read_examples, require_labels
+from .run import _check_counts, read_examples, require_labels
 
 # Fewer examples of a label than this in the fit part, and a fit can make every later probability 1.000
 # (30 easily separated rows gave temperature 0.036): calibrate refuses rather than save such a fit.
@@ -37,6 +37,39 @@ def calibrated_tasks(tasks: dict[str, Task]) -> dict[str, Task]:
     return {**found, **{t.name: t for t in found.values()}}
 
 
+def _labels(task: Task, labels: list[str] | None, head: str | None, gold: list[str], data: Path) -> list[str] | None:
+    """The labels to score: those given (the data's must be among them), else for a task that takes labels the
+    data's own, else the task's (None)."""
+    if labels is not None:
+        if len(set(labels)) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
+            raise NlpsuiteError("--labels needs at least two distinct, non-empty labels")
+        outside = sorted(set(gold) - set(labels))
+        if outside:
+            raise NlpsuiteError(f"labels in the data not among --labels: {', '.join(outside)}")
+    elif task.option("labels") is not None and head is None:
+        labels = sorted(set(gold))
+        if len(labels) < 2:
+            raise NlpsuiteError(f"{data}: classification needs at least two distinct labels in the data")
+    return labels
+
+
+def _scores(suite, task: Task, texts, gold, labels, head, batch_size: int, progress: Progress):
+    """(label names, raw scores [n, labels] as float64) of every text, a batch at a time."""
+    progress(0, len(texts))
+    names: list[str] | None = None
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        got, scores = suite.label_scores(task.name, texts[start : start + batch_size], labels, head)
+        if names is None:
+            names = list(got)
+            require_labels(gold, names)
+        elif list(got) != names:
+            raise NlpsuiteError(f"{task.name} changed its labels between batches")
+        chunks.append(np.asarray(scores, dtype=np.float64))
+        progress(len(chunks[-1]))
+    return names, np.concatenate(chunks)
+
+
 def calibrate(
     task: Task,
     data: Path,
@@ -47,7 +80,7 @@ def calibrate(
     seed: int = 0,
     batch_size: int = 8,
     bins: int = 10,
-    progress: Callable[[int], Progress] | None = None,
+    progress: Progress = no_progress,
     limit: int | None = None,
 ) -> dict:
     """Fit calibration on a seeded split of labelled data, measure it on the held-out rest, and save it
@@ -60,33 +93,12 @@ def calibrate(
     rows = read_records(data, ("text", "label"))[:limit]
     texts = [text_field(data, n, r, "text") for n, r in rows]
     gold = [text_field(data, n, r, "label") for n, r in rows]
-    if labels is not None:
-        if len(set(labels)) < 2 or len(set(labels)) != len(labels) or not all(label.strip() for label in labels):
-            raise NlpsuiteError("--labels needs at least two distinct, non-empty labels")
-        outside = sorted(set(gold) - set(labels))
-        if outside:
-            raise NlpsuiteError(f"labels in the data not among --labels: {', '.join(outside)}")
-    elif task.option("labels") is not None and head is None:
-        labels = sorted(set(gold))
-        if len(labels) < 2:
-            raise NlpsuiteError(f"{data}: classification needs at least two distinct labels in the data")
+    labels = _labels(task, labels, head, gold, data)
     held, fit_part = _split(len(texts), holdout, seed, data)
     _enough_per_label([gold[i] for i in fit_part], data, holdout)
 
     suite = open_suite()
-    advance = progress(len(texts)) if progress else (lambda _n: None)
-    names: list[str] | None = None
-    chunks = []
-    for start in range(0, len(texts), batch_size):
-        got, scores = suite.label_scores(task.name, texts[start : start + batch_size], labels, head)
-        if names is None:
-            names = list(got)
-            require_labels(gold, names)
-        elif list(got) != names:
-            raise NlpsuiteError(f"{task.name} changed its labels between batches")
-        chunks.append(np.asarray(scores, dtype=np.float64))
-        advance(len(chunks[-1]))
-    scores = np.concatenate(chunks)
+    names, scores = _scores(suite, task, texts, gold, labels, head, batch_size, progress)
     gold_index = np.array([names.index(g) for g in gold])
     # The label scores already have the model's content-free prior divided out where the task uses one
     # (Task.scores): the fit adds a temperature, and a per-label bias only where it earns its parameters.
@@ -137,7 +149,7 @@ def calibrate_confidence(
     seed: int = 0,
     batch_size: int = 8,
     bins: int = 10,
-    progress: Callable[[int], Progress] | None = None,
+    progress: Progress = no_progress,
     limit: int | None = None,
 ) -> dict:
     """Fit what a task's score means (its confidence recipe's model of the outcomes) on a seeded split of the
@@ -153,11 +165,11 @@ def calibrate_confidence(
     held, fit_part = _split(len(inputs), holdout, seed, data)
     own = {o.name: options.get(o.name) for o in task.options}
     suite = open_suite()
-    advance = progress(len(inputs)) if progress else (lambda _n: None)
+    progress(0, len(inputs))
     measured = []
     for start in range(0, len(inputs), batch_size):
         measured += recipe.measure(suite, inputs[start : start + batch_size], **own)
-        advance(len(inputs[start : start + batch_size]))
+        progress(len(inputs[start : start + batch_size]))
     x = np.array([m["signals"] for m in measured], dtype=np.float64)
     y = np.array([recipe.outcome(m["result"], g, own) for m, g in zip(measured, gold, strict=True)])
     _enough_per_outcome([recipe.classes[i] for i in y[fit_part]], recipe.classes, data, holdout)

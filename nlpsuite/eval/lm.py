@@ -9,12 +9,12 @@ tokenizer puts a beginning-of-text token before it; otherwise there is nothing t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import logsumexp
+from ..records import Progress, no_progress
 from ..runtime.backbone import left_pad
 
 LOGITS_BUDGET = 2**23  # floats of logits held at once (32 MB): sets the batch size
@@ -60,11 +60,11 @@ def cross_entropy(
     window: int = 512,
     stride: int = 256,
     batch_size: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    progress: Progress = no_progress,
 ) -> dict:
     """``{"nats_per_token", "bits_per_char", "perplexity", "tokens", "chars"}`` of ``text`` under ``backbone``.
 
-    ``window`` is capped at the backbone's context; ``on_progress(scored, total)`` follows the windows.
+    ``window`` is capped at the backbone's context; ``progress`` follows the tokens scored.
     """
     ids, first, chars = _encode(tokenizer, text)
     window = min(window, backbone.context_length)
@@ -85,9 +85,8 @@ def cross_entropy(
             for row, (begin, end, target) in enumerate(batch):
                 logits = step.logits[row, target - 1 - begin : end - 1 - begin]
                 total -= float(_log_softmax_at(logits, np.asarray(ids[target:end])).sum())
-                scored += end - target
-            if on_progress:
-                on_progress(scored, goal)
+            progress(sum(end - target for _, end, target in batch), goal)
+            scored += sum(end - target for _, end, target in batch)
     nats = total / scored
     return {
         "nats_per_token": nats,

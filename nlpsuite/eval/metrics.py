@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import io
-import math
 import re
 import string
 import unicodedata
@@ -34,15 +33,12 @@ __all__ = [
     "confusion_matrix",
     "ece",
     "exact_match",
+    "field_exact_match",
     "macro_f1",
-    "mrr",
-    "ndcg_at_k",
     "normalize_answer",
     "per_class",
     "qa_scores",
-    "recall_at_k",
     "reliability_diagram",
-    "retrieval_scores",
     "rouge",
     "token_f1",
 ]
@@ -206,6 +202,52 @@ def qa_scores(predictions: Sequence[str], answers: Sequence[str | Sequence[str]]
     return {"exact_match": 100.0 * em / len(predictions), "f1": 100.0 * f1 / len(predictions)}
 
 
+# --- extraction ------------------------------------------------------------------------------
+
+
+def field_exact_match(predictions: Sequence[object], gold: Sequence[Mapping]) -> dict:
+    """Extracted objects against gold ones (0-1): ``object_exact_match`` (every field right and none invented),
+    ``field_exact_match`` (over every gold field of every example) and per field; a null field is an absent
+    one, strings match as exact_match has them (SQuAD's: case, punctuation, articles and spacing aside; Han and
+    kana by character), and a prediction that is no object (an output cut short) matches nothing (``invalid``
+    counts them)."""
+    _check_pairs(predictions, gold)
+    fields: dict[str, list[bool]] = collections.defaultdict(list)
+    whole = []
+    for predicted, expected in zip(predictions, gold, strict=True):
+        got = _present(predicted) if isinstance(predicted, Mapping) else None
+        want = _present(expected)
+        for name in sorted(set(expected) | set(got or {})):  # a gold null counts: the right answer is none
+            fields[name].append(got is not None and _same_value(got.get(name), want.get(name)))
+        whole.append(got is not None and _same_value(got, want))
+    hits = [hit for per_field in fields.values() for hit in per_field]
+    return {
+        "object_exact_match": sum(whole) / len(whole),
+        "field_exact_match": sum(hits) / len(hits) if hits else 1.0,
+        "fields": {name: sum(v) / len(v) for name, v in sorted(fields.items())},
+        "invalid": sum(not isinstance(p, Mapping) for p in predictions),
+    }
+
+
+def _present(value: Mapping) -> dict:
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return exact_match(a, b) == 1.0
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        a, b = _present(a), _present(b)
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return a is None and b is None
+
+
 # --- classification --------------------------------------------------------------------------
 
 
@@ -328,62 +370,3 @@ def confidence_diagram(confidence, correct, path: Path, bins: int = 10, title: s
         plt.close(fig)
     write_bytes_atomic(Path(path), buffer.getvalue())
     return Path(path)
-
-
-# --- retrieval -------------------------------------------------------------------------------
-
-Judgements = Mapping[str, float]  # document id -> relevance grade (> 0 means relevant)
-
-
-def _relevant(judged: Judgements) -> set[str]:
-    return {doc for doc, grade in judged.items() if grade > 0}
-
-
-def recall_at_k(ranked: Sequence[str], judged: Judgements, k: int) -> float:
-    """Share of the relevant documents found in the top ``k``."""
-    relevant = _relevant(judged)
-    if not relevant:
-        raise NlpsuiteError("a query has no relevant documents")
-    return len(relevant & set(ranked[:k])) / len(relevant)
-
-
-def mrr(ranked: Sequence[str], judged: Judgements, k: int | None = None) -> float:
-    """Reciprocal rank of the first relevant document in the top ``k`` (0 if none is there)."""
-    relevant = _relevant(judged)
-    for rank, doc in enumerate(ranked[:k] if k else ranked, start=1):
-        if doc in relevant:
-            return 1.0 / rank
-    return 0.0
-
-
-def ndcg_at_k(ranked: Sequence[str], judged: Judgements, k: int) -> float:
-    """Normalized discounted cumulative gain at ``k`` with linear gains: sum(grade / log2(rank + 1)) / ideal."""
-    gains = [max(float(judged.get(doc, 0.0)), 0.0) for doc in ranked[:k]]
-    dcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
-    ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
-    if idcg == 0:
-        raise NlpsuiteError("a query has no relevant documents")
-    return dcg / idcg
-
-
-def retrieval_scores(rankings: Sequence[Sequence[str]], judgements: Sequence[Judgements], k: int) -> dict[str, float]:
-    """``{"recall@k", "mrr", "ndcg@k"}`` averaged over queries (MRR over the top ``k``)."""
-    if len(rankings) != len(judgements):
-        raise NlpsuiteError(f"{len(rankings)} rankings but {len(judgements)} queries")
-    if not rankings:
-        raise NlpsuiteError("no queries to score")
-    if k < 1:
-        raise NlpsuiteError("k must be at least 1")
-    pairs = list(zip(rankings, judgements, strict=True))
-    return {
-        "recall@k": float(np.mean([recall_at_k(r, j, k) for r, j in pairs])),
-        "mrr": float(np.mean([mrr(r, j, k) for r, j in pairs])),
-        "ndcg@k": float(np.mean([ndcg_at_k(r, j, k) for r, j in pairs])),
-    }
-
-
-def retrieval_report(rankings: Sequence[Sequence[str]], judgements: Sequence[Judgements], k: int) -> dict:
-    """``retrieval_scores`` as an evaluation reports them: also under their names at this ``k`` (``ndcg@10``)."""
-    scores = retrieval_scores(rankings, judgements, k)
-    return {**scores, "k": k, f"recall@{k}": scores["recall@k"], f"ndcg@{k}": scores["ndcg@k"]}

@@ -16,11 +16,11 @@ import numpy as np
 
 from .. import fsutil
 from ..errors import NlpsuiteError
-from ..records import document_list, read_records, text_field
+from ..records import Progress, document_list, no_progress, read_records, text_field
 from ..tasks import LABEL_EVAL, Option, Task
+from ..text import blank
 from . import metrics
 
-Progress = Callable[[int], None]  # advance by this many examples
 LABEL_OPTIONS = LABEL_EVAL  # the reliability diagram and its bins: every task with calibrated scores has them
 LM = "lm"  # the language-model evaluation: a text file, not a task's labelled data
 
@@ -99,11 +99,11 @@ def evaluate(
     options: dict,
     limit: int | None = None,
     batch_size: int = 8,
-    progress: Callable[[int], Progress] | None = None,
+    progress: Progress = no_progress,
     done: list[dict] | None = None,
     on_batch: Callable[[list, list], None] | None = None,
 ) -> dict:
-    """``{"task", "n", "metrics"}``. ``progress(total)`` returns an advance callback; ``done`` holds the
+    """``{"task", "n", "metrics"}``. ``progress`` follows the examples; ``done`` holds the
     ``{"input", "prediction"}`` records of an earlier, interrupted run, which resumes after them;
     ``on_batch(inputs, predictions)`` sees each new batch as soon as it is predicted."""
     recipe = task.eval
@@ -111,8 +111,7 @@ def evaluate(
     inputs, gold, options = read_examples(task, data, options, limit)
     predictions = _resumed(done or [], inputs)
     if len(predictions) < len(inputs):  # a finished predictions file is scored without the model
-        advance = progress(len(inputs)) if progress else (lambda _n: None)
-        advance(len(predictions))
+        progress(len(predictions), len(inputs))
         suite = open_suite()
         setup = recipe.setup(suite, options) if recipe.setup else contextlib.nullcontext(options)
         with setup as ready:
@@ -126,7 +125,7 @@ def evaluate(
                 predictions.extend(new)
                 if on_batch:
                     on_batch(batch, new)
-                advance(len(batch))
+                progress(len(batch))
     return {"task": recipe.name, "n": len(inputs), "metrics": _metrics(task, predictions, gold, options)}
 
 
@@ -144,7 +143,7 @@ def _metrics(task: Task, predictions: list, gold: list, options: dict) -> dict:
 
 
 def evaluate_examples(task: Task, inputs: list[dict], gold: list, open_suite, options: dict, batch_size: int = 8,
-                      progress: Progress | None = None) -> dict:  # fmt: skip
+                      progress: Progress = no_progress) -> dict:  # fmt: skip
     """The task's eval metrics on examples already read (``nlpsuite tune``'s held-out part)."""
     options = check_options(task, options)
     if task.eval.prepare:
@@ -154,9 +153,9 @@ def evaluate_examples(task: Task, inputs: list[dict], gold: list, open_suite, op
     setup = task.eval.setup(suite, options) if task.eval.setup else contextlib.nullcontext(options)
     with setup as ready:
         for start in range(0, len(inputs), batch_size):
-            predictions.extend(_predict(task, suite, inputs[start : start + batch_size], ready))
-            if progress:
-                progress(len(predictions))
+            new = _predict(task, suite, inputs[start : start + batch_size], ready)
+            predictions.extend(new)
+            progress(len(new))
     return _metrics(task, predictions, gold, options)
 
 
@@ -206,7 +205,7 @@ def _predict(task: Task, suite, batch: list[dict], options: dict) -> list:
     others = {name: [i.get(name) for i in batch] for name in rest if any(name in i for i in batch)}
     own = {o.name: options[o.name] for o in task.options if o.name in options}
     if task.confidence is not None:  # whole results: their scores are measured too
-        return suite.task(task.name).records(suite, [i[head] for i in batch], **others, **own)
+        return suite.task(task.name).run_records(suite, [i[head] for i in batch], **others, **own)
     done = suite.run(task.name, [i[head] for i in batch], **others, **own)
     return [d[recipe.field] for d in done] if recipe.field else list(done)
 
@@ -236,10 +235,10 @@ def evaluate_lm(
     window: int | None = None,
     stride: int | None = None,
     limit: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
+    progress: Progress = no_progress,
 ) -> dict:
     """Cross-entropy (nats/token), perplexity and bits/char of the suite's backbone on a text file
-    (``limit``: its first lines); ``on_progress(tokens scored, total)``."""
+    (``limit``: its first lines); ``progress`` follows the tokens scored."""
     from .lm import cross_entropy
 
     _check_counts(limit, 1)
@@ -252,7 +251,7 @@ def evaluate_lm(
     text = fsutil.read_utf8(data).removeprefix("\ufeff")  # a byte-order mark is no text to score
     if limit is not None:
         text = "".join(text.splitlines(keepends=True)[:limit])
-    if not text.strip():
+    if blank(text):
         raise NlpsuiteError(f"{data} holds no text")
     windows = {}
     if window is not None:
@@ -260,7 +259,7 @@ def evaluate_lm(
     elif stride is not None:
         windows = {"stride": stride}
     suite = open_suite()
-    result = cross_entropy(suite.backbone, suite.tokenizer, text, **windows, on_progress=on_progress)
+    result = cross_entropy(suite.backbone, suite.tokenizer, text, **windows, progress=progress)
     return {
         "task": "lm",
         "n": int(result["tokens"]),

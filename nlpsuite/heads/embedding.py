@@ -6,7 +6,7 @@ Spearman 0.54 (dev) / 0.37 (test). Wrapping the text in ``This sentence : "…" 
 and taking the last token's state (PromptEOL, Jiang et al. 2023) makes the model compress the text into
 what it would say next: 0.74 on dev. A few dimensions of a decoder's hidden state carry large values
 that dominate every cosine; dividing out each dimension's mean and spread, measured once per model on
-fixed neutral sentences (calibration_text.py), lifts that to 0.77 (dev) / 0.71 (test).
+fixed neutral sentences (embedding_sentences.py), lifts that to 0.77 (dev) / 0.71 (test).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..runtime.backbone import left_pad
+from ..text import blank
 from . import derived
-from .calibration_text import SENTENCES
+from .embedding_sentences import SENTENCES
 from .scoring import Prefix
 
 PROMPT = 'This sentence : "{text}" means in one word:"'
@@ -36,7 +37,7 @@ class Embedder:
         self.mean, self.scale = self._stats()
 
     def __call__(self, texts: list[str], batch_size: int = 16, max_tokens: int = 512) -> np.ndarray:
-        if not texts or any(not t.strip() for t in texts):
+        if not texts or any(blank(t) for t in texts):
             raise NlpsuiteError("empty text")
         z = (self.states(texts, batch_size, max_tokens) - self.mean) / self.scale
         return z / np.linalg.norm(z, axis=1, keepdims=True)

@@ -3,7 +3,7 @@ reading the passage (query likelihood, as in UPR: Sachan et al., 2022), against 
 after no passage at all.
 
 Why this and not "is the passage relevant? yes/no" (the probability of " yes" after the passage, the query and
-that question): on the first 5 search hits of 26 Debian FAQ questions (benchmarks/rerank_sets.py), the gain
+that question): on the first 5 search hits of 26 Debian FAQ questions (benchmarks/make_rerank_sets.py), the gain
 below tells the relevant passages from the others at ROC AUC 0.74, the yes/no label at 0.48 (chance). On the
 held-out Python FAQ questions (first 20 hits of each, 48 of 168 questions measured), reranking by the gain
 takes search's nDCG@10 from 0.751 to 0.794 (MRR@10 0.695 to 0.753; 12 questions better, 7 worse); by the yes/no

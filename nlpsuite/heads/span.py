@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import log_softmax
-from ..text import CHARACTER_WORDS, chunk, word_spans
+from ..text import CHARACTER_WORDS, blank, chunk, word_spans
 
 INSTRUCTION = (
     "Answer the question with a short phrase copied exactly from the text. If the text does not say, answer "
@@ -87,9 +87,9 @@ class SpanHead:
     def read(self, question: str, context: str) -> tuple[Span | None, Span]:
         """The best span of ``context`` (None if it has none) and the null answer it competed with
         (long contexts are read in chunks: the chunk of the best span supplies the null)."""
-        if not question.strip():
+        if blank(question):
             raise NlpsuiteError("empty question")
-        if not context.strip():
+        if blank(context):
             raise NlpsuiteError("empty context")
         overhead = len(self.prompt_ids(question, "")) + self.max_answer_tokens + 8
         budget = min(self.backbone.context_length - overhead, 1536)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..artefacts import MANIFEST_FILE
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, did_you_mean
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -97,9 +97,10 @@ class Catalog:
             return _local_source(path.resolve())
         if HUB_ID.match(name) and not name.startswith((".", "/", "~")):
             return ModelSource("hub", name.replace("/", "--"), name, f"Hugging Face hub model {name}")
+        known = [n for e in self.entries.values() for n in (e["name"], *e.get("aliases", ()))]
         raise ModelNotFoundError(
             f"unknown model {name!r}: not in the catalog ('nlpsuite models list'), not an existing path, "
-            "and not a hub id like 'owner/name'"
+            f"and not a hub id like 'owner/name'{did_you_mean(name, known)}"
         )
 
 

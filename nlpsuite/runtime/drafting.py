@@ -19,6 +19,11 @@ DRAFT_TOKENS = 4  # the first draft's length
 MIN_DRAFT_TOKENS = 1
 MAX_DRAFT_TOKENS = 10
 GROW, SHRINK = 2, 1
+# A decode pass feeds every row as many positions as the longest draft among them (padding after a shorter one),
+# and each position costs about the same, whichever row it pads: 16 rows each drafting 10 would make a pass cost
+# ~12 single-token steps by the figures above, for a plain batch step's ~2. So a pass's rows draft, in all, at most
+# as many positions as one row's longest draft.
+PASS_DRAFT_TOKENS = MAX_DRAFT_TOKENS
 MAX_NGRAM = 3
 MIN_NGRAM = 2  # a single-token match is mostly chance (" the", ","): it drafts more than it lands
 
@@ -48,3 +53,8 @@ def next_draft_length(length: int, drafted: int, kept: int) -> int:
     if kept == drafted:
         return min(MAX_DRAFT_TOKENS, length + GROW)
     return max(MIN_DRAFT_TOKENS, length - SHRINK)
+
+
+def pass_draft_limit(rows: int) -> int:
+    """The longest draft (forced tokens included) each of ``rows`` rows decoding together may feed in one pass."""
+    return PASS_DRAFT_TOKENS // max(1, rows)

@@ -1,4 +1,11 @@
-"""Turn next-token logits into token ids: greedy, or sampling with temperature, top-k and top-p."""
+"""Turn next-token logits into token ids: greedy, or sampling with temperature, top-k and top-p.
+
+Where an unset sampling field's value comes from, on every route (the CLI, the REPL, every task, Python and HTTP):
+**the request** (a field given), **then the model's generation defaults** (its ``generation_config``, kept in the
+converted model's manifest), **then the suite's built-in greedy values** (``BUILT_IN``): ``SamplingParams.resolved``.
+What values a field may take is written once too (``RANGES``): ``SamplingParams.check`` applies it, and
+``nlpsuite.tasks.sampling_options`` declares its options from it.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +17,43 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import softmax
+from .grammar import Grammar
 
-# What a sampling field left as None becomes when the model ships no generation defaults: greedy.
+# What a sampling field left as None becomes when neither the request nor the model sets it: greedy.
 BUILT_IN = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
+MAX_LOGPROBS = 20  # top alternatives recorded per token, at most (OpenAI's limit)
+
+# The values each numeric field may take: {field: (least, most, in words)}. Two edges are finer than least..most:
+# top_p must be above 0, and a temperature other than 0 at least MIN_TEMPERATURE.
+RANGES = {
+    "max_tokens": (1, None, "at least 1"),
+    "temperature": (0, 100, "0 (greedy) or between 0.0001 and 100"),
+    "top_k": (0, None, "0 (off) or positive"),
+    "top_p": (0, 1, "in (0, 1]"),
+    "repetition_penalty": (0.01, 100, "between 0.01 and 100"),
+}
+MIN_TEMPERATURE = 1e-4  # below it the scaled logits overflow to inf (NaN probabilities): greedy in all but name
+
+
+def check_field(name: str, value):
+    """``value`` of the sampling field ``name`` (None: unset), or a one-line error in the CLI's words."""
+    if value is None:
+        return None
+    low, high, words = RANGES[name]
+    fits = math.isfinite(value) and value >= low and (high is None or value <= high)
+    if name == "temperature":
+        fits = fits and (value == 0 or value >= MIN_TEMPERATURE)
+    elif name == "top_p":
+        fits = fits and value > 0
+    if not fits:
+        raise NlpsuiteError(f"--{name.replace('_', '-')} must be {words}")
+    return value
 
 
 @dataclass
 class SamplingParams:
     max_tokens: int = 256
-    # None: the model's own default (its generation_config), else BUILT_IN. 0 temperature means greedy.
+    # None: unset, see resolved(). 0 temperature means greedy.
     temperature: float | None = None
     top_k: int | None = None  # 0 means no limit
     top_p: float | None = None
@@ -28,32 +63,28 @@ class SamplingParams:
     ignore_eos: bool = False
     stop_repetition: bool = True  # end a reply that only repeats itself (finish_reason "repetition")
     draft: bool = True  # greedy only: guess tokens from the prompt and verify several per pass (same output)
+    logprobs: int | None = None  # record each chosen token's log-probability and this many top alternatives
+    grammar: Grammar | None = None  # what every output must match (a JSON schema, a regex...): see grammar.py
 
     def __post_init__(self) -> None:
         self.stop = list(self.stop or [])  # None (an option left unset) means no stop strings
 
     def resolved(self, model_defaults: dict | None = None) -> SamplingParams:
-        """A copy whose unset fields take the model's generation defaults, else the built-in (greedy) ones."""
+        """A copy with every field set, by the one precedence of every route: the field as given (the request),
+        else the model's generation defaults (``model_defaults``, from its generation_config), else ``BUILT_IN``."""
         fill = {**BUILT_IN, **{k: v for k, v in (model_defaults or {}).items() if k in BUILT_IN}}
         return dataclasses.replace(self, **{k: fill[k] for k in BUILT_IN if getattr(self, k) is None})
 
     def check(self) -> None:
-        if any(getattr(self, k) is None for k in BUILT_IN):
-            self.resolved().check()
-            return
-        if self.max_tokens < 1:
-            raise NlpsuiteError("--max-tokens must be at least 1")
-        # Below 1e-4 the scaled logits overflow to inf (NaN probabilities): that is greedy in all but name.
-        if not (math.isfinite(self.temperature) and (self.temperature == 0 or 1e-4 <= self.temperature <= 100)):
-            raise NlpsuiteError("--temperature must be 0 (greedy) or between 0.0001 and 100")
-        if self.top_k < 0:
-            raise NlpsuiteError("--top-k must be 0 (off) or positive")
-        if not 0 < self.top_p <= 1:  # also false for NaN
-            raise NlpsuiteError("--top-p must be in (0, 1]")
-        if not (math.isfinite(self.repetition_penalty) and 0.01 <= self.repetition_penalty <= 100):
-            raise NlpsuiteError("--repetition-penalty must be between 0.01 and 100")
+        """Every field within RANGES (unset ones pass), and no empty stop string."""
+        for name in RANGES:
+            check_field(name, getattr(self, name))
+        if self.logprobs is not None and not 0 <= self.logprobs <= MAX_LOGPROBS:
+            raise NlpsuiteError(f"--logprobs must be from 0 to {MAX_LOGPROBS}")
         if any(not stop for stop in self.stop):
             raise NlpsuiteError("--stop needs a non-empty string")
+        if self.grammar is not None:
+            self.grammar.check()
 
 
 class Sampler:

@@ -24,7 +24,8 @@ class Tokenizer:
     def __init__(self, folder: Path, special: dict) -> None:
         from tokenizers import Tokenizer as _Tokenizer
 
-        self._tok = _Tokenizer.from_file(str(Path(folder) / TOKENIZER_FILE))
+        self.file = Path(folder) / TOKENIZER_FILE  # what grammar.py's matcher reads too
+        self._tok = _Tokenizer.from_file(str(self.file))
         self.bos_token_id = special.get("bos_token_id")
         self.eos_token_ids = [i for i in special.get("eos_token_ids", []) if i is not None]
         self.pad_token_id = special.get("pad_token_id") or 0

@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NlpsuiteError
-from . import batches, files, openai_api, rerank, tasks, tokenize
-from .engine import BatchedGenerator, Engine, QueueFull
+from . import batches, files, openai_api, rerank, responses, tasks, tokenize
+from .engine import Engine, QueueFull
 from .errors import ApiError, ClientGone, bad
 from .metrics import Metrics
 
@@ -34,18 +35,26 @@ class ServeConfig:
     api_key: str | None = None
     max_batch: int = 16
     max_queue: int = 64
+    cache_mb: float | None = None  # the prompt cache's budget (None: sized from free memory; 0: none)
+    prefill_chunk: int | None = None  # tokens per prefill pass
     max_body: int = 4 * 1024 * 1024  # bytes of one request's body
     drain_s: float = 30.0  # how long SIGTERM waits for requests in flight
     loopback_only: bool = True  # bound to loopback: requests must name it (see _check_key)
     metrics_public: bool = False  # GET /metrics without the API key (for a scraper inside a trusted network)
+    keepalive_s: float = 15.0  # a silent stream sends an SSE comment this often, so proxies keep it (0: never)
+    host: str = "127.0.0.1"  # the address it was told to bind: requests may name it too
+    header_timeout_s: float = 30.0  # a connection that has not sent a request's headers by then is closed
 
 
 class Service:
     """What the routes share: the suite (loaded once, in the background) and the engine over it."""
 
-    def __init__(self, config: ServeConfig, suite=None) -> None:
+    def __init__(self, config: ServeConfig, make_suite=None) -> None:
+        """``make_suite(decoder)``: the Suite to serve, built with the given decoder factory (default: one for
+        ``config``'s model)."""
         self.config = config
-        self.suite = suite
+        self.make_suite = make_suite
+        self.suite = None
         self.engine: Engine | None = None
         self.state = "loading"  # loading | ready | draining | failed
         self.failure = ""
@@ -57,21 +66,15 @@ class Service:
     def load(self) -> None:
         """Load the model and start the engine; a failure is kept (and ends the server)."""
         try:
-            if self.suite is None:
-                from ..api import Suite
-
-                self.suite = Suite(self.config.model, self.config.device, self.config.precision, report=log.info)
-            suite = self.suite
+            self.suite = suite = (self.make_suite or self._suite)(self._engine)
             started = time.perf_counter()
             backbone = suite.backbone
-            for part in ("tokenizer", "chat_template"):  # loaded now, not inside the first request
+            for part in ("tokenizer", "chat_template", "decoder"):  # made now, not inside the first request
                 getattr(suite, part)
             self.model_id = suite.source.key
             self.model_names = {self.model_id, suite.model_name}
             self.context, self.vocab = backbone.context_length, backbone.vocab_size
-            self.engine = Engine(suite, self.config.max_batch, self.config.max_queue)
             self.metrics.follow(self.engine)
-            suite.head("generation").generator = BatchedGenerator(self.engine)  # tasks decode in the shared batch
             log.info("model %s loaded in %.2f s on %s (%s)", self.model_id, time.perf_counter() - started,
                      backbone.device, backbone.precision)  # fmt: skip
             if self.state == "loading":
@@ -80,6 +83,18 @@ class Service:
             self.state, self.failure = "failed", str(exc) if isinstance(exc, NlpsuiteError) else repr(exc)
             log.error("cannot load the model: %s", self.failure)
             self.on_failure()
+
+    def _suite(self, decoder):
+        from ..api import Suite
+
+        c = self.config
+        return Suite(c.model, c.device, c.precision, report=log.info, decoder=decoder, cache_mb=c.cache_mb,
+                     prefill_chunk=c.prefill_chunk)  # fmt: skip
+
+    def _engine(self, suite) -> Engine:
+        """The suite's decoder: generation everywhere (chat, completions, task calls) joins one shared batch."""
+        self.engine = Engine(suite, self.config.max_batch, self.config.max_queue)
+        return self.engine
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.load, name="nlpsuite-load", daemon=True)
@@ -101,7 +116,8 @@ def _check_key(service: Service, request) -> None:
         # page of another site) is refused, so only clients that name this machine get in.
         host = request.headers.get("host", "").lower()
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if service.config.loopback_only and name not in LOOPBACK_NAMES:
+        bound = service.config.host.lower()
+        if service.config.loopback_only and name not in (*LOOPBACK_NAMES, bound, f"[{bound.strip('[]')}]"):
             raise ApiError(403, f"Host {host!r} is not allowed without an API key", code="host_not_allowed")
         return
     given = request.headers.get("authorization", "")
@@ -134,13 +150,47 @@ async def _read_json(service: Service, request) -> dict:
         if size > limit:
             raise ApiError(413, f"the request body is over {limit} bytes", code="request_too_large")
         chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
-        body = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than Python recurses
         raise bad("the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad("the request body must be a JSON object", code="invalid_json")
+    if _SURROGATE_ESCAPE.search(raw) and (where := _lone_surrogate(body)):
+        raise bad(f"{where} holds a lone UTF-16 surrogate (one of U+D800 to U+DFFF alone), which is no text",
+                  where.split("[")[0].split(".")[0], "invalid_text")  # fmt: skip
     return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # how a surrogate reaches JSON: as an escape
+
+
+def _lone_surrogate(body) -> str | None:
+    """Where in a parsed body a string holds a lone surrogate (valid JSON, but no text: it cannot be encoded,
+    and the tokenizer refuses it), e.g. ``messages[0].content``; None if nowhere."""
+    pending = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and not _encodable(value):
+            return where or "the body"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{key}" if where else str(key)
+                if not _encodable(str(key)):
+                    return f"the field name {name.encode('utf-8', 'backslashreplace').decode()}"
+                pending.append((name, item))
+        elif isinstance(value, list):
+            pending += [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def endpoint(service: Service, handler, body: bool = True):
@@ -164,9 +214,18 @@ def endpoint(service: Service, handler, body: bool = True):
     return route
 
 
+# The web page: its three files, read from the package (no build step, nothing fetched from elsewhere).
+PAGE_FILES = {"/": ("page.html", "text/html"), "/page.css": ("page.css", "text/css"),
+              "/page.js": ("page.js", "text/javascript")}  # fmt: skip
+# The page's own files only; images may also be data: URLs (its favicon is one, so /favicon.ico is never asked).
+PAGE_POLICY = "default-src 'self' 'unsafe-inline'; img-src 'self' data:"
+
+
 def _page(request):
-    html = resources.files("nlpsuite.serve").joinpath("page.html").read_text(encoding="utf-8")
-    return HTMLResponse(html, headers={"Content-Security-Policy": "default-src 'self' 'unsafe-inline'"})
+    name, kind = PAGE_FILES[request.url.path]
+    text = resources.files("nlpsuite.serve").joinpath(name).read_text(encoding="utf-8")
+    headers = {"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"}
+    return Response(text, media_type=kind, headers=headers)
 
 
 def _health(service: Service):
@@ -174,6 +233,8 @@ def _health(service: Service):
         code = 200 if service.state == "ready" else 503
         engine = service.engine
         load = {"decoding": engine.active, "waiting": engine.waiting} if engine else {}
+        if engine:  # work done since start, counted (not timed): prompt tokens prefilled, model passes
+            load |= {"prefilled_tokens": engine.batch.prefilled, "passes": engine.batch.passes}
         return JSONResponse({"status": service.state, **load}, code)
 
     return health
@@ -217,7 +278,7 @@ async def _http_error(request, exc: HTTPException):
 
 def create_app(service: Service) -> Starlette:
     routes = [
-        Route("/", _page, methods=["GET"]),
+        *(Route(path, _page, methods=["GET"]) for path in PAGE_FILES),
         Route("/health", _health(service), methods=["GET"]),
         Route("/v1/models", endpoint(service, openai_api.models, body=False), methods=["GET"]),
         Route("/v1/chat/completions", endpoint(service, openai_api.chat), methods=["POST"]),
@@ -227,6 +288,7 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/tasks/{task}", endpoint(service, tasks.run_task), methods=["POST"]),
         Route("/v1/indexes", endpoint(service, tasks.list_indexes, body=False), methods=["GET"]),
         Route("/metrics", _metrics(service), methods=["GET"]),
+        *responses.routes(service, endpoint),
         *tokenize.routes(service, endpoint),
         *rerank.routes(service, endpoint),
         *files.routes(service, endpoint),

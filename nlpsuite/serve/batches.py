@@ -31,7 +31,7 @@ from ..records import appender, completed_records
 from . import files, openai_api
 from .engine import QueueFull
 from .errors import ApiError, bad
-from .openai_api import check_fields
+from .requests import check_fields
 
 log = logging.getLogger("nlpsuite.serve")
 

@@ -1,6 +1,7 @@
-"""The model thread: admits waiting sequences into one DecodeBatch between decode steps and hands their text
-back to whoever asked (an asyncio handler, or a task's call on the jobs thread); task calls and embeddings run
-one at a time on that second thread, and the text they generate joins the same batch (BatchedGenerator)."""
+"""The model thread: admits waiting sequences into one DecodeBatch between steps and hands their text back to
+whoever asked (an asyncio handler, or a task's call on the jobs thread); task calls and embeddings run one at a
+time on that second thread, and the text they generate joins the same batch (the engine is the suite's
+decoder)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import NlpsuiteError
-from ..runtime.batching import DecodeBatch, Sequence
-from ..runtime.generation import Completion
+from ..runtime.batching import PREFILL_CHUNK, DecodeBatch
 from ..runtime.sampling import SamplingParams
+from ..runtime.sequence import Completion, Constraint, Sequence
 
 log = logging.getLogger("nlpsuite.serve")
 
@@ -56,7 +57,8 @@ class Engine:
 
     def __init__(self, suite, max_batch: int = 16, max_queue: int = 64) -> None:
         self.suite = suite
-        self.batch = DecodeBatch(suite.backbone, suite.tokenizer)
+        chunk = suite.prefill_chunk or PREFILL_CHUNK
+        self.batch = DecodeBatch(suite.backbone, suite.tokenizer, suite.prompt_cache, chunk, serving=True)
         self.max_batch = max_batch
         self.max_queue = max_queue
         self._waiting: collections.deque[tuple[Ticket, int]] = collections.deque()
@@ -73,11 +75,18 @@ class Engine:
 
     # -- generation ----------------------------------------------------------------------------------------
 
-    def submit(self, prompts: list[list[int]], params: list[SamplingParams], ticket: Ticket | None = None) -> Ticket:
+    def submit(
+        self,
+        prompts: list[list[int]],
+        params: SamplingParams,
+        ticket: Ticket | None = None,
+        constraints: list[Constraint | None] | None = None,
+    ) -> Ticket:
         """Queue one sequence per prompt (checked here: NlpsuiteError for a bad one, QueueFull when full); a
         ticket for a thread is never refused for a full queue (its task call was let in already)."""
         ticket = ticket or Ticket.for_asyncio()
-        ticket.sequences = [self.batch.sequence(p, s) for p, s in zip(prompts, params, strict=True)]
+        constraints = constraints or [None] * len(prompts)
+        ticket.sequences = [self.batch.sequence(p, params, c) for p, c in zip(prompts, constraints, strict=True)]
         with self._wake:
             if self._closed:
                 raise QueueFull("the server is shutting down")
@@ -103,7 +112,7 @@ class Engine:
 
     @property
     def active(self) -> int:
-        return len(self.batch.rows)
+        return self.batch.size
 
     @property
     def waiting(self) -> int:
@@ -116,54 +125,34 @@ class Engine:
     def _loop(self) -> None:
         while True:
             with self._wake:
-                while not (self._closed or self._waiting or self._cancelled or self.batch.rows):
+                while not (self._closed or self._waiting or self._cancelled or self.batch.size):
                     self._wake.wait()
                 if self._closed:
                     return
                 cancelled, self._cancelled = self._cancelled, []
-                room = self.max_batch - len(self.batch.rows)
+                room = self.max_batch - self.batch.size
                 admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
             for ticket in cancelled:
                 for seq in ticket.sequences:
                     if self._owner.pop(id(seq), None):
                         self.batch.remove(seq)
                         self.cancelled_rows += 1
-            admitted = [(t, i) for t, i in admitted if not t.cancelled]
-            if admitted:
-                self._admit(admitted)
+            for ticket, index in admitted:
+                if not ticket.cancelled:
+                    self._owner[id(ticket.sequences[index])] = (ticket, index)
+                    self.batch.add([ticket.sequences[index]])
             try:
-                stepped = self.batch.step()
+                for seq, delta in self.batch.step():
+                    self._report(seq, delta)
             except Exception as exc:  # noqa: BLE001 - every row of the failed step is told, and the server goes on
                 self._fail_batch(exc)
-                continue
-            for seq, delta in stepped:
-                self._report(seq, delta)
-
-    def _admit(self, admitted: list[tuple[Ticket, int]]) -> None:
-        """Prefill the newcomers in one pass; if that fails, each alone, so that a bad prompt fails by itself."""
-        try:
-            self._prefill(admitted)
-            return
-        except Exception as exc:  # noqa: BLE001 - told to the request(s) concerned below
-            if len(admitted) == 1:
-                ticket, index = admitted[0]
-                ticket.emit(index, "error", _message(exc))
-                return
-        for ticket, index in admitted:
-            try:
-                self._prefill([(ticket, index)])
-            except Exception as exc:  # noqa: BLE001
-                ticket.emit(index, "error", _message(exc))
-
-    def _prefill(self, admitted: list[tuple[Ticket, int]]) -> None:
-        seqs = [ticket.sequences[index] for ticket, index in admitted]
-        deltas = self.batch.add(seqs)
-        for (ticket, index), seq, delta in zip(admitted, seqs, deltas, strict=True):
-            self._owner[id(seq)] = (ticket, index)
-            self._report(seq, delta)
 
     def _report(self, seq: Sequence, delta: str) -> None:
         ticket, index = self._owner[id(seq)]
+        if seq.error is not None:
+            del self._owner[id(seq)]
+            ticket.emit(index, "error", _message(seq.error))
+            return
         if delta:
             ticket.emit(index, "text", delta)
         if seq.done:
@@ -172,10 +161,38 @@ class Engine:
 
     def _fail_batch(self, exc: Exception) -> None:
         log.error("decode step failed: %s", _message(exc))
-        for seq in list(self.batch.rows):
-            ticket, index = self._owner.pop(id(seq))
-            ticket.emit(index, "error", _message(exc))
-            self.batch.remove(seq)
+        for seq in self.batch.clear():
+            if owner := self._owner.pop(id(seq), None):
+                owner[0].emit(owner[1], "error", _message(exc))
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        params: SamplingParams,
+        on_text=None,
+        constraints: list[Constraint | None] | None = None,
+    ) -> list[Completion]:
+        """The suite's decoder in the server: a task call's sequences join the shared batch and this thread
+        waits for them (``Decoder``)."""
+        if not prompts:
+            raise NlpsuiteError("empty prompt")
+        ticket = self.submit(prompts, params, Ticket.for_thread(), constraints)
+        done: dict[int, Completion] = {}
+        while len(done) < len(prompts):
+            try:
+                index, kind, value = ticket.events.get(timeout=1.0)
+            except queue.Empty:
+                if self.closed:
+                    raise NlpsuiteError("the server is shutting down") from None
+                continue
+            if kind == "text" and on_text:
+                on_text(index, value)
+            elif kind == "done":
+                done[index] = value
+            elif kind == "error":
+                self.cancel(ticket)
+                raise NlpsuiteError(value)
+        return [done[i] for i in range(len(prompts))]
 
     # -- everything else: task calls and embeddings, one at a time ------------------------------------------
 
@@ -202,36 +219,3 @@ def _message(exc: Exception) -> str:
     if isinstance(exc, NlpsuiteError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-class BatchedGenerator:
-    """``Generator.generate`` for task calls in the server: their sequences join the engine's shared batch.
-
-    Greedy rows decode what ``Generator.generate`` gives; a seeded sampled batch differs (each row gets its own
-    sampler with the seed, not one for the batch)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def generate(self, prompts: list[list[int]], params: SamplingParams, on_text=None) -> list[Completion]:
-        params.check()
-        if not prompts:
-            raise NlpsuiteError("empty prompt")
-        copies = [SamplingParams(**vars(params)) for _ in prompts]
-        ticket = self.engine.submit(prompts, copies, Ticket.for_thread())
-        done: dict[int, Completion] = {}
-        while len(done) < len(prompts):
-            try:
-                index, kind, value = ticket.events.get(timeout=1.0)
-            except queue.Empty:
-                if self.engine.closed:
-                    raise NlpsuiteError("the server is shutting down") from None
-                continue
-            if kind == "text" and on_text:
-                on_text(index, value)
-            elif kind == "done":
-                done[index] = value
-            elif kind == "error":
-                self.engine.cancel(ticket)
-                raise NlpsuiteError(value)
-        return [done[i] for i in range(len(prompts))]

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ..errors import NlpsuiteError
 from .errors import api_words, bad
-from .openai_api import check_fields
+from .requests import check_fields
 
 FIELDS = {"model", "query", "documents", "top_n", "return_documents"}
 MAX_DOCUMENTS = 1000
@@ -39,7 +39,7 @@ def _request(service, body: dict) -> tuple[dict, dict]:
         options = task.check_options(given)
     except NlpsuiteError as exc:
         raise bad(api_words(str(exc), {o.cli_flag: o.name for o in task.options}), next(iter(given), None)) from None
-    return {"query": query, "documents": documents}, options
+    return task.records(query, {"documents": documents}).records[0], options
 
 
 async def rerank(service, request, body: dict):

@@ -7,15 +7,15 @@ import asyncio
 import json
 from pathlib import Path
 
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from ..errors import NlpsuiteError
 from ..tasks import Input, Option, Task
+from . import sse
 from .engine import QueueFull
 from .errors import ApiError, api_words, bad
-from .openai_api import SSE_HEADERS
 
-TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", Path: "path"}
+TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object", Path: "path"}
 
 
 def describe(task: Task) -> dict:
@@ -29,21 +29,30 @@ def describe(task: Task) -> dict:
         "output": list(task.output),
         "value": task.value,
         "stream": task.stream,
+        "display": task.display,
     }
 
 
+def label(field: Input | Option) -> str:
+    """A field's name for a person: its declared label, else its name in words (max_tokens: "Max tokens")."""
+    return field.label or field.name.replace("_", " ").capitalize()
+
+
 def _input(field: Input) -> dict:
-    return {"name": field.name, "help": field.help, "optional": field.optional, "messages": field.messages}
+    return {"name": field.name, "label": label(field), "help": field.help, "optional": field.optional,
+            "messages": field.messages}  # fmt: skip
 
 
 def _option(option: Option) -> dict:
     default = option.default if isinstance(option.default, str | int | float | bool | list) else None
     return {
         "name": option.name,
+        "label": label(option),
         "type": TYPES.get(option.type, "string"),
         "default": default,
         "help": option.help,
         "choices": list(option.choices),
+        "separator": option.separator if option.type is list else None,  # a list: null means one value a line
         "required": option.required,
         "min": option.min,
         "max": option.max,
@@ -93,7 +102,7 @@ async def run_task(service, request, body: dict):
             raise ApiError(500, "the result holds a non-finite number (NaN or infinity)", code="non_finite") from None
 
     if stream:
-        return StreamingResponse(_streamed(service, work), media_type="text/event-stream", headers=SSE_HEADERS)
+        return sse.response(_streamed(service, work), service.config.keepalive_s)
     return Response(await service.engine.job(work), media_type="application/json")
 
 
@@ -125,57 +134,17 @@ async def _streamed(service, work):
 
 
 def read_request(task: Task, body: dict) -> tuple[list[dict], dict, bool]:
-    """The task's input records and checked options from a JSON body: the first input one value or a list."""
-    head, *rest = task.inputs
+    """The task's input records and checked options from a JSON body (Task.records, as in Python); over HTTP an
+    input is always text, never a path the server would read, and a request brings at least one input."""
+    head = task.inputs[0]
     if head.name not in body:
         raise NlpsuiteError(f"missing {head.name!r}: {head.help or 'the text'}")
-    first = body[head.name]
-    single = _is_one(first, head)
-    values = [first] if single else first
-    if not isinstance(values, list) or not values:
+    if body[head.name] == [] and not head.messages:
         raise NlpsuiteError(f"{head.name} must be a string or a non-empty list of them")
-    for value in values:
-        _check_first(value, head)
-    records = [{head.name: v} for v in values]
-    shared, per_record = {}, False
-    for field in rest:
-        given = body.get(field.name)
-        # Over HTTP an input is always text: never a path the server would read (see Input.file).
-        listed = isinstance(given, list) and not single and not field.messages
-        if field.many:  # a list of texts is this input's one value, a list of such lists one per head.name
-            listed = listed and all(isinstance(v, list) for v in given)
-        spread = given if listed else [given] * len(values)
-        kinds = (str, list) if field.many else str
-        if len(spread) != len(values) or not all(v is None or isinstance(v, kinds) for v in spread):
-            raise NlpsuiteError(f"{field.name} must be a string, or one string per {head.name}")
-        if isinstance(given, list) and spread is given:
-            per_record = True
-        elif given is not None:
-            shared[field.name] = given
-        for record, value in zip(records, spread, strict=True):
-            if value is not None:
-                record[field.name] = value
+    made = task.records(body[head.name], {i.name: body.get(i.name) for i in task.inputs[1:]}, strings=True)
     given = {k: v for k, v in body.items() if k not in {i.name for i in task.inputs}}
     for option in task.options:
         if option.type is Path and given.get(option.name) is not None:
             raise NlpsuiteError(f"{option.name} is a path on the server: not taken over HTTP")
-    options = task.check_options(given, shared, batch=per_record)
-    return records, options, single
-
-
-def _is_one(value, head: Input) -> bool:
-    if isinstance(value, str):
-        return True
-    return head.messages and isinstance(value, list) and bool(value) and isinstance(value[0], dict)
-
-
-def _check_first(value, head: Input) -> None:
-    if head.messages and isinstance(value, list):
-        if not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                   for m in value) or not value:  # fmt: skip
-            raise NlpsuiteError(f"{head.name} must be a string or a list of {{role, content}} messages")
-        return
-    if not isinstance(value, str):
-        raise NlpsuiteError(f"{head.name} must be a string or a non-empty list of them")
-    if not value.strip():
-        raise NlpsuiteError(f"empty {head.name}")
+    options = task.check_options(given, made.shared, batch=made.per_record)
+    return made.records, options, made.single

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .errors import bad
-from .openai_api import chat_messages, check_fields
+from .requests import chat_messages, check_fields
 
 TOKENIZE_FIELDS = {"model", "content", "prompt", "messages", "add_special", "add_special_tokens", "with_pieces",
                    "return_token_strs", "add_generation_prompt", "parse_special"}  # fmt: skip

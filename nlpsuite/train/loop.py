@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import Interrupted
 from ..eval.lm import window_spans
 from .config import TrainConfig
 from .display import Reporter
@@ -51,6 +52,28 @@ def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
         meta = json.loads((fh.metadata() or {})["trainer"])
     return tensors, meta
+
+
+def optimizer_tensors(optimizer) -> dict[str, torch.Tensor]:
+    """An optimizer's moments and the torch RNG, as checkpoint tensors (``restore_optimizer`` reads them back)."""
+    tensors = {"rng/torch": torch.get_rng_state()}
+    for index, values in optimizer.state_dict()["state"].items():
+        tensors.update({f"optim/{index}/{k}": v for k, v in values.items() if torch.is_tensor(v)})
+    return tensors
+
+
+def restore_optimizer(optimizer, tensors: dict[str, torch.Tensor], lr: float | None = None) -> None:
+    """Put back what ``optimizer_tensors`` saved (and the learning rate, where given)."""
+    moments: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/", 2)
+            moments.setdefault(int(index), {})[name] = value
+    groups = optimizer.state_dict()["param_groups"]
+    for group in groups if lr is not None else ():
+        group["lr"] = lr
+    optimizer.load_state_dict({"state": moments, "param_groups": groups})
+    torch.set_rng_state(tensors["rng/torch"])
 
 
 @contextlib.contextmanager
@@ -142,10 +165,7 @@ class Trainer:
 
     def _checkpoint(self, model, optimizer, state: dict) -> None:
         tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
-        for index, values in optimizer.state_dict()["state"].items():
-            tensors.update({f"optim/{index}/{k}": v for k, v in values.items() if torch.is_tensor(v)})
-        tensors["rng/torch"] = torch.get_rng_state()
-        _save(self.dir / LAST, tensors, state)
+        _save(self.dir / LAST, {**tensors, **optimizer_tensors(optimizer)}, state)
         self._last_save = time.monotonic()
 
     def _restore(self, model, optimizer) -> dict | None:
@@ -153,16 +173,7 @@ class Trainer:
             return None
         tensors, state = _load(self.dir / LAST)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model/")})
-        moments: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim/"):
-                _, index, name = key.split("/", 2)
-                moments.setdefault(int(index), {})[name] = value
-        groups = optimizer.state_dict()["param_groups"]
-        for group in groups:
-            group["lr"] = state["lr"]
-        optimizer.load_state_dict({"state": moments, "param_groups": groups})
-        torch.set_rng_state(tensors["rng/torch"])
+        restore_optimizer(optimizer, tensors, state["lr"])
         return state
 
     def _graceful_stop(self):
@@ -248,10 +259,8 @@ class Trainer:
                     self.on_step(self, state["step"])
                 if self.stop_requested:
                     self._checkpoint(model, optimizer, state)
-                    self.reporter.note(
-                        f"stopped at step {state['step']}; checkpoint saved: run the same command to resume"
-                    )
-                    raise KeyboardInterrupt
+                    step = state["step"]
+                    raise Interrupted(f"stopped at step {step}; checkpoint saved: run the same command to resume")
                 if time.monotonic() - self._last_save >= cfg.save_every_s:
                     self._checkpoint(model, optimizer, state)
             self._end_epoch(model, optimizer, state, time.monotonic() - started)

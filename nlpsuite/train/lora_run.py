@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .display import Reporter
-from .loop import _load, _save, graceful_stop
+from .loop import _load, _save, graceful_stop, optimizer_tensors, restore_optimizer
 from .tune_config import TuneConfig, steps_per_epoch, tuned_dir
 
 LAST = "adapters.safetensors"
@@ -36,7 +36,7 @@ def train_adapters(suite, examples, cfg: TuneConfig, work: Path, reporter: Repor
     """Train adapters on ``examples`` (resuming from ``work``'s checkpoint), merge them, and save the model to
     tuned_dir(the work folder's name); returns that folder. A finished run's folder is returned as it is."""
     from ..modelstore.resolve import source_files
-    from .lora import adapter_state, add_lora, example_loss, load_source, merge_lora, save_merged
+    from .lora import adapter_state, add_lora, example_loss, load_source
 
     out = tuned_dir(work.name)
     if (work / "merged").is_file() and out.is_dir():
@@ -106,6 +106,13 @@ def train_adapters(suite, examples, cfg: TuneConfig, work: Path, reporter: Repor
                 _checkpoint(work / LAST, adapter_state(adapters), optimizer, state)
     finally:
         reporter.close()
+    return _merged(model, tokenizer, generation, out, work)
+
+
+def _merged(model, tokenizer, generation, out: Path, work: Path) -> Path:
+    """The adapters merged into the weights, saved whole to ``out`` (never a half-written folder there)."""
+    from .lora import merge_lora, save_merged
+
     merge_lora(model)
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -118,10 +125,7 @@ def train_adapters(suite, examples, cfg: TuneConfig, work: Path, reporter: Repor
 
 def _checkpoint(path: Path, adapters: dict, optimizer, state: dict) -> None:
     tensors = {f"adapter/{k}": v for k, v in adapters.items()}
-    for index, values in optimizer.state_dict()["state"].items():
-        tensors.update({f"optim/{index}/{k}": v for k, v in values.items() if torch.is_tensor(v)})
-    tensors["rng/torch"] = torch.get_rng_state()
-    _save(path, tensors, state)
+    _save(path, {**tensors, **optimizer_tensors(optimizer)}, state)
 
 
 def _restore(path: Path, adapters: dict, optimizer) -> dict | None:
@@ -131,12 +135,5 @@ def _restore(path: Path, adapters: dict, optimizer) -> dict | None:
         return None
     tensors, state = _load(path)
     load_adapter_state(adapters, {k[8:]: v for k, v in tensors.items() if k.startswith("adapter/")})
-    moments: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim/"):
-            _, index, name = key.split("/", 2)
-            moments.setdefault(int(index), {})[name] = value
-    groups = optimizer.state_dict()["param_groups"]
-    optimizer.load_state_dict({"state": moments, "param_groups": groups})
-    torch.set_rng_state(tensors["rng/torch"])
+    restore_optimizer(optimizer, tensors)
     return state

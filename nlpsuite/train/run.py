@@ -26,6 +26,7 @@ from ..convert import save_graph, versions
 from ..errors import NlpsuiteError
 from ..fsutil import read_utf8, write_json_atomic
 from ..modelstore.integrity import hash_files
+from ..text import blank
 from .config import TrainConfig
 from .display import Reporter
 from .vocab import CONTINUATION_TEMPLATE, load_tokenizer, special_tokens, train_tokenizer
@@ -106,9 +107,16 @@ def train(
     from filelock import FileLock, Timeout
 
     cfg.check()
+    if cfg.arch != "ngram":
+        try:
+            import torch  # noqa: F401 - the neural trainers' one dependency beyond the base install
+        except ImportError:
+            raise NlpsuiteError(
+                f"training the {cfg.arch} model needs torch: pip install 'nlpsuite[train]' (the n-gram model does not)"
+            ) from None
     started = time.monotonic()
     text = read_utf8(Path(corpus))
-    if not text.strip():
+    if blank(text):
         raise NlpsuiteError(f"{corpus} is empty")
     out = Path(out)
     ckpt = out / CHECKPOINTS

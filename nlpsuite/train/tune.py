@@ -59,7 +59,7 @@ def split(n: int, holdout: float, seed: int) -> tuple[list[int], list[int]]:
     return sorted(order[held_n:].tolist()), sorted(order[:held_n].tolist())
 
 
-def held_out_score(task: Task, suite, inputs: list[dict], gold: list, options: dict, progress=None) -> dict:
+def held_out_score(task: Task, suite, inputs: list[dict], gold: list, options: dict) -> dict:
     """The task's eval metrics on the held-out records (its eval recipe), plus their mean loss per output token
     under the model (how likely it finds the gold outputs)."""
     from ..eval.run import evaluate_examples
@@ -67,7 +67,7 @@ def held_out_score(task: Task, suite, inputs: list[dict], gold: list, options: d
     metrics = {}
     if task.eval is not None:
         eval_gold = [task.tune.eval_gold(g) if task.tune.eval_gold else g for g in gold]
-        metrics = evaluate_examples(task, inputs, eval_gold, lambda: suite, dict(options), progress=progress)
+        metrics = evaluate_examples(task, inputs, eval_gold, lambda: suite, dict(options))
         metrics = {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     examples = task.tune.examples(suite, inputs, gold, options)
     scorer = suite.head("scoring")

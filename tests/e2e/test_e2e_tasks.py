@@ -140,3 +140,13 @@ def test_ask_from_an_index_and_chat_over_it(home, tmp_path):
         assert chat.returncode == 0 and "amazon.txt" in chat.stdout
     finally:
         run(["index", "rm", name], home)
+
+
+def test_a_looping_reply_does_not_poison_the_next_question(home):
+    """The scripted session of the new-user trial: the poem loops, and "What is 2 + 2?" was answered with 1,698
+    characters that loop again; now the loop is cut, marked, and the question is answered about arithmetic."""
+    done = run(["chat", "--json"], home, stdin="Write a short poem about autumn leaves.\nWhat is 2 + 2?\n")
+    assert done.returncode == 0, done.stderr
+    poem, answer = (json.loads(line) for line in done.stdout.splitlines())
+    assert poem["finish_reason"] == "repetition"
+    assert answer["finish_reason"] == "stop" and "4" in answer["content"] and "leaves" not in answer["content"]

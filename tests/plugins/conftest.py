@@ -35,7 +35,8 @@ def null_likelier(monkeypatch):
     ("Paris") is far less likely to the scorer than the null reply."""
     from nlpsuite.heads.scoring import LabelScorer
     from nlpsuite.heads.span import SpanHead
-    from nlpsuite.runtime.generation import Completion, Generator
+    from nlpsuite.runtime.generation import Generator
+    from nlpsuite.runtime.sequence import Completion
 
     # raising=False: before the null candidate existed, this scripted nothing and the span won
     monkeypatch.setattr(SpanHead, "_null_logp", lambda self, step, past: 0.0, raising=False)

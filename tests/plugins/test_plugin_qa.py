@@ -142,8 +142,10 @@ def test_no_answer_on_the_command_line(cli, model_args, null_likelier):
     got = cli(["ask", "Who painted the tower?", "--context", CONTEXT, "--json", *model_args])
     assert got.code == 0, got.err
     is_null(json.loads(got.out))
-    shown = cli(["ask", "Who painted the tower?", "--context", CONTEXT, *model_args])
+    shown = cli(["ask", "Who painted the tower?", "--context", CONTEXT, *model_args[:-1]])
     assert shown.code == 0 and shown.out.startswith("(no answer)  (score ")
+    quiet = cli(["ask", "Who painted the tower?", "--context", CONTEXT, *model_args])  # -q: the answer alone
+    assert quiet.code == 0 and quiet.out == "(no answer)\n"
 
 
 def test_ask_batch_with_context_field(cli, model_args, tmp_path, spans_only):

@@ -102,7 +102,7 @@ def test_rerank_cli_text_json_stdin_and_batch(cli, model_args, suite, tmp_path):
 
 
 def test_eval_rerank_scores_the_ranking_it_makes(cli, model_args, suite, tmp_path):
-    from nlpsuite.eval import metrics
+    from nlpsuite.eval import ranking
 
     data = tmp_path / "judged.jsonl"
     rows = [
@@ -117,7 +117,7 @@ def test_eval_rerank_scores_the_ranking_it_makes(cli, model_args, suite, tmp_pat
     for r in rows:
         ids = [d["id"] if isinstance(d, dict) else str(i) for i, d in enumerate(r["documents"])]
         ranked.append([ids[x["index"]] for x in suite.run("rerank", r["query"], documents=r["documents"])])
-    want = metrics.retrieval_scores(ranked, [dict.fromkeys(r["relevant"], 1.0) for r in rows], 3)
+    want = ranking.retrieval_scores(ranked, [dict.fromkeys(r["relevant"], 1.0) for r in rows], 3)
     assert got["ndcg@3"] == pytest.approx(want["ndcg@k"]) and got["mrr"] == pytest.approx(want["mrr"])
 
 

@@ -1,8 +1,8 @@
 """Measure a confidence task's signals and outcomes on labelled data once (one JSONL line per example, resumable),
-so that fits and held-out numbers (benchmarks/confidence_fit.py) come from the same measurements.
+so that fits and held-out numbers (benchmarks/quality_confidence_fit.py) come from the same measurements.
 
-    python benchmarks/confidence_measure.py qa benchmarks/data/qa_pydoc_dev.jsonl dev_span.m.jsonl
-    python benchmarks/confidence_measure.py qa benchmarks/data/qa_pydoc_dev.jsonl dev_gen.m.jsonl generate=true
+    python benchmarks/make_confidence_signals.py qa benchmarks/data/qa_pydoc_dev.jsonl dev_span.m.jsonl
+    python benchmarks/make_confidence_signals.py qa benchmarks/data/qa_pydoc_dev.jsonl dev_gen.m.jsonl generate=true
 """
 
 import json

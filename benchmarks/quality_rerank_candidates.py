@@ -3,8 +3,8 @@ gain (what the relevance head ships), a yes/no label (P(" yes") - P(" no") after
 the passage answer the question?"), and the search's own order. Both candidates come from one pass per query:
 the question follows the query in the same rows.
 
-    python benchmarks/rerank_candidates.py sets/debian-faq.docs.jsonl sets/debian-faq.queries.jsonl --hits 5
-    python benchmarks/rerank_candidates.py --score dump.json      # the table again from a dump
+    python benchmarks/quality_rerank_candidates.py sets/debian-faq.docs.jsonl sets/debian-faq.queries.jsonl --hits 5
+    python benchmarks/quality_rerank_candidates.py --score dump.json      # the table again from a dump
 
 Writes every query's raw scores to ``--dump`` as it goes (a long run can be scored part-way).
 """
@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from harness import RESULTS, show
 
 QUESTION = "\nDoes the passage answer the question? Answer:"
 
@@ -60,17 +61,18 @@ def measure(args) -> list[dict]:
 
 
 def table(dump: list[dict], k: int) -> None:
-    from nlpsuite.eval import metrics
+    from nlpsuite.eval import ranking
 
     judged = [dict.fromkeys(d["relevant"], 1.0) for d in dump]
+    rows = []
     for label, key in (("search", None), ("query-likelihood gain", "gain"), ("yes/no label", "yes_no")):
         ranked = []
         for d in dump:
             order = range(len(d["sources"])) if key is None else np.argsort(-np.array(d[key]), kind="stable")
             ranked.append(list(dict.fromkeys(d["sources"][i] for i in order)))
-        found = metrics.retrieval_scores(ranked, judged, k)
-        print(f"{label:24} nDCG@{k} {found['ndcg@k']:.4f}  MRR@{k} {found['mrr']:.4f}")
-    print(f"{len(dump)} queries")
+        found = ranking.retrieval_scores(ranked, judged, k)
+        rows.append((label, f"{found['ndcg@k']:.4f}", f"{found['mrr']:.4f}"))
+    show(f"relevance candidates on {len(dump)} queries", ["ranking", f"nDCG@{k}", f"MRR@{k}"], rows)
 
 
 def main() -> None:
@@ -81,7 +83,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--limit", type=int)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dump", type=Path, default=Path("benchmarks/results/rerank_candidates.json"))
+    parser.add_argument("--dump", type=Path, default=RESULTS / "rerank_candidates.json")
     parser.add_argument("--score", type=Path, help="a dump written earlier: print its table")
     args = parser.parse_args()
     args.dump.parent.mkdir(parents=True, exist_ok=True)

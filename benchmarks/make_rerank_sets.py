@@ -5,7 +5,7 @@ is a query, and the answer under it is its one relevant document (a question ask
 - ``debian-faq``: the Debian FAQ (GPL), 90+ questions: the set the reranker's choices were made on.
 
     apt-get download debian-faq python3.11-doc && for f in *.deb; do dpkg -x $f x; done
-    python benchmarks/rerank_sets.py x OUT      # writes OUT/{python,debian}-faq.{docs,queries}.jsonl
+    python benchmarks/make_rerank_sets.py x OUT      # writes OUT/{python,debian}-faq.{docs,queries}.jsonl
 
 The documents are JSONL of ``{"id", "text"}`` and the queries JSONL of ``{"query", "relevant"}``: what
 ``nlpsuite eval retrieval QUERIES --docs DOCS`` (and benchmarks/bench_rerank.py) read.

@@ -2,7 +2,7 @@
 (chat template, greedy), on the same inputs, side by side in one run. Development only: bring the model and the
 data; neither belongs in the repository.
 
-    python benchmarks/zh_quality.py --model qwen2.5-0.5b-instruct.gguf --data DIR [--n 40] [--out FILE.json]
+    python benchmarks/quality_zh.py --model qwen2.5-0.5b-instruct.gguf --data DIR [--n 40] [--out FILE.json]
 
 DIR holds JSONL sets (any that are missing are skipped):
   sentiment.jsonl       text, label (positive | negative)               -> accuracy
@@ -19,6 +19,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from harness import out_option, save, show
 
 SUMMARY_CHARACTERS = 20
 PLAIN = {
@@ -119,7 +121,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40, help="items per set")
     parser.add_argument("--tasks", default="sentiment,classification,translation,summarization")
     parser.add_argument("--engines", default="nlpsuite,transformers", help="run only one of them with its name")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "zh_quality.json")
+    out_option(parser, "zh_quality")
     args = parser.parse_args()
 
     tasks = [t for t in args.tasks.split(",") if (args.data / f"{t}.jsonl").exists()]
@@ -138,7 +140,7 @@ def main() -> None:
 
     report = {"model": Path(args.model).name, "engines": engines, "n": {t: len(rows) for t, rows in sets.items()},
               "tasks": {}}  # fmt: skip
-    print(f"{'task':<15} {'metric':<9} {'nlpsuite':>9} {'transformers':>13}   (n, seconds ours/theirs)")
+    table = []
     for task, rows in sets.items():
         mine, base = score(task, rows, ours[task]), score(task, rows, theirs[task])
         report["tasks"][task] = {
@@ -151,14 +153,11 @@ def main() -> None:
                 for r, a, b in zip(rows, ours[task], theirs[task], strict=True)
             ],
         }  # fmt: skip
-        for metric in mine:
-            print(
-                f"{task:<15} {metric:<9} {mine[metric]:>9.1f} {base[metric]:>13.1f}   "
-                f"({len(rows)}, {our_seconds[task]:.0f}/{their_seconds[task]:.0f} s)"
-            )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    print(f"wrote {args.out}")
+        seconds = f"{our_seconds[task]:.0f}/{their_seconds[task]:.0f}"
+        table += [(task, m, f"{mine[m]:.1f}", f"{base[m]:.1f}", len(rows), seconds) for m in mine]
+    columns = ["task", "metric", "nlpsuite", "transformers", "n", "seconds ours/theirs"]
+    show(f"{report['model']}: Chinese tasks", columns, table)
+    save(report, args.out)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Load-independent measures of prompt-lookup drafting: what a pass costs, and how many passes each task takes.
 
-    NLPSUITE_THREADS=1 python benchmarks/drafting_cost.py cost --out cost.json   # cost(P)/cost(1), P = 1..12,
-                                                       # one pass over P new positions on a 300-position cache
-    python benchmarks/drafting_cost.py passes [--table cost.json]   # per task (bench_drafting.py's inputs): passes
-                                                       # with drafting on and off, and the decode speed-up they imply
+    NLPSUITE_THREADS=1 python benchmarks/bench_drafting_cost.py cost   # cost(P)/cost(1), P = 1..12, one pass
+                         # over P new positions on a 300-position cache (results/drafting_cost_cost.json)
+    python benchmarks/bench_drafting_cost.py passes [--table results/drafting_cost_cost.json]   # per task (the
+                         # inputs bench_drafting.py times): passes with drafting on and off, and the speed-up implied
 
 Wall-clock speed-ups need an idle machine (bench_drafting.py); these do not. `cost` takes the median process CPU
 time of interleaved repetitions (with one thread, the work a pass does whatever else runs); `passes` only counts,
@@ -14,6 +14,7 @@ and prices each pass at cost(positions fed): by default 1 + 0.065 (P - 1), this 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_drafting import TASKS
+from harness import DRAFTING_TASKS, RESULTS, save, show
 
 from nlpsuite import Suite
 from nlpsuite.runtime import generation
@@ -51,32 +52,31 @@ def count_passes(suite, call, draft: bool) -> dict:
     passes: list[int] = []
     drafted = accepted = 0
     forward = suite.backbone.forward
-    plain_generate, plain_drafting = generation.Generator.generate, generation.Generator._drafting
+    plain_generate = generation.Generator.generate
 
     def counting_forward(input_ids, *args, **kwargs):
-        if widths is not None:
+        if widths is not None and kwargs.get("num_logits", 1) == input_ids.shape[1]:  # decode passes only
             widths.append(input_ids.shape[1])
         return forward(input_ids, *args, **kwargs)
 
-    def generate(self, prompts, params, on_text=None):
+    def generate(self, prompts, params, on_text=None, constraints=None):
         nonlocal widths, drafted, accepted
         widths = []
         try:
-            done = plain_generate(self, prompts, params, on_text)
+            done = plain_generate(self, prompts, dataclasses.replace(params, draft=draft), on_text, constraints)
         finally:
-            passes.extend(widths[1:])  # the first is the prefill
+            passes.extend(widths)
             widths = None
         drafted, accepted = drafted + done[0].drafted_tokens, accepted + done[0].accepted_tokens
         return done
 
     suite.backbone.forward = counting_forward
     generation.Generator.generate = generate
-    generation.Generator._drafting = plain_drafting if draft else (lambda self, params: False)
     try:
         outputs = call(suite)
     finally:
         del suite.backbone.forward
-        generation.Generator.generate, generation.Generator._drafting = plain_generate, plain_drafting
+        generation.Generator.generate = plain_generate
     return {"passes": passes, "drafted": drafted, "accepted": accepted, "outputs": json.dumps(outputs, default=str)}
 
 
@@ -87,15 +87,15 @@ def main() -> None:
     parser.add_argument("--cache", type=int, default=300, help="cost: positions already in the cache")
     parser.add_argument("--rounds", type=int, default=60, help="cost: repetitions of each width")
     parser.add_argument("--table", help="passes: a JSON {P: cost(P)/cost(1)} written by `cost --out`")
-    parser.add_argument("--tasks", default=",".join(TASKS), help="passes: comma-separated, from: " + ", ".join(TASKS))
-    parser.add_argument("--out", help="write the results as JSON")
+    tasks = ", ".join(DRAFTING_TASKS)
+    parser.add_argument("--tasks", default=",".join(DRAFTING_TASKS), help="passes: comma-separated, from: " + tasks)
+    parser.add_argument("--out", help="the JSON report (default: benchmarks/results/drafting_cost_MODE.json)")
     args = parser.parse_args()
-    suite = Suite(model=args.model, device="cpu")
+    suite = Suite(model=args.model, device="cpu", cache_mb=0)  # drafting alone: every prompt prefilled
     if args.mode == "cost":
         table = measure_cost(suite, args.cache, args.rounds, list(range(1, 13)))
-        print("| P | cost(P)/cost(1) |\n|---|---|")
-        for p, c in table.items():
-            print(f"| {p} | {c:.3f} |")
+        rows = [(p, f"{c:.3f}") for p, c in table.items()]
+        show("cost of a pass feeding P positions", ["P", "cost(P)/cost(1)"], rows, markdown=True)
         result = table
     else:
         table = {int(p): c for p, c in json.loads(Path(args.table).read_text()).items()} if args.table else {}
@@ -103,11 +103,9 @@ def main() -> None:
         def cost(p: int) -> float:
             return table.get(p, 1 + 0.065 * (p - 1))
 
-        print("| task | decode tokens | passes on | positions on | accepted/drafted | est. decode × | same |")
-        print("|---|---|---|---|---|---|---|")
-        result = {}
+        result, rows = {}, []
         for name in args.tasks.split(","):
-            off, on = (count_passes(suite, TASKS[name], draft) for draft in (False, True))
+            off, on = (count_passes(suite, DRAFTING_TASKS[name], draft) for draft in (False, True))
             tokens = len(off["passes"])  # without drafting, one decoded token per pass
             row = {
                 "decode_tokens": tokens,
@@ -119,13 +117,13 @@ def main() -> None:
                 "identical_output": on["outputs"] == off["outputs"],
             }
             result[name] = row
-            print(
-                f"| {name} | {tokens} | {row['passes']} | {row['positions']} | {row['accepted']}/{row['drafted']} | "
-                f"{row['estimated_speedup']:.2f} | {'yes' if row['identical_output'] else 'NO'} |"
-            )
-    if args.out:
-        with open(args.out, "w") as out:
-            json.dump(result, out, indent=2)
+            rows.append((
+                name, tokens, row["passes"], row["positions"], f"{row['accepted']}/{row['drafted']}",
+                f"{row['estimated_speedup']:.2f}", "yes" if row["identical_output"] else "NO",
+            ))  # fmt: skip
+        columns = ["task", "decode tokens", "passes on", "positions on", "accepted/drafted", "est. decode ×", "same"]
+        show("drafting's passes per task", columns, rows, markdown=True)
+    save(result, args.out or RESULTS / f"drafting_cost_{args.mode}.json")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Train all five architectures on one corpus with `nlpsuite train`, each in its own process, and print
 a table of validation perplexity (plus the JSON of every run).
 
-    python benchmarks/train_all.py shakespeare.txt --out runs/ -- --epochs 5
+    python benchmarks/make_trained_models.py shakespeare.txt --out runs/ -- --epochs 5
 
 Arguments after `--` go to every `nlpsuite train` call.
 """
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness import save, show
 
 ARCHS = ("ngram", "rnn", "lstm", "gru", "transformer")
 
@@ -37,14 +39,15 @@ def main() -> None:
         result["wall_s"] = round(time.monotonic() - started, 1)
         rows.append(result)
         print(json.dumps(result), file=sys.stderr, flush=True)
-    print("| arch | parameters | epochs | train loss | val loss (nats/token) | val perplexity | bits/char | time |")
-    print("|---|---|---|---|---|---|---|---|")
+    table = []
     for r in rows:
         minutes = f"{r['wall_s'] / 60:.1f} min" if r["wall_s"] >= 60 else f"{r['wall_s']:.0f} s"
-        print(
-            f"| {r['arch']} | {r['params']:,} | {r['epochs']} | {r['train_loss']:.3f} | {r['val_loss']:.3f} "
-            f"| {r['val_perplexity']:.2f} | {r['val_bits_per_char']:.3f} | {minutes} |"
-        )
+        table.append((r["arch"], f"{r['params']:,}", r["epochs"], f"{r['train_loss']:.3f}", f"{r['val_loss']:.3f}",
+                      f"{r['val_perplexity']:.2f}", f"{r['val_bits_per_char']:.3f}", minutes))  # fmt: skip
+    columns = ["arch", "parameters", "epochs", "train loss", "val loss (nats/token)", "val perplexity", "bits/char",
+               "time"]  # fmt: skip
+    show(f"{args.corpus.name}: trained models", columns, table, markdown=True)
+    save(rows, args.out / "trained.json")
 
 
 if __name__ == "__main__":

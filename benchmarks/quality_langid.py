@@ -1,7 +1,7 @@
 """Language identification for Latin-script text: accuracy and load time of offline libraries whose model ships in
 their wheel, on a dev set built from the message catalogs (.mo) of the Debian packages installed on this machine.
 
-    python benchmarks/langid_compare.py [--libs py3langid,langdetect,...] [--out FILE.json]
+    python benchmarks/quality_langid.py [--libs py3langid,langdetect,...] [--out FILE.json]
 
 The set: per language, 20 short strings (2-6 words) and 20 normal ones (10-30 words) drawn from
 /usr/share/locale/LANG/LC_MESSAGES/*.mo (English from the msgids), leaving out untranslated strings and those with
@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness import out_option, save, show
 
 LANGS = ["en", "de", "fr", "es", "it", "pt", "nl", "sv", "pl", "cs", "tr", "fi", "da", "hu", "ro", "id", "vi"]
 DOMAINS = ["coreutils", "apt", "dpkg", "gtk30", "glib20", "bash", "tar", "findutils", "grep", "sed", "shadow",
@@ -155,30 +157,30 @@ def one(name: str, mode: str, data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--libs", default=",".join(RUNS), help="library:full|subset, comma-separated")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "langid.json")
+    out_option(parser, "langid")
     parser.add_argument("--one", nargs=3, metavar=("LIB", "MODE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one[0], args.one[1], Path(args.one[2]))))
         return
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    data = args.out.with_suffix(".devset.json")
+    data = Path(args.out).with_suffix(".devset.json")
+    data.parent.mkdir(parents=True, exist_ok=True)
     rows = dev_set()
     data.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     print(f"{len(rows)} strings, {len(LANGS)} languages ({data})")
-    results = []
-    print(f"{'library':<17} {'mode':<7} {'load s':>7} {'ms/text':>8} {'short':>8} {'normal':>8}")
+    results, table = [], []
     for run in args.libs.split(","):
         name, mode = run.split(":")
         command = [sys.executable, __file__, "--one", name, mode, str(data)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
-            print(f"{name:<17} {mode:<7} failed: {done.stderr.strip().splitlines()[-1]}")
+            table.append((name, mode, f"failed: {done.stderr.strip().splitlines()[-1]}", "", "", ""))
             continue
         r = json.loads(done.stdout)
         results.append(r)
-        print(f"{name:<17} {mode:<7} {r['load_s']:>7.2f} {r['ms_per_text']:>8.2f} {r['short']:>8} {r['normal']:>8}")
-    args.out.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        table.append((name, mode, f"{r['load_s']:.2f}", f"{r['ms_per_text']:.2f}", r["short"], r["normal"]))
+    show("language identification", ["library", "mode", "load s", "ms/text", "short", "normal"], table)
+    save(results, args.out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 signals (what `nlpsuite calibrate` and `eval` compute), and for ask main's decision rule on the same measurements
 (BASE=a real `eval qa --predictions` file of main checks that the rule reproduces it).
 
-    python benchmarks/confidence_fit.py qa dev_span.m.jsonl test_span.m.jsonl
+    python benchmarks/quality_confidence_fit.py qa dev_span.m.jsonl test_span.m.jsonl
 """
 
 import json

@@ -6,7 +6,7 @@ archive has them: each section title is a query, the section's text its article.
     apt-get download debian-faq-zh-cn debian-reference-zh-cn && for f in *.deb; do dpkg -x $f x; done
     zcat x/usr/share/doc/debian/FAQ/debian-faq.zh-cn.txt.gz > faq.txt
     zcat x/usr/share/debian-reference/debian-reference.zh-cn.txt.gz > ref.txt
-    python benchmarks/zh_search.py faq.txt ref.txt [--search]   # --search: the default model's fused search too
+    python benchmarks/quality_zh_search.py faq.txt ref.txt [--search]   # --search: the default model's fused search too
 
 BM25 alone scores whole sections; ``--search`` indexes them with ``index add`` (passages, embeddings) and asks
 ``search`` with the dense part fused as it ships, and with the old BM25 in its place.
@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from harness import out_option, save, show
 
 HEADING = re.compile(r"^(\d+\.\d+(?:\.\d+)?)\. (\S.*)$")  # "1.2. 什么是 Debian？" at the start of a line
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -86,7 +87,7 @@ def full_search(rows: list[dict]) -> dict:
     import bm25s
 
     from nlpsuite import Suite
-    from nlpsuite.retrieval import DENSE_WEIGHT, store, terms
+    from nlpsuite.retrieval import DENSE_WEIGHT, index, terms
     from nlpsuite.retrieval.fusion import score_mix
 
     suite, name = Suite(device="cpu"), f"zh-bench-{uuid.uuid4().hex[:8]}"
@@ -96,33 +97,38 @@ def full_search(rows: list[dict]) -> dict:
         docs.write_text("\n".join(lines) + "\n", encoding="utf-8")
         suite.index(name, [str(docs)])
     try:
-        index = store.load(name)
-        sources = [p["source"] for p in index.passages]
+        found = index.load(name)
+        sources = [p["source"] for p in found.passages]
         old = bm25s.BM25()
-        old.index(terms.legacy_terms([p["text"] for p in index.passages]), show_progress=False)
-        dense = suite.head("embedding")([r["title"] for r in rows]) @ index.embeddings.T
+        old.index(terms.legacy_terms([p["text"] for p in found.passages]), show_progress=False)
+        dense = suite.head("embedding")([r["title"] for r in rows]) @ found.embeddings.T
         counts = dict.fromkeys(("search before", "search now"), 0)
         for i, r in enumerate(rows):
             ids = [t for t in old.get_tokens_ids(terms.legacy_terms([r["title"]])[0]) if t != old.vocab_dict.get("")]
             before = np.asarray(old.get_scores_from_ids(ids)) if ids else np.zeros(len(sources))
-            for key, sparse in (("search before", before), ("search now", index.bm25_scores(r["title"]))):
+            for key, sparse in (("search before", before), ("search now", found.bm25_scores(r["title"]))):
                 counts[key] += bool(sources[int(np.argmax(score_mix(dense[i], sparse, DENSE_WEIGHT)))] == r["id"])
         return {**counts, "passages": len(sources)}
     finally:
-        store.remove(name)
+        index.remove(name)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("texts", nargs="+", type=Path, help="the packages' text files (faq.txt, ref.txt)")
     parser.add_argument("--search", action="store_true", help="also the default model's fused search (slow)")
+    out_option(parser, "zh_search")
     args = parser.parse_args()
+    results = []
     for path in args.texts:
         rows = sections(path)
         result = {"set": path.name, "queries": len(rows), **bm25_alone(rows)}
         if args.search:
             result.update(full_search(rows))
-        print(json.dumps(result, ensure_ascii=False))
+        results.append(result)
+    columns = list(dict.fromkeys(k for r in results for k in r))
+    show("headline -> article: right article first", columns, [[r.get(c, "") for c in columns] for r in results])
+    save(results, args.out)
 
 
 if __name__ == "__main__":

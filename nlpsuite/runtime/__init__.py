@@ -1,0 +1,1 @@
+"""The inference runtime: the ONNX backbone session, the tokenizer, sampling and the decoding loops."""
