@@ -118,3 +118,15 @@ def test_bad_label_sets(suite, labels):
 def test_empty_text_is_refused(suite):
     with pytest.raises(NlpsuiteError, match="empty"):
         suite.sentiment("   ")
+
+
+def test_tune_trains_both_readings_of_the_labels(suite):
+    from nlpsuite_plugins.classify import CLASSIFY_PREFIX, _tasks, examples
+
+    enc = lambda t: suite.tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
+    channel, reply = examples(suite, "classify", [{"text": "这家店很好。"}], ["正面"], labels=["正面", "负面"])
+    text = enc("这家店很好。")
+    assert channel.alternatives == [(enc(CLASSIFY_PREFIX.format(label=label)), text) for label in ("正面", "负面")]
+    assert channel.gold == 0 and channel.norms == [len(text) ** 0.5] * 2
+    question = enc(_tasks(suite).question(["正面", "负面"]).format(text="这家店很好。"))
+    assert reply.alternatives == [(question, enc("正面")), (question, enc("负面"))] and reply.gold == 0
