@@ -29,6 +29,7 @@ TASKS = (  # every task's command, once, with --json: (arguments, a field its re
     (["ask", "When was the tower finished?", "--context", TEXT], "answer"),
     (["translate", "Good morning, my friend.", "--to", "de"], "translation"),
     (["summarize", TEXT], "summary"),
+    (["extract", TEXT, "--schema", '{"type": "object", "properties": {"year": {"type": "integer"}}}'], "data"),
 )
 
 
@@ -109,6 +110,9 @@ def main() -> None:
         found = json.loads(run([nlpsuite, "search", "lean", "a museum", "--json"], "search", env=env).stdout)
         if not found.get("results"):
             sys.exit(f"lean install: search found nothing: {found}")
+        ranked = run([nlpsuite, "rerank", "a museum", "--documents", str(docs), "--json"], "rerank", env=env).stdout
+        if not json.loads(ranked).get("results"):
+            sys.exit(f"lean install: rerank ranked nothing: {ranked}")
         chat = run([nlpsuite, "chat", "--json", "-n", "8"], "chat", env=env, input="Hello!\n").stdout
         if '"assistant"' not in chat:
             sys.exit(f"lean install: chat gave no reply: {chat}")

@@ -117,7 +117,7 @@ def test_histories_sent_back_count_a_looping_reply_only_up_to_the_loop(tiny_llam
     suite = Suite(model=str(tiny_llama), device="cpu")
     head = suite.head("generation")
     seen, encode = [], head.encode_chat
-    monkeypatch.setattr(head, "encode_chat", lambda msgs: seen.append(msgs) or encode(msgs))
+    monkeypatch.setattr(head, "encode_chat", lambda msgs, *tools: seen.append(msgs) or encode(msgs, *tools))
     history = [
         {"role": "user", "content": "Write a short poem about autumn leaves."},
         {"role": "assistant", "content": LOOP},

@@ -318,7 +318,7 @@ def test_chat_trimming_keeps_the_newest_turns_and_starts_with_a_user(tiny_llama,
     head = Suite(model=str(tiny_llama), device="cpu").head("generation")
     seen = []
     encode = head.encode_chat
-    monkeypatch.setattr(head, "encode_chat", lambda msgs: seen.append(msgs) or encode(msgs))
+    monkeypatch.setattr(head, "encode_chat", lambda msgs, *tools: seen.append(msgs) or encode(msgs, *tools))
     convo = [
         {"role": "system", "content": "sys"},
         {"role": "user", "content": "word " * 150},

@@ -261,7 +261,7 @@ def test_embeddings_float_and_base64_are_the_embedding_heads_vectors(client, ser
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"n": 2}, "n"),
+        ({"n": 17}, "n"),
         ({"logit_bias": {"1": 5}}, "logit_bias"),
         ({"temperature": -1}, "temperature"),
         ({"max_tokens": 0}, "max_tokens"),
@@ -347,8 +347,14 @@ def test_every_route_takes_the_request_then_the_models_generation_defaults_then_
     service, head = server.service, server.suite.head("generation")
     submitted = []
     submit = service.engine.submit
-    monkeypatch.setattr(service.engine, "submit", lambda prompts, params, *rest: (
-        submitted.append(params), submit(prompts, params, *rest))[1])  # fmt: skip
+    monkeypatch.setattr(
+        service.engine,
+        "submit",
+        lambda prompts, params, *rest: (  # a list: one per choice
+            submitted.append(params[0] if isinstance(params, list) else params),
+            submit(prompts, params, *rest),
+        )[1],
+    )
     monkeypatch.setattr(head, "defaults", {"temperature": 0.7, "top_k": 5, "top_p": 0.9})
     messages = [{"role": "user", "content": "hi"}]
     client.chat.completions.create(model=model_id(server), messages=messages, max_tokens=2, seed=1)

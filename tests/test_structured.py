@@ -136,3 +136,59 @@ def test_suite_generate_with_a_pydantic_class_returns_an_instance(suite):
 def test_an_output_cut_before_it_is_complete_is_an_error_not_fake_json(suite):
     with pytest.raises(NlpsuiteError, match=r"ended \(length\) before it was complete JSON: raise max_tokens"):
         suite.generate("a colour", schema=SCHEMA, max_tokens=3)
+
+
+@pytest.fixture(scope="module")
+def roomy(tmp_path_factory, make_tiny_llama):
+    """Room for the tools' prompt and the sentiment task's (the tiny tokenizer spells most words letter by letter)."""
+    return ["--model", str(make_tiny_llama(tmp_path_factory.mktemp("tiny-roomy"), context=4096)), "--device", "cpu"]
+
+
+def test_chat_with_tools_runs_the_tasks_the_model_calls_and_shows_them(cli, roomy, tmp_path, monkeypatch):
+    """The model is scripted here (a random one never closes a string): its first reply is a call, which must be
+    one the turn's grammar allows; the task then really runs on the tiny model, and the second reply is text."""
+    from nlpsuite.heads.generation import GenerationHead
+    from nlpsuite.runtime import tools
+    from nlpsuite.runtime.grammar import constraint
+    from nlpsuite.runtime.sequence import Completion
+
+    call = tools.block("sentiment", {"text": "I love this film"})
+    replies, seen = [call, "You liked it."], []
+
+    def scripted(head, messages, params, on_text=None, offered=None):
+        text = replies[len(seen)]
+        seen.append((messages, params.grammar, offered))
+        row, ids = constraint(params.grammar, head.suite.tokenizer), head.suite.tokenizer.encode(text, False)
+        assert row.valid_prefix(ids) == len(ids)  # the reply is one the grammar allows
+        if on_text:
+            on_text(0, text)
+        return Completion(text, ids, 1, "stop")
+
+    monkeypatch.setattr(GenerationHead, "chat", scripted)
+    transcript = tmp_path / "chat.json"
+    script = f"I love this film\n/save {transcript}\n".encode()
+    result = cli(["chat", "--tools", "sentiment,translate", "--tool-choice", "required", *roomy], stdin=script)
+    assert result.code == 0, result.err
+    assert result.out == "You liked it.\n"  # the call itself is not printed as the reply...
+    assert '-> sentiment {"text": "I love this film"}' in result.err  # ...but shown, with the task's result
+    (shown,) = re.findall(r"^<- (.*)$", result.err, re.MULTILINE)
+    assert json.loads(shown)["label"] in ("positive", "negative", "neutral")
+    assert [t["function"]["name"] for t in seen[0][2]] == ["sentiment", "translate"]
+    assert seen[0][1] == tools.grammar(seen[0][2], parallel=False, text=False)  # --tool-choice required: a call
+    assert seen[1][1] == tools.grammar(seen[0][2], parallel=False, text=True)  # after its result: text or a call
+    saved = json.loads(transcript.read_text())["messages"]
+    assert [m["role"] for m in saved] == ["user", "assistant", "tool", "assistant"]
+    assert saved[1]["tool_calls"][0]["function"] == {"name": "sentiment", "arguments": {"text": "I love this film"}}
+    assert saved[2]["content"] == shown and saved[3]["content"] == "You liked it."
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tools", "nope"], "--tools: no task named 'nope'"),
+        (["--tools", "sentiment", "--tool-choice", "always"], "--tool-choice must be one of: auto, required"),
+    ],
+)
+def test_chat_tools_are_checked_before_any_model(cli, args, message):
+    result = cli(["chat", *args, "--model", "/nonexistent"], stdin=b"hi\n")
+    assert result.code != 0 and message in result.err and "Traceback" not in result.err

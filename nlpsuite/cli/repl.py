@@ -42,8 +42,10 @@ class ChatRepl:
         quiet: bool = False,
         stdin=None,
         stdout=None,
+        tools=None,
     ) -> None:
-        self.suite, self.params, self.system = suite, params, system
+        """``tools``: a ``toolchat.Toolbox`` whose tasks the model may call (``chat --tools``)."""
+        self.suite, self.params, self.system, self.tools = suite, params, system, tools
         self.json, self.quiet = json, quiet
         self.stdin, self.stdout = stdin or sys.stdin, stdout or sys.stdout
         self.interactive = self.stdin.isatty() and self.stdout.isatty()
@@ -140,8 +142,14 @@ class ChatRepl:
             self.stdout.flush()
 
         try:
-            done = self.suite.reply(convo, on_text=None if self.json else show, **vars(self.params))
-            content, reason = done.text, done.finish_reason
+            if self.tools:  # calls and their results (shown as they run), then the reply
+                head = self.suite.head("generation")
+                added, reason = self.tools.converse(head, convo, self.params, None if self.json else show, self.say)
+                self.messages.extend(added[:-1])
+                content = added[-1]["content"]
+            else:
+                done = self.suite.reply(convo, on_text=None if self.json else show, **vars(self.params))
+                content, reason = done.text, done.finish_reason
         except KeyboardInterrupt:
             content, reason = "".join(shown), "interrupted"  # the conversation keeps what was shown, no more
         except NlpsuiteError as exc:
@@ -157,7 +165,8 @@ class ChatRepl:
         kept = accepted(content, reason)
         forgotten = not kept and (bool(content) or reason == "interrupted")  # cut to nothing, or stopped unseen
         if forgotten:
-            self.messages.pop()  # the question goes with it
+            while self.messages and self.messages.pop()["role"] != "user":  # the question goes with it (and
+                pass  # the calls made for it)
         else:
             self.messages.append({"role": "assistant", "content": kept})
         if self.json:

@@ -6,10 +6,11 @@ from ..errors import NlpsuiteError
 from ..runtime.generation import Decoder
 from ..runtime.sampling import SamplingParams
 from ..runtime.sequence import Completion, OnText
+from ..runtime.tools import conversation
 from ..text import blank
 from .loops import trim_loop
 
-Message = dict[str, str]
+Message = dict  # {role, content}; tool calls and results as runtime.tools describes them
 
 
 def accepted(text: str, finish_reason: str) -> str:
@@ -44,8 +45,13 @@ class GenerationHead:
         # The model's own sampling defaults (its generation_config), for generate and chat left unset.
         self.defaults = suite.backbone.manifest.get("generation") or {}
 
-    def encode_chat(self, messages: list[Message]) -> list[int]:
-        text = self.suite.chat_template.render(messages, add_generation_prompt=True)
+    def encode_chat(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
+        """The prompt of a conversation; ``tools`` (OpenAI's function definitions) are offered to the model
+        through its template, or in a system message where the template has no place for them (runtime.tools)."""
+        template = self.suite.chat_template
+        if tools or any(m.get("tool_calls") or m["role"] == "tool" for m in messages):
+            messages = conversation(messages, tools, template.takes_tools)
+        text = template.render(messages, add_generation_prompt=True, tools=tools if template.takes_tools else None)
         return self.suite.tokenizer.encode(text, add_special_tokens=False)
 
     def encode(self, prompt: str, raw: bool = False, system: str | None = None) -> list[int]:
@@ -67,18 +73,20 @@ class GenerationHead:
         params = params.resolved(self.defaults)
         return self.decoder.generate([self.encode(p, raw, system) for p in prompts], params, on_text)
 
-    def chat(self, messages: list[Message], params: SamplingParams, on_text: OnText | None = None) -> Completion:
+    def chat(
+        self, messages: list[Message], params: SamplingParams, on_text: OnText | None = None, tools: list | None = None
+    ) -> Completion:
         """Reply to a conversation, dropping the oldest turns (never the system prompt) to fit the context. An
         earlier reply that ends in a loop (a client sends its history back as it was shown) counts as far as
-        ``accepted`` keeps it."""
+        ``accepted`` keeps it. ``tools`` are offered as ``encode_chat`` offers them."""
         params = params.resolved(self.defaults)
         budget = self.suite.backbone.context_length - min(params.max_tokens, 512)
         system = [m for m in messages[:1] if m["role"] == "system"]
         turns = accepted_turns(messages[len(system) :])
-        ids = self.encode_chat(system + turns)
+        ids = self.encode_chat(system + turns, tools)
         while len(ids) > budget and len(turns) > 1:
             turns = turns[1:]
             while len(turns) > 1 and turns[0]["role"] != "user":  # templates may insist on user first
                 turns = turns[1:]
-            ids = self.encode_chat(system + turns)
+            ids = self.encode_chat(system + turns, tools)
         return self.decoder.generate([ids], params, on_text)[0]

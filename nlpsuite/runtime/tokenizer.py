@@ -119,7 +119,19 @@ class ChatTemplate:
         """Import jinja2 and parse the template now rather than at the first render."""
         self._template  # noqa: B018 - the cached property's work is the point
 
-    def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+    @cached_property
+    def takes_tools(self) -> bool:
+        """Whether the template renders a ``tools`` variable (tool definitions offered to the model)."""
+        from jinja2 import Environment, TemplateError, meta
+
+        try:
+            parsed = Environment(extensions=["jinja2.ext.loopcontrols"]).parse(self.source)
+        except TemplateError:
+            return False
+        return "tools" in meta.find_undeclared_variables(parsed)
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = True, tools: list[dict] | None = None) -> str:
+        """The prompt; ``tools`` (OpenAI's function definitions) become the template's ``tools`` variable."""
         from jinja2 import TemplateError
 
         from .sandbox import TemplateLimitError, render, size
@@ -130,8 +142,10 @@ class ChatTemplate:
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
         }
+        if tools:
+            variables["tools"] = tools
         try:
-            return render(self._template, variables, size(messages))
+            return render(self._template, variables, size(messages) + len(json.dumps(tools or [])))
         except TemplateLimitError as exc:
             raise _refused(exc) from None
         except TemplateError as exc:

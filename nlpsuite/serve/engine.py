@@ -30,12 +30,14 @@ class QueueFull(Exception):
 @dataclass
 class Ticket:
     """One request's sequences and where their events go: ``(index, kind, value)``, kind "text" (a delta),
-    "done" (a Completion) or "error" (a message), delivered to ``events`` by ``deliver``."""
+    "logprobs" (the entries of the tokens chosen since the last, sent before their text), "done" (a Completion)
+    or "error" (a message), delivered to ``events`` by ``deliver``."""
 
     deliver: Callable[[tuple], None]
     events: asyncio.Queue | queue.SimpleQueue
     sequences: list[Sequence] = field(default_factory=list)
     cancelled: bool = False
+    logprobs_sent: dict[int, int] = field(default_factory=dict)  # per index: entries sent so far
 
     def emit(self, index: int, kind: str, value) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
@@ -78,15 +80,18 @@ class Engine:
     def submit(
         self,
         prompts: list[list[int]],
-        params: SamplingParams,
+        params: SamplingParams | list[SamplingParams],
         ticket: Ticket | None = None,
         constraints: list[Constraint | None] | None = None,
     ) -> Ticket:
-        """Queue one sequence per prompt (checked here: NlpsuiteError for a bad one, QueueFull when full); a
-        ticket for a thread is never refused for a full queue (its task call was let in already)."""
+        """Queue one sequence per prompt, with its own ``params`` where a list is given (checked here:
+        NlpsuiteError for a bad one, QueueFull when full); a ticket for a thread is never refused for a full
+        queue (its task call was let in already)."""
         ticket = ticket or Ticket.for_asyncio()
         constraints = constraints or [None] * len(prompts)
-        ticket.sequences = [self.batch.sequence(p, params, c) for p, c in zip(prompts, constraints, strict=True)]
+        each = params if isinstance(params, list) else [params] * len(prompts)
+        rows = zip(prompts, each, constraints, strict=True)
+        ticket.sequences = [self.batch.sequence(p, s, c) for p, s, c in rows]
         with self._wake:
             if self._closed:
                 raise QueueFull("the server is shutting down")
@@ -153,6 +158,11 @@ class Engine:
             del self._owner[id(seq)]
             ticket.emit(index, "error", _message(seq.error))
             return
+        if seq.logprobs is not None:  # a token's entry goes with its text (EOS's, which has none, is left out)
+            sent, upto = ticket.logprobs_sent.get(index, 0), len(seq.stream.ids)
+            if upto > sent:
+                ticket.logprobs_sent[index] = upto
+                ticket.emit(index, "logprobs", seq.logprobs[sent:upto])
         if delta:
             ticket.emit(index, "text", delta)
         if seq.done:

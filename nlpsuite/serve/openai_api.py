@@ -1,4 +1,5 @@
-"""OpenAI-compatible endpoints: models, chat completions, completions (both streamed as SSE) and embeddings.
+"""OpenAI-compatible endpoints: models, chat completions, completions (both streamed as SSE: replies.py) and
+embeddings. Chat and completions take response_format, logprobs and n; chat takes tools (tools.py).
 
 A field the server does not implement is refused with a 400 naming it, unless it holds OpenAI's default
 (clients that spell defaults out keep working); nothing is ignored silently.
@@ -8,23 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
-import time
-import uuid
 
 import numpy as np
 from starlette.responses import JSONResponse
 
 from ..errors import NlpsuiteError
+from ..runtime.grammar import Grammar, compile_for
 from ..runtime.sampling import BUILT_IN, SamplingParams
-from ..runtime.sequence import Completion
 from ..tasks import sampling_options
 from ..text import blank
-from . import sse
-from .errors import ApiError, ClientGone, api_words, bad
+from . import replies, sse, tools
+from .errors import ApiError, api_words, bad
 from .requests import MAX_STOPS, ChatRequest, CompletionRequest, EmbeddingRequest, parse
 
-FINISH = {"repetition": "stop"}  # a reply ended because it only repeated itself ended like at EOS
 MAX_EMBEDDING_INPUTS = 2048
 
 
@@ -36,9 +35,10 @@ def check_model(service, model: str | None) -> None:
                        "model", "model_not_found")  # fmt: skip
 
 
-def sampling(service, request) -> SamplingParams:
+def sampling(service, request, grammar=None, logprobs: int | None = None, logprobs_name: str = "logprobs"):
     """The request's decoding settings, ranges checked by the one declaration (the CLI's and the tasks'), unset
-    ones from the model's generation defaults, else the suite's built-in ones (as every other route)."""
+    ones from the model's generation defaults, else the suite's built-in ones (as every other route); the
+    output's ``grammar`` and the ``logprobs`` count (the request's field ``logprobs_name``) ride along."""
     given = {o.name: getattr(request, o.name) for o in sampling_options() if getattr(request, o.name) is not None}
     limit = request.max_completion_tokens
     if limit is not None and given.setdefault("max_tokens", limit) != limit:
@@ -53,12 +53,15 @@ def sampling(service, request) -> SamplingParams:
                 given[option.name] = option.check(given[option.name])
             except NlpsuiteError as exc:
                 raise bad(api_words(str(exc)), option.name) from None
-    params = SamplingParams(**{**given, "max_tokens": given.get("max_tokens", service.context)}, stop=stop)
-    try:  # the context window caps max_tokens per prompt
+    given["max_tokens"] = given.get("max_tokens", service.context)  # the context window caps it per prompt
+    params = SamplingParams(**given, stop=stop, grammar=grammar, logprobs=logprobs)
+    try:
         params.check()
     except NlpsuiteError as exc:
+        flags = {"--logprobs": logprobs_name}
         named = re.search(r"--([a-z-]+)", str(exc))
-        raise bad(api_words(str(exc)), named and named.group(1).replace("-", "_")) from None
+        param = named and flags.get(named.group(0), named.group(1).replace("-", "_"))
+        raise bad(api_words(str(exc), flags), param) from None
     return params.resolved(service.suite.head("generation").defaults)
 
 
@@ -114,127 +117,73 @@ async def chat(service, request, body: dict):
     asked = parse(ChatRequest, body)
     check_model(service, asked.model)
     stream, usage = stream_options(asked)
-    params = sampling(service, asked)
+    if asked.top_logprobs is not None and not asked.logprobs:
+        raise bad("top_logprobs needs logprobs: true", "top_logprobs")
+    offered = tools.plan(asked)
+    if offered is not None:
+        await compiled(service, offered.grammar, "tools")
+    grammar = offered.grammar if offered else await output_grammar(service, asked.response_format)
+    logprobs = (asked.top_logprobs or 0) if asked.logprobs else None
+    params = sampling(service, asked, grammar, logprobs, "top_logprobs")
     messages = [m.plain() for m in asked.messages]
-    prompt = await asyncio.to_thread(service.suite.head("generation").encode_chat, messages)
-    return await _generate(service, request, [prompt], params, stream, usage, chat=True)
+    encode = service.suite.head("generation").encode_chat
+    prompt = await asyncio.to_thread(encode, messages, offered.tools if offered else None)
+    reply = replies.Reply(service, stream, usage, True, logprobs is not None, grammar is not None, offered)
+    return await _generate(service, request, [prompt], choices(params, asked.n), reply)
 
 
 async def completions(service, request, body: dict):
     asked = parse(CompletionRequest, body)
     check_model(service, asked.model)
     stream, usage = stream_options(asked)
-    params = sampling(service, asked)
+    grammar = await output_grammar(service, asked.response_format)
+    params = sampling(service, asked, grammar, asked.logprobs, "logprobs")
     tokenizer = service.suite.tokenizer
     prompts = await asyncio.to_thread(completion_prompts, asked.prompt, tokenizer, service.vocab)
-    if len(prompts) > service.config.max_queue:  # it could never be let in: not "busy, retry" but too big
-        raise bad(f"at most {service.config.max_queue} prompts in one request (--max-queue)", "prompt")
-    return await _generate(service, request, prompts, params, stream, usage, chat=False)
+    if len(prompts) * asked.n > service.config.max_queue:  # it could never be let in: not "busy, retry" but too big
+        raise bad(f"at most {service.config.max_queue} prompts times n in one request (--max-queue)", "prompt")
+    reply = replies.Reply(service, stream, usage, False, asked.logprobs is not None, grammar is not None)
+    return await _generate(service, request, prompts, choices(params, asked.n), reply)
 
 
-async def _generate(service, request, prompts, params, stream: bool, usage: bool, chat: bool):
+def choices(params: SamplingParams, n: int) -> list[SamplingParams]:
+    """One row's settings per choice: a seed, when given, is the first choice's, and each next choice's is one
+    more (each choice reproducible, and different from the others when sampling)."""
+    if params.seed is None:
+        return [params] * n  # each row's sampler draws its own entropy
+    return [dataclasses.replace(params, seed=params.seed + i) for i in range(n)]
+
+
+async def output_grammar(service, response_format) -> Grammar | None:
+    """The grammar ``response_format`` holds the output to, compiled for the model now (off the event loop): a
+    400 naming response_format for a schema that cannot be used."""
+    try:
+        grammar = response_format.grammar() if response_format is not None else None
+    except NlpsuiteError as exc:
+        raise bad(str(exc), "response_format") from None
+    if grammar is not None:
+        await compiled(service, grammar, "response_format")
+    return grammar
+
+
+async def compiled(service, grammar: Grammar, param: str) -> None:
+    """Compile ``grammar`` for the model off the event loop (kept for the rows that use it); a 400 naming
+    ``param`` when it cannot be used."""
+    try:
+        grammar.check()
+        await asyncio.to_thread(compile_for, grammar, service.suite.tokenizer)
+    except NlpsuiteError as exc:
+        raise bad(str(exc), param) from None
+
+
+async def _generate(service, request, prompts, settings: list[SamplingParams], reply):
     fit(prompts, service.context)
-    ticket = service.engine.submit(prompts, params)  # each prompt gets its own sampler
-    meta = {
-        "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24],
-        "created": int(time.time()),
-        "model": service.model_id,
-    }
-    if stream:
-        return sse.response(_stream(service, ticket, meta, chat, usage), service.config.keepalive_s)
-    return JSONResponse(await _whole(service, request, ticket, meta, chat))
-
-
-async def collect(service, request, ticket) -> dict[int, Completion]:
-    """Each of ``ticket``'s sequences' Completion by index, once all are done; a client that goes away meanwhile
-    (ClientGone) or a failed step (500) frees the ticket's rows."""
-    done: dict[int, Completion] = {}
-    checked = time.monotonic()
-    try:
-        while len(done) < len(ticket.sequences):
-            # Text keeps coming while it decodes, so whether the client is still there is asked by the clock.
-            if time.monotonic() - checked > 0.5:
-                if await request.is_disconnected():
-                    raise ClientGone  # nobody waits for it: free the slot (finally, below)
-                checked = time.monotonic()
-            try:
-                index, kind, value = await asyncio.wait_for(ticket.events.get(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            if kind == "error":
-                raise ApiError(500, value, code="generation_failed")
-            if kind == "done":
-                done[index] = value
-    finally:
-        if len(done) < len(ticket.sequences):
-            service.engine.cancel(ticket)
-    return done
-
-
-async def _whole(service, request, ticket, meta: dict, chat: bool) -> dict:
-    done = await collect(service, request, ticket)
-    choices = []
-    for index in sorted(done):
-        c = done[index]
-        reason = FINISH.get(c.finish_reason, c.finish_reason)
-        if chat:
-            message = {"role": "assistant", "content": c.text}
-            choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": reason})
-        else:
-            choices.append({"index": index, "text": c.text, "logprobs": None, "finish_reason": reason})
-    return {
-        **meta,
-        "object": "chat.completion" if chat else "text_completion",
-        "choices": choices,
-        "usage": _usage(done.values()),
-        "system_fingerprint": None,
-    }
-
-
-def _usage(completions) -> dict:
-    prompt = sum(c.prompt_tokens for c in completions)
-    made = sum(c.completion_tokens for c in completions)
-    cached = sum(c.cached_tokens for c in completions)  # prompt tokens the prompt cache spared prefilling
-    return {"prompt_tokens": prompt, "completion_tokens": made, "total_tokens": prompt + made,
-            "prompt_tokens_details": {"cached_tokens": cached}}  # fmt: skip
-
-
-async def _stream(service, ticket, meta: dict, chat: bool, usage: bool):
-    kind_name = "chat.completion.chunk" if chat else "text_completion"
-    extra = {"usage": None} if usage else {}
-
-    def chunk(index: int, text: str | None = None, reason: str | None = None, role: bool = False) -> str:
-        if chat:
-            delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text is not None else {})
-            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}
-        else:
-            choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": reason}
-        return _event({**meta, "object": kind_name, "choices": [choice], **extra})
-
-    finished = []
-    try:
-        if chat:
-            yield chunk(0, role=True)
-        while len(finished) < len(ticket.sequences):
-            index, kind, value = await ticket.events.get()
-            if kind == "text":
-                yield chunk(index, value)
-            elif kind == "done":
-                finished.append(value)
-                yield chunk(index, reason=FINISH.get(value.finish_reason, value.finish_reason))
-            else:  # the status line is sent already: a failure mid-stream is an event carrying the error
-                yield _event(ApiError(500, value, code="generation_failed").body())
-                return
-        if usage:
-            yield _event({**meta, "object": kind_name, "choices": [], "usage": _usage(finished)})
-        yield "data: [DONE]\n\n"
-    finally:
-        if len(finished) < len(ticket.sequences):
-            service.engine.cancel(ticket)  # the client went away (or the stream failed): free its slots
-
-
-def _event(data: dict) -> str:
-    return sse.event(data)
+    n = len(settings)
+    rows = [p for p in prompts for _ in range(n)]  # choice index = prompt index * n + choice
+    ticket = service.engine.submit(rows, settings * len(prompts))  # each row gets its own sampler
+    if reply.stream:
+        return sse.response(reply.stream_events(ticket, n), service.config.keepalive_s)
+    return JSONResponse(await reply.whole(request, ticket, n))
 
 
 # -- embeddings and models ----------------------------------------------------------------------------------------

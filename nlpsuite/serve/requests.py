@@ -8,19 +8,31 @@ declaration checks them (``tasks.sampling_options``, ``SamplingParams.check``; s
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from ..runtime.grammar import Grammar
 from ..tasks import sampling_options
 from .errors import ApiError, bad
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 MAX_STOPS = 16
 # Accepted only at the value that changes nothing (``...``: any value), compared as JSON: 0.0 is 0, false is not 0.
-NEUTRAL = {"n": 1, "frequency_penalty": 0, "presence_penalty": 0, "logprobs": False, "echo": False, "best_of": 1,
-           "parallel_tool_calls": True, "store": False, "suffix": "", "user": ..., "metadata": ...}  # fmt: skip
+NEUTRAL = {"frequency_penalty": 0, "presence_penalty": 0, "echo": False, "best_of": 1, "store": False, "suffix": "",
+           "user": ..., "metadata": ...}  # fmt: skip
+MAX_CHOICES = 16  # n, per prompt
 JSON_TYPES = {int: int, float: float, bool: bool, str: str}
 
 
@@ -35,8 +47,36 @@ def _sampling_fields() -> dict:
         kind = str | list[str] if option.type is list else JSON_TYPES[option.type]
         fields[option.name] = (kind | None, None)
     fields["max_completion_tokens"] = (int | None, None)  # OpenAI's newer name for max_tokens
+    fields["n"] = (int, Field(1, ge=1, le=MAX_CHOICES))
+    fields["response_format"] = (ResponseFormat | None, None)
     fields.update({name: (Any, None) for name in NEUTRAL})
     return fields
+
+
+class JsonSchemaSpec(Body):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    schema_: dict = Field(default_factory=dict, alias="schema")  # pydantic's own BaseModel.schema is in the way
+    strict: bool | None = None
+
+
+class ResponseFormat(Body):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = None
+
+    @model_validator(mode="after")
+    def _schema_with_its_type(self):
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("json_schema is given with type json_schema, and only then")
+        return self
+
+    def grammar(self) -> Grammar | None:
+        """What the output must match (None: free text); NlpsuiteError for a schema that cannot be used."""
+        if self.type == "json_object":
+            return Grammar.json_object()
+        if self.type == "json_schema":
+            return Grammar.json_schema(self.json_schema.schema_, strict=self.json_schema.strict)
+        return None
 
 
 Generating = create_model("Generating", __base__=Body, **_sampling_fields())
@@ -51,10 +91,38 @@ class TextPart(Body):
     text: str
 
 
+class FunctionCall(Body):
+    name: str
+    arguments: str  # JSON text, as OpenAI gives it
+
+
+class ToolCall(Body):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    @field_validator("function")
+    @classmethod
+    def _arguments_are_json(cls, value: FunctionCall) -> FunctionCall:
+        try:
+            json.loads(value.arguments)
+        except ValueError:
+            raise ValueError("function.arguments must be JSON text") from None
+        return value
+
+    def template(self) -> dict:
+        """As chat templates take a call: its arguments parsed."""
+        function = {"name": self.function.name, "arguments": json.loads(self.function.arguments)}
+        return {"id": self.id, "type": "function", "function": function}
+
+
 class Message(Body):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None  # None only for an assistant's tool calls
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's
+    tool_call_id: str | None = None  # a tool result's
+    refusal: None = None  # in the assistant messages the SDK sends back
 
     @field_validator("content", mode="before")
     @classmethod
@@ -63,10 +131,27 @@ class Message(Body):
             raise ValueError("only text content parts are supported")
         return value
 
+    @model_validator(mode="after")
+    def _roles_fields(self):
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("content is required (it may be null only in an assistant's tool calls)")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("tool messages carry tool_call_id, and only they")
+        return self
+
     def plain(self) -> dict:
-        """``{"role", "content"}`` as the chat template takes it: developer is system, parts are joined."""
-        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
-        return {"role": ROLES[self.role], "content": text}
+        """The message as the chat template takes it: developer is system, parts are joined, tool calls' arguments
+        parsed (templates write them with tojson)."""
+        content = self.content or ""
+        text = content if isinstance(content, str) else "".join(p.text for p in content)
+        out = {"role": ROLES[self.role], "content": text}
+        if self.tool_calls:
+            out["tool_calls"] = [c.template() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        return out
 
 
 class Streamed(Generating):
@@ -74,14 +159,41 @@ class Streamed(Generating):
     stream_options: StreamOptions | None = None
 
 
+class FunctionSpec(Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict | None = None  # a JSON schema of the arguments (an object)
+    strict: bool | None = None
+
+
+class Tool(Body):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(Body):
+    name: str
+
+
+class NamedTool(Body):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class ChatRequest(Streamed):
     model: str | None = None  # openai_api.check_model says what is missing or unknown
     messages: list[Message] = Field(min_length=1)
+    logprobs: bool = False
+    top_logprobs: int | None = None  # the range is SamplingParams.check's
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedTool | None = None
+    parallel_tool_calls: bool = True
 
 
 class CompletionRequest(Streamed):
     model: str | None = None
     prompt: str | list  # strings or token ids: checked against the vocabulary by openai_api.completion_prompts
+    logprobs: int | None = None  # the legacy form: how many alternatives per token (the range: SamplingParams')
 
 
 class EmbeddingRequest(Body):
@@ -118,8 +230,6 @@ def _neutral(body: dict, names: set[str], table: dict | None = None) -> None:
         neutral = (table or NEUTRAL).get(name, _UNKNOWN)
         if neutral is ... or (neutral is not _UNKNOWN and _same(body[name], neutral)):
             continue
-        if name == "n":
-            raise bad("n must be 1: this server returns one choice per prompt", "n", "unsupported_value")
         raise bad(f"{name!r} is not supported by this server", name, "unsupported_parameter")
 
 

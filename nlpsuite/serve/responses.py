@@ -25,7 +25,8 @@ from ..runtime.sequence import Completion
 from ..tasks import sampling_options
 from . import sse
 from .errors import ApiError, bad
-from .openai_api import check_model, collect, fit, sampling
+from .openai_api import check_model, fit, sampling
+from .replies import collect
 from .requests import parse
 from .responses_input import NEUTRAL, ResponsesRequest
 

@@ -72,10 +72,12 @@ def test_ask_says_when_the_context_has_no_answer(home):
 
 
 def test_ask_no_answer_on_the_held_out_dev_split(home):
-    """The hand-written set whose other split the null prior was tuned on: nulls and answers both hold up."""
+    """The hand-written set (31 questions, 13 unanswerable) of the old null prior. The calibrated choice between an
+    answer and null (eval/confidence.py) trades answers for nulls here: F1 43.5 -> 58.3 in all, no-answer accuracy
+    38.5 -> 92.3, answerable F1 47.1 -> 33.8 (2026-12-06). The floors hold each part near that."""
     data = Path(__file__).parents[1] / "data" / "qa_noanswer_test.jsonl"
     got = json_of(run(["eval", "qa", str(data), "--json"], home))["metrics"]
-    assert got["no_answer_accuracy"] >= 20 and got["has_answer_f1"] >= 40
+    assert got["f1"] >= 50 and got["no_answer_accuracy"] >= 80 and got["has_answer_f1"] >= 30
 
 
 def test_ask_over_a_chinese_passage_does_not_answer_with_the_questions_subject(home):
