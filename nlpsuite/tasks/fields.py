@@ -174,7 +174,7 @@ class Tune:
     the gold output in the field ``gold``)."""
 
     gold: str  # the record field holding the gold output
-    # examples(suite, inputs, gold values, options) -> one Example per record, in the task's own prompts
+    # examples(suite, inputs, gold values, options) -> Examples (one or more per record), in the task's own prompts
     examples: Callable[..., list[Example]]
     eval_gold: Callable[[Any], Any] | None = None  # a gold value as the task's eval recipe reads it (default: as is)
     metric: str | None = None  # the eval metric that must not get worse (higher is better); None: held-out loss

@@ -39,18 +39,54 @@ def test_sentiment_scores_are_log_likelihoods_minus_the_content_free_prior(suite
     np.testing.assert_allclose(scores[0], raw - np.log(prior), atol=1e-4)
 
 
-def test_classify_scores_are_text_given_label_log_likelihoods(suite):
-    from nlpsuite_plugins.classify import CLASSIFY_PREFIX
+def test_classify_scores_are_the_channel_plus_the_calibrated_reply(suite):
+    from nlpsuite_plugins.classify import CHANNEL_SCALE, CLASSIFY_PREFIX, _tasks
+
+    from nlpsuite.eval.calibration import CONTENT_FREE
 
     labels = ["alpha", "beta gamma"]
     names, scores = suite.label_scores("classify", ["some text here"], labels=labels)
     enc = lambda t: suite.tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
-    text = enc("some text here")
-    expected = suite.head("scoring").continuation_log_likelihoods(
+    scorer, text = suite.head("scoring"), enc("some text here")
+    channel = scorer.continuation_log_likelihoods(
         [enc(CLASSIFY_PREFIX.format(label=label)) for label in labels], text
     ) / np.sqrt(len(text))
+    question = _tasks(suite).question(labels)
+    reply = scorer.log_likelihoods(enc(question.format(text="some text here")), labels)
+    prior = np.mean([softmax(scorer.log_likelihoods(enc(question.format(text=c)), labels)) for c in CONTENT_FREE], 0)
     assert names == labels
-    np.testing.assert_allclose(scores[0], expected, atol=1e-4)
+    np.testing.assert_allclose(scores[0], channel / CHANNEL_SCALE + reply - np.log(prior), atol=1e-4)
+
+
+def test_the_question_is_a_chat_turn_whose_reply_is_the_label(suite):
+    from nlpsuite_plugins.classify import _tasks
+
+    question = _tasks(suite).question(["a{b}", "正面"])
+    text = "a text with {braces} in it"
+    ask = "Classify the text as one of: a{b}, 正面. Reply with the label only."
+    rendered = suite.chat_template.render([{"role": "user", "content": f"{ask}\n\n{text}"}])
+    assert question.format(text=text) == rendered  # the model's own chat format, up to its reply
+
+
+def test_a_label_in_any_script_is_scored_in_its_own_tokens_as_the_reply(tiny, suite):
+    """A label after a space ("about 正面") is cut into byte pieces by BPE vocabularies that have no merge for a
+    space before a Han character: the reply is scored as the label's own tokens, all of them (the sum of their
+    log-probabilities, checked against transformers)."""
+    import torch
+    from nlpsuite_plugins.classify import _tasks
+    from transformers import AutoModelForCausalLM
+
+    labels = ["正面", "负面", "отрицательный"]
+    enc = lambda t: suite.tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
+    assert all(len(enc(label)) > 1 for label in labels)  # several tokens each on the tiny vocabulary
+    prompt = enc(_tasks(suite).question(labels).format(text="这家店很好。"))
+    got = suite.head("scoring").log_likelihoods(prompt, labels)
+    hf = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32).eval()
+    for label, score in zip(labels, got, strict=True):
+        ids = enc(label)
+        with torch.no_grad():
+            logp = torch.log_softmax(hf(input_ids=torch.tensor([prompt + ids])).logits[0], -1)
+        assert score == pytest.approx(sum(float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(ids)), abs=1e-4)
 
 
 def test_classify_probabilities_sum_to_one_and_label_is_one_of_them(suite):
@@ -82,3 +118,15 @@ def test_bad_label_sets(suite, labels):
 def test_empty_text_is_refused(suite):
     with pytest.raises(NlpsuiteError, match="empty"):
         suite.sentiment("   ")
+
+
+def test_tune_trains_both_readings_of_the_labels(suite):
+    from nlpsuite_plugins.classify import CLASSIFY_PREFIX, _tasks, examples
+
+    enc = lambda t: suite.tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
+    channel, reply = examples(suite, "classify", [{"text": "这家店很好。"}], ["正面"], labels=["正面", "负面"])
+    text = enc("这家店很好。")
+    assert channel.alternatives == [(enc(CLASSIFY_PREFIX.format(label=label)), text) for label in ("正面", "负面")]
+    assert channel.gold == 0 and channel.norms == [len(text) ** 0.5] * 2
+    question = enc(_tasks(suite).question(["正面", "负面"]).format(text="这家店很好。"))
+    assert reply.alternatives == [(question, enc("正面")), (question, enc("负面"))] and reply.gold == 0
