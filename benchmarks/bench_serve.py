@@ -167,7 +167,7 @@ def engines(args) -> list[dict]:
         out.append({"name": "baseline", "command": plain, "health": "/health", "model": args.model, "loads": chosen})
     if args.llama_server and args.gguf:
         command = [args.llama_server, "-m", args.gguf, "--port", "{port}", "--parallel", "8", "--cont-batching",
-                   "-c", str(8 * 2048), "-t", str(os.cpu_count())]  # fmt: skip
+                   "-c", str(8 * 2048), "-t", str(len(os.sched_getaffinity(0)))]  # fmt: skip
         out.append({"name": "llama-server --parallel 8", "command": command, "health": "/health",
                     "model": Path(args.gguf).name, "loads": [n for n in chosen if n != "ask"]})  # fmt: skip
     elif args.llama_server or args.gguf:
@@ -218,7 +218,7 @@ def main() -> None:
         raise SystemExit(1 if result["wrong"] or result["left_decoding"] or result["left_waiting"] else 0)
     rows = [row for engine in engines(args) for row in run_loads(engine, args)]
     table(rows)
-    meta = {"model": args.model, "precision": args.precision, "tokens": args.tokens, "cpus": os.cpu_count()}
+    meta = {"model": args.model, "precision": args.precision, "tokens": args.tokens, "cpus": len(os.sched_getaffinity(0))}
     save({**meta, "rows": rows}, args.out)
 
 
