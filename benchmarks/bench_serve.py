@@ -218,7 +218,8 @@ def main() -> None:
         raise SystemExit(1 if result["wrong"] or result["left_decoding"] or result["left_waiting"] else 0)
     rows = [row for engine in engines(args) for row in run_loads(engine, args)]
     table(rows)
-    meta = {"model": args.model, "precision": args.precision, "tokens": args.tokens, "cpus": len(os.sched_getaffinity(0))}
+    cpus = len(os.sched_getaffinity(0))
+    meta = {"model": args.model, "precision": args.precision, "tokens": args.tokens, "cpus": cpus}
     save({**meta, "rows": rows}, args.out)
 
 
