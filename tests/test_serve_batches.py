@@ -143,36 +143,45 @@ def test_a_killed_server_finishes_the_batch_after_a_restart_answering_each_line_
     env = {**os.environ, "NLPSUITE_HOME": str(tiny_cache), "NLPSUITE_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     port = free_port()
     args = [sys.executable, "-m", "nlpsuite", "serve", "--model", str(tiny), "--device", "cpu", "--port", str(port)]
+    done, got = killed_midway([*args, "--max-batch", "4"], env, port, tiny_cache, total, kill_after=5, max_tokens=40)
+    ids = [a["custom_id"] for a in got]
+    assert sorted(ids) == sorted(f"line-{i}" for i in range(total))  # every line, each exactly once
+    assert done.request_counts.completed == total and done.request_counts.failed == 0
+
+
+def killed_midway(args, env, port, home, total: int, kill_after: int, max_tokens: int, waits=(90, 60, 120, 10, 300)):
+    """Serve (``args``), send a ``total``-line chat batch, kill -9 the server once ``kill_after`` lines are answered
+    (and before the last), serve again: (the finished batch, its answers). ``waits``: the seconds allowed to start,
+    for one HTTP call, to answer ``kill_after`` lines, to die and to finish (a real model is slower than the tiny
+    one)."""
+    start_s, call_s, progress_s, kill_s, finish_s = waits
 
     def start():
-        proc = subprocess.Popen([*args, "--max-batch", "4"], env=env, stderr=subprocess.DEVNULL)
-        wait_healthy(port, 90)
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_healthy(port, start_s)
         return proc
 
     proc = start()
     try:
-        sdk = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=60)
+        sdk = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=call_s)
         model = sdk.models.list().data[0].id
-        uploaded = sdk.files.create(
-            file=("kill.jsonl", jsonl(chat_lines(model, total, max_tokens=40))), purpose="batch"
-        )
+        lines = jsonl(chat_lines(model, total, max_tokens=max_tokens))
+        uploaded = sdk.files.create(file=(f"kill-{total}.jsonl", lines), purpose="batch")
         batch = sdk.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
-        deadline = time.monotonic() + 120
-        while sdk.batches.retrieve(batch.id).request_counts.completed < 5:
+        deadline = time.monotonic() + progress_s
+        while sdk.batches.retrieve(batch.id).request_counts.completed < kill_after:
             assert time.monotonic() < deadline, "the batch made no progress"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        assert sdk_counts(tiny_cache, batch.id) < total  # killed in the middle, not after the end
+        proc.wait(timeout=kill_s)
+        assert sdk_counts(home, batch.id) < total  # killed in the middle, not after the end
         proc = start()
-        done = wait_for(sdk, batch.id, ("completed",), seconds=300)
-        ids = [a["custom_id"] for a in answers(sdk, done.output_file_id)]
-        assert sorted(ids) == sorted(f"line-{i}" for i in range(total))  # every line, each exactly once
-        assert done.request_counts.completed == total and done.request_counts.failed == 0
+        done = wait_for(sdk, batch.id, ("completed",), seconds=finish_s)
+        return done, answers(sdk, done.output_file_id)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=kill_s)
 
 
 def sdk_counts(home, batch_id: str) -> int:
