@@ -3,6 +3,9 @@ signals (what `nlpsuite calibrate` and `eval` compute), and for ask main's decis
 (BASE=a real `eval qa --predictions` file of main checks that the rule reproduces it).
 
     python benchmarks/quality_confidence_fit.py qa dev_span.m.jsonl test_span.m.jsonl
+    python benchmarks/quality_confidence_fit.py extract person.m.jsonl,product.m.jsonl event.m.jsonl schema=x.json
+
+Several files (comma-separated) are one set. AUROC says how well the scores rank right above wrong results.
 """
 
 import json
@@ -12,26 +15,36 @@ from pathlib import Path
 import numpy as np
 
 from nlpsuite.eval import calibration, confidence
-from nlpsuite.eval.run import check_options, find
+from nlpsuite.eval.run import find
 from nlpsuite.plugins import registry
 
 task = find(registry().tasks, sys.argv[1])
 recipe = task.confidence
 given = dict(a.split("=", 1) for a in sys.argv[4:])
 ridge = float(given.pop("ridge", 1e-3))
-options = check_options(task, given)
-own = {o.name: options.get(o.name) for o in task.options}
+# the task's options as outcome() and right() read them (extract reads none: its schema need not be given)
+own = {o.name: o.check(given[o.name]) if o.name in given else o.default for o in task.options}
 
 
-def load(p):
-    rows = [json.loads(line) for line in Path(p).read_text().splitlines()]
+def load(paths):
+    """Measured rows of one or more files (comma-separated), with their signal rows, outcomes and owners."""
+    rows = [json.loads(line) for p in paths.split(",") for line in Path(p).read_text().splitlines()]
     # outcomes recomputed with today's rule (the measure file's may predate a change of the rule)
-    y = np.array([recipe.outcome(r["result"], r["gold"], own) for r in rows])
-    return rows, np.array([r["signals"] for r in rows]), y
+    x, y, owner = confidence.table(recipe, rows, [r["gold"] for r in rows], own)
+    return rows, x, y, owner
 
 
-dev, xd, yd = load(sys.argv[2])
-test, xt, yt = load(sys.argv[3])
+def auroc(scores, right):
+    """The probability that a right result scores above a wrong one (ties half): how well scores rank results."""
+    scores, right = np.asarray(scores), np.asarray(right, dtype=bool)
+    pos, neg = scores[right], scores[~right]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
+
+
+dev, xd, yd, od = load(sys.argv[2])
+test, xt, yt, ot = load(sys.argv[3])
 print(
     "outcomes dev",
     np.bincount(yd, minlength=len(recipe.classes)),
@@ -41,24 +54,39 @@ print(
 model = confidence.fit(recipe.classes, recipe.signals, xd, yd, ridge=ridge)
 
 
-def report(name, m, x, y, rows):
+def report(name, m, x, y, owner, rows):
     probs = m.probabilities(x)
-    scores, right, finals = [], [], []
-    for r, p in zip(rows, probs, strict=True):
-        c, s = confidence.choose(recipe, p)
-        final = recipe.finish(r["result"], c, s)
+    scores, right, finals, parts = [], [], [], []
+    for i, r in enumerate(rows):
+        if recipe.per:
+            final = recipe.finish(r["result"], [confidence.choose(recipe, p) for p in probs[owner == i]])
+            parts += recipe.parts(final, r["gold"], own)
+        else:
+            final = recipe.finish(r["result"], *confidence.choose(recipe, probs[i]))
         finals.append(final)
-        scores.append(s)
+        scores.append(final["score"])
         right.append(recipe.right(final, r["gold"], own))
     ece = calibration.confidence_ece(scores, right)
     nll = confidence.nll(m, x, y)
-    print(f"{name}: n={len(rows)} ECE={ece:.4f} right={np.mean(right):.4f} score={np.mean(scores):.4f} nll={nll:.4f}")
+    print(
+        f"{name}: n={len(rows)} ECE={ece:.4f} right={np.mean(right):.4f} score={np.mean(scores):.4f} "
+        f"AUROC={auroc(scores, right):.3f} nll({recipe.per or 'result'})={nll:.4f}"
+    )
+    if parts:
+        s, r = [p for p, _ in parts], [q for _, q in parts]
+        print(
+            f"  per {recipe.per}: n={len(parts)} ECE={calibration.confidence_ece(s, r):.4f} right={np.mean(r):.4f} "
+            f"score={np.mean(s):.4f} AUROC={auroc(s, r):.3f}"
+        )
     return finals
 
 
 print(json.dumps({"weights": [[round(w, 4) for w in row] for row in model.weights]}))
-report("dev (fit)", model, xd, yd, dev)
-finals = report("test (held out)", model, xt, yt, test)
+report("dev (fit)", model, xd, yd, od, dev)
+finals = report("test (held out)", model, xt, yt, ot, test)
+current = confidence.checked(recipe.default(own)) if recipe.default else None
+if current is not None:
+    report("test, the built-in model", current, xt, yt, ot, test)
 if task.name == "ask":
     from nlpsuite.eval import metrics
 

@@ -175,7 +175,10 @@ def _write(path, text):
         (["calibrate", "classification", "{good}", "--limit", "0"], "error: --limit must be at least 1"),
         (["eval", "lm", "{txt}", "--window", "1"], "error: --window must be at least 2 tokens"),
         (["eval", "lm", "{txt}-missing"], "error: cannot read {txt}-missing"),
-        (["calibrate", "retrieval", "{good}"], "error: calibrate works on ask, classification, classify, qa"),
+        (
+            ["calibrate", "retrieval", "{good}"],
+            "error: calibrate works on ask, classification, classify, extract, extraction, qa",
+        ),
         (["calibrate", "classification", "{good}", "--holdout", "1.5"], "error: --holdout must be between 0 and 1"),
         (["calibrate", "classification", "{good}", "--holdout", "0.1"], "error: {good} has 2 examples: too few"),
         (["calibrate", "classification", "{good}", "--labels", "x"], "error: --labels needs at least two distinct"),

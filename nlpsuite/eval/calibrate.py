@@ -121,6 +121,7 @@ def calibrate(
         "labels": names,
         "n_fit": len(fit_part),
         "n_heldout": len(held),
+        "rows": "examples",  # what n_fit and n_heldout count
         "method": fitted.info["method"],
         "temperature": fitted.temperature,
         "bias": fitted.bias,
@@ -170,8 +171,9 @@ def calibrate_confidence(
     for start in range(0, len(inputs), batch_size):
         measured += recipe.measure(suite, inputs[start : start + batch_size], **own)
         progress(len(inputs[start : start + batch_size]))
-    x = np.array([m["signals"] for m in measured], dtype=np.float64)
-    y = np.array([recipe.outcome(m["result"], g, own) for m, g in zip(measured, gold, strict=True)])
+    x, y, owner = confidence.table(recipe, measured, gold, own)
+    # the split is of examples: a result's parts (extract's fields) are fitted or held out together
+    held, fit_part = np.flatnonzero(np.isin(owner, held)), np.flatnonzero(np.isin(owner, fit_part))
     _enough_per_outcome([recipe.classes[i] for i in y[fit_part]], recipe.classes, data, holdout)
     current = confidence.model_for(suite, task.name, recipe, own)
 
@@ -201,6 +203,7 @@ def calibrate_confidence(
         "outcomes": counts,
         "n_fit": len(fit_part),
         "n_heldout": len(held),
+        "rows": f"{recipe.per}s" if recipe.per else "examples",  # what n_fit and n_heldout count
         "method": fitted.info["method"],
         "weights": fitted.weights,
         "before": before,

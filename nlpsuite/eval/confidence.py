@@ -186,11 +186,33 @@ def choose(recipe, probs: np.ndarray) -> tuple[int, float]:
     return chosen, float(probs[chosen])
 
 
+def table(recipe, measured: list[dict], gold: list, options: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(signals [rows, signals], outcomes [rows], the example each row belongs to) of measured results and their
+    gold: one row per result, or per part for a recipe of parts (``recipe.per``)."""
+    x, y, owner = [], [], []
+    for i, (m, g) in enumerate(zip(measured, gold, strict=True)):
+        outcome = recipe.outcome(m["result"], g, options)
+        rows, outcomes = (m["signals"], outcome) if recipe.per else ([m["signals"]], [outcome])
+        if len(rows) != len(outcomes):
+            raise NlpsuiteError(f"{len(rows)} signal rows for {len(outcomes)} outcomes of one result")
+        x += rows
+        y += outcomes
+        owner += [i] * len(rows)
+    x = np.asarray(x, dtype=np.float64).reshape(len(y), len(recipe.signals))
+    return x, np.asarray(y, dtype=np.int64), np.asarray(owner, dtype=np.int64)
+
+
 def scored(suite, task: str, recipe, inputs: list[dict], options: dict) -> list[dict]:
     """Run a task's ``measure`` and turn each result's signals into its score (what its run() returns)."""
     measured = recipe.measure(suite, inputs, **options)
     if not measured:
         return []
     model = model_for(suite, task, recipe, options)
+    if recipe.per:  # each part its own (chosen outcome, score)
+        return [
+            recipe.finish(m["result"], [choose(recipe, p) for p in model.probabilities(m["signals"])] if m["signals"]
+                          else [])
+            for m in measured
+        ]  # fmt: skip
     probs = model.probabilities([m["signals"] for m in measured])
     return [recipe.finish(m["result"], *choose(recipe, p)) for m, p in zip(measured, probs, strict=True)]

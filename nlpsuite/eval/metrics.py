@@ -215,11 +215,10 @@ def field_exact_match(predictions: Sequence[object], gold: Sequence[Mapping]) ->
     fields: dict[str, list[bool]] = collections.defaultdict(list)
     whole = []
     for predicted, expected in zip(predictions, gold, strict=True):
-        got = _present(predicted) if isinstance(predicted, Mapping) else None
-        want = _present(expected)
-        for name in sorted(set(expected) | set(got or {})):  # a gold null counts: the right answer is none
-            fields[name].append(got is not None and _same_value(got.get(name), want.get(name)))
-        whole.append(got is not None and _same_value(got, want))
+        got = predicted if isinstance(predicted, Mapping) else {}
+        for name in sorted(set(expected) | set(_present(got))):  # a gold null counts: the right answer is none
+            fields[name].append(field_right(predicted, expected, name))
+        whole.append(object_right(predicted, expected))
     hits = [hit for per_field in fields.values() for hit in per_field]
     return {
         "object_exact_match": sum(whole) / len(whole),
@@ -227,6 +226,16 @@ def field_exact_match(predictions: Sequence[object], gold: Sequence[Mapping]) ->
         "fields": {name: sum(v) / len(v) for name, v in sorted(fields.items())},
         "invalid": sum(not isinstance(p, Mapping) for p in predictions),
     }
+
+
+def field_right(predicted, expected: Mapping, name: str) -> bool:
+    """Whether an extracted object's field ``name`` is right (a null one is an absent one; no object: wrong)."""
+    return isinstance(predicted, Mapping) and _same_value(predicted.get(name), expected.get(name))
+
+
+def object_right(predicted, expected: Mapping) -> bool:
+    """Whether an extracted object is right whole: every field, and none invented."""
+    return isinstance(predicted, Mapping) and _same_value(_present(predicted), _present(expected))
 
 
 def _present(value: Mapping) -> dict:

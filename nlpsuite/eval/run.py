@@ -142,6 +142,11 @@ def _metrics(task: Task, predictions: list, gold: list, options: dict) -> dict:
     own = {o.name: options.get(o.name) for o in task.options}
     right = [task.confidence.right(p, g, own) for p, g in zip(predictions, gold, strict=True)]
     found.update(score_calibration([p["score"] for p in predictions], right, options, recipe.name))
+    if task.confidence.parts:  # each part's own score too (extract: per field), without a second diagram
+        parts = [pair for p, g in zip(predictions, gold, strict=True) for pair in task.confidence.parts(p, g, own)]
+        if parts:
+            per = score_calibration([s for s, _ in parts], [r for _, r in parts], {**options, "reliability": None}, "")
+            found.update({f"{task.confidence.per}_{k}": v for k, v in per.items()})
     return found
 
 

@@ -154,6 +154,12 @@ class Confidence:
     # options -> the model used until one is fitted (JSON of eval.confidence.ConfidenceModel), None if none
     default: Callable[[dict], dict | None] | None = None
     key: Callable[[dict], str] | None = None  # options -> what the fit is stored under, besides the task's name
+    # A result made of parts scored one by one (extract: "field"). Then ``measure`` gives one signals row per part,
+    # ``outcome`` one class per part, ``finish(result, [(chosen, score) per part])`` gets them all, ``right`` says
+    # whether the whole result is right (its ``score``) and ``parts(result, gold, options)`` each part's returned
+    # (score, right), for eval's part-level ECE; the model is fitted on the parts.
+    per: str | None = None
+    parts: Callable[[dict, Any, dict], list[tuple[float, bool]]] | None = None
 
 
 @dataclass

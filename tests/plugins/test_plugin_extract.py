@@ -127,3 +127,87 @@ def test_eval_scores_exact_match_per_field_and_object(cli, model_args, schema_fi
     metrics = json.loads(got.out)["metrics"]
     assert set(metrics["fields"]) == {"name", "mood", "age", "pet"}
     assert 0 <= metrics["field_exact_match"] <= 1 and metrics["invalid"] == 0
+
+
+# --- the score: each field's probability of being right, and the object's -------------------------------------
+
+
+def test_members_find_each_top_level_value_as_written():
+    from nlpsuite_plugins.extract import members
+
+    text = '{"name": "Ana \\"A\\" Li", "age":34 ,"pet": null, "tags": ["a", {"b": 1}], "x": {"y": "}"}}'
+    got = {name: text[a:b] for name, (a, b) in members(text).items()}
+    assert got == {"name": '"Ana \\"A\\" Li"', "age": "34", "pet": "null", "tags": '["a", {"b": 1}]', "x": '{"y": "}"}'}
+
+
+def test_a_value_is_in_the_text_as_written_case_aside():
+    from nlpsuite_plugins.extract import in_text
+
+    assert in_text("nurse", "A Nurse in Seville") and in_text("東京", "東京の田中さん")
+    assert in_text(34, "aged 34") and in_text(20.0, "costs 20 euros") and not in_text(35, "aged 34")
+    assert not in_text(True, "True") and not in_text(None, "None") and not in_text("", "anything")
+
+
+def test_field_signals_read_the_logprobs_of_each_values_own_tokens(suite):
+    """A scripted completion whose tokens are known piece by piece: each field's signals are the mean and first
+    log-probability of exactly the tokens of its value (a string's characters, not its quotes)."""
+    from nlpsuite_plugins.extract import field_signals
+
+    from nlpsuite.runtime.sequence import Completion
+
+    encode = lambda s: suite.tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
+    pieces = [('{"name": "', None), ("Ana", "name"), ('", "age": ', None), ("34", "age"), (', "pet": ', None),
+              ("null", "pet"), ("}", None)]  # fmt: skip
+    ids, owner = [], []
+    for text, field in pieces:
+        got = encode(text)
+        ids += got
+        owner += [field] * len(got)
+    text = "".join(t for t, _ in pieces)
+    assert suite.tokenizer.decode(ids) == text  # the pieces' tokens spell the object
+    logprobs = [(t, -0.1 * (k + 1), []) for k, t in enumerate(ids)]
+    done = Completion(text, ids, 5, "stop", logprobs=logprobs)
+    data = {"name": "Ana", "age": 34, "pet": None}
+    rows = field_signals(suite, done, data, "Ana is 34.", ["name", "age", "pet", "absent"])
+    for (name, value), row in zip(data.items(), rows, strict=False):
+        own = [lp for (_, lp, _), field in zip(logprobs, owner, strict=True) if field == name]
+        share = len(value) / len("Ana is 34.") if isinstance(value, str) else 0.0
+        found = float(value is not None)  # "Ana" and 34 stand in the text
+        assert row == pytest.approx([sum(own) / len(own), own[0], float(value is None), found, share])
+    assert rows[3] == [0.0, 0.0, 1.0, 0.0, 0.0]  # a field the object left out reads as a null with no evidence
+
+
+def test_each_field_gets_a_probability_and_the_object_their_product(suite):
+    import math
+
+    got = suite.task("extract").run(suite, [{"text": TEXT}], **suite.task("extract").check_options({"schema": SCHEMA}))
+    (result,) = got
+    assert list(result["scores"]) == list(SCHEMA["properties"])
+    assert all(0 <= p <= 1 for p in result["scores"].values())
+    assert result["score"] == pytest.approx(math.prod(result["scores"].values()), abs=5e-4)  # each printed to 4 places
+    (cut,) = suite.task("extract").run(suite, [{"text": TEXT}], **suite.task("extract").check_options(
+        {"schema": SCHEMA, "max_tokens": 3}))  # fmt: skip
+    assert cut["score"] == 0.0 and set(cut["scores"].values()) == {0.0}  # no object: nothing in it is right
+
+
+def test_calibrate_fits_on_fields_split_by_example(cli, model_args, schema_file, tmp_path, suite, monkeypatch):
+    """Gold built from the model's own objects (name and mood kept, age and pet changed): half the fields right.
+    The fit is on fields; an example's fields are fitted or held out together."""
+    monkeypatch.setenv("NLPSUITE_HOME", str(tmp_path / "home"))
+    texts = [
+        f"{n} is {a} and {m}." for n in ("Ana", "Bo", "Cy", "Di", "Ed", "Flo") for a, m in ((3, "sad"), (40, "calm"))
+    ]
+    predicted = suite.run("extract", texts, schema=SCHEMA)
+    gold = [{**p, "age": p["age"] + 1, "pet": not p["pet"]} for p in predicted]
+    data = tmp_path / "gold.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "expected": g}) + "\n" for t, g in zip(texts, gold, strict=True)))
+    got = cli(["calibrate", "extraction", str(data), "--schema", str(schema_file), "--json", *model_args])
+    assert got.code == 0, got.err
+    report = json.loads(got.out)
+    assert report["rows"] == "fields" and report["n_fit"] + report["n_heldout"] == 4 * len(texts)
+    assert report["n_heldout"] % 4 == 0 and report["outcomes"] == {"right": 24, "wrong": 24}
+    evaluated = cli(["eval", "extract", str(data), "--schema", str(schema_file), "--json", *model_args])
+    metrics = json.loads(evaluated.out)["metrics"]
+    assert metrics["field_exact_match"] == 0.5 and metrics["object_exact_match"] == 0.0
+    assert {"ece", "right", "mean_score", "field_ece", "field_right", "field_mean_score"} <= set(metrics)
+    assert metrics["field_right"] == 0.5 and metrics["right"] == 0.0
