@@ -10,7 +10,7 @@ from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.outputs import output_grammar, output_options
-from nlpsuite.tasks import Confidence, Eval, Input, Option, Task
+from nlpsuite.tasks import Confidence, Eval, Input, Option, Task, Tune
 
 PROMPT = (
     "Extract information from the text below as one JSON object with these fields:\n{fields}\n"
@@ -41,6 +41,33 @@ def describe_fields(schema: dict) -> str:
     return "\n".join(lines) or json.dumps(schema, ensure_ascii=False)
 
 
+def prompt(text: str, schema: dict) -> str:
+    return PROMPT.format(fields=describe_fields(schema), text=text)
+
+
+def written(data: dict, schema: dict) -> str:
+    """An object as decoding under the schema writes it: one line, the schema's properties first in their order."""
+    names = list(schema.get("properties") or {})
+    ordered = {name: data.get(name) for name in names} | {k: v for k, v in data.items() if k not in names}
+    return json.dumps(ordered, ensure_ascii=False)
+
+
+def examples(suite, inputs, gold, schema, max_tokens=512):
+    """`nlpsuite tune` examples: each text in the prompt extract reads it in, then its gold object as extract
+    writes one, and the end of the reply."""
+    from nlpsuite.tasks import Example
+
+    head = suite.head("generation")
+    end = suite.tokenizer.eos_token_ids[:1]
+    out = []
+    for record, data in zip(inputs, gold, strict=True):
+        if not isinstance(record.get("text"), str) or not record["text"].strip() or not isinstance(data, dict):
+            raise NlpsuiteError("a tuning record needs a 'text' and its object in 'data'")
+        reply = suite.tokenizer.encode(written(data, schema), add_special_tokens=False) + end
+        out.append(Example([(head.encode(prompt(record["text"], schema), False, None), reply)]))
+    return out
+
+
 def measure(suite, inputs, schema, max_tokens=512):
     texts = [i["text"] for i in inputs]
     for text in texts:
@@ -48,7 +75,7 @@ def measure(suite, inputs, schema, max_tokens=512):
             raise NlpsuiteError("empty text")
     languages.check(suite, texts)
     held = output_grammar({"schema": schema})
-    prompts = [PROMPT.format(fields=describe_fields(schema), text=text) for text in texts]
+    prompts = [prompt(text, schema) for text in texts]
     done = suite.complete(prompts, grammar=held, max_tokens=max_tokens, temperature=0.0, logprobs=0)
     names = list(schema.get("properties") or {})  # the fields scored one by one; none named: the whole object
     measured = []
@@ -224,5 +251,10 @@ def register_tasks(register):
             eval=Eval("extraction", {"text": "text"}, "expected", _score, read_gold=object_column, field=None),
             progress_label="extracting",
             confidence=CONFIDENCE,
+            tune=Tune(
+                "data",
+                lambda suite, inputs, gold, options: examples(suite, inputs, gold, **options),
+                metric="field_exact_match",
+            ),  # fmt: skip
         )
     )

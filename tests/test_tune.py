@@ -167,3 +167,62 @@ def test_tune_refuses_what_it_cannot_train(cli, tiny_long, tmp_path):
         from nlpsuite.train.tune import tuned_name
 
         tuned_name("m", "a/b", data)
+
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": ["integer", "null"]}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+def test_extract_examples_end_in_the_object_as_decoding_writes_it(tiny_long):
+    """The tuning target of extract is its prompt as extract sends it, then the gold object in the very text the
+    schema-held decoding writes (one line, properties in order), then the end of the reply."""
+    from nlpsuite_plugins.extract import examples, prompt, written
+
+    from nlpsuite.api import Suite
+    from nlpsuite.outputs import output_grammar
+
+    suite = Suite(model=str(tiny_long), device="cpu")
+    text = "Ana is 34."
+    pick = {
+        "type": "object",
+        "properties": {"pet": {"type": "boolean"}, "mood": {"enum": ["calm", "sad"]}},
+        "required": ["pet", "mood"],
+        "additionalProperties": False,
+    }  # fmt: skip  (short whatever the model likes)
+    done = suite.complete(prompt(text, pick), grammar=output_grammar({"schema": pick}), max_tokens=64)
+    assert done.finish_reason == "stop"
+    assert written(json.loads(done.text), pick) == done.text  # the target's format is decoding's own
+    (example,) = examples(suite, [{"text": text}], [{"age": 34, "name": "Ana"}], PERSON)
+    ((context, reply),) = example.alternatives
+    head = suite.head("generation")
+    assert context == head.encode(prompt(text, PERSON), False, None)
+    assert suite.tokenizer.decode(reply[:-1]) == '{"name": "Ana", "age": 34}'
+    assert reply[-1] == suite.tokenizer.eos_token_ids[0]
+    with pytest.raises(NlpsuiteError, match="its object in 'data'"):
+        examples(suite, [{"text": text}], ["Ana, 34"], PERSON)
+
+
+def test_tune_extract_registers_a_model_extract_then_uses(cli, tiny_long, tmp_path):
+    schema = tmp_path / "person.json"
+    schema.write_text(json.dumps(PERSON))
+    names = ["Ana", "Bo", "Cy", "Di", "Ed", "Flo"]
+    rows = [{"text": f"{n} is {20 + i}.", "data": {"name": n, "age": 20 + i}} for i, n in enumerate(names * 3)]
+    data = tmp_path / "people.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["tune", "extract", str(data), "--schema", str(schema), "--model", str(tiny_long), "--epochs", "1",
+            "--lr", "1e-2", "--batch-size", "6", "--json", "--quiet"]  # fmt: skip
+    result = cli(args)
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["model"].endswith("+tuned-people") and report["metric"] == "field_exact_match"
+    assert {"field_exact_match", "object_exact_match", "loss"} <= set(report["before"])
+    assert report["after"]["loss"] <= report["before"]["loss"]
+    got = cli(["extract", "Bo is 21.", "--schema", str(schema), "--model", report["model"], "--json"])
+    assert got.code == 0, got.err
+    result = json.loads(got.out)  # the tiny model may still ramble: a cut object is null, never made up
+    assert result["data"] is None or set(result["data"]) == {"name", "age"}
+    assert (result["data"] is None) == (result["finish_reason"] != "stop") and 0 <= result["score"] <= 1

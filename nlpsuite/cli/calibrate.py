@@ -16,7 +16,7 @@ from ..plugins import registry
 from . import options as opt
 from .eval import BatchSize, Bins, Head, _number
 from .progress import progress_bar
-from .taskcommand import option_parameter, text_or_file
+from .taskcommand import chosen_options, option_parameter
 
 Data = Annotated[
     Path | None, typer.Argument(help="Labelled data: .jsonl, .csv, .tsv or .parquet, as `nlpsuite eval` reads it.")
@@ -109,9 +109,7 @@ def _confidence_command(task):
     params += [option_parameter(o, f"option_{o.name}") for o in options]
 
     def command(**given) -> None:
-        # options given as a file (extract's --schema FILE) are read as eval reads them
-        chosen = {o.name: text_or_file(given[f"option_{o.name}"], o) for o in options
-                  if given[f"option_{o.name}"] is not None}  # fmt: skip
+        chosen = chosen_options(options, given)
         checked = evaluation.check_options(task, chosen)
         if given["reset"]:
             _reset(task.name, given["model"], given["precision"], given["json_out"], given["quiet"], options=checked)

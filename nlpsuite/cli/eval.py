@@ -15,7 +15,7 @@ from ..eval import run as evaluation
 from ..plugins import registry
 from . import options as opt
 from .progress import progress_bar
-from .taskcommand import option_parameter, text_or_file
+from .taskcommand import chosen_options, option_parameter
 
 Data = Annotated[Path, typer.Argument(help="Labelled data: .jsonl, .csv, .tsv or .parquet with named columns.")]
 Limit = Annotated[int | None, typer.Option("--limit", help="Use only the first N examples (lm: lines).")]
@@ -64,8 +64,7 @@ def _task_command(task):
     params += [option_parameter(o, f"option_{o.name}") for o in options]
 
     def command(given: dict) -> None:
-        chosen = {o.name: text_or_file(given[f"option_{o.name}"], o) for o in options
-                  if given[f"option_{o.name}"] is not None}  # fmt: skip
+        chosen = chosen_options(options, given)
         if "reliability" in {o.name for o in options} and chosen.get("reliability") is None:
             out = given["output"]
             chosen["reliability"] = out.with_suffix(".png") if out else Path(f"{task.eval.name}-reliability.png")

@@ -173,6 +173,14 @@ def _run_on_ray(task: Task, pool, given: dict, shared: dict, options: dict, layo
     _summary(task, given, options, summary, pool.model_key(), layout)
 
 
+def chosen_options(options, given: dict) -> dict:
+    """The options given to a command whose parameters are ``option_NAME`` (eval, calibrate, tune): a file option's
+    value read as the task's own command reads it (extract's --schema FILE)."""
+    return {
+        o.name: text_or_file(given[f"option_{o.name}"], o) for o in options if given[f"option_{o.name}"] is not None
+    }
+
+
 def text_or_file(value, field: Input | Option):
     """A later input given once, or an option: its text, or for a file input (option) a UTF-8 file's contents or
     stdin ('-')."""

@@ -13,7 +13,7 @@ from ..errors import NlpsuiteError
 from ..plugins import registry
 from . import options as opt
 from .progress import training_reporter
-from .taskcommand import option_parameter
+from .taskcommand import chosen_options, option_parameter
 
 Data = Annotated[Path, typer.Argument(help="Records in the task's batch format (.jsonl, .csv, .tsv, .parquet), each "
                                            "with the gold output field.")]  # fmt: skip
@@ -65,7 +65,7 @@ def _command(task):
         from ..modelstore.resolve import resolve
         from ..train.tune import TuneConfig, tune, tuned_name
 
-        chosen = {o.name: given[f"option_{o.name}"] for o in options if given[f"option_{o.name}"] is not None}
+        chosen = chosen_options(options, given)
         checked = task.check_options(chosen, {}, batch=True)
         cfg = TuneConfig(given["epochs"], given["lr"], given["rank"], given["alpha"], given["batch_size"],
                          given["holdout"], given["seed"], given["limit"], given["save_every"])  # fmt: skip
