@@ -62,6 +62,8 @@ CLASSIFY_QUESTION = "Classify the text as one of: {labels}. Reply with the label
 # The temperature of the sum, fitted (NLL) on those three development sets together: ECE 0.11, 0.17 and 0.13
 # at T = 1 became 0.075, 0.125 and 0.17.
 CLASSIFY_TEMPERATURE = 1.6
+# How classify's label scores are made (Task.scoring): a calibration fitted on scores made otherwise is refused.
+CLASSIFY_SCORING = "channel/0.4 + reply (2026-12-06)"
 MAX_TEXT_TOKENS = 2048  # label tasks read this much of a text; longer texts are refused, not cut
 
 
@@ -229,6 +231,13 @@ def calibration_for(suite, task: str, labels: list[str], head: str | None) -> Ca
 
     fitted = calibration.load(suite.source.key, suite.precision, calibration.task_key(task, labels, head))
     if fitted is not None:
+        scoring = CLASSIFY_SCORING if task == "classify" and not head else ""
+        if fitted.info.get("scoring", "") != scoring:
+            name = "classification" if task == "classify" else task
+            raise NlpsuiteError(
+                f"the saved calibration of {task} for these labels was fitted on scores made another way: fit it "
+                f"again with 'nlpsuite calibrate {name} DATA' (or remove it with --reset)"
+            )
         return fitted.for_labels(labels)
     if task == "sentiment":
         return Calibration(labels, SENTIMENT_TEMPERATURE)
@@ -332,6 +341,7 @@ def register_tasks(register):
                 options=LABEL_EVAL,
             ),
             scores=lambda suite, texts, labels=None, head=None: label_scores(suite, "classify", texts, labels, head),
+            scoring=CLASSIFY_SCORING,
             batch_size=16,
             tune=Tune(
                 "label",

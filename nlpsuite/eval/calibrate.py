@@ -113,6 +113,8 @@ def calibrate(
     fitted.info.update(
         n_fit=len(fit_part), n_heldout=len(held), seed=seed, holdout=holdout, before=before, after=after, data=str(data)
     )
+    if task.scoring and not head:  # which scores it was fitted on: the task refuses it once they are made otherwise
+        fitted.info["scoring"] = task.scoring
     key = calibration.task_key(task.name, names, head)  # what the task looks up: its labels, or its probe head
     saved = calibration.save(suite.source.key, suite.backbone.precision, key, fitted)
     return {

@@ -95,6 +95,7 @@ class Task:
     # Label tasks: scores(suite, texts, labels=None, head=None) -> (label names, scores [n, labels]) before
     # temperature scaling, with any contextual-calibration correction already applied: what calibrate fits.
     scores: Callable[..., Any] | None = None
+    scoring: str = ""  # label tasks: names how ``scores`` are made; a calibration fitted on other scores is refused
     confidence: Confidence | None = None  # other tasks: how their score is calibrated
     tune: Tune | None = None  # how `nlpsuite tune` trains the model on the task's examples
     stream: bool = False  # run() takes on_text(row, delta) and streams its text

@@ -109,6 +109,24 @@ def test_sentiment_shape_and_saved_calibration_is_used(suite, isolated_home):
     assert all(p == pytest.approx(1 / 3, abs=0.01) for p in after["scores"].values())
 
 
+def test_a_classify_calibration_fitted_on_the_old_scores_is_refused_in_one_line(suite, isolated_home):
+    """classify's scores changed on 2026-12-06 (two readings of each label): a calibration saved before was fitted on
+    the old scores and would mis-scale the new ones, so it is refused, saying how to fit it again."""
+    from nlpsuite_plugins.classify import CLASSIFY_SCORING
+
+    from nlpsuite.eval import calibration
+
+    labels = ["sports", "weather"]
+    key = calibration.task_key("classify", labels)
+    old = calibration.Calibration(labels, 0.5, None, {"n_fit": 40})  # as calibrate saved it before
+    calibration.save(suite.source.key, suite.precision, key, old)
+    with pytest.raises(NlpsuiteError, match="fitted on scores made another way.*nlpsuite calibrate classification"):
+        suite.classify("rain all day", labels=labels)
+    now = calibration.Calibration(labels, 0.5, None, {"n_fit": 40, "scoring": CLASSIFY_SCORING})
+    calibration.save(suite.source.key, suite.precision, key, now)
+    assert suite.classify("rain all day", labels=labels)["label"] in labels
+
+
 @pytest.mark.parametrize("labels", [["only"], ["a", "a"], ["a", " "], []])
 def test_bad_label_sets(suite, labels):
     with pytest.raises(NlpsuiteError):
