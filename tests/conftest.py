@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+
+# A runner started in the background (`nohup ... &` from a script) hands pytest SIGINT ignored, and every child
+# inherits that: the Ctrl-C tests would send SIGINT to processes that cannot hear it. Ctrl-C means here what it
+# means at a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: it reads this once
 
