@@ -16,7 +16,6 @@ PROMPT = (
     "Extract information from the text below as one JSON object with these fields:\n{fields}\n"
     "Copy values from the text as written; use null for a field the text does not give.\n\nText:\n{text}"
 )
-FLOOR = -50.0  # the signal of a log-probability there is none of
 # Each field's signals: the model's mean log-probability per token of the value it wrote (its own distribution,
 # before the schema's mask), that of the value's first token (where it chose between null, a value and which),
 # whether it wrote null, whether the value stands in the text as written (case aside), and the share of the text
@@ -97,10 +96,10 @@ def field_signals(suite, completion, data, text: str, names: list[str]) -> list[
     """One row of SIGNALS per field of ``names`` (or, with none, one for the whole object) of a finished object."""
     decode = suite.tokenizer.decode
     ids = completion.token_ids
-    written = decode(ids)
-    ends = [len(decode(ids[: k + 1])) for k in range(len(ids))]  # where each token's text ends in ``written``
+    said_text = decode(ids)
+    ends = [len(decode(ids[: k + 1])) for k in range(len(ids))]  # where each token's text ends in ``said_text``
     logps = [lp for _, lp, _ in completion.logprobs]
-    spans = members(written) if names else {}
+    spans = members(said_text) if names else {}
 
     def row(start: int, end: int, value) -> list[float]:
         if value is not None and isinstance(value, str) and end - start >= 2:
@@ -115,22 +114,26 @@ def field_signals(suite, completion, data, text: str, names: list[str]) -> list[
         ]
 
     if not names:
-        return [row(0, len(written), data)]
+        return [row(0, len(said_text), data)]
     return [row(*spans[name], data.get(name)) if name in spans else [0.0, 0.0, 1.0, 0.0, 0.0] for name in names]
 
 
 def members(text: str) -> dict[str, tuple[int, int]]:
-    """Where each top-level member's value stands in the text of a JSON object: name -> (start, end)."""
+    """Where each top-level member's value stands in the text of a JSON object: name -> (start, end); the members
+    before any point where the text stops being JSON (then the fields after it read as left out)."""
     decoder = json.JSONDecoder()
     spans: dict[str, tuple[int, int]] = {}
     i = _blank(text, 0) + 1  # past "{"
-    while (i := _blank(text, i)) < len(text) and text[i] == '"':
-        name, i = json.decoder.scanstring(text, i + 1)
-        i = _blank(text, _blank(text, i) + 1)  # past ":"
-        _, end = decoder.raw_decode(text, i)
-        spans[name] = (i, end)
-        i = _blank(text, end)
-        i += text[i : i + 1] == ","
+    try:
+        while (i := _blank(text, i)) < len(text) and text[i] == '"':
+            name, i = json.decoder.scanstring(text, i + 1)
+            i = _blank(text, _blank(text, i) + 1)  # past ":"
+            _, end = decoder.raw_decode(text, i)
+            spans[name] = (i, end)
+            i = _blank(text, end)
+            i += text[i : i + 1] == ","
+    except ValueError:
+        pass
     return spans
 
 

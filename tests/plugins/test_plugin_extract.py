@@ -138,6 +138,7 @@ def test_members_find_each_top_level_value_as_written():
     text = '{"name": "Ana \\"A\\" Li", "age":34 ,"pet": null, "tags": ["a", {"b": 1}], "x": {"y": "}"}}'
     got = {name: text[a:b] for name, (a, b) in members(text).items()}
     assert got == {"name": '"Ana \\"A\\" Li"', "age": "34", "pet": "null", "tags": '["a", {"b": 1}]', "x": '{"y": "}"}'}
+    assert members('{"a": 1, "b": [2,') == {"a": (6, 7)}  # no longer JSON: the members before it
 
 
 def test_a_value_is_in_the_text_as_written_case_aside():
