@@ -208,11 +208,11 @@ def scored(suite, task: str, recipe, inputs: list[dict], options: dict) -> list[
     if not measured:
         return []
     model = model_for(suite, task, recipe, options)
-    if recipe.per:  # each part its own (chosen outcome, score)
-        return [
-            recipe.finish(m["result"], [choose(recipe, p) for p in model.probabilities(m["signals"])] if m["signals"]
-                          else [])
-            for m in measured
-        ]  # fmt: skip
+    if recipe.per:  # each part its own (chosen outcome, score); a result may have none (a cut object)
+        done = []
+        for m in measured:
+            probs = model.probabilities(m["signals"]) if m["signals"] else []
+            done.append(recipe.finish(m["result"], [choose(recipe, p) for p in probs]))
+        return done
     probs = model.probabilities([m["signals"] for m in measured])
     return [recipe.finish(m["result"], *choose(recipe, p)) for m, p in zip(measured, probs, strict=True)]
