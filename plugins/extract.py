@@ -8,6 +8,7 @@ import json
 
 from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.eval.signals import field_signals
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.outputs import output_grammar, output_options
 from nlpsuite.tasks import Confidence, Eval, Input, Option, Task, Tune
@@ -87,68 +88,9 @@ def measure(suite, inputs, schema, max_tokens=512):
             "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens},
             "scores": dict.fromkeys(names),  # filled by finish(), in this order
         }
-        signals = [] if data is None else field_signals(suite, c, data, text, names)
+        signals = [] if data is None else field_signals(suite.tokenizer.decode, c, data, text, names)
         measured.append({"result": result, "signals": signals})
     return measured
-
-
-def field_signals(suite, completion, data, text: str, names: list[str]) -> list[list[float]]:
-    """One row of SIGNALS per field of ``names`` (or, with none, one for the whole object) of a finished object."""
-    decode = suite.tokenizer.decode
-    ids = completion.token_ids
-    said_text = decode(ids)
-    ends = [len(decode(ids[: k + 1])) for k in range(len(ids))]  # where each token's text ends in ``said_text``
-    logps = [lp for _, lp, _ in completion.logprobs]
-    spans = members(said_text) if names else {}
-
-    def row(start: int, end: int, value) -> list[float]:
-        if value is not None and isinstance(value, str) and end - start >= 2:
-            start, end = start + 1, end - 1  # a string's characters, not its quotes
-        said = [lp for k, lp in enumerate(logps) if start < ends[k] and (ends[k - 1] if k else 0) < end]
-        return [
-            sum(said) / len(said) if said else 0.0,
-            said[0] if said else 0.0,
-            float(value is None),
-            float(in_text(value, text)),
-            min(len(value) / len(text), 1.0) if isinstance(value, str) else 0.0,
-        ]
-
-    if not names:
-        return [row(0, len(said_text), data)]
-    return [row(*spans[name], data.get(name)) if name in spans else [0.0, 0.0, 1.0, 0.0, 0.0] for name in names]
-
-
-def members(text: str) -> dict[str, tuple[int, int]]:
-    """Where each top-level member's value stands in the text of a JSON object: name -> (start, end); the members
-    before any point where the text stops being JSON (then the fields after it read as left out)."""
-    decoder = json.JSONDecoder()
-    spans: dict[str, tuple[int, int]] = {}
-    i = _blank(text, 0) + 1  # past "{"
-    try:
-        while (i := _blank(text, i)) < len(text) and text[i] == '"':
-            name, i = json.decoder.scanstring(text, i + 1)
-            i = _blank(text, _blank(text, i) + 1)  # past ":"
-            _, end = decoder.raw_decode(text, i)
-            spans[name] = (i, end)
-            i = _blank(text, end)
-            i += text[i : i + 1] == ","
-    except ValueError:
-        pass
-    return spans
-
-
-def _blank(text: str, i: int) -> int:
-    while i < len(text) and text[i] in " \t\r\n":
-        i += 1
-    return i
-
-
-def in_text(value, text: str) -> bool:
-    """Whether a value stands in the text as written, case aside (a number as it is or without ".0")."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return False
-    forms = {str(value)} if isinstance(value, str) else {json.dumps(value), f"{value:g}"}
-    return any(f.strip() and f.strip().casefold() in text.casefold() for f in forms)
 
 
 def outcome(result: dict, gold: dict, options: dict) -> list[int]:

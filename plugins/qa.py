@@ -15,6 +15,7 @@ import re
 
 from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError
+from nlpsuite.eval.signals import FLOOR  # no span, or the model said "unknown" itself
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import answers_column
 from nlpsuite.tasks import Confidence, Eval, Input, Option, Task, Tune
@@ -33,7 +34,6 @@ GENERATIVE_INDEX_PROMPT = (
 )
 NO_ANSWER = "unknown"  # the null reply both prompts offer
 PASSAGES = 3  # retrieved passages an answer may draw on
-FLOOR = -50.0  # the signal of a log-probability there is none of (no span, or the model said "unknown" itself)
 # Words every question has, whatever it asks about: left out when measuring how much of a question the text covers.
 QUESTION_WORDS = frozenset(
     [

@@ -123,7 +123,7 @@ class Summarizer:
 
 
 def measure(suite, inputs, max_words: int | None = None):
-    from nlpsuite_plugins.translate import sequence_signals
+    from nlpsuite.eval.signals import sequence_signals
 
     summarizer = suite.shared("summarizer", lambda: Summarizer(suite))
     texts = [i["text"] for i in inputs]

@@ -10,6 +10,7 @@ import re
 
 from nlpsuite import languages
 from nlpsuite.errors import NlpsuiteError, did_you_mean
+from nlpsuite.eval.signals import sequence_signals
 from nlpsuite.hookspecs import hookimpl
 from nlpsuite.records import reference_field
 from nlpsuite.runtime.sampling import SamplingParams
@@ -20,7 +21,6 @@ LANGUAGES = languages.NAMES  # what --to and --from accept: the names detection 
 DENSE_SCRIPTS = {"Arabic", "Bulgarian", "Chinese", "Greek", "Hebrew", "Hindi", "Japanese", "Korean", "Persian",
                  "Russian", "Serbian", "Thai", "Ukrainian"}  # fmt: skip
 PROMPT = "Translate the following {source}text into {target}. Reply with the translation only.\n\n{text}"
-FLOOR = -50.0  # the signal of a log-probability there is none of (an empty translation)
 # A translation counts as right at a sentence chrF of 50 or more against a reference (docs/confidence.md): most of
 # the reference's character n-grams are there, which on the development pairs meant a usable translation.
 GOOD_CHRF = 50.0
@@ -126,20 +126,6 @@ def measure(suite, inputs, to: str, source: str | None = None):
         {"result": {"translation": t, "to": to, "from": s, "sentences": n}, "signals": sequence_signals(text, t, parts)}
         for text, t, s, n, parts in zip(texts, done, sources, counts, said, strict=True)
     ]
-
-
-def sequence_signals(source: str, output: str, parts: list[tuple[float, int]]) -> list[float]:
-    """The signals of a generated text made of ``parts`` ((log-probability, tokens) of each generated piece): its
-    mean log-probability per token, that of its least likely piece, log(tokens), and log of its length against
-    the input's (a translation far shorter or longer than its source is seldom right)."""
-    import math
-
-    tokens = sum(n for _, n in parts)
-    if not tokens:
-        return [FLOOR, FLOOR, 0.0, math.log(1 / (len(source) + 1))]
-    mean = sum(lp for lp, _ in parts) / tokens
-    worst = min(lp / n for lp, n in parts if n)
-    return [mean, worst, math.log(tokens), math.log((len(output) + 1) / (len(source) + 1))]
 
 
 def finish(result: dict, chosen: int, score: float) -> dict:

@@ -19,10 +19,10 @@ import numpy as np
 
 from ..errors import NlpsuiteError
 from ..numeric import log_softmax, softmax
-from . import calibration
+from . import calibration, signals
 
 MAX_WEIGHT = 1e4  # signals are log-probabilities and shares: a fit gives weights of tens, not thousands
-SIGNAL_FLOOR = -50.0  # a log-probability below this (or a missing one, -inf) counts as this
+SIGNAL_FLOOR = signals.FLOOR  # a log-probability below this (or a missing one, -inf) counts as this
 
 
 @dataclass

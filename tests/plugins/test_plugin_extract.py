@@ -133,7 +133,7 @@ def test_eval_scores_exact_match_per_field_and_object(cli, model_args, schema_fi
 
 
 def test_members_find_each_top_level_value_as_written():
-    from nlpsuite_plugins.extract import members
+    from nlpsuite.eval.signals import members
 
     text = '{"name": "Ana \\"A\\" Li", "age":34 ,"pet": null, "tags": ["a", {"b": 1}], "x": {"y": "}"}}'
     got = {name: text[a:b] for name, (a, b) in members(text).items()}
@@ -142,7 +142,7 @@ def test_members_find_each_top_level_value_as_written():
 
 
 def test_a_value_is_in_the_text_as_written_case_aside():
-    from nlpsuite_plugins.extract import in_text
+    from nlpsuite.eval.signals import in_text
 
     assert in_text("nurse", "A Nurse in Seville") and in_text("東京", "東京の田中さん")
     assert in_text(34, "aged 34") and in_text(20.0, "costs 20 euros") and not in_text(35, "aged 34")
@@ -152,8 +152,7 @@ def test_a_value_is_in_the_text_as_written_case_aside():
 def test_field_signals_read_the_logprobs_of_each_values_own_tokens(suite):
     """A scripted completion whose tokens are known piece by piece: each field's signals are the mean and first
     log-probability of exactly the tokens of its value (a string's characters, not its quotes)."""
-    from nlpsuite_plugins.extract import field_signals
-
+    from nlpsuite.eval.signals import field_signals
     from nlpsuite.runtime.sequence import Completion
 
     encode = lambda s: suite.tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
@@ -169,7 +168,7 @@ def test_field_signals_read_the_logprobs_of_each_values_own_tokens(suite):
     logprobs = [(t, -0.1 * (k + 1), []) for k, t in enumerate(ids)]
     done = Completion(text, ids, 5, "stop", logprobs=logprobs)
     data = {"name": "Ana", "age": 34, "pet": None}
-    rows = field_signals(suite, done, data, "Ana is 34.", ["name", "age", "pet", "absent"])
+    rows = field_signals(suite.tokenizer.decode, done, data, "Ana is 34.", ["name", "age", "pet", "absent"])
     for (name, value), row in zip(data.items(), rows, strict=False):
         own = [lp for (_, lp, _), field in zip(logprobs, owner, strict=True) if field == name]
         share = len(value) / len("Ana is 34.") if isinstance(value, str) else 0.0
